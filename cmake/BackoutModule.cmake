@@ -1,0 +1,68 @@
+# Module table: which project modules each module may link. The build refuses any other edge, so
+# the layering of the design stays true in the code. External libraries are listed per module too.
+set(BACKOUT_MODULES core ledger store http providers signals checks evidence app server cli)
+
+set(BACKOUT_ALLOWED_core "")
+set(BACKOUT_ALLOWED_ledger core)
+set(BACKOUT_ALLOWED_store core ledger)
+set(BACKOUT_ALLOWED_http "")
+set(BACKOUT_ALLOWED_providers core http)
+set(BACKOUT_ALLOWED_signals core http)
+set(BACKOUT_ALLOWED_checks core http providers)
+set(BACKOUT_ALLOWED_evidence core ledger store)
+set(BACKOUT_ALLOWED_app core ledger store http providers signals checks evidence)
+set(BACKOUT_ALLOWED_server app core ledger store http providers signals checks evidence)
+set(BACKOUT_ALLOWED_cli http ledger store evidence core)
+
+# External libraries each module may link. `core` gets std, fmt and nlohmann-json only.
+set(BACKOUT_EXTERNAL_core fmt::fmt nlohmann_json::nlohmann_json)
+set(BACKOUT_EXTERNAL_ledger OpenSSL::Crypto)
+set(BACKOUT_EXTERNAL_store SQLite::SQLite3 PostgreSQL::PostgreSQL spdlog::spdlog Threads::Threads)
+set(BACKOUT_EXTERNAL_http CURL::libcurl OpenSSL::Crypto spdlog::spdlog fmt::fmt
+    nlohmann_json::nlohmann_json)
+set(BACKOUT_EXTERNAL_providers spdlog::spdlog Threads::Threads)
+set(BACKOUT_EXTERNAL_signals spdlog::spdlog)
+set(BACKOUT_EXTERNAL_checks spdlog::spdlog)
+set(BACKOUT_EXTERNAL_evidence LibArchive::LibArchive spdlog::spdlog)
+set(BACKOUT_EXTERNAL_app yaml-cpp spdlog::spdlog OpenSSL::Crypto Threads::Threads)
+set(BACKOUT_EXTERNAL_server PkgConfig::HTTPLIB spdlog::spdlog Threads::Threads)
+set(BACKOUT_EXTERNAL_cli CLI11::CLI11 spdlog::spdlog yaml-cpp)
+
+# backout_module(NAME SOURCES files... DEPS modules... [LIBS extra external targets])
+# Builds library backout_NAME. Fails configuration when DEPS names a module the table forbids.
+function(backout_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LIBS" ${ARGN})
+  foreach(dep IN LISTS ARG_DEPS)
+    if(NOT dep IN_LIST BACKOUT_ALLOWED_${name})
+      message(FATAL_ERROR "module '${name}' may not depend on '${dep}': the module table in "
+                          "cmake/BackoutModule.cmake allows only [${BACKOUT_ALLOWED_${name}}]")
+    endif()
+  endforeach()
+  foreach(lib IN LISTS ARG_LIBS)
+    if(NOT lib IN_LIST BACKOUT_EXTERNAL_${name})
+      message(FATAL_ERROR "module '${name}' may not link '${lib}': add it to BACKOUT_EXTERNAL_${name} "
+                          "in cmake/BackoutModule.cmake if the design allows it")
+    endif()
+  endforeach()
+  add_library(backout_${name} STATIC ${ARG_SOURCES})
+  target_include_directories(backout_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  set(dep_targets "")
+  foreach(dep IN LISTS ARG_DEPS)
+    list(APPEND dep_targets backout_${dep})
+  endforeach()
+  target_link_libraries(backout_${name} PUBLIC ${dep_targets} ${ARG_LIBS})
+  target_precompile_headers(backout_${name} PRIVATE <nlohmann/json.hpp> <fmt/format.h>
+                            <string> <vector> <expected>)
+endfunction()
+
+# backout_module_test(NAME SOURCES files... [LIBS targets]) builds NAME_test, linked with the
+# module under test, and registers its cases with CTest when the tests run.
+function(backout_module_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name}_test ${ARG_SOURCES})
+  target_link_libraries(${name}_test PRIVATE backout_${name} backout_test_support ${ARG_LIBS} GTest::gtest
+                        GTest::gmock GTest::gtest_main)
+  target_precompile_headers(${name}_test PRIVATE <gtest/gtest.h> <nlohmann/json.hpp>)
+  gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST
+                       PROPERTIES LABELS ${name} ENVIRONMENT "BACKOUT_TEST_TMPDIR=${CMAKE_BINARY_DIR}/tmp")
+endfunction()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test of an existing build with CTest and prints how many ran against PostgreSQL.
+set -euo pipefail
+build_dir=${1:-build}
+cd "$(dirname "$0")/.."
+bash scripts/format-check.sh
+mkdir -p "$build_dir/tmp"
+status=0
+(cd "$build_dir" && ctest --output-on-failure --timeout 600 -j2) || status=$?
+pg_count=$(cd "$build_dir" && ctest -N -L postgresql | sed -n 's/^Total Tests: //p')
+echo "tests against PostgreSQL: ${pg_count:-0}"
+exit $status
