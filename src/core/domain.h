@@ -366,7 +366,7 @@ struct Incident {
   std::string closed_by;
   std::optional<Time> closed_at;
 
-  // The latest go or no-go made before execution (not a retroactive approval), if any.
+  // Returns the latest go or no-go that is not a retroactive approval, or nullptr.
   const Decision* LatestDecision() const;
   const Rollback* LatestRollback() const;
   const Validation* LatestValidation() const;
