@@ -35,7 +35,7 @@ constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_rol
                                             "executor_roles", "break_glass_approval_window",
                                             "closure"};
 constexpr std::string_view kClosureKeys[] = {"root_cause", "recovered_or_no_go", "review",
-                                             "action_items"};
+                                             "action_items", "retroactive_approval"};
 constexpr std::string_view kUserKeys[] = {"name", "roles", "services"};
 constexpr std::string_view kServiceKeys[] = {
     "name", "environment", "owner", "tier", "customer_facing", "depends_on", "provider", "checks"};
@@ -130,7 +130,8 @@ std::optional<ClosureRequirements> ParseClosure(ParseContext& context, const Yam
   if (!ReadOptionalBool(reader, *fields, "root_cause", closure.root_cause) ||
       !ReadOptionalBool(reader, *fields, "recovered_or_no_go", closure.recovered_or_no_go) ||
       !ReadOptionalBool(reader, *fields, "review", closure.review) ||
-      !ReadOptionalBool(reader, *fields, "action_items", closure.action_items)) {
+      !ReadOptionalBool(reader, *fields, "action_items", closure.action_items) ||
+      !ReadOptionalBool(reader, *fields, "retroactive_approval", closure.retroactive_approval)) {
     return std::nullopt;
   }
   return closure;
@@ -158,7 +159,14 @@ std::optional<PolicyConfig> ParsePolicy(ParseContext& context, const YamlValue& 
   if (const YamlValue* window = fields->Find("break_glass_approval_window")) {
     auto duration = reader.Duration(*window);
     if (!duration) return std::nullopt;
-    policy.break_glass_approval_window = *duration;
+    // The policy counts the window in hours, so a remainder would be dropped without notice.
+    if (*duration % std::chrono::hours(1) != core::Duration::zero()) {
+      reader.Fail(*window,
+                  fmt::format("invalid window '{}': use a whole number of hours, such as 24h",
+                              window->node.Scalar()));
+      return std::nullopt;
+    }
+    policy.break_glass_approval_window = std::chrono::duration_cast<std::chrono::hours>(*duration);
   }
   if (const YamlValue* closure = fields->Find("closure")) {
     auto requirements = ParseClosure(context, *closure);

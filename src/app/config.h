@@ -45,6 +45,8 @@ struct ClosureRequirements {
   bool review = true;
   // At least one action item with owner and due date, or an explicit "no action" with a reason.
   bool action_items = true;
+  // Every break-glass rollback approved afterwards by an engineering lead other than its executor.
+  bool retroactive_approval = true;
 };
 
 // The `policy` block, with the defaults that apply to each absent key.
@@ -55,8 +57,9 @@ struct PolicyConfig {
   std::vector<std::string> decider_roles = {"engineering-lead"};
   // Roles whose holders execute rollbacks on the services they are granted.
   std::vector<std::string> executor_roles = {"devops-engineer"};
-  // Time an engineering lead other than the executor has to approve a break-glass rollback.
-  core::Duration break_glass_approval_window = std::chrono::hours(24);
+  // Time an engineering lead other than the executor has to approve a break-glass rollback,
+  // written in the file as a duration that is a whole number of hours, such as 24h or 1440m.
+  std::chrono::hours break_glass_approval_window{24};
   ClosureRequirements closure;
 };
 

@@ -45,8 +45,13 @@ policy:
   separation_of_duties: false
   decider_roles: [engineering-lead, admin]
   executor_roles: [devops-engineer]
-  break_glass_approval_window: 12h
-  closure: {root_cause: true, recovered_or_no_go: false, review: true, action_items: false}
+  break_glass_approval_window: 720m
+  closure:
+    root_cause: true
+    recovered_or_no_go: false
+    review: true
+    action_items: false
+    retroactive_approval: false
 users:
   - {name: lead-1, roles: [engineering-lead]}
   - {name: sre-1, roles: [devops-engineer], services: [checkout]}
@@ -127,6 +132,7 @@ TEST(ConfigTest, MinimalConfigGetsDefaultPolicy) {
   EXPECT_TRUE(policy.closure.recovered_or_no_go);
   EXPECT_TRUE(policy.closure.review);
   EXPECT_TRUE(policy.closure.action_items);
+  EXPECT_TRUE(policy.closure.retroactive_approval);
 }
 
 TEST(ConfigTest, FullConfigLoads) {
@@ -155,6 +161,7 @@ TEST(ConfigTest, FullConfigLoads) {
   EXPECT_FALSE(policy.closure.recovered_or_no_go);
   EXPECT_TRUE(policy.closure.review);
   EXPECT_FALSE(policy.closure.action_items);
+  EXPECT_FALSE(policy.closure.retroactive_approval);
 }
 
 TEST(ConfigTest, FullConfigServiceFields) {
@@ -337,7 +344,7 @@ const BadConfig kBadConfigs[] = {
     postmortem: true
 )",
      "backout.yaml:4: policy.closure.postmortem: unknown key, expected one of: root_cause, "
-     "recovered_or_no_go, review, action_items"},
+     "recovered_or_no_go, review, action_items, retroactive_approval"},
     {"DuplicateKey", "listen: 127.0.0.1:8470\nlisten: 127.0.0.1:8471\n",
      "backout.yaml:2: listen: duplicate key (first given at line 1)"},
     {"InlineMetricsToken", "metrics:\n  token: hunter2\n",
@@ -417,6 +424,9 @@ users:
 )",
      "backout.yaml:6: services[0].provider.timeout: invalid duration '5x': unknown unit 'x', use "
      "ms, s, m or h"},
+    {"PartialHourWindow", "policy:\n  break_glass_approval_window: 90m\n",
+     "backout.yaml:2: policy.break_glass_approval_window: invalid window '90m': use a whole number "
+     "of hours, such as 24h"},
     {"ZeroBreakGlassWindow", "policy:\n  break_glass_approval_window: 0h\n",
      "backout.yaml:2: policy.break_glass_approval_window: invalid duration '0h': must be longer "
      "than zero"},
