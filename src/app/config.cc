@@ -159,7 +159,7 @@ std::optional<PolicyConfig> ParsePolicy(ParseContext& context, const YamlValue& 
   if (const YamlValue* window = fields->Find("break_glass_approval_window")) {
     auto duration = reader.Duration(*window);
     if (!duration) return std::nullopt;
-    // The policy counts the window in hours, so a remainder would be dropped without notice.
+    // PolicyConfig keeps the window in whole hours, so a remainder would be lost without notice.
     if (*duration % std::chrono::hours(1) != core::Duration::zero()) {
       reader.Fail(*window,
                   fmt::format("invalid window '{}': use a whole number of hours, such as 24h",
