@@ -77,8 +77,10 @@ struct UserConfig {
 // SecretRef::ToString, with file paths made absolute.
 //
 // Kind `command` (an approved runbook): run [required list: absolute executable path, then
-// arguments], status and history [optional lists, same form], timeout [optional duration],
-// env [optional mapping of variable name to secret reference].
+// arguments]; status, history and readiness [optional lists, same form]; timeout, check_timeout
+// and kill_grace [optional durations]; working_dir and output_dir [optional absolute folders];
+// env [optional mapping of variable name to secret reference, no name starting with BACKOUT_].
+// The providers module gives the defaults.
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();
@@ -86,8 +88,7 @@ struct ProviderConfig {
 
 // One validation check of a service, with the same split as ProviderConfig.
 //
-// Kind `command`: run [required, as for the command provider], timeout [optional duration],
-// env [optional mapping of variable name to secret reference].
+// Kind `command`: run, timeout and env, as for the command provider.
 struct CheckConfig {
   std::string name;
   std::string kind;

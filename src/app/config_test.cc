@@ -67,7 +67,12 @@ services:
       run: [/opt/runbooks/rollback-checkout, --fast]
       status: [/opt/runbooks/checkout-version]
       history: [/opt/runbooks/checkout-history]
+      readiness: [/opt/runbooks/checkout-ready, --wait]
       timeout: 300s
+      check_timeout: 20s
+      kill_grace: 5s
+      working_dir: /opt/runbooks
+      output_dir: /var/lib/backout/output
       env: {API_TOKEN: env:CHECKOUT_TOKEN, SIGNING_KEY: file:keys/signing.pem}
     checks:
       - {name: smoke, kind: command, run: [/opt/checks/smoke], timeout: 30s}
@@ -178,7 +183,12 @@ TEST(ConfigTest, FullConfigServiceFields) {
             json::parse(R"({"run": ["/opt/runbooks/rollback-checkout", "--fast"],
                             "status": ["/opt/runbooks/checkout-version"],
                             "history": ["/opt/runbooks/checkout-history"],
+                            "readiness": ["/opt/runbooks/checkout-ready", "--wait"],
                             "timeout": "300s",
+                            "check_timeout": "20s",
+                            "kill_grace": "5s",
+                            "working_dir": "/opt/runbooks",
+                            "output_dir": "/var/lib/backout/output",
                             "env": {"API_TOKEN": "env:CHECKOUT_TOKEN",
                                     "SIGNING_KEY": "file:/etc/backout/keys/signing.pem"}})"));
 
@@ -337,7 +347,16 @@ const BadConfig kBadConfigs[] = {
     provider: {kind: command, run: [/opt/rollback], retries: 3}
 )",
      "backout.yaml:3: services[0].provider.retries: unknown key, expected one of: kind, run, "
-     "status, history, timeout, env"},
+     "status, history, readiness, timeout, check_timeout, kill_grace, working_dir, output_dir, "
+     "env"},
+    {"UnknownCheckKey", R"(services:
+  - name: checkout
+    provider: {kind: command, run: [/opt/a]}
+    checks:
+      - {name: smoke, kind: command, run: [/opt/smoke], status: [/opt/x]}
+)",
+     "backout.yaml:5: services[0].checks[0].status: unknown key, expected one of: name, kind, "
+     "run, timeout, env"},
     {"UnknownClosureKey", R"(policy:
   closure:
     root_cause: true
@@ -551,6 +570,22 @@ users:
 )",
      "backout.yaml:6: services[0].provider.env.API-TOKEN: invalid environment variable name: use "
      "letters, digits and '_', not starting with a digit"},
+    {"ReservedVariablePrefix", R"(services:
+  - name: checkout
+    provider:
+      kind: command
+      run: [/opt/a]
+      env:
+        BACKOUT_TARGET_VERSION: env:TARGET
+)",
+     "backout.yaml:7: services[0].provider.env.BACKOUT_TARGET_VERSION: the prefix BACKOUT_ is "
+     "reserved for the inputs Backout passes to commands: rename the variable"},
+    {"RelativeWorkingDir", R"(services:
+  - name: checkout
+    provider: {kind: command, run: [/opt/a], working_dir: work}
+)",
+     "backout.yaml:3: services[0].provider.working_dir: 'work' is not an absolute path: give the "
+     "folder's full path, such as /var/lib/backout/work"},
     {"TlsWithoutKey", "tls: {certificate: file:/c.pem}\n",
      "backout.yaml:1: tls.private_key: missing required field"},
     {"TopLevelList", "- listen\n- services\n", "backout.yaml:1: expected a mapping, got a list"},
