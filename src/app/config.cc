@@ -196,8 +196,8 @@ std::optional<std::vector<CheckConfig>> ParseChecks(ParseContext& context, const
   return checks;
 }
 
-// Reads one service. Its depends_on items are checked later, once every service is known; their
-// source lines go to `dependencies`.
+// Reads one service. Its depends_on items are checked later, once every service is known, so
+// their source lines go to `dependencies`.
 std::optional<ServiceConfig> ParseService(ParseContext& context, const YamlValue& value,
                                           std::map<std::string, int, std::less<>>& first_lines,
                                           DependencySource& dependencies) {
