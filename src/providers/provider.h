@@ -36,7 +36,7 @@ namespace backout::providers {
 // Providers keep them in memory only and never write them out.
 using SecretValues = std::map<std::string, std::string, std::less<>>;
 
-// How a rollback ended, as recorded on the rollback and mapped to the incident's next state.
+// Final state of a rollback, as recorded on the rollback and mapped to the incident's next state.
 enum class RollbackOutcome {
   kRolledBack,            // the tool did it and reads back the target
   kSkippedNoop,           // the target was already live
@@ -53,8 +53,8 @@ enum class RollbackOutcome {
 std::string_view RollbackOutcomeName(RollbackOutcome outcome);
 core::Result<RollbackOutcome> ParseRollbackOutcome(std::string_view name);
 
-// What a provider can do. A provider without history says so here, and reconciliation then
-// marks the service as not reconcilable instead of calling History.
+// Operations a provider supports. A provider without history reports that here, and
+// reconciliation then marks the service as not reconcilable instead of calling History.
 struct ProviderCapabilities {
   bool live_state = false;  // LiveState and ReadBack can read the running version
   bool history = false;     // History returns the tool's own record
@@ -84,7 +84,7 @@ struct HistoryEntry {
 struct Precondition {
   std::string name;
   bool ok = false;
-  std::string message;  // why it holds or does not, written for the person deciding
+  std::string message;  // why the condition is met or not, written for the person deciding
 };
 
 // The exact action a rollback would take, as data. The decision approves `digest`; the job plans
@@ -106,7 +106,7 @@ std::string PlanDigest(const nlohmann::json& action);
 
 enum class TranscriptKind {
   kRequest,   // a call made to the tool
-  kResponse,  // the tool's answer to a request
+  kResponse,  // the tool's reply to a request
   kProcess,   // a local process started, exited or was signalled
   kOutput,    // captured output of a local process
 };
@@ -135,8 +135,8 @@ struct ProcessIdentity {
   uint64_t start_ticks = 0;
 };
 
-// What the job must persist once an action has begun, before the provider waits for it. Resume
-// needs it after a crash to find the action again.
+// Identity of an action that has begun, which the job persists before the provider waits for it.
+// Resume needs it after a crash to find the action again.
 struct StartedAction {
   core::Time started_at;
   std::optional<ProcessIdentity> process;          // a local child process, if any
@@ -159,7 +159,7 @@ struct ExecutionContext {
   std::stop_token stop;
 };
 
-// What an execution did. `transcript` is complete even when the outcome is a failure.
+// Result of one execution. `transcript` is complete even when the outcome is a failure.
 struct ExecutionResult {
   RollbackOutcome outcome = RollbackOutcome::kFailed;
   std::string message;         // why, written for the person who acts next
@@ -173,7 +173,7 @@ struct ExecutionResult {
   nlohmann::json details = nlohmann::json::object();  // tool-specific facts (exit status, ids)
 };
 
-// What the job persisted about an execution that was in flight when Backout stopped.
+// Record the job persisted about an execution that was in flight when Backout stopped.
 struct ResumeRequest {
   Plan plan;
   std::string idempotency_key;
@@ -202,7 +202,7 @@ class Provider {
   virtual ProviderCapabilities Capabilities() const = 0;
 
   // Reads what runs now. Fails with kFailedPrecondition when the provider cannot read it (see
-  // Capabilities) and kUnavailable when the tool did not answer.
+  // Capabilities) and kUnavailable when the tool did not respond.
   virtual core::Result<LiveState> ReadLiveState() const = 0;
 
   // Returns the tool's own record of deployments and rollbacks at or after `since`, oldest first.
@@ -214,14 +214,14 @@ class Provider {
   virtual core::Result<std::vector<Precondition>> Preconditions() const = 0;
 
   // Builds the exact action that would roll the service back to `target_version`. Fails with
-  // kInvalidArgument on an empty target and kNotFound when the tool knows no such version. When
-  // the target is already live the plan is a no-op.
+  // kInvalidArgument on an empty target and kNotFound when the tool does not have that version.
+  // When the target is already live the plan is a no-op.
   virtual core::Result<Plan> MakePlan(std::string_view target_version) const = 0;
 
-  // Runs `plan`. The idempotency key is the job's: a retry of the same job passes the same key,
+  // Runs `plan`. The idempotency key is the job's, so a retry of the same job passes the same key,
   // and providers whose tool accepts one pass it on. Blocks until the action ends, times out or
-  // `context.stop` is requested. Fails only when the plan belongs to another provider or service,
-  // its digest does not match its action, or the key is empty; nothing has run then.
+  // `context.stop` is requested. Fails, with nothing run, only when the plan belongs to another
+  // provider or service, its digest does not match its action, or the key is empty.
   virtual core::Result<ExecutionResult> Execute(const Plan& plan, std::string_view idempotency_key,
                                                 const ExecutionContext& context) const = 0;
 
