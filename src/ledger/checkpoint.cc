@@ -280,21 +280,16 @@ core::Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
   PublicKey public_key;
   public_key.pem_ = PublicKeyPem(key.get());
   public_key.key_id_ = ToHex(Sha256(raw));
-  public_key.raw_ = std::move(raw);
+  public_key.key_ = std::shared_ptr<EVP_PKEY>(key.release(), PkeyDeleter());
   return public_key;
 }
 
 bool PublicKey::Verify(std::string_view message, std::string_view signature_base64) const {
   const std::optional<std::string> signature = Base64Decode(signature_base64);
-  if (!signature || signature->size() != kSignatureSize || raw_.size() != kRawKeySize) {
-    return false;
-  }
-  PkeyPtr key(EVP_PKEY_new_raw_public_key(
-      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw_.data()), raw_.size()));
+  if (!signature || signature->size() != kSignatureSize || key_ == nullptr) return false;
   MdContextPtr context(EVP_MD_CTX_new());
-  bool valid =
-      key && context &&
-      EVP_DigestVerifyInit(context.get(), nullptr, nullptr, nullptr, key.get()) == 1 &&
+  const bool valid =
+      context && EVP_DigestVerifyInit(context.get(), nullptr, nullptr, nullptr, key_.get()) == 1 &&
       EVP_DigestVerify(context.get(), reinterpret_cast<const unsigned char*>(signature->data()),
                        signature->size(), reinterpret_cast<const unsigned char*>(message.data()),
                        message.size()) == 1;

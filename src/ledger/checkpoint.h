@@ -11,6 +11,9 @@
 #include "core/time.h"
 #include "ledger/hash.h"
 
+// OpenSSL's EVP_PKEY, declared here so this header does not pull in OpenSSL's.
+struct evp_pkey_st;
+
 namespace backout::ledger {
 
 // A signed statement that the log had `tree_size` entries with Merkle root `root` at `time`.
@@ -53,7 +56,9 @@ class PublicKey {
  private:
   std::string pem_;
   std::string key_id_;
-  std::string raw_;  // 32 raw key bytes
+  // The parsed key, shared by copies and only read after FromPem, so Verify may run on several
+  // threads at once. Parsing once matters: a log holds a checkpoint per committed batch.
+  std::shared_ptr<evp_pkey_st> key_;
 };
 
 // Signs checkpoints with an Ed25519 private key. Thread-safe after creation.
