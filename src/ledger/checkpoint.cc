@@ -122,7 +122,7 @@ std::optional<std::string> Base64Decode(std::string_view text) {
 core::Result<std::string> ReadFile(const std::filesystem::path& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
-    return MakeError(ErrorCode::kUnavailable, "cannot read key file {}: {}", path.string(),
+    return MakeError(ErrorCode::kUnavailable, "failed to read key file {}: {}", path.string(),
                      std::strerror(errno));
   }
   std::ostringstream contents;
@@ -137,8 +137,8 @@ core::Result<void> WriteNewPrivateFile(const std::filesystem::path& path,
   if (fd < 0) {
     const int error = errno;
     return MakeError(error == EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kUnavailable,
-                     "cannot create key file {}: {}; check that its folder exists and is "
-                     "writable",
+                     "failed to create key file {}: {}; check that its folder exists and "
+                     "is writable",
                      path.string(), std::strerror(error));
   }
   size_t written = 0;
@@ -153,7 +153,7 @@ core::Result<void> WriteNewPrivateFile(const std::filesystem::path& path,
   ::close(fd);
   if (!synced) {
     ::unlink(path.c_str());
-    return MakeError(ErrorCode::kUnavailable, "cannot write key file {}: {}", path.string(),
+    return MakeError(ErrorCode::kUnavailable, "failed to write key file {}: {}", path.string(),
                      std::strerror(error));
   }
 
@@ -187,7 +187,7 @@ core::Result<PkeyPtr> ParsePrivateKey(const std::filesystem::path& path, std::st
 core::Result<PkeyPtr> GenerateKey() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!key) {
-    return MakeError(ErrorCode::kInternal, "cannot generate an Ed25519 key: {}", OpenSslError());
+    return MakeError(ErrorCode::kInternal, "failed to generate an Ed25519 key: {}", OpenSslError());
   }
   return key;
 }
@@ -273,7 +273,7 @@ core::Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
   if (EVP_PKEY_get_raw_public_key(key.get(), reinterpret_cast<unsigned char*>(raw.data()),
                                   &raw_size) != 1 ||
       raw_size != kRawKeySize) {
-    return MakeError(ErrorCode::kInvalidArgument, "cannot read the raw Ed25519 public key: {}",
+    return MakeError(ErrorCode::kInvalidArgument, "failed to read the raw Ed25519 public key: {}",
                      OpenSslError());
   }
 
@@ -293,7 +293,9 @@ bool PublicKey::Verify(std::string_view message, std::string_view signature_base
       EVP_DigestVerify(context.get(), reinterpret_cast<const unsigned char*>(signature->data()),
                        signature->size(), reinterpret_cast<const unsigned char*>(message.data()),
                        message.size()) == 1;
-  ERR_clear_error();  // a failed verification queues an error nobody reads
+  // A failed verification leaves an error on OpenSSL's queue. Clear it so that a later error
+  // report does not show it.
+  ERR_clear_error();
   return valid;
 }
 
@@ -313,7 +315,7 @@ core::Result<std::shared_ptr<Signer>> Signer::LoadOrCreate(const std::filesystem
   struct stat status {};
   if (::stat(path.c_str(), &status) != 0) {
     if (errno != ENOENT) {
-      return MakeError(ErrorCode::kUnavailable, "cannot read key file {}: {}", path.string(),
+      return MakeError(ErrorCode::kUnavailable, "failed to read key file {}: {}", path.string(),
                        std::strerror(errno));
     }
 
@@ -324,7 +326,7 @@ core::Result<std::shared_ptr<Signer>> Signer::LoadOrCreate(const std::filesystem
     BioPtr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_PrivateKey(bio.get(), key->get(), nullptr, nullptr, 0, nullptr,
                                          nullptr) != 1) {
-      return MakeError(ErrorCode::kInternal, "cannot encode the new key as PEM: {}",
+      return MakeError(ErrorCode::kInternal, "failed to encode the new key as PEM: {}",
                        OpenSslError());
     }
     std::string pem = BioContents(bio.get());
@@ -333,7 +335,7 @@ core::Result<std::shared_ptr<Signer>> Signer::LoadOrCreate(const std::filesystem
     if (written) return FromKey(std::make_unique<KeyHandle>(KeyHandle{std::move(*key)}));
     if (written.error().code != ErrorCode::kAlreadyExists) return std::unexpected(written.error());
     if (::stat(path.c_str(), &status) != 0) {
-      return MakeError(ErrorCode::kUnavailable, "cannot read key file {}: {}", path.string(),
+      return MakeError(ErrorCode::kUnavailable, "failed to read key file {}: {}", path.string(),
                        std::strerror(errno));
     }
   }
@@ -382,8 +384,8 @@ std::string Signer::SignBase64(std::string_view message) const {
       EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()),
                      &signature_size, reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) == 1;
-  // Ed25519 signing fails only when OpenSSL cannot allocate; a checkpoint without a valid
-  // signature must never be written, so stop here.
+  // Ed25519 signing fails only when OpenSSL cannot allocate memory. Abort rather than return a
+  // checkpoint without a valid signature.
   if (!signed_ok || signature_size != kSignatureSize) std::abort();
   return Base64Encode(signature);
 }

@@ -57,7 +57,7 @@ class PublicKey {
   std::string pem_;
   std::string key_id_;
   // The parsed key, shared by copies and only read after FromPem, so Verify may run on several
-  // threads at once. Parsing once matters: a log holds a checkpoint per committed batch.
+  // threads at once. Parsing once matters because a log contains a checkpoint per committed batch.
   std::shared_ptr<evp_pkey_st> key_;
 };
 

@@ -12,7 +12,7 @@ namespace {
 using core::ErrorCode;
 using core::MakeError;
 
-// Entries are read in chunks of this many, so memory holds one chunk of entry bytes at a time.
+// Entries are read in chunks of this many, so memory contains one chunk of entry bytes at a time.
 constexpr uint64_t kChunkSize = 10'000;
 
 constexpr std::string_view kKeyIntroduced = "ledger.key_introduced";

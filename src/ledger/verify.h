@@ -27,21 +27,21 @@ class LogReader {
   virtual core::Result<uint64_t> EntryCount() = 0;
   // Stored rows with sequence in [from, from + count), ordered by sequence, exactly as stored:
   // the verifier reports a gap or a repeated sequence, so do not repair them. May return fewer
-  // rows past the end. VerifyLog asks for at most 10 000 rows per call.
+  // rows past the end. VerifyLog requests at most 10 000 rows per call.
   virtual core::Result<std::vector<StoredEntry>> ReadEntries(uint64_t from, uint64_t count) = 0;
   // Every stored checkpoint, in the order they were written.
   virtual core::Result<std::vector<Checkpoint>> ReadCheckpoints() = 0;
 };
 
 struct VerifyOptions {
-  // When set, the key introduced by entry 0 must be this key; otherwise the key the log
+  // When set, the key introduced by entry 0 must be this key. Otherwise the key the log
   // introduces itself is trusted, which catches edits but not a wholesale key replacement.
-  // A later (rotated-in) key does not qualify: whoever rewrites a log can rotate to any key.
+  // A rotated-in key does not qualify, because whoever rewrites a log can rotate to any key.
   std::optional<PublicKey> trusted_key;
-  // A checkpoint exported earlier; the log must extend it. It must be signed by a key the log
-  // introduced before its tree size (or by the trusted key), the root of the log's first
+  // A checkpoint exported earlier, which the log must extend. It must be signed by a key the log
+  // introduced before its tree size, or by the trusted key. The root of the log's first
   // tree_size entries must equal its root, and a consistency proof from it to the whole log must
-  // verify. The verifier then holds all leaf hashes in memory (32 bytes per entry).
+  // verify. The verifier then keeps all leaf hashes in memory (32 bytes per entry).
   std::optional<Checkpoint> exported_checkpoint;
 };
 
@@ -58,9 +58,9 @@ struct VerifyReport {
 //   - entry 0 is "ledger.key_introduced", no later entry is, and each "ledger.key_rotated" entry
 //     names the key in force as previous_key_id and carries that key's signature over the new
 //     PEM;
-//   - checkpoint sizes never decrease and never exceed the log; a checkpoint of tree size N is
-//     signed by the key in force after entries 0..N-1 (the key of the last key entry before N),
-//     and its root equals the recomputed root of those entries;
+//   - checkpoint sizes never decrease and never exceed the log. A checkpoint of tree size N is
+//     signed by the key in force after entries 0..N-1, which is the key of the last key entry
+//     before N, and its root equals the recomputed root of those entries;
 //   - options.trusted_key and options.exported_checkpoint as described above.
 // On the first failure, in entry order, returns kCorruption naming the entry (or, for a root
 // mismatch, the range of entries after the last matching checkpoint) with the expected and the

@@ -162,7 +162,7 @@ TEST(VerifyLogTest, CleanLogPasses) {
   EXPECT_EQ(report->key_ids[0], builder.signer().public_key().key_id());
 }
 
-TEST(VerifyLogTest, CleanLogPassesWithTrustedKeyAndExportedCheckpoint) {
+TEST(VerifyLogTest, CleanLogPassesWithBothOptions) {
   LogBuilder builder = StandardLog(NewSigner());
   VerifyOptions options;
   options.trusted_key = builder.signer().public_key();
@@ -200,7 +200,7 @@ TEST(VerifyLogTest, EditedLeafHashNamesPositionAndDigests) {
   ExpectCorruption(VerifyLog(builder.log(), {}), {"entry 7:", ToHex(Sha256("forged")), true_leaf});
 }
 
-TEST(VerifyLogTest, EditedEntryWithRecomputedLeafHashFailsCheckpointRoot) {
+TEST(VerifyLogTest, RehashedEditFailsCheckpointRoot) {
   LogBuilder builder = StandardLog(NewSigner());
   StoredEntry& row = builder.log().rows[7];
   row.encoded = ReplaceOnce(row.encoded, "\"alice\"", "\"mallory\"");
@@ -231,7 +231,7 @@ TEST(VerifyLogTest, DeletedRowNamesMissingEntry) {
                    {"entry 7:", "entry 7 is missing", "next stored row has sequence 8"});
 }
 
-TEST(VerifyLogTest, DeletedRowWithRenumberedColumnNamesRecordedSequence) {
+TEST(VerifyLogTest, RenumberedDeletionNamesSequence) {
   LogBuilder builder = StandardLog(NewSigner());
   auto& rows = builder.log().rows;
   rows.erase(rows.begin() + 7);
@@ -331,7 +331,7 @@ TEST(VerifyLogTest, CheckpointRootMismatchNamesBothRoots) {
                    {"entries 9 to 12", ToHex(wrong_root), ToHex(RootOfRows(builder.log(), 13))});
 }
 
-TEST(VerifyLogTest, ReplacedKeyIsCaughtOnlyWithTrustedKey) {
+TEST(VerifyLogTest, ReplacedKeyCaughtOnlyByTrustedKey) {
   auto original = NewSigner();
   LogBuilder genuine = StandardLog(original);
 
@@ -346,7 +346,7 @@ TEST(VerifyLogTest, ReplacedKeyIsCaughtOnlyWithTrustedKey) {
   EXPECT_TRUE(VerifyLog(genuine.log(), options).has_value());
 }
 
-TEST(VerifyLogTest, TruncatedTailIsCaughtOnlyWithExportedCheckpoint) {
+TEST(VerifyLogTest, TruncationCaughtOnlyByExport) {
   LogBuilder builder = StandardLog(NewSigner());
   const Checkpoint exported = builder.log().checkpoints.back();  // tree size 21
   auto& log = builder.log();
@@ -360,7 +360,7 @@ TEST(VerifyLogTest, TruncatedTailIsCaughtOnlyWithExportedCheckpoint) {
                                              ToHex(RootOfRows(log, 16)), "tail was removed"});
 }
 
-TEST(VerifyLogTest, TruncatedTailWithCheckpointsLeftIsCaught) {
+TEST(VerifyLogTest, TruncationWithCheckpointsLeftFails) {
   LogBuilder builder = StandardLog(NewSigner());
   builder.log().rows.resize(16);
   ExpectCorruption(VerifyLog(builder.log(), {}), {"entry 16:", "checkpoint 4 signs tree size 17"});
@@ -371,7 +371,8 @@ TEST(VerifyLogTest, RewrittenLogFailsExportedCheckpoint) {
   VerifyOptions options;
   options.exported_checkpoint = builder.log().checkpoints[4];  // tree size 17
 
-  // Edit entry 14 and re-sign every checkpoint with the log's own key: only the export sees it.
+  // Edit entry 14 and re-sign every checkpoint with the log's own key: only the exported checkpoint
+  // detects it.
   auto& log = builder.log();
   log.rows[14].encoded = ReplaceOnce(log.rows[14].encoded, "\"alice\"", "\"mallory\"");
   log.rows[14].leaf_hash = LeafHash(log.rows[14].encoded);
