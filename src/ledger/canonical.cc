@@ -205,7 +205,7 @@ core::Result<void> Writer::WriteObject(const nlohmann::json& object) {
   }
 
   // nlohmann::json keeps members in a std::map, so they arrive in UTF-8 byte order, which is the
-  // UTF-16 code unit order RFC 8785 requires unless a name holds a character of U+E000-U+FFFF.
+  // UTF-16 code unit order RFC 8785 requires unless a name contains a character of U+E000-U+FFFF.
   if (needs_utf16_sort) {
     std::stable_sort(members.begin(), members.end(), [](const Member& a, const Member& b) {
       return ToUtf16(*a.name) < ToUtf16(*b.name);

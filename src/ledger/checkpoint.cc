@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -130,17 +131,24 @@ core::Result<std::string> ReadFile(const std::filesystem::path& path) {
   return contents.str();
 }
 
-// Writes `contents` to a new file created with mode 0600, failing if the file exists.
+// Writes `contents` to a new file at `path` with mode 0600. Fails with kAlreadyExists, leaving
+// the existing file alone, when `path` exists. The file is written in full under a temporary name
+// created with O_CREAT | O_EXCL and then linked into place, so a crash never leaves a partial key
+// at `path`.
 core::Result<void> WriteNewPrivateFile(const std::filesystem::path& path,
                                        std::string_view contents) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // The process id and a counter keep concurrent writers, in this process or others, apart.
+  static std::atomic<uint64_t> counter{0};
+  const std::filesystem::path temporary =
+      path.string() + fmt::format(".tmp-{}-{}", static_cast<long>(::getpid()), counter++);
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    const int error = errno;
-    return MakeError(error == EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kUnavailable,
-                     "failed to create key file {}: {}; check that its folder exists and "
-                     "is writable",
-                     path.string(), std::strerror(error));
+    return MakeError(ErrorCode::kUnavailable,
+                     "failed to create key file {}: {}; check that its folder exists and is "
+                     "writable, and remove {} if a crash left it behind",
+                     temporary.string(), std::strerror(errno), temporary.string());
   }
+
   size_t written = 0;
   while (written < contents.size()) {
     const ssize_t result = ::write(fd, contents.data() + written, contents.size() - written);
@@ -149,12 +157,21 @@ core::Result<void> WriteNewPrivateFile(const std::filesystem::path& path,
     written += static_cast<size_t>(result);
   }
   const bool synced = written == contents.size() && ::fsync(fd) == 0;
-  const int error = errno;
+  const int write_error = errno;
   ::close(fd);
   if (!synced) {
-    ::unlink(path.c_str());
-    return MakeError(ErrorCode::kUnavailable, "failed to write key file {}: {}", path.string(),
-                     std::strerror(error));
+    ::unlink(temporary.c_str());
+    return MakeError(ErrorCode::kUnavailable, "failed to write key file {}: {}", temporary.string(),
+                     std::strerror(write_error));
+  }
+
+  // link() fails with EEXIST instead of replacing a key another process created meanwhile.
+  const int linked = ::link(temporary.c_str(), path.c_str());
+  const int link_error = errno;
+  ::unlink(temporary.c_str());
+  if (linked != 0) {
+    return MakeError(link_error == EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kUnavailable,
+                     "failed to create key file {}: {}", path.string(), std::strerror(link_error));
   }
 
   // Make the new directory entry durable too, so a crash cannot lose the key after use.
@@ -172,13 +189,15 @@ core::Result<PkeyPtr> ParsePrivateKey(const std::filesystem::path& path, std::st
   PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "key file {} does not hold a PEM private key ({}); move it aside to let "
-                     "Backout create a new key, which needs a key rotation entry",
+                     "key file {} does not contain a PEM private key ({}); restore the file "
+                     "from a backup, because checkpoints need the key that the ledger introduced "
+                     "or rotated in",
                      path.string(), OpenSslError());
   }
   if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "key file {} holds a {} key; checkpoints are signed with Ed25519 only",
+                     "key file {} contains a {} key, but checkpoints are signed with Ed25519 "
+                     "only",
                      path.string(), OBJ_nid2sn(EVP_PKEY_get_id(key.get())));
   }
   return key;

@@ -64,11 +64,11 @@ class PublicKey {
 // Signs checkpoints with an Ed25519 private key. Thread-safe after creation.
 class Signer {
  public:
-  // Loads the PEM private key at `path`, or creates a new key there when the file does not exist:
-  // the file is created with open(O_CREAT | O_EXCL) and mode 0600, then synced with its folder,
-  // and if another process creates it first, that key is loaded. Fails with kFailedPrecondition
-  // when the file grants any permission to group or others (the message names the chmod fix),
-  // and with kInvalidArgument when it does not hold an Ed25519 key.
+  // Loads the PEM private key at `path`, or creates a new key there when the file does not exist.
+  // A new key is written to a temporary file opened with O_CREAT | O_EXCL and mode 0600, synced,
+  // and linked to `path`. If another process creates `path` first, its key is loaded instead.
+  // Fails with kFailedPrecondition when the file grants any permission to group or others (the
+  // message names the chmod fix), and with kInvalidArgument when it has no Ed25519 key.
   static core::Result<std::shared_ptr<Signer>> LoadOrCreate(const std::filesystem::path& path);
   // A new key held in memory only, for tests and one-off signing.
   static core::Result<std::shared_ptr<Signer>> Generate();

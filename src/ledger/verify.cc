@@ -120,7 +120,7 @@ core::Result<VerifyReport> Verifier::Run() {
     }
   }
 
-  // Checkpoints that sign more entries than the log holds: the tail was removed.
+  // Checkpoints that sign more entries than the log contains: the tail was removed.
   if (next_checkpoint_ < checkpoints_.size()) {
     const Checkpoint& beyond = checkpoints_[next_checkpoint_];
     return CorruptIn(entry_count_, beyond.tree_size - 1,

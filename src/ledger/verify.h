@@ -23,7 +23,7 @@ struct StoredEntry {
 class LogReader {
  public:
   virtual ~LogReader() = default;
-  // Number of entries the log holds, and so the tree size verification expects.
+  // Number of entries in the log, which is the tree size that verification expects.
   virtual core::Result<uint64_t> EntryCount() = 0;
   // Stored rows with sequence in [from, from + count), ordered by sequence, exactly as stored:
   // the verifier reports a gap or a repeated sequence, so do not repair them. May return fewer
