@@ -403,8 +403,8 @@ std::string Signer::SignBase64(std::string_view message) const {
       EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()),
                      &signature_size, reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) == 1;
-  // Ed25519 signing fails only when OpenSSL cannot allocate memory. Abort rather than return a
-  // checkpoint without a valid signature.
+  // With a key that loaded, Ed25519 signing fails in practice only when OpenSSL cannot allocate
+  // memory. Abort rather than return a checkpoint without a valid signature.
   if (!signed_ok || signature_size != kSignatureSize) std::abort();
   return Base64Encode(signature);
 }

@@ -78,8 +78,8 @@ class Signer {
   Signer& operator=(const Signer&) = delete;
 
   const PublicKey& public_key() const { return public_key_; }
-  // Padded base64 of the Ed25519 signature over `message`. Aborts the process if OpenSSL cannot
-  // sign, which happens only when memory runs out, so no unsigned checkpoint is ever written.
+  // Padded base64 of the Ed25519 signature over `message`. Aborts the process if OpenSSL fails to
+  // sign (in practice only when memory runs out), so no unsigned checkpoint is ever written.
   std::string SignBase64(std::string_view message) const;
   // A checkpoint for the tree of `tree_size` leaves with `root`, signed with this key.
   Checkpoint Sign(uint64_t tree_size, const Hash& root, core::Time time) const;
