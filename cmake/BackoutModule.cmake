@@ -55,14 +55,24 @@ function(backout_module name)
                             <string> <vector> <expected>)
 endfunction()
 
-# backout_module_test(NAME SOURCES files... [LIBS targets]) builds NAME_test, linked with the
-# module under test, and registers its cases with CTest when the tests run.
+# backout_module_test(NAME SOURCES files... [LIBS targets] [POSTGRESQL_FILTER pattern]) builds
+# NAME_test, linked with the module under test, and registers its cases with CTest when the tests
+# run. Cases matching the gtest filter POSTGRESQL_FILTER (such as "*Postgres*") get the label
+# `postgresql` besides NAME.
 function(backout_module_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "POSTGRESQL_FILTER" "SOURCES;LIBS" ${ARGN})
   add_executable(${name}_test ${ARG_SOURCES})
   target_link_libraries(${name}_test PRIVATE backout_${name} backout_test_support ${ARG_LIBS} GTest::gtest
                         GTest::gmock GTest::gtest_main)
   target_precompile_headers(${name}_test PRIVATE <gtest/gtest.h> <nlohmann/json.hpp>)
-  gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST
-                       PROPERTIES LABELS ${name} ENVIRONMENT "BACKOUT_TEST_TMPDIR=${CMAKE_BINARY_DIR}/tmp")
+  set(environment "BACKOUT_TEST_TMPDIR=${CMAKE_BINARY_DIR}/tmp")
+  if(ARG_POSTGRESQL_FILTER)
+    gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST TEST_FILTER "-${ARG_POSTGRESQL_FILTER}"
+                         PROPERTIES LABELS ${name} ENVIRONMENT "${environment}")
+    gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST TEST_FILTER "${ARG_POSTGRESQL_FILTER}"
+                         PROPERTIES LABELS "${name};postgresql" ENVIRONMENT "${environment}")
+  else()
+    gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST
+                         PROPERTIES LABELS ${name} ENVIRONMENT "${environment}")
+  endif()
 endfunction()
