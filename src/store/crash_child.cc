@@ -1,6 +1,7 @@
 // store_crash_child URL KEY_FILE: the writer the crash suite kills. It appends to the ledger in a
-// loop and, only after each Write has returned, prints the new entry's sequence number on stdout,
-// one per line. It runs until it is killed or a write fails (exit status 1).
+// loop and, only after each Write has returned, prints "SEQUENCE NUMBER" on stdout: the new
+// entry's sequence number and the counter value its change records. It runs until it is killed or
+// a write fails (exit status 1).
 
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
 
   while (true) {
     uint64_t sequence = 0;
+    int64_t counter = 0;
     auto written = store.Write([&](store::Transaction& transaction) -> core::Result<void> {
       auto number = transaction.NextNumber("crash");
       if (!number) return std::unexpected(number.error());
@@ -65,12 +67,13 @@ int main(int argc, char** argv) {
                                              .change = {{"number", *number}}});
       if (!entry) return std::unexpected(entry.error());
       sequence = entry->sequence;
+      counter = *number;
       return {};
     });
     if (!written) {
       std::fprintf(stderr, "store_crash_child: %s\n", written.error().message.c_str());
       return 1;
     }
-    if (!WriteLine(std::to_string(sequence) + "\n")) return 1;
+    if (!WriteLine(std::to_string(sequence) + " " + std::to_string(counter) + "\n")) return 1;
   }
 }

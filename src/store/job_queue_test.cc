@@ -14,8 +14,8 @@
 namespace backout::store {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 class JobQueueTest : public StoreTest {
  protected:
@@ -112,7 +112,8 @@ TEST_P(JobQueueTest, LeaseTakesOldestFirst) {
   auto first = Lease("worker-a");
   auto second = Lease("worker-a");
 
-  ASSERT_TRUE(first.has_value() && second.has_value());
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
   EXPECT_EQ(first->job.id, earlier);
   EXPECT_EQ(second->job.id, later);
 }

@@ -53,8 +53,8 @@ TEST_P(MigrationTest, ReopenDoesNotMigrateAgain) {
 TEST_P(MigrationTest, NewerDatabaseIsRejected) {
   ASSERT_NE(OpenStore(), nullptr);
   const int newer = LatestSchemaVersion() + 1;
-  ExecuteRaw(url_, fmt::format("INSERT INTO schema_version (version, applied_at) VALUES ({}, 0)",
-                               newer));
+  ExecuteRaw(url_,
+             fmt::format("INSERT INTO schema_version (version, applied_at) VALUES ({}, 0)", newer));
 
   auto store = ::backout::store::OpenStore(url_, Options());
 

@@ -101,7 +101,7 @@ TEST_P(StoreContractTest, PutWithStaleVersionConflicts) {
   Object second = first;
   ASSERT_TRUE(PutObject(*store, first).has_value());  // now at version 2
 
-  auto put = PutObject(*store, second);  // still says version 1
+  auto put = PutObject(*store, second);  // still at version 1
 
   ASSERT_FALSE(put.has_value());
   EXPECT_EQ(put.error().code, core::ErrorCode::kConflict);
@@ -412,10 +412,12 @@ TEST_P(StoreContractTest, RotatedKeySignsLaterCheckpoints) {
   WriteRecord(*store, "record/2");
 
   auto latest = store->LatestCheckpoint();
-  ASSERT_TRUE(latest.has_value() && latest->has_value());
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
   EXPECT_EQ((*latest)->key_id, (*next)->public_key().key_id());
   auto entries = store->ReadEntries(2, 1);
-  ASSERT_TRUE(entries.has_value() && entries->size() == 1);
+  ASSERT_TRUE(entries.has_value()) << entries.error().message;
+  ASSERT_EQ(entries->size(), 1u);
   auto rotation = ledger::DecodeEntry((*entries)[0].encoded);
   ASSERT_TRUE(rotation.has_value());
   EXPECT_EQ(rotation->action, "ledger.key_rotated");

@@ -102,7 +102,8 @@ TEST_P(StoreFaultTest, ExceptionRollsBackEverything) {
 TEST_P(StoreFaultTest, FaultBeforeCommitRollsBackEverything) {
   FailNextCheckpointInsert();
 
-  auto written = store_->Write([&](Transaction& transaction) { return ChangeEverything(transaction); });
+  auto written =
+      store_->Write([&](Transaction& transaction) { return ChangeEverything(transaction); });
 
   ASSERT_FALSE(written.has_value());
   EXPECT_NE(written.error().message.find("injected fault"), std::string::npos)
@@ -145,7 +146,8 @@ TEST_P(PostgresCommitFaultTest, CommitFailureRollsBackEverything) {
              "CREATE CONSTRAINT TRIGGER fail_commit AFTER INSERT ON objects "
              "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_commit();");
 
-  auto written = store_->Write([&](Transaction& transaction) { return ChangeEverything(transaction); });
+  auto written =
+      store_->Write([&](Transaction& transaction) { return ChangeEverything(transaction); });
 
   ASSERT_FALSE(written.has_value());
   EXPECT_NE(written.error().message.find("injected commit fault"), std::string::npos)

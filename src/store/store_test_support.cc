@@ -46,6 +46,10 @@ std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
   return info.param == Backend::kSqlite ? "sqlite" : "postgresql";
 }
 
+void PrintTo(Backend backend, std::ostream* out) {
+  *out << (backend == Backend::kSqlite ? "sqlite" : "postgresql");
+}
+
 void ExecuteRaw(const std::string& url, const std::string& sql) {
   if (url.starts_with(kSqlitePrefix)) {
     auto db = OpenSqlite(url);
@@ -77,8 +81,7 @@ std::string QueryRaw(const std::string& url, const std::string& sql) {
       return "";
     }
     std::string value;
-    if (sqlite3_step(statement) == SQLITE_ROW &&
-        sqlite3_column_type(statement, 0) != SQLITE_NULL) {
+    if (sqlite3_step(statement) == SQLITE_ROW && sqlite3_column_type(statement, 0) != SQLITE_NULL) {
       value = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
     }
     sqlite3_finalize(statement);

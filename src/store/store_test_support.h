@@ -19,6 +19,7 @@ namespace backout::store {
 enum class Backend { kSqlite, kPostgres };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info);
+void PrintTo(Backend backend, std::ostream* out);
 
 // Runs statements outside the store, as an operator (or an attacker) with database access would.
 // Fails the current test on error.
@@ -54,11 +55,11 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   int databases_ = 0;
 };
 
-#define BACKOUT_INSTANTIATE_FOR_BOTH_BACKENDS(suite)                                           \
+#define BACKOUT_INSTANTIATE_FOR_BOTH_BACKENDS(suite)                                             \
   INSTANTIATE_TEST_SUITE_P(Sqlite, suite, ::testing::Values(::backout::store::Backend::kSqlite), \
-                           ::backout::store::BackendName);                                     \
-  INSTANTIATE_TEST_SUITE_P(Postgres, suite,                                                   \
-                           ::testing::Values(::backout::store::Backend::kPostgres),            \
+                           ::backout::store::BackendName);                                       \
+  INSTANTIATE_TEST_SUITE_P(Postgres, suite,                                                      \
+                           ::testing::Values(::backout::store::Backend::kPostgres),              \
                            ::backout::store::BackendName)
 
 }  // namespace backout::store

@@ -80,50 +80,104 @@ std::string Tail(const std::filesystem::path& file, size_t lines) {
 }  // namespace
 
 std::expected<PostgresServer*, std::string> PostgresServer::Shared() {
-  // Destroyed at exit, which stops the cluster.
+  // Destroyed at exit, which stops a cluster this process started.
   static std::unique_ptr<PostgresServer> server;
   static std::string error;
   static std::once_flag started;
   std::call_once(started, [] {
-    std::unique_ptr<PostgresServer> candidate(new PostgresServer());
-    if (auto ok = candidate->Start(); !ok) {
-      error = ok.error();
-      return;
+    if (const char* tmp = std::getenv("BACKOUT_TEST_TMPDIR"); tmp != nullptr) {
+      const std::filesystem::path info = std::filesystem::path(tmp) / "postgres-cluster";
+      if (std::filesystem::exists(info)) {
+        auto attached = Attach(info);
+        if (attached) {
+          server = std::move(*attached);
+          return;
+        }
+        fmt::print(stderr, "not using the shared PostgreSQL test cluster: {}\n", attached.error());
+      }
     }
-    server = std::move(candidate);
+    auto own = Start(/*stop_at_exit=*/true);
+    if (own) {
+      server = std::move(*own);
+    } else {
+      error = own.error();
+    }
   });
   if (server == nullptr) return std::unexpected(error);
   return server.get();
 }
 
-PostgresServer::~PostgresServer() { Stop(); }
+std::expected<std::unique_ptr<PostgresServer>, std::string> PostgresServer::Start(
+    bool stop_at_exit) {
+  std::unique_ptr<PostgresServer> server(new PostgresServer());
+  server->stop_at_exit_ = stop_at_exit;
+  if (auto prepared = server->Prepare(); !prepared) return std::unexpected(prepared.error());
+  if (auto launched = server->Launch(); !launched) {
+    std::string message = launched.error();
+    if (auto stopped = server->Stop(); !stopped) message += "\n" + stopped.error();
+    return std::unexpected(message);
+  }
+  return server;
+}
+
+std::expected<std::unique_ptr<PostgresServer>, std::string> PostgresServer::Attach(
+    const std::filesystem::path& info_file) {
+  std::ifstream in(info_file);
+  std::string root;
+  int port = 0;
+  if (!std::getline(in, root) || !(in >> port) || root.empty() || port <= 0) {
+    return std::unexpected(fmt::format("{} does not name a folder and a port", info_file.string()));
+  }
+  std::unique_ptr<PostgresServer> server(new PostgresServer());
+  if (auto prepared = server->Prepare(); !prepared) return std::unexpected(prepared.error());
+  server->root_ = root;
+  server->port_ = port;
+  server->running_ = true;
+  if (PQping(server->Url("postgres").c_str()) != PQPING_OK) {
+    return std::unexpected(fmt::format("no PostgreSQL server answers at {} (described by {})",
+                                       server->Url("postgres"), info_file.string()));
+  }
+  return server;
+}
+
+PostgresServer::~PostgresServer() {
+  if (!stop_at_exit_ || getpid() != owner_pid_) return;
+  if (auto stopped = Stop(); !stopped) fmt::print(stderr, "{}\n", stopped.error());
+}
 
 std::string PostgresServer::Url(std::string_view database) const {
   return fmt::format("postgresql://postgres@127.0.0.1:{}/{}", port_, database);
 }
 
-std::expected<void, std::string> PostgresServer::Start() {
+std::expected<void, std::string> PostgresServer::WriteInfo(
+    const std::filesystem::path& info_file) const {
+  std::ofstream out(info_file, std::ios::trunc);
+  out << root_.string() << "\n" << port_ << "\n";
+  out.close();
+  if (!out) return std::unexpected(fmt::format("cannot write {}", info_file.string()));
+  return {};
+}
+
+std::expected<void, std::string> PostgresServer::Prepare() {
   owner_pid_ = getpid();
   auto bin_dir = FindBinDir();
   if (!bin_dir) return std::unexpected(bin_dir.error());
   bin_dir_ = *bin_dir;
 
-  // PostgreSQL refuses to run as root, so root starts it as the unprivileged `postgres` user.
-  uid_t uid = getuid();
-  gid_t gid = getgid();
+  // PostgreSQL refuses to run as root, so root runs it as the unprivileged `postgres` user.
   if (geteuid() == 0) {
-    const passwd* user = getpwnam(std::string(kOsUser).c_str());
-    if (user == nullptr) {
+    if (getpwnam(std::string(kOsUser).c_str()) == nullptr) {
       return std::unexpected(
           "tests run as root, but PostgreSQL refuses to run as root and there is no OS user "
           "'postgres' to run it as; install the Debian package postgresql (it creates the user) "
           "or run the tests as an unprivileged user");
     }
     run_as_postgres_ = true;
-    uid = user->pw_uid;
-    gid = user->pw_gid;
   }
+  return {};
+}
 
+std::expected<void, std::string> PostgresServer::Launch() {
   // A short path under /tmp: the server's Unix socket lives here too, and socket paths are
   // limited to about 100 bytes.
   std::string pattern = (std::filesystem::temp_directory_path() / "backout-pg-XXXXXX").string();
@@ -131,11 +185,12 @@ std::expected<void, std::string> PostgresServer::Start() {
     return std::unexpected(fmt::format("cannot create a temporary folder {}", pattern));
   }
   root_ = pattern;
-  command_log_ = root_ / "commands.log";
-  server_log_ = root_ / "server.log";
-  if (chown(root_.c_str(), uid, gid) != 0 || chmod(root_.c_str(), 0700) != 0) {
-    return std::unexpected(
-        fmt::format("cannot hand the folder {} to uid {}", root_.string(), uid));
+  if (run_as_postgres_) {
+    const passwd* user = getpwnam(std::string(kOsUser).c_str());
+    if (user == nullptr || chown(root_.c_str(), user->pw_uid, user->pw_gid) != 0) {
+      return std::unexpected(
+          fmt::format("cannot hand the folder {} to the OS user {}", root_.string(), kOsUser));
+    }
   }
 
   auto initialized =
@@ -153,7 +208,7 @@ std::expected<void, std::string> PostgresServer::Start() {
         "-c full_page_writes=off -c max_connections=200",
         *port, root_.string());
     auto started = Run({(bin_dir_ / "pg_ctl").string(), "-D", (root_ / "data").string(), "-l",
-                        server_log_.string(), "-w", "-t", "30", "-o", options, "start"});
+                        ServerLog().string(), "-w", "-t", "30", "-o", options, "start"});
     if (started) {
       port_ = *port;
       running_ = true;
@@ -164,18 +219,23 @@ std::expected<void, std::string> PostgresServer::Start() {
   return std::unexpected(failure + "\n" + LogTail());
 }
 
-void PostgresServer::Stop() {
-  if (getpid() != owner_pid_) return;
+std::expected<void, std::string> PostgresServer::Stop() {
+  std::string failure;
   if (running_) {
     auto stopped = Run({(bin_dir_ / "pg_ctl").string(), "-D", (root_ / "data").string(), "-m",
                         "fast", "-w", "stop"});
-    if (!stopped) fmt::print(stderr, "postgres test server: {}\n{}", stopped.error(), LogTail());
+    if (!stopped)
+      failure =
+          fmt::format("stopping the PostgreSQL test server: {}\n{}", stopped.error(), LogTail());
     running_ = false;
   }
   if (!root_.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(root_, ignored);
+    root_.clear();
   }
+  if (!failure.empty()) return std::unexpected(failure);
+  return {};
 }
 
 std::expected<void, std::string> PostgresServer::Run(std::vector<std::string> argv) {
@@ -186,8 +246,8 @@ std::expected<void, std::string> PostgresServer::Run(std::vector<std::string> ar
   for (std::string& arg : argv) args.push_back(arg.data());
   args.push_back(nullptr);
 
-  const int log = open(command_log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) return std::unexpected(fmt::format("cannot open {}", command_log_.string()));
+  const int log = open(CommandLog().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log < 0) return std::unexpected(fmt::format("cannot open {}", CommandLog().string()));
   const pid_t child = fork();
   if (child == 0) {
     // Only async-signal-safe calls between fork and exec.
@@ -215,8 +275,8 @@ std::expected<void, std::string> PostgresServer::Run(std::vector<std::string> ar
 }
 
 std::string PostgresServer::LogTail() const {
-  return fmt::format("--- tail of {} ---\n{}--- tail of {} ---\n{}", command_log_.string(),
-                     Tail(command_log_, 20), server_log_.string(), Tail(server_log_, 30));
+  return fmt::format("--- tail of {} ---\n{}--- tail of {} ---\n{}", CommandLog().string(),
+                     Tail(CommandLog(), 20), ServerLog().string(), Tail(ServerLog(), 30));
 }
 
 std::expected<std::string, std::string> PostgresServer::CreateDatabase() {
@@ -230,8 +290,8 @@ std::expected<std::string, std::string> PostgresServer::CreateDatabase() {
   const std::string sql = fmt::format("CREATE DATABASE \"{}\"", name);
   std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection, sql.c_str()), PQclear);
   if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-    return std::unexpected(fmt::format("{} failed: {}\n{}", sql,
-                                       PQresultErrorMessage(result.get()), LogTail()));
+    return std::unexpected(
+        fmt::format("{} failed: {}\n{}", sql, PQresultErrorMessage(result.get()), LogTail()));
   }
   return Url(name);
 }
