@@ -25,7 +25,12 @@ int StopDescribed(const std::filesystem::path& info_file) {
     fmt::print(stderr, "{}\n", stopped.error());
     status = 1;
   }
-  std::filesystem::remove(info_file);
+  std::error_code error;
+  std::filesystem::remove(info_file, error);
+  if (error) {
+    fmt::print(stderr, "cannot remove {}: {}\n", info_file.string(), error.message());
+    status = 1;
+  }
   return status;
 }
 
