@@ -192,8 +192,9 @@ ApiResult Cluster::StoreCreatedLocked(Resource resource, const std::string& ns, 
   if (resource == Resource::kDeployments) {
     DefaultDeployment(object);
     if (auto problem = ValidateDeployment(object)) return StatusError(422, "Invalid", *problem);
-    object["status"] = json::object();
   }
+  if (!object.contains("status") || !object["status"].is_object())
+    object["status"] = json::object();
   PutLocked(resource, object, "ADDED");
   return ApiResult{201, WithType(resource, object)};
 }
@@ -343,7 +344,12 @@ ApiResult Cluster::Apply(const std::string& ns, const json& manifest, bool recor
       updated["metadata"][field][key] = value;
     }
   }
-  updated["spec"] = desired["spec"];
+  // Spec fields the manifest leaves out (spec.paused set by `kubectl rollout pause`) stay, and the
+  // pod template is replaced whole, as a three-way merge does when the manifest owns it.
+  json spec = updated["spec"];
+  spec.merge_patch(desired["spec"]);
+  spec["template"] = desired["spec"]["template"];
+  updated["spec"] = std::move(spec);
   return StoreUpdatedLocked(Resource::kDeployments, *existing, std::move(updated), false);
 }
 
