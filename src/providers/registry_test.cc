@@ -27,7 +27,8 @@ TEST_F(RegistryTest, UnknownKindListsKnownKinds) {
   ASSERT_FALSE(provider.has_value());
   EXPECT_EQ(provider.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_EQ(provider.error().message,
-            "service checkout: unknown provider kind 'ftp'; known kinds are command");
+            "service checkout: unknown provider kind 'ftp'; known kinds are command, "
+            "kubernetes");
 }
 
 TEST_F(RegistryTest, InvalidSettingsNameField) {

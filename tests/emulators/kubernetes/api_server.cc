@@ -14,6 +14,9 @@ namespace {
 
 using nlohmann::json;
 
+// The index in the request log of the request this server thread is handling.
+thread_local size_t current_request_ = SIZE_MAX;
+
 constexpr std::string_view kHookPrefix = "/_emulator/";
 
 std::vector<std::string> Segments(const std::string& path) {
@@ -149,6 +152,10 @@ bool ApiServer::Start(int port) {
       // A client certificate is optional: token clients send none, certificate clients are
       // checked against the emulator's CA.
       SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+      // With peer verification on, OpenSSL refuses to resume a session (libcurl resumes on
+      // every new connection) unless the server names a session context.
+      static constexpr unsigned char kSessionContext[] = "kube-emulator";
+      SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
       SSL_CTX_add_client_CA(&ctx, ca);
     }
     X509_free(cert);
@@ -186,46 +193,64 @@ void ApiServer::Stop() {
 
 std::vector<RecordedRequest> ApiServer::Requests() const {
   std::lock_guard lock(requests_mutex_);
-  return requests_;
+  std::vector<RecordedRequest> requests;
+  for (const RecordedRequest& request : requests_) {
+    if (!request.method.empty()) requests.push_back(request);
+  }
+  return requests;
 }
 
 void ApiServer::ClearRequests() {
   std::lock_guard lock(requests_mutex_);
-  requests_.clear();
+  // Requests in flight keep an index into the log, so entries are blanked, not erased.
+  for (RecordedRequest& request : requests_) request = RecordedRequest{};
+}
+
+std::string ApiServer::Authenticate(const httplib::Request& req) const {
+  if (!options_.token.empty() &&
+      req.get_header_value("Authorization") == "Bearer " + options_.token) {
+    return options_.token_user;
+  }
+  return PeerCommonName(req);
+}
+
+void ApiServer::Record(const httplib::Request& req, int status) {
+  RecordedRequest record;
+  record.time = SystemClock::now();
+  record.method = req.method;
+  record.target = req.target;
+  record.content_type = req.get_header_value("Content-Type");
+  record.accept = req.get_header_value("Accept");
+  record.user_agent = req.get_header_value("User-Agent");
+  record.impersonate_user = req.get_header_value("Impersonate-User");
+  record.user = status == 401 ? "" : Authenticate(req);
+  record.body = req.body;
+  record.status = status;
+  std::lock_guard lock(requests_mutex_);
+  requests_.push_back(std::move(record));
+  current_request_ = requests_.size() - 1;
 }
 
 void ApiServer::Register() {
   httplib::Server& server = *server_;
 
+  // Requests are recorded before they are handled, so a client that has its response can rely
+  // on finding its request in the log. Rejected ones are recorded here, the others by the
+  // handler once their body is read; the logger, called on the same thread after the response,
+  // fills in the status.
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (IsPublicPath(req.path)) return httplib::Server::HandlerResponse::Unhandled;
-    std::string authorization = req.get_header_value("Authorization");
-    bool token_ok = !options_.token.empty() && authorization == "Bearer " + options_.token;
-    if (token_ok || !PeerCommonName(req).empty()) {
+    current_request_ = SIZE_MAX;
+    if (!Authenticate(req).empty() || IsPublicPath(req.path)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
+    Record(req, 401);
     Reply(res, StatusError(401, "Unauthorized", "Unauthorized"));
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    RecordedRequest record;
-    record.time = SystemClock::now();
-    record.method = req.method;
-    record.target = req.target;
-    record.content_type = req.get_header_value("Content-Type");
-    record.accept = req.get_header_value("Accept");
-    record.user_agent = req.get_header_value("User-Agent");
-    record.impersonate_user = req.get_header_value("Impersonate-User");
-    if (res.status != 401) {
-      std::string cn = PeerCommonName(req);
-      bool token = req.get_header_value("Authorization") == "Bearer " + options_.token;
-      record.user = token ? options_.token_user : cn;
-    }
-    record.body = req.body;
-    record.status = res.status;
+  server.set_logger([this](const httplib::Request&, const httplib::Response& res) {
     std::lock_guard lock(requests_mutex_);
-    requests_.push_back(std::move(record));
+    if (current_request_ < requests_.size()) requests_[current_request_].status = res.status;
   });
 
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -236,6 +261,7 @@ void ApiServer::Register() {
   });
 
   auto handle = [this](const httplib::Request& req, httplib::Response& res) {
+    Record(req, 0);
     std::vector<std::string> segments = Segments(req.path);
     SystemClock::time_point now = SystemClock::now();
 

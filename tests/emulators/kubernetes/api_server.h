@@ -13,7 +13,8 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+}  // namespace httplib
 
 namespace backout::emulators::kubernetes {
 
@@ -61,6 +62,10 @@ class ApiServer {
 
  private:
   void Register();
+  // The user a request authenticates as, or "" when it does not.
+  std::string Authenticate(const httplib::Request& req) const;
+  // Appends the request to the log.
+  void Record(const httplib::Request& req, int status);
 
   Cluster& cluster_;
   TlsMaterial tls_;
