@@ -81,6 +81,12 @@ struct UserConfig {
 // and kill_grace [optional durations]; working_dir and output_dir [optional absolute folders];
 // env [optional mapping of variable name to secret reference, no name starting with BACKOUT_].
 // The providers module gives the defaults.
+//
+// Kind `kubernetes` (a Deployment rolled back as `kubectl rollout undo` does): kubeconfig
+// [required path, made absolute]; deployment [required]; context, namespace and impersonate
+// [optional strings]; readiness_timeout, poll_interval and request_timeout [optional durations];
+// soak and gitops_grace [optional durations, zero allowed]; restart_limit [optional whole number
+// from 1 to 1000]; gitops [optional: refuse or allow].
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

@@ -1,10 +1,12 @@
 #include "app/config_kinds.h"
 
+#include <algorithm>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace backout::app::config_internal {
 namespace {
@@ -14,16 +16,21 @@ using nlohmann::json;
 
 // The YAML form of a kind-specific key and the JSON form it is stored in.
 enum class FieldType {
-  kCommand,      // list: absolute executable path, then arguments -> array of strings
-  kDuration,     // duration longer than zero, such as 300s -> the string as written
-  kFolder,       // absolute folder path -> string
-  kEnvironment,  // mapping of variable name to secret reference -> object of reference strings
+  kCommand,         // list: absolute executable path, then arguments -> array of strings
+  kDuration,        // duration longer than zero, such as 300s -> the string as written
+  kDurationOrZero,  // duration of zero or more, such as 0s -> the string as written
+  kFolder,          // absolute folder path -> string
+  kEnvironment,     // mapping of variable name to secret reference -> object of reference strings
+  kPath,            // file path, made absolute against the config's folder -> string
+  kText,            // non-empty string, one of `choices` when they are given -> string
+  kCount,           // whole number from 1 to 1000 -> integer
 };
 
 struct FieldSpec {
   std::string_view key;
   FieldType type;
   bool required = false;
+  std::span<const std::string_view> choices = {};
 };
 
 // The keys of a `command` provider, which runs an approved runbook. The providers module reads
@@ -42,6 +49,25 @@ constexpr FieldSpec kCommandCheckFields[] = {
     {"env", FieldType::kEnvironment},
 };
 
+constexpr std::string_view kGitOpsChoices[] = {"refuse", "allow"};
+
+// The keys of a `kubernetes` provider, which rolls a Deployment back as `kubectl rollout undo`
+// does. The providers module reads the same keys and gives their defaults.
+constexpr FieldSpec kKubernetesProviderFields[] = {
+    {"kubeconfig", FieldType::kPath, true},
+    {"context", FieldType::kText},
+    {"namespace", FieldType::kText},
+    {"deployment", FieldType::kText, true},
+    {"impersonate", FieldType::kText},
+    {"readiness_timeout", FieldType::kDuration},
+    {"soak", FieldType::kDurationOrZero},
+    {"poll_interval", FieldType::kDuration},
+    {"request_timeout", FieldType::kDuration},
+    {"restart_limit", FieldType::kCount},
+    {"gitops", FieldType::kText, false, kGitOpsChoices},
+    {"gitops_grace", FieldType::kDurationOrZero},
+};
+
 // One provider or check kind: its name and the keys its block accepts besides `kind` (and, for
 // checks, `name`).
 struct KindSchema {
@@ -52,6 +78,7 @@ struct KindSchema {
 // A new provider or check kind adds a row here and its keys above.
 const KindSchema kProviderKinds[] = {
     {"command", kCommandProviderFields},
+    {"kubernetes", kKubernetesProviderFields},
 };
 const KindSchema kCheckKinds[] = {
     {"command", kCommandCheckFields},
@@ -93,6 +120,44 @@ std::optional<json> ReadDuration(ParseContext& context, const YamlValue& value) 
   return json(value.node.Scalar());
 }
 
+std::optional<json> ReadDurationOrZero(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  auto duration = core::ParseDuration(*text);
+  if (!duration) {
+    context.reader.Fail(value, duration.error().message);
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadText(ParseContext& context, const YamlValue& value,
+                             std::span<const std::string_view> choices) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (text->empty()) {
+    context.reader.Fail(value, "the value is empty");
+    return std::nullopt;
+  }
+  if (!choices.empty() && std::find(choices.begin(), choices.end(), *text) == choices.end()) {
+    context.reader.Fail(value,
+                        fmt::format("'{}' is not one of: {}", *text, fmt::join(choices, ", ")));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadCount(ParseContext& context, const YamlValue& value) {
+  auto number = context.reader.Integer(value);
+  if (!number) return std::nullopt;
+  if (*number < 1 || *number > 1000) {
+    context.reader.Fail(
+        value, fmt::format("{} is out of range: use a whole number from 1 to 1000", *number));
+    return std::nullopt;
+  }
+  return json(*number);
+}
+
 std::optional<json> ReadFolder(ParseContext& context, const YamlValue& value) {
   auto text = context.reader.String(value);
   if (!text) return std::nullopt;
@@ -132,16 +197,28 @@ std::optional<json> ReadEnvironment(ParseContext& context, const YamlValue& valu
   return environment;
 }
 
-std::optional<json> ReadField(ParseContext& context, const YamlValue& value, FieldType type) {
-  switch (type) {
+std::optional<json> ReadField(ParseContext& context, const YamlValue& value,
+                              const FieldSpec& spec) {
+  switch (spec.type) {
     case FieldType::kCommand:
       return ReadCommand(context, value);
     case FieldType::kDuration:
       return ReadDuration(context, value);
+    case FieldType::kDurationOrZero:
+      return ReadDurationOrZero(context, value);
     case FieldType::kFolder:
       return ReadFolder(context, value);
     case FieldType::kEnvironment:
       return ReadEnvironment(context, value);
+    case FieldType::kPath: {
+      auto path = ReadPath(context, value);
+      if (!path) return std::nullopt;
+      return json(path->string());
+    }
+    case FieldType::kText:
+      return ReadText(context, value, spec.choices);
+    case FieldType::kCount:
+      return ReadCount(context, value);
   }
   return std::nullopt;
 }
@@ -157,7 +234,7 @@ std::optional<json> ReadSettings(ParseContext& context, const YamlFields& fields
       if (spec.required) return std::nullopt;
       continue;
     }
-    auto field = ReadField(context, *value, spec.type);
+    auto field = ReadField(context, *value, spec);
     if (!field) return std::nullopt;
     settings[std::string(spec.key)] = std::move(*field);
   }
