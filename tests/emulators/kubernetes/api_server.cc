@@ -240,6 +240,11 @@ void ApiServer::Register() {
   // fills in the status.
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     current_request_ = SIZE_MAX;
+    // The API server compresses only responses above 128 KiB, so none of the emulator's. httplib
+    // would compress every JSON response the client accepts compressed (brotli at its slowest
+    // setting for libcurl), so the request's Accept-Encoding is dropped. The server owns the
+    // request object; only the handler's view of it is const.
+    const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
     if (!Authenticate(req).empty() || IsPublicPath(req.path)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
