@@ -195,7 +195,7 @@ class Provider {
   virtual core::Result<std::vector<Precondition>> Preconditions() const = 0;
 
   // Builds the exact action that would roll the service back to `target_version`. An empty
-  // target asks for the tool's own rule where the provider has one (kubernetes: kubectl's
+  // target requests the tool's own rule where the provider has one (kubernetes: kubectl's
   // second-highest revision), and the plan names the rule; a provider without one fails with
   // kInvalidArgument. Fails with kNotFound when the tool does not have that version or has
   // nothing to roll back to. When the target is already live the plan is a no-op.

@@ -41,8 +41,8 @@ std::string ApiResponse::ErrorMessage() const {
   if (body.is_object() && body.contains("message") && body["message"].is_string()) {
     return body["message"].get<std::string>();
   }
-  std::string shown = text.size() > 300 ? text.substr(0, 300) + "…" : text;
-  return fmt::format("HTTP {}{}{}", status, shown.empty() ? "" : ": ", shown);
+  std::string excerpt = text.size() > 300 ? text.substr(0, 300) + "…" : text;
+  return fmt::format("HTTP {}{}{}", status, excerpt.empty() ? "" : ": ", excerpt);
 }
 
 ApiClient::ApiClient(ClusterAccess access, core::Clock& clock,

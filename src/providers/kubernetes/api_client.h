@@ -19,7 +19,7 @@
 namespace backout::providers::kubernetes {
 
 // A response of the Kubernetes API: its status and its JSON body (null when the body was empty
-// or not JSON, in which case `text` holds it).
+// or not JSON, in which case `text` contains it).
 struct ApiResponse {
   int status = 0;
   nlohmann::json body;

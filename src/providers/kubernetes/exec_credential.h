@@ -10,7 +10,7 @@
 
 namespace backout::providers::kubernetes {
 
-// What an exec credential plugin returned: a bearer token, or a client certificate and key.
+// The credential an exec plugin returned: a bearer token, or a client certificate and key.
 struct ExecCredential {
   std::string token;
   std::string client_cert_pem;

@@ -335,24 +335,24 @@ core::Result<std::vector<HistoryEntry>> KubernetesProvider::History(core::Time s
 std::string KubernetesProvider::NoHistoryExplanation(const Snapshot& snapshot) const {
   const json& d = snapshot.deployment;
   int64_t current = Revision(d).value_or(0);
-  std::string why;
+  std::string reason;
   if (d.contains("/spec/revisionHistoryLimit"_json_pointer) &&
       IntAt(d, "/spec/revisionHistoryLimit") == 0) {
-    why =
+    reason =
         "revisionHistoryLimit is 0, so the controller deletes every old ReplicaSet and no "
         "earlier revision is retained";
   } else if (current > 1) {
-    why = fmt::format(
+    reason = fmt::format(
         "the Deployment is at revision {} but no earlier ReplicaSet is retained: "
         "they were pruned by revisionHistoryLimit ({}) or deleted",
         current, IntAt(d, "/spec/revisionHistoryLimit"));
   } else {
-    why = "the Deployment has had only one revision, so there is nothing earlier to go back to";
+    reason = "the Deployment has had only one revision, so there is nothing earlier to go back to";
   }
   return fmt::format(
       "; {}. Roll forward instead: deploy a known-good image, or revert the change "
       "in its source (Git) and redeploy",
-      why);
+      reason);
 }
 
 core::Result<std::vector<Precondition>> KubernetesProvider::Preconditions() const {
@@ -426,15 +426,15 @@ core::Result<std::vector<Precondition>> KubernetesProvider::Preconditions() cons
   bool last_applied = !Annotation(d, kLastAppliedAnnotation).empty();
   std::vector<std::string> apply_managers = ApplyManagers(d);
   if (last_applied || !apply_managers.empty()) {
-    std::string how = last_applied
-                          ? "kubectl.kubernetes.io/last-applied-configuration"
-                          : fmt::format("server-side apply by {}", fmt::join(apply_managers, ", "));
+    std::string management =
+        last_applied ? "kubectl.kubernetes.io/last-applied-configuration"
+                     : fmt::format("server-side apply by {}", fmt::join(apply_managers, ", "));
     checks.push_back({"source of truth reverted", true,
                       fmt::format("Warning: the Deployment is managed with kubectl apply ({}), "
                                   "which an undo leaves at the current manifest; the next apply "
                                   "of a fixed manifest may keep fields the fix removes. Revert the "
                                   "manifest in its source as part of this rollback",
-                                  how)});
+                                  management)});
   }
 
   if (target) {
@@ -649,7 +649,7 @@ core::Result<ExecutionResult> KubernetesProvider::Execute(const Plan& plan,
   result.started_at = started.started_at;
   auto response = client_->Patch(DeploymentPath(), kPatchType, plan.action["patch"].dump(), call);
 
-  // Step 3: judge by the API's answer, or by the live state when no answer came.
+  // Step 3: judge by the API's response, or by the live state when no response came.
   json expected_template = plan.action["patch"][0]["value"];
   if (!response) {
     auto after = ReadSnapshot(call);

@@ -24,9 +24,9 @@ namespace backout::providers::kubernetes {
 // Rolls a Deployment back through the Kubernetes API exactly as `kubectl rollout undo` does:
 // the same choice of ReplicaSet, the same refusals (no history, a paused Deployment, a template
 // that already matches) and the same JSON patch. Beyond kubectl it records the target by
-// ReplicaSet name, pod-template-hash and images, warns in Preconditions about what an undo does
-// not revert, refuses Deployments that Argo CD or Flux manages unless allowed, and judges
-// readiness with a deadline, fail-fast pod checks and a soak (see readiness.h).
+// ReplicaSet name, pod-template-hash and images, and warns in Preconditions about what an undo
+// does not revert. It rejects Deployments that Argo CD or Flux manages unless allowed, and it
+// judges readiness with a deadline, fail-fast pod checks and a soak (see readiness.h).
 //
 // Versions: ReadLiveState reports the template's version as VersionOf writes it (the image, or
 // NAME=IMAGE pairs). MakePlan takes such a version, `revision:N`, `replicaset:NAME`,
@@ -48,7 +48,7 @@ class KubernetesProvider final : public Provider {
 
   core::Result<LiveState> ReadLiveState() const override;
   // ReplicaSet revisions, oldest first: each ReplicaSet's creation is a deploy, and each later
-  // revision a reused ReplicaSet received (its revision-history) is a rollback, whoever made it.
+  // revision a reused ReplicaSet received (its revision-history) is a rollback, made by any client.
   // Kubernetes keeps no time for a revision bump, so such entries carry an estimate and
   // details.time_estimated.
   core::Result<std::vector<HistoryEntry>> History(core::Time since) const override;

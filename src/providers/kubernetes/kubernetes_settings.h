@@ -11,7 +11,7 @@
 
 namespace backout::providers::kubernetes {
 
-// What to do with a Deployment that Argo CD or Flux manages, whose self-heal would revert an
+// Policy for a Deployment that Argo CD or Flux manages, whose self-heal would revert an
 // undo made in the cluster.
 enum class GitOpsPolicy {
   kRefuse,  // the rollback ends precondition_failed: revert the change in Git instead

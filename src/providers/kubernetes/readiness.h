@@ -11,9 +11,9 @@
 #include "core/time.h"
 
 // Backout's readiness rules for a Deployment after a rollback: kubectl's rollout-status rules,
-// plus what kubectl misses. Pods of the new ReplicaSet that cannot start fail at once, naming the
-// pod and the reason; restarts fail once they reach a limit; success needs a soak with no
-// restarts; and a condition last updated before the rollback is never evidence.
+// plus what kubectl misses. New pods that cannot start fail the check at once, naming the pod
+// and the reason, and restarts fail it once they reach a limit. Success needs a soak with no
+// restarts, and a condition last updated before the rollback is never evidence.
 namespace backout::providers::kubernetes {
 
 // The objects one readiness check reads.

@@ -361,12 +361,14 @@ RolloutStatus DeploymentRolloutStatus(const json& deployment, bool ignore_deadli
   if (generation > IntAt(deployment, "/status/observedGeneration")) {
     return {RolloutStatus::State::kWaiting, "Waiting for deployment spec update to be observed..."};
   }
+
   json progressing = FindCondition(deployment, "Progressing");
   if (!ignore_deadline_condition && progressing.is_object() &&
       progressing.value("reason", "") == "ProgressDeadlineExceeded") {
     return {RolloutStatus::State::kFailed,
             fmt::format("deployment \"{}\" exceeded its progress deadline", name)};
   }
+
   int64_t updated = IntAt(deployment, "/status/updatedReplicas");
   int64_t replicas = IntAt(deployment, "/status/replicas");
   int64_t available = IntAt(deployment, "/status/availableReplicas");

@@ -65,7 +65,7 @@ struct Target {
   std::vector<std::string> notes;
 };
 
-// Why no target was found; the message is kubectl's where kubectl has one.
+// A failed target lookup, with kubectl's message where kubectl has one.
 struct NoTarget {
   enum class Kind { kNoHistory, kRevisionNotFound, kNoMatch } kind;
   std::string message;
@@ -77,9 +77,10 @@ std::expected<Target, NoTarget> ChooseKubectlTarget(const nlohmann::json& deploy
                                                     const std::vector<nlohmann::json>& owned,
                                                     int64_t to_revision);
 
-// Backout's choice for a named version: `revision:N` as kubectl's --to-revision; `replicaset:NAME`
-// or a ReplicaSet's name; `hash:HASH` or a pod-template-hash; else a version as VersionOf writes
-// it, taking the highest revision when several ReplicaSets carry the same images.
+// Backout's choice for a named version. `revision:N` works as kubectl's --to-revision, and
+// `replicaset:NAME` or a bare ReplicaSet name, `hash:HASH` or a bare pod-template-hash pick that
+// ReplicaSet. Anything else is a version as VersionOf writes it; when several ReplicaSets run it,
+// the highest revision wins and the target carries a note.
 std::expected<Target, NoTarget> MatchNamedTarget(const nlohmann::json& deployment,
                                                  const std::vector<nlohmann::json>& owned,
                                                  std::string_view version);
@@ -95,14 +96,14 @@ nlohmann::json UndoTemplate(const nlohmann::json& replica_set);
 // kubectl's JSON patch: replace /spec/template, then replace /metadata/annotations.
 nlohmann::json UndoPatch(const nlohmann::json& deployment, const nlohmann::json& replica_set);
 
-// What `kubectl rollout status` makes of a Deployment.
+// The verdict of `kubectl rollout status` on a Deployment.
 struct RolloutStatus {
   enum class State { kWaiting, kDone, kFailed } state = State::kWaiting;
   std::string message;  // kubectl's words
 };
 
 // kubectl's status viewer. `ignore_deadline_condition` skips the ProgressDeadlineExceeded check,
-// for a condition Backout knows predates the rollback.
+// for a condition that is older than the rollback.
 RolloutStatus DeploymentRolloutStatus(const nlohmann::json& deployment,
                                       bool ignore_deadline_condition = false);
 

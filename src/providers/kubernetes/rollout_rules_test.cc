@@ -137,7 +137,7 @@ TEST(RolloutRulesTest, NewReplicaSetIgnoresHashLabel) {
   EXPECT_EQ(owned[*index]["metadata"]["name"], "web-b");
 }
 
-TEST(RolloutRulesTest, UndoAnnotationsKeepOwnedKeysAndCopyTheRest) {
+TEST(RolloutRulesTest, UndoAnnotationsKeepControllerKeys) {
   json d = Deployment("example/web:v3", "3");
   d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}";
   d["metadata"]["annotations"]["team"] = "shop";

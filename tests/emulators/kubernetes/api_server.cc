@@ -235,9 +235,8 @@ void ApiServer::Register() {
   httplib::Server& server = *server_;
 
   // Requests are recorded before they are handled, so a client that has its response can rely
-  // on finding its request in the log. Rejected ones are recorded here, the others by the
-  // handler once their body is read; the logger, called on the same thread after the response,
-  // fills in the status.
+  // on finding its request in the log. Rejected requests are recorded here. The handler records
+  // the others once their body is read, and the logger fills in the status after the response.
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     current_request_ = SIZE_MAX;
     // The API server compresses only responses above 128 KiB, so none of the emulator's. httplib

@@ -17,8 +17,9 @@
 
 // The state of an emulated Kubernetes cluster: Deployments, ReplicaSets and Pods with the API
 // server's semantics (resource versions, generations, defaulting, validation, patches, a watch
-// log) and the controllers that act on them (the Deployment controller, the ReplicaSet controller
-// and a kubelet whose pods start, crash or fail to pull on request). Every method is thread-safe.
+// log). The controllers that act on them run in Step: the Deployment controller, the ReplicaSet
+// controller and a kubelet whose pods start, crash or fail to pull on request. Every method is
+// thread-safe.
 namespace backout::emulators::kubernetes {
 
 using SystemClock = std::chrono::system_clock;
@@ -108,8 +109,9 @@ class Cluster {
 
   // ---- Test hooks.
   void SetPodBehaviour(const std::string& image, PodBehaviour behaviour);
-  // Creates the Deployment, or replaces its labels, annotations and spec, as `kubectl apply`
-  // does. With `record_last_applied` the manifest is kept in the
+  // Creates the Deployment, or updates it as `kubectl apply` does: the manifest's labels and
+  // annotations are set, the spec fields it gives replace the live ones, and its pod template
+  // replaces the live one whole. With `record_last_applied` the manifest is also kept in the
   // kubectl.kubernetes.io/last-applied-configuration annotation, as client-side apply keeps it.
   ApiResult Apply(const std::string& ns, const nlohmann::json& manifest,
                   bool record_last_applied = false);

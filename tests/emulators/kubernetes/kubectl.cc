@@ -58,7 +58,7 @@ std::optional<KubectlProcess> KubectlProcess::Start(const std::filesystem::path&
     std::vector<char*> raw;
     for (std::string& arg : argv) raw.push_back(arg.data());
     raw.push_back(nullptr);
-    // The home folder holds no kubeconfig or cache that could change the result.
+    // The home folder contains no kubeconfig or cache that could change the result.
     setenv("HOME", work_dir.c_str(), 1);
     unsetenv("KUBECONFIG");
     execv(raw[0], raw.data());

@@ -277,7 +277,7 @@ TEST_F(KubectlTest, HistoryShowsChangeCauseAndTemplate) {
   EXPECT_EQ(Deployment()["metadata"]["annotations"]["kubernetes.io/change-cause"], "deploy v1");
 }
 
-TEST_F(KubectlTest, StatusSucceedsOnlyAfterReusedReplicaSetIsReady) {
+TEST_F(KubectlTest, StatusWaitsForReusedReplicaSet) {
   ApplyVersions(2);
   emulator_->cluster().SetPodBehaviour("example/web:v1",
                                        PodBehaviour{PodFault::kNone, milliseconds(600)});
