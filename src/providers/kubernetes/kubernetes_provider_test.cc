@@ -206,7 +206,7 @@ TEST_F(KubernetesProviderTest, SingleRevisionHasNoRollbackTarget) {
 
 TEST_F(KubernetesProviderTest, ZeroHistoryLimitSaysHistoryWasPruned) {
   ApplyVersions(3, {.revision_history_limit = 0});
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(emu::WaitForReplicaSetCount(*emulator_, "default", "web", 1));
   auto plan = MakeProvider()->MakePlan("");
   ASSERT_FALSE(plan.has_value());
   EXPECT_THAT(plan.error().message, HasSubstr("revisionHistoryLimit is 0"));
@@ -219,7 +219,7 @@ TEST_F(KubernetesProviderTest, TargetPrunedAfterPlanEndsNoRollbackTarget) {
   ASSERT_TRUE(plan.has_value()) << plan.error().message;
   ASSERT_TRUE(emu::ApplyRevision(*emulator_, "default",
                                  {.images = {"example/web:v3"}, .revision_history_limit = 1}));
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(emu::WaitForReplicaSetCount(*emulator_, "default", "web", 2));
   emulator_->ClearRequests();
   ExecutionResult result = Execute(*provider, *plan);
   EXPECT_EQ(result.outcome, RollbackOutcome::kNoRollbackTarget) << result.message;

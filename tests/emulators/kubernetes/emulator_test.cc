@@ -204,7 +204,7 @@ TEST_F(ClusterTest, RevisionHistoryLimitDeletesOldestReplicaSets) {
     ASSERT_TRUE(ApplyRevision(*emulator_, "default", spec));
   }
   // Cleanup runs on the pass after the rollout completes.
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(WaitForReplicaSetCount(*emulator_, "default", "web", 2));
   std::vector<json> sets = ReplicaSets();
   ASSERT_EQ(sets.size(), 2u);
   EXPECT_FALSE(ReplicaSetWithImage("example/web:v4").is_null());
@@ -216,7 +216,7 @@ TEST_F(ClusterTest, ZeroHistoryLimitKeepsOnlyCurrentReplicaSet) {
   ASSERT_TRUE(
       ApplyRevision(*emulator_, "default",
                     DeploymentSpec{.images = {"example/web:v2"}, .revision_history_limit = 0}));
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(WaitForReplicaSetCount(*emulator_, "default", "web", 1));
   ASSERT_EQ(ReplicaSets().size(), 1u);
   EXPECT_FALSE(ReplicaSetWithImage("example/web:v2").is_null());
 }

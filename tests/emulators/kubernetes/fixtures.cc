@@ -47,6 +47,26 @@ bool ApplyRevision(Emulator& emulator, const std::string& ns, const DeploymentSp
   return emulator.WaitForRollout(ns, spec.name, timeout);
 }
 
+bool WaitForReplicaSetCount(Emulator& emulator, const std::string& ns, const std::string& name,
+                            size_t count, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    uint64_t version = emulator.cluster().ResourceVersion();
+    ApiResult deployment = emulator.cluster().Get(Resource::kDeployments, ns, name);
+    ApiResult sets =
+        emulator.cluster().List(Resource::kReplicaSets, ns, LabelSelector(), FieldSelector());
+    size_t owned = 0;
+    for (const json& rs : sets.body["items"]) {
+      for (const json& owner : rs["metadata"].value("ownerReferences", json::array())) {
+        if (owner.value("uid", "") == deployment.body["metadata"].value("uid", "")) ++owned;
+      }
+    }
+    if (deployment.status == 200 && owned == count) return true;
+    emulator.cluster().WaitForEvent(version, std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 EmulatorOptions FastEmulatorOptions() {
   EmulatorOptions options;
   options.tick = std::chrono::milliseconds(20);

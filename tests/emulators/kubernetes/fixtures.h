@@ -32,6 +32,12 @@ bool ApplyRevision(Emulator& emulator, const std::string& ns, const DeploymentSp
                    bool record_last_applied = false,
                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
+// Waits until the Deployment `name` owns exactly `count` ReplicaSets, as it does once the
+// controller has pruned its history. Returns false on timeout.
+bool WaitForReplicaSetCount(Emulator& emulator, const std::string& ns, const std::string& name,
+                            size_t count,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // The emulator settings tests use: short ticks and pod start times so rollouts take well under a
 // second.
 EmulatorOptions FastEmulatorOptions();

@@ -217,7 +217,7 @@ TEST_F(KubectlTest, UndoWithoutHistoryFails) {
 
 TEST_F(KubectlTest, UndoAfterZeroHistoryLimitFails) {
   ApplyVersions(3, DeploymentSpec{.revision_history_limit = 0});
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(WaitForReplicaSetCount(*emulator_, "default", "web", 1));
   KubectlResult result = Kubectl({"rollout", "undo", "deployment/web"});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr("no rollout history found for deployment \"web\""));
