@@ -69,7 +69,7 @@ void AddWaitFlags(CLI::App& command, WaitFlags& flags) {
 // prints the job id and how to follow it.
 core::Result<int> FollowJob(const ClientContext& context, const WaitFlags& flags,
                             const std::string& incident_id, const Json& started) {
-  const std::string job_id = StringField(started, "job_id");
+  const std::string job_id = IdField(started, "job_id");
   if (!flags.wait) {
     PrintOut(RenderSingle(started, context.format));
     if (context.format == OutputFormat::kTable) {

@@ -20,4 +20,16 @@ inline std::string StringField(const Json& object, const char* key) {
   return found != object.end() && found->is_string() ? found->get<std::string>() : "";
 }
 
+// Returns an id member as text: a string as it is, an integer in decimal (job ids may be either),
+// else "".
+inline std::string IdField(const Json& object, const char* key) {
+  if (object.is_object()) {
+    auto found = object.find(key);
+    if (found != object.end() && found->is_number_integer()) {
+      return found->dump();
+    }
+  }
+  return StringField(object, key);
+}
+
 }  // namespace backout::cli
