@@ -11,8 +11,8 @@ namespace backout::cli {
 namespace {
 
 const std::vector<Column> kActionColumns = {
-    {"ID", "id"},       {"STATE", "state"},       {"OWNER", "owner"},   {"DUE", "due"},
-    {"TITLE", "title"}, {"EVIDENCE", "evidence"}, {"REASON", "reason"},
+    {"ID", "id"},       {"STATUS", "status"},          {"OWNER", "owner"},   {"DUE", "due"},
+    {"TITLE", "title"}, {"EVIDENCE", "evidence_link"}, {"REASON", "reason"},
 };
 
 std::string ActionItemsPath(const std::string& incident_id) {

@@ -104,6 +104,12 @@ core::Result<int> FollowJob(const ClientContext& context, const WaitFlags& flags
   }
   PrintNote(fmt::format("error: job {} ended {}; see `backout incident show {}`\n", job_id, ending,
                         incident_id));
+  if (StringField(*job, "outcome") == "interrupted") {
+    PrintNote(fmt::format(
+        "Check the deployment tool, then record what happened with `backout incident confirm {} "
+        "--happened|--did-not-happen --reason TEXT`.\n",
+        incident_id));
+  }
   return kExitFailed;
 }
 
@@ -132,7 +138,7 @@ void AddIncidentOpen(CLI::App& incident, int& exit_status) {
     SetIfNotEmpty(body, "suspected_change", flags->suspected_change);
     SetIfNotEmpty(body, "external_ticket", flags->ticket);
     return PrintIncident(context, context.api.Post("/api/v1/incidents", body),
-                         {"suspected_change", "external_ticket", "created_at"});
+                         {"suspected_change_id", "external_ticket", "opened_at"});
   });
 }
 
@@ -158,7 +164,7 @@ void AddIncidentList(CLI::App& incident, int& exit_status) {
                       {"SERVICE", "service"},
                       {"SEVERITY", "severity"},
                       {"STATE", "state"},
-                      {"OPENED", "created_at"},
+                      {"OPENED", "opened_at"},
                       {"TITLE", "title"}});
   });
 }
@@ -378,7 +384,7 @@ void AddIncidentClose(CLI::App& incident, int& exit_status) {
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     return PrintIncident(context,
                          context.api.Post(IncidentPath(flags->id) + "/close", Json::object()),
-                         {"updated_at"});
+                         {"closed_by", "closed_at"});
   });
 }
 

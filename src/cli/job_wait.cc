@@ -41,9 +41,25 @@ bool Contains(auto& list, std::string_view value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
+// The step a job reached: its `progress` when that is text, or the `step` inside a progress
+// object, or the object itself in compact form.
+std::string ProgressText(const Json& job) {
+  if (!job.is_object() || !job.contains("progress")) {
+    return "";
+  }
+  const Json& progress = job["progress"];
+  if (progress.is_object() && progress.contains("step") && progress["step"].is_string()) {
+    return progress["step"].get<std::string>();
+  }
+  if (progress.is_object() && progress.empty()) {
+    return "";
+  }
+  return FieldText(job, "progress");
+}
+
 // What a progress line shows; a new line is printed whenever it changes.
 std::string ProgressKey(const Json& job) {
-  return fmt::format("{}|{}|{}|{}", FieldText(job, "state"), FieldText(job, "progress"),
+  return fmt::format("{}|{}|{}|{}", FieldText(job, "state"), ProgressText(job),
                      FieldText(job, "attempts"), FieldText(job, "outcome"));
 }
 
@@ -72,7 +88,7 @@ std::string DescribeJob(const Json& job, double elapsed_seconds) {
   if (!attempts.empty() && attempts != "0" && attempts != "1") {
     line += fmt::format(" (attempt {})", attempts);
   }
-  if (const std::string progress = FieldText(job, "progress"); !progress.empty()) {
+  if (const std::string progress = ProgressText(job); !progress.empty()) {
     line += ": " + progress;
   }
   if (const std::string outcome = FieldText(job, "outcome"); !outcome.empty()) {

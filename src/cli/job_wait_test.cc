@@ -46,5 +46,23 @@ TEST(DescribeJobTest, ShowsOutcomeAndMessage) {
             "[  12.3s] job-4 rollback finished, outcome failed (exit status 3)\n");
 }
 
+TEST(DescribeJobTest, ShowsStepOfProgressObject) {
+  const Json job = {{"id", "7"},
+                    {"kind", "rollback"},
+                    {"state", "leased"},
+                    {"attempts", 1},
+                    {"progress", {{"step", "wait"}, {"pid", 42}}},
+                    {"outcome", ""}};
+  EXPECT_EQ(DescribeJob(job, 0.5), "[   0.5s] 7 rollback leased: wait\n");
+}
+
+TEST(JobStateTest, LeasedJobIsNotFinished) {
+  EXPECT_FALSE(IsJobFinished(Json{{"state", "leased"}, {"outcome", ""}}));
+}
+
+TEST(JobStateTest, InterruptedOutcomeOfSucceededJobFails) {
+  EXPECT_FALSE(IsJobSuccessful(Json{{"state", "succeeded"}, {"outcome", "interrupted"}}));
+}
+
 }  // namespace
 }  // namespace backout::cli

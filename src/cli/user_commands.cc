@@ -79,16 +79,14 @@ void AddUserList(CLI::App& user, int& exit_status) {
     size_t limit = 0;
   };
   auto flags = std::make_shared<Flags>();
-  auto* command = user.add_subcommand("list", "List users with their roles, services and tokens");
+  auto* command =
+      user.add_subcommand("list", "List users with their roles and the services granted to them");
   command->add_option("--limit", flags->limit, "Show at most this many users; 0 shows all")
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
-    return PrintList(context, context.api.GetAll("/api/v1/users", flags->limit),
-                     {{"NAME", "name"},
-                      {"ROLES", "roles"},
-                      {"SERVICES", "services"},
-                      {"TOKENS", "tokens"},
-                      {"CREATED", "created_at"}});
+    return PrintList(
+        context, context.api.GetAll("/api/v1/users", flags->limit),
+        {{"NAME", "name"}, {"ROLES", "roles"}, {"SERVICES", "services"}, {"ACTIVE", "active"}});
   });
 }
 
