@@ -53,7 +53,7 @@ void KillDuringRunbook(Deployment& deployment, std::string& incident) {
 }
 
 TEST(CrashTest, StatusLetsRestartedJobComplete) {
-  Deployment deployment({.with_status = true, .runbook_sleep_seconds = 4});
+  Deployment deployment({.database = "", .with_status = true, .runbook_sleep_seconds = 4});
   std::string incident;
   ASSERT_NO_FATAL_FAILURE(KillDuringRunbook(deployment, incident));
 
@@ -75,7 +75,7 @@ TEST(CrashTest, StatusLetsRestartedJobComplete) {
 }
 
 TEST(CrashTest, NoStatusEndsInterruptedAndNeedsConfirm) {
-  Deployment deployment({.with_status = false, .runbook_sleep_seconds = 4});
+  Deployment deployment({.database = "", .with_status = false, .runbook_sleep_seconds = 4});
   std::string incident;
   ASSERT_NO_FATAL_FAILURE(KillDuringRunbook(deployment, incident));
 
