@@ -3,6 +3,8 @@
 #include <array>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "http/client.h"
 
@@ -78,8 +80,15 @@ core::ErrorCode CodeForTransport(http::ErrorKind kind) {
   return core::ErrorCode::kInternal;
 }
 
-bool IsIdempotent(std::string_view method) {
-  return method == "GET" || method == "PUT" || method == "DELETE";
+// The HTTP client's log lines (retries, TLS warnings) go to stderr, so stdout holds only the
+// command's output.
+std::shared_ptr<spdlog::logger> StderrLogger() {
+  static const std::shared_ptr<spdlog::logger> logger = [] {
+    auto created = spdlog::stderr_color_mt("backout-cli");
+    created->set_level(spdlog::level::warn);
+    return created;
+  }();
+  return logger;
 }
 
 }  // namespace
@@ -154,11 +163,16 @@ core::Result<ApiClient> ApiClient::Create(ConnectionOptions options) {
                            options.url, kDefaultUrl);
   }
 
-  auto client = http::Client::Create(http::ClientOptions{});
+  http::ClientOptions client_options;
+  client_options.name = "cli";
+  client_options.logger = StderrLogger();
+  client_options.redaction.secret_values = {options.token};
+  client_options.redaction.json_fields = {"token"};
+  auto client = http::Client::Create(std::move(client_options));
   if (!client) {
     return core::MakeError(CodeForTransport(client.error().kind), "{}", client.error().message);
   }
-  return ApiClient(std::move(options), std::make_unique<http::Client>(std::move(*client)));
+  return ApiClient(std::move(options), std::move(*client));
 }
 
 ApiClient::ApiClient(ConnectionOptions options, std::unique_ptr<http::Client> client)
@@ -168,18 +182,20 @@ ApiClient::ApiClient(ApiClient&&) noexcept = default;
 ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
 ApiClient::~ApiClient() = default;
 
-core::Result<Json> ApiClient::Get(std::string_view path) { return Send("GET", path, nullptr); }
+core::Result<Json> ApiClient::Get(std::string_view path) {
+  return Send(http::Method::kGet, path, nullptr);
+}
 
 core::Result<Json> ApiClient::Post(std::string_view path, const Json& body) {
-  return Send("POST", path, &body);
+  return Send(http::Method::kPost, path, &body);
 }
 
 core::Result<Json> ApiClient::Put(std::string_view path, const Json& body) {
-  return Send("PUT", path, &body);
+  return Send(http::Method::kPut, path, &body);
 }
 
 core::Result<Json> ApiClient::Delete(std::string_view path) {
-  return Send("DELETE", path, nullptr);
+  return Send(http::Method::kDelete, path, nullptr);
 }
 
 core::Result<Json> ApiClient::GetAll(std::string_view path, size_t limit) {
@@ -212,10 +228,10 @@ core::Result<Json> ApiClient::GetAll(std::string_view path, size_t limit) {
   }
 }
 
-core::Result<Json> ApiClient::Send(std::string_view method, std::string_view path,
+core::Result<Json> ApiClient::Send(http::Method method, std::string_view path,
                                    const Json* body) {
   http::Request request;
-  request.method = std::string(method);
+  request.method = method;
   request.url = options_.url + std::string(path);
   request.headers.Set("Accept", "application/json");
   if (!options_.token.empty()) {
@@ -225,14 +241,13 @@ core::Result<Json> ApiClient::Send(std::string_view method, std::string_view pat
     request.headers.Set("Content-Type", "application/json");
     request.body = body->dump();
   }
-  request.idempotent = IsIdempotent(method);
 
   auto response = client_->Send(request);
   if (!response) {
     if (response.error().kind == http::ErrorKind::kUnavailable) {
       return std::unexpected(UnreachableError(options_.url, response.error().message));
     }
-    return core::MakeError(CodeForTransport(response.error().kind), "{} {}: {}", method, path,
+    return core::MakeError(CodeForTransport(response.error().kind), "{}",
                            response.error().message);
   }
   if (response->status < 200 || response->status > 299) {
@@ -246,7 +261,7 @@ core::Result<Json> ApiClient::Send(std::string_view method, std::string_view pat
     return core::MakeError(core::ErrorCode::kInternal,
                            "{} {} returned HTTP {} with a body that is not JSON: check that {} is "
                            "a Backout server",
-                           method, path, response->status, options_.url);
+                           http::MethodName(method), path, response->status, options_.url);
   }
   return parsed;
 }

@@ -11,6 +11,7 @@
 
 namespace backout::http {
 class Client;
+enum class Method;
 }
 
 namespace backout::cli {
@@ -51,7 +52,7 @@ class ApiClient {
  private:
   ApiClient(ConnectionOptions options, std::unique_ptr<http::Client> client);
 
-  core::Result<Json> Send(std::string_view method, std::string_view path, const Json* body);
+  core::Result<Json> Send(http::Method method, std::string_view path, const Json* body);
 
   ConnectionOptions options_;
   std::unique_ptr<http::Client> client_;
