@@ -46,15 +46,19 @@ class CompactTree {
 // Root of the tree over `leaf_hashes` (RFC 6962 MTH).
 Hash RootOf(std::span<const Hash> leaf_hashes);
 
-// Audit path for leaf `index` in the tree over `leaf_hashes` (RFC 6962 PATH).
+// Audit path for leaf `index` in the tree over `leaf_hashes` (RFC 6962 PATH), bottom-up.
+// Fails (kInvalidArgument) when index is not below the number of leaves. Costs O(n) hashes.
 core::Result<std::vector<Hash>> InclusionProof(uint64_t index, std::span<const Hash> leaf_hashes);
 
 // Proof that the tree of `old_size` leaves is a prefix of the tree over `leaf_hashes`
-// (RFC 6962 PROOF / SUBPROOF).
+// (RFC 6962 PROOF / SUBPROOF), bottom-up. The proof is empty when old_size is 0 or equal to the
+// number of leaves. Fails (kInvalidArgument) when old_size exceeds it. Costs O(n) hashes.
 core::Result<std::vector<Hash>> ConsistencyProof(uint64_t old_size,
                                                  std::span<const Hash> leaf_hashes);
 
 // Verification as RFC 9162 sections 2.1.3.2 and 2.1.4.2 describe, for verifiers without the leaves.
+// VerifyConsistency also accepts old_size == new_size (empty proof, equal roots) and old_size == 0
+// (empty proof), matching what ConsistencyProof produces.
 bool VerifyInclusion(uint64_t index, uint64_t tree_size, const Hash& leaf_hash,
                      std::span<const Hash> proof, const Hash& root);
 bool VerifyConsistency(uint64_t old_size, uint64_t new_size, const Hash& old_root,

@@ -1,0 +1,153 @@
+#include "ledger/entry.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include "ledger/canonical.h"
+
+namespace backout::ledger {
+namespace {
+
+using core::ErrorCode;
+using core::MakeError;
+
+constexpr std::array<std::string_view, 7> kFields = {
+    "action", "actor", "change", "change_digest", "sequence", "subject", "time"};
+
+core::Result<Hash> ChangeDigest(const nlohmann::json& change) {
+  auto canonical = CanonicalJson(change);
+  if (!canonical) return std::unexpected(canonical.error().WithContext("change"));
+  return Sha256(*canonical);
+}
+
+std::unexpected<core::Error> InvalidField(std::string_view field, std::string_view problem) {
+  return MakeError(ErrorCode::kInvalidArgument, "invalid ledger entry: field '{}' {}", field,
+                   problem);
+}
+
+core::Result<std::string> StringField(const nlohmann::json& object, std::string_view field) {
+  const auto& value = object.at(std::string(field));
+  if (!value.is_string()) return InvalidField(field, "must be a string");
+  return value.get<std::string>();
+}
+
+}  // namespace
+
+core::Result<std::string> EncodeEntry(const Entry& entry) {
+  if (entry.action.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "ledger entry {} has an empty action; name the verb, such as "
+                     "'incident.opened'",
+                     entry.sequence);
+  }
+  if (!entry.change.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "ledger entry {} ({}): change must be a JSON object, got {}", entry.sequence,
+                     entry.action, entry.change.type_name());
+  }
+  auto digest = ChangeDigest(entry.change);
+  if (!digest) {
+    return std::unexpected(digest.error().WithContext(
+        fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
+  }
+
+  const nlohmann::json object = {
+      {"sequence", entry.sequence},
+      {"time", core::FormatTime(entry.time)},
+      {"actor", entry.actor},
+      {"action", entry.action},
+      {"subject", entry.subject},
+      {"change", entry.change},
+      {"change_digest", ToHex(*digest)},
+  };
+  auto encoded = CanonicalJson(object);
+  if (!encoded) {
+    return std::unexpected(encoded.error().WithContext(
+        fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
+  }
+  return encoded;
+}
+
+core::Result<Entry> DecodeEntry(std::string_view encoded) {
+  // Parse.
+  nlohmann::json object;
+  try {
+    object = nlohmann::json::parse(encoded);
+  } catch (const nlohmann::json::parse_error& error) {
+    return MakeError(ErrorCode::kInvalidArgument, "invalid ledger entry: not JSON: {}",
+                     error.what());
+  }
+  if (!object.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "invalid ledger entry: expected a JSON object, got {}", object.type_name());
+  }
+
+  // Exactly the documented fields, each with its type.
+  for (std::string_view field : kFields) {
+    if (!object.contains(std::string(field))) return InvalidField(field, "is missing");
+  }
+  for (const auto& [name, value] : object.items()) {
+    if (std::find(kFields.begin(), kFields.end(), name) == kFields.end()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "invalid ledger entry: unknown field '{}'; an entry has exactly the fields "
+                       "action, actor, change, change_digest, sequence, subject and time",
+                       name);
+    }
+  }
+  Entry entry;
+  const auto& sequence = object.at("sequence");
+  if (!sequence.is_number_unsigned()) {
+    return InvalidField("sequence", "must be a non-negative integer");
+  }
+  entry.sequence = sequence.get<uint64_t>();
+  auto actor = StringField(object, "actor");
+  if (!actor) return std::unexpected(actor.error());
+  entry.actor = std::move(*actor);
+  auto action = StringField(object, "action");
+  if (!action) return std::unexpected(action.error());
+  entry.action = std::move(*action);
+  auto subject = StringField(object, "subject");
+  if (!subject) return std::unexpected(subject.error());
+  entry.subject = std::move(*subject);
+  if (!object.at("change").is_object()) return InvalidField("change", "must be a JSON object");
+  entry.change = object.at("change");
+
+  // Time: RFC 3339 UTC with exactly six fractional digits and 'Z'.
+  auto time_text = StringField(object, "time");
+  if (!time_text) return std::unexpected(time_text.error());
+  auto time = core::ParseTime(*time_text);
+  if (!time || core::FormatTime(*time) != *time_text) {
+    return InvalidField("time", fmt::format("'{}' is not RFC 3339 UTC with six fractional "
+                                            "digits and 'Z', such as 2026-12-04T17:05:41.000123Z",
+                                            *time_text));
+  }
+  entry.time = *time;
+
+  // The change digest covers the change.
+  auto digest_text = StringField(object, "change_digest");
+  if (!digest_text) return std::unexpected(digest_text.error());
+  auto recorded_digest = HashFromHex(*digest_text);
+  if (!recorded_digest) return InvalidField("change_digest", recorded_digest.error().message);
+  auto actual_digest = ChangeDigest(entry.change);
+  if (!actual_digest) return std::unexpected(actual_digest.error());
+  if (*recorded_digest != *actual_digest) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "invalid ledger entry {}: change_digest mismatch: expected {} (recorded), "
+                     "actual {} (SHA-256 of the canonical change)",
+                     entry.sequence, ToHex(*recorded_digest), ToHex(*actual_digest));
+  }
+
+  // One entry has one encoding, so the bytes must be exactly what EncodeEntry writes.
+  auto reencoded = EncodeEntry(entry);
+  if (!reencoded) return std::unexpected(reencoded.error());
+  if (*reencoded != encoded) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "invalid ledger entry {}: the bytes are not its canonical JSON form "
+                     "(RFC 8785: sorted members, no whitespace, lower-case hex change_digest)",
+                     entry.sequence);
+  }
+  return entry;
+}
+
+}  // namespace backout::ledger

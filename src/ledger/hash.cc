@@ -1,0 +1,84 @@
+#include "ledger/hash.h"
+
+#include <openssl/evp.h>
+
+#include <cstdlib>
+#include <memory>
+
+namespace backout::ledger {
+namespace {
+
+// OpenSSL 3 resolves EVP_sha256() through a provider lookup on every EVP_DigestInit_ex; fetching
+// the implementation once and reusing one context per thread keeps short messages (such as
+// 65-byte node hashes) from paying that cost each time.
+const EVP_MD* Sha256Md() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) std::abort();  // no default provider: nothing in the ledger can work
+  return md;
+}
+
+struct ContextDeleter {
+  void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
+};
+
+EVP_MD_CTX* ThreadContext() {
+  thread_local std::unique_ptr<EVP_MD_CTX, ContextDeleter> context(EVP_MD_CTX_new());
+  if (context == nullptr) std::abort();
+  return context.get();
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+Hash Sha256(std::initializer_list<std::string_view> parts) {
+  EVP_MD_CTX* context = ThreadContext();
+  Hash hash;
+  unsigned int length = 0;
+  bool ok = EVP_DigestInit_ex(context, Sha256Md(), nullptr) == 1;
+  for (std::string_view part : parts) {
+    ok = ok && EVP_DigestUpdate(context, part.data(), part.size()) == 1;
+  }
+  ok = ok && EVP_DigestFinal_ex(context, hash.data(), &length) == 1;
+  if (!ok || length != hash.size()) std::abort();  // SHA-256 cannot fail on valid input
+  return hash;
+}
+
+Hash Sha256(std::string_view bytes) { return Sha256({bytes}); }
+
+std::string ToHex(const Hash& hash) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex(hash.size() * 2, '0');
+  for (size_t i = 0; i < hash.size(); ++i) {
+    hex[2 * i] = kDigits[hash[i] >> 4];
+    hex[2 * i + 1] = kDigits[hash[i] & 0x0f];
+  }
+  return hex;
+}
+
+core::Result<Hash> HashFromHex(std::string_view hex) {
+  Hash hash;
+  if (hex.size() != hash.size() * 2) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "invalid SHA-256 digest '{}': expected 64 hexadecimal digits, got {}",
+                           hex, hex.size());
+  }
+  for (size_t i = 0; i < hash.size(); ++i) {
+    const int high = HexValue(hex[2 * i]);
+    const int low = HexValue(hex[2 * i + 1]);
+    if (high < 0 || low < 0) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "invalid SHA-256 digest '{}': character {} is not hexadecimal", hex,
+                             high < 0 ? 2 * i : 2 * i + 1);
+    }
+    hash[i] = static_cast<uint8_t>(high << 4 | low);
+  }
+  return hash;
+}
+
+}  // namespace backout::ledger
