@@ -55,12 +55,11 @@ const Schema& ErrorSchema() {
     return ObjectSchema(
         "An error answer.",
         {Required("error",
-                  ObjectSchema("What failed.",
-                               {Required("code", EnumSchema("Machine-readable kind of failure.",
-                                                            codes)),
-                                Required("message",
-                                         StringSchema("What failed, on which value, and what to "
-                                                      "do next."))}))});
+                  ObjectSchema(
+                      "What failed.",
+                      {Required("code", EnumSchema("Machine-readable kind of failure.", codes)),
+                       Required("message", StringSchema("What failed, on which value, and what to "
+                                                        "do next."))}))});
   }();
   return schema;
 }

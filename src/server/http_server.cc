@@ -84,8 +84,8 @@ std::string_view CodeForStatus(int status) {
 
 }  // namespace
 
-HttpServer::HttpServer(HttpServerOptions options, const Router& router,
-                       Authenticator authenticator, const core::Clock& clock, Metrics& metrics)
+HttpServer::HttpServer(HttpServerOptions options, const Router& router, Authenticator authenticator,
+                       const core::Clock& clock, Metrics& metrics)
     : options_(std::move(options)),
       router_(router),
       authenticator_(std::move(authenticator)),
@@ -137,19 +137,20 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
 
   // httplib answers some requests itself (oversized bodies, unparsable request lines); give
   // those answers the same error body as every other error.
-  http.set_error_handler([self](const httplib::Request& request, httplib::Response& response) {
-    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message(ReasonFor(response.status));
-    if (response.status == 413) {
-      message = fmt::format("the request body is larger than the limit of {} bytes; send less",
-                            self->options_.max_body_bytes);
-    }
-    response.set_content(ErrorBody(CodeForStatus(response.status), message).dump(), kJson);
-    self->metrics_.Increment(kRequestsTotal, {{"method", request.method},
-                                              {"route", "(unrouted)"},
-                                              {"status", std::to_string(response.status)}});
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [self](const httplib::Request& request, httplib::Response& response) {
+        if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string message(ReasonFor(response.status));
+        if (response.status == 413) {
+          message = fmt::format("the request body is larger than the limit of {} bytes; send less",
+                                self->options_.max_body_bytes);
+        }
+        response.set_content(ErrorBody(CodeForStatus(response.status), message).dump(), kJson);
+        self->metrics_.Increment(kRequestsTotal, {{"method", request.method},
+                                                  {"route", "(unrouted)"},
+                                                  {"status", std::to_string(response.status)}});
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http.set_exception_handler(
       [](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
         std::string what = "unknown exception";
@@ -163,8 +164,7 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
                       request.method, request.path, what);
         response.status = 500;
         response.set_content(
-            ErrorBody("internal", "the server failed while answering; see its log").dump(),
-            kJson);
+            ErrorBody("internal", "the server failed while answering; see its log").dump(), kJson);
       });
   return server;
 }
@@ -183,8 +183,7 @@ core::Result<int> HttpServer::Bind() {
                            "no other process uses the port",
                            options_.host, options_.port);
   }
-  spdlog::info("component=http event=listening address={}:{} tls={}", options_.host, port,
-               tls());
+  spdlog::info("component=http event=listening address={}:{} tls={}", options_.host, port, tls());
   return port;
 }
 
@@ -236,10 +235,10 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                                      request.method, request.path));
   }
   if (match.status == Router::MatchStatus::kWrongMethod) {
-    HttpResponse answer = ErrorResponse(
-        405, kMethodNotAllowed,
-        fmt::format("{} does not accept {}; use {}", request.path, request.method,
-                    fmt::join(match.allowed_methods, " or ")));
+    HttpResponse answer =
+        ErrorResponse(405, kMethodNotAllowed,
+                      fmt::format("{} does not accept {}; use {}", request.path, request.method,
+                                  fmt::join(match.allowed_methods, " or ")));
     answer.headers.emplace_back("Allow", fmt::format("{}", fmt::join(match.allowed_methods, ", ")));
     return answer;
   }
@@ -281,9 +280,9 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
       return ErrorResponse(checked.error());
     }
   } else if (!request.body.empty()) {
-    return ErrorResponse(400, "invalid_argument",
-                         fmt::format("{} {} takes no request body; send none", route.method,
-                                     route.path));
+    return ErrorResponse(
+        400, "invalid_argument",
+        fmt::format("{} {} takes no request body; send none", route.method, route.path));
   }
 
   HttpRequest call{.method = request.method,

@@ -29,7 +29,7 @@ struct TlsFiles {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8470;                         // 0 picks a free port
+  int port = 8470;                          // 0 picks a free port
   size_t max_body_bytes = size_t{1} << 20;  // larger bodies get 413
   std::optional<TlsFiles> tls;
   std::string metrics_token;  // empty: /metrics is public

@@ -11,9 +11,8 @@ namespace {
 using nlohmann::json;
 
 std::string Lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) {
-    return static_cast<char>(std::tolower(c));
-  });
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
 }
 
@@ -56,8 +55,8 @@ json Operation(const Route& route) {
   }
   operation["responses"] = {
       {std::to_string(route.success_status),
-       {{"description", route.response.description.empty() ? "Success."
-                                                            : route.response.description},
+       {{"description",
+         route.response.description.empty() ? "Success." : route.response.description},
         {"content", success_content}}},
       {"default",
        {{"description", "An error; the status code and `error.code` say which."},
@@ -92,8 +91,7 @@ json BuildOpenApi(const Router& router, std::string_view version) {
       {"paths", std::move(paths)},
       {"components",
        {{"schemas", {{"Error", ToJsonSchema(ErrorSchema())}}},
-        {"securitySchemes",
-         {{"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
+        {"securitySchemes", {{"bearerAuth", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
   };
 }
 

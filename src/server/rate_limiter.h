@@ -15,7 +15,7 @@ namespace backout::server {
 class RateLimiter {
  public:
   struct Options {
-    int burst = 20;                                     // failed attempts allowed in a row
+    int burst = 20;                                         // failed attempts allowed in a row
     core::Duration refill_every = std::chrono::seconds(3);  // one token back per interval
   };
 

@@ -36,8 +36,8 @@ std::string DescribeJsonValue(const json& value) {
 }
 
 std::string WithArticle(JsonType type) {
-  const bool vowel = type == JsonType::kInteger || type == JsonType::kObject ||
-                     type == JsonType::kArray;
+  const bool vowel =
+      type == JsonType::kInteger || type == JsonType::kObject || type == JsonType::kArray;
   return fmt::format("{} {}", vowel ? "an" : "a", JsonTypeName(type));
 }
 
@@ -93,9 +93,8 @@ core::Result<void> CheckFormat(const std::string& text, const Schema& schema,
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "field `{}` must be standard base64 with padding", path);
   }
-  if (!schema.enum_values.empty() &&
-      std::find(schema.enum_values.begin(), schema.enum_values.end(), text) ==
-          schema.enum_values.end()) {
+  if (!schema.enum_values.empty() && std::find(schema.enum_values.begin(), schema.enum_values.end(),
+                                               text) == schema.enum_values.end()) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "field `{}` must be one of {}, got \"{}\"", path,
                            fmt::join(schema.enum_values, ", "), text);
@@ -117,7 +116,8 @@ core::Result<void> ValidateObject(const json& value, const Schema& schema,
         for (const Field& field : schema.fields) names.push_back(field.name);
         return core::MakeError(core::ErrorCode::kInvalidArgument,
                                "unknown field `{}{}`; the fields allowed here are: {}", prefix,
-                               name, names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")));
+                               name,
+                               names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")));
       }
     }
   }
@@ -140,9 +140,8 @@ core::Result<void> ValidateObject(const json& value, const Schema& schema,
 
 core::Result<void> ValidateAt(const json& value, const Schema& schema, const std::string& path) {
   if (!HasType(value, schema.type)) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "field `{}` must be {}, got {}", path.empty() ? "(body)" : path,
-                           WithArticle(schema.type),
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "field `{}` must be {}, got {}",
+                           path.empty() ? "(body)" : path, WithArticle(schema.type),
                            DescribeJsonValue(value));
   }
   switch (schema.type) {

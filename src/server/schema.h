@@ -25,7 +25,7 @@ struct Schema {
   std::vector<std::string> enum_values;  // strings only
   std::vector<Field> fields;             // objects
   std::shared_ptr<const Schema> items;   // arrays
-  bool open = false;  // objects whose members are free-form (responses only)
+  bool open = false;                     // objects whose members are free-form (responses only)
 };
 
 struct Field {

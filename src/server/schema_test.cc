@@ -9,11 +9,12 @@ using nlohmann::json;
 
 Schema ChangeLike() {
   return ObjectSchema(
-      "", {Required("service", StringSchema("")), Optional("time", StringSchema("", "date-time")),
-           Optional("severity", EnumSchema("", {"sev1", "sev2"})),
-           Optional("migrations",
-                    ArraySchema("", ObjectSchema("", {Required("id", StringSchema("")),
-                                                      Required("reversible", BooleanSchema(""))})))});
+      "",
+      {Required("service", StringSchema("")), Optional("time", StringSchema("", "date-time")),
+       Optional("severity", EnumSchema("", {"sev1", "sev2"})),
+       Optional("migrations",
+                ArraySchema("", ObjectSchema("", {Required("id", StringSchema("")),
+                                                  Required("reversible", BooleanSchema(""))})))});
 }
 
 std::string MessageFor(const json& body) {
@@ -51,8 +52,9 @@ TEST(SchemaTest, RejectsUnknownNestedField) {
 }
 
 TEST(SchemaTest, RejectsBadTimeFormat) {
-  EXPECT_EQ(MessageFor({{"service", "a"}, {"time", "yesterday"}}),
-            "field `time` must be an RFC 3339 time such as 2026-05-01T12:00:00Z, got \"yesterday\"");
+  EXPECT_EQ(
+      MessageFor({{"service", "a"}, {"time", "yesterday"}}),
+      "field `time` must be an RFC 3339 time such as 2026-05-01T12:00:00Z, got \"yesterday\"");
 }
 
 TEST(SchemaTest, RejectsValueOutsideEnum) {
