@@ -1,10 +1,332 @@
 #include "cli/ledger_commands.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "ledger/checkpoint.h"
+#include "ledger/hash.h"
+#include "ledger/merkle.h"
+#include "ledger/verify.h"
+#include "store/store.h"
+#include "store/system_clock.h"
+
 namespace backout::cli {
+namespace {
+
+// Entries read per query while collecting leaf hashes for proofs.
+constexpr uint64_t kReadChunk = 10000;
+
+struct LedgerFlags {
+  std::string database;
+  std::string public_key_file;
+  std::string checkpoint_file;
+  std::string out_file;
+  std::string public_key_out_file;
+  std::string data_dir;
+  uint64_t entry = 0;
+  uint64_t from = 0;
+  uint64_t to = 0;
+  uint64_t sample_entries = 1000;
+};
+
+int Fail(const core::Error& error) {
+  fmt::print(stderr, "error: {}\n", error.message);
+  return kExitFailed;
+}
+
+core::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return core::MakeError(core::ErrorCode::kNotFound, "cannot read '{}': {}", path,
+                           std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+core::Result<void> WriteFile(const std::string& path, std::string_view content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) {
+    return core::MakeError(core::ErrorCode::kUnavailable, "cannot write '{}': {}", path,
+                           std::strerror(errno));
+  }
+  return {};
+}
+
+core::Result<std::unique_ptr<store::Store>> OpenExisting(const std::string& url,
+                                                         const core::Clock& clock) {
+  store::StoreOptions options;
+  options.clock = &clock;
+  options.migrate = false;
+  auto opened = store::OpenStore(url, options);
+  if (!opened) return std::unexpected(opened.error().WithContext("cannot open " + url));
+  return opened;
+}
+
+core::Result<std::vector<ledger::Hash>> LoadLeafHashes(store::Store& db, uint64_t count) {
+  std::vector<ledger::Hash> leaves;
+  leaves.reserve(count);
+  while (leaves.size() < count) {
+    auto chunk = db.ReadEntries(leaves.size(), std::min(kReadChunk, count - leaves.size()));
+    if (!chunk) return std::unexpected(chunk.error());
+    if (chunk->empty()) break;
+    for (const auto& row : *chunk) leaves.push_back(ledger::LeafHash(row.encoded));
+  }
+  if (leaves.size() != count) {
+    return core::MakeError(core::ErrorCode::kCorruption,
+                           "the ledger ends at {} entries, expected {}", leaves.size(), count);
+  }
+  return leaves;
+}
+
+nlohmann::json HexList(const std::vector<ledger::Hash>& hashes) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& hash : hashes) list.push_back(ledger::ToHex(hash));
+  return list;
+}
+
+int RunVerify(const LedgerFlags& flags) {
+  store::SystemClock clock;
+  ledger::VerifyOptions options;
+  if (!flags.public_key_file.empty()) {
+    auto pem = ReadFile(flags.public_key_file);
+    if (!pem) return Fail(pem.error());
+    auto key = ledger::PublicKey::FromPem(*pem);
+    if (!key) return Fail(key.error().WithContext("--public-key " + flags.public_key_file));
+    options.trusted_key = *key;
+  }
+  if (!flags.checkpoint_file.empty()) {
+    auto text = ReadFile(flags.checkpoint_file);
+    if (!text) return Fail(text.error());
+    auto json = nlohmann::json::parse(*text, nullptr, false);
+    if (json.is_discarded()) {
+      return Fail(core::Error{core::ErrorCode::kInvalidArgument,
+                              fmt::format("--checkpoint {}: not valid JSON; pass a file written "
+                                          "by `backout ledger checkpoint --out`",
+                                          flags.checkpoint_file)});
+    }
+    auto checkpoint = ledger::Checkpoint::FromJson(json);
+    if (!checkpoint) return Fail(checkpoint.error().WithContext("--checkpoint " + flags.checkpoint_file));
+    options.exported_checkpoint = *checkpoint;
+  }
+
+  auto db = OpenExisting(flags.database, clock);
+  if (!db) return Fail(db.error());
+  auto report = ledger::VerifyLog(**db, options);
+  if (!report) {
+    fmt::print(stderr, "ledger verification FAILED: {}\n", report.error().message);
+    return kExitFailed;
+  }
+  fmt::print("ledger verified: {} entries, {} checkpoints, root {}\n", report->entries,
+             report->checkpoints, ledger::ToHex(report->root));
+  fmt::print("signing keys, oldest first: {}\n", fmt::join(report->key_ids, ", "));
+  if (options.trusted_key) fmt::print("first key matches --public-key\n");
+  if (options.exported_checkpoint) {
+    fmt::print("log extends the exported checkpoint of {} entries\n",
+               options.exported_checkpoint->tree_size);
+  }
+  return kExitOk;
+}
+
+int RunCheckpoint(const LedgerFlags& flags) {
+  store::SystemClock clock;
+  auto db = OpenExisting(flags.database, clock);
+  if (!db) return Fail(db.error());
+  auto latest = (*db)->LatestCheckpoint();
+  if (!latest) return Fail(latest.error());
+  if (!latest->has_value()) {
+    return Fail(core::Error{core::ErrorCode::kNotFound,
+                            "the ledger has no checkpoint yet: nothing has been recorded"});
+  }
+  const std::string text = (*latest)->ToJson().dump(2) + "\n";
+  if (flags.out_file.empty() || flags.out_file == "-") {
+    fmt::print("{}", text);
+  } else if (auto written = WriteFile(flags.out_file, text); !written) {
+    return Fail(written.error());
+  }
+
+  if (!flags.public_key_out_file.empty()) {
+    auto checkpoints = (*db)->ReadCheckpoints();
+    if (!checkpoints) return Fail(checkpoints.error());
+    auto first = (*db)->ReadEntries(0, 1);
+    if (!first) return Fail(first.error());
+    if (first->empty()) {
+      return Fail(core::Error{core::ErrorCode::kNotFound, "the ledger is empty"});
+    }
+    auto entry = ledger::DecodeEntry(first->front().encoded);
+    if (!entry) return Fail(entry.error());
+    const auto pem = entry->change.value("public_key", std::string());
+    if (auto written = WriteFile(flags.public_key_out_file, pem); !written) {
+      return Fail(written.error());
+    }
+  }
+  if (!flags.out_file.empty() && flags.out_file != "-") {
+    fmt::print(stderr, "wrote checkpoint of {} entries to {}\n", (*latest)->tree_size,
+               flags.out_file);
+  }
+  return kExitOk;
+}
+
+int RunProof(const LedgerFlags& flags) {
+  store::SystemClock clock;
+  auto db = OpenExisting(flags.database, clock);
+  if (!db) return Fail(db.error());
+  auto size = (*db)->EntryCount();
+  if (!size) return Fail(size.error());
+  if (flags.entry >= *size) {
+    return Fail(core::Error{core::ErrorCode::kInvalidArgument,
+                            fmt::format("--entry {} is out of range: the ledger has {} entries "
+                                        "(0 to {})",
+                                        flags.entry, *size, *size == 0 ? 0 : *size - 1)});
+  }
+  auto leaves = LoadLeafHashes(**db, *size);
+  if (!leaves) return Fail(leaves.error());
+  auto proof = ledger::InclusionProof(flags.entry, *leaves);
+  if (!proof) return Fail(proof.error());
+  auto row = (*db)->ReadEntries(flags.entry, 1);
+  if (!row) return Fail(row.error());
+
+  nlohmann::json out = {{"entry", flags.entry},
+                        {"tree_size", *size},
+                        {"leaf_hash", ledger::ToHex((*leaves)[flags.entry])},
+                        {"encoded", row->empty() ? std::string() : row->front().encoded},
+                        {"proof", HexList(*proof)},
+                        {"root", ledger::ToHex(ledger::RootOf(*leaves))}};
+  fmt::print("{}\n", out.dump(2));
+  return kExitOk;
+}
+
+int RunConsistency(const LedgerFlags& flags) {
+  store::SystemClock clock;
+  auto db = OpenExisting(flags.database, clock);
+  if (!db) return Fail(db.error());
+  auto size = (*db)->EntryCount();
+  if (!size) return Fail(size.error());
+  if (flags.from > flags.to || flags.to > *size) {
+    return Fail(core::Error{core::ErrorCode::kInvalidArgument,
+                            fmt::format("--from {} --to {} is not a valid range: need from <= to "
+                                        "<= {} (the ledger size)",
+                                        flags.from, flags.to, *size)});
+  }
+  auto leaves = LoadLeafHashes(**db, flags.to);
+  if (!leaves) return Fail(leaves.error());
+  auto proof = ledger::ConsistencyProof(flags.from, *leaves);
+  if (!proof) return Fail(proof.error());
+  const std::span<const ledger::Hash> all(*leaves);
+  nlohmann::json out = {{"from", flags.from},
+                        {"to", flags.to},
+                        {"old_root", ledger::ToHex(ledger::RootOf(all.first(flags.from)))},
+                        {"new_root", ledger::ToHex(ledger::RootOf(all))},
+                        {"proof", HexList(*proof)}};
+  fmt::print("{}\n", out.dump(2));
+  return kExitOk;
+}
+
+// Writes a sample ledger of realistic incident events, so the verifier can be tried before any
+// server has run.
+int RunSample(const LedgerFlags& flags) {
+  store::SystemClock clock;
+  std::filesystem::create_directories(flags.data_dir);
+  auto signer = ledger::Signer::LoadOrCreate(std::filesystem::path(flags.data_dir) /
+                                             "ledger-signing-key.pem");
+  if (!signer) return Fail(signer.error());
+  store::StoreOptions options;
+  options.clock = &clock;
+  options.signer = *signer;
+  auto db = store::OpenStore(flags.database, options);
+  if (!db) return Fail(db.error());
+
+  static const char* kActions[] = {"change.recorded",  "incident.opened",   "incident.assessed",
+                                   "incident.decided", "rollback.executed", "incident.validated",
+                                   "incident.closed"};
+  constexpr uint64_t kEntriesPerBatch = 7;
+  for (uint64_t written = 0; written < flags.sample_entries;) {
+    const uint64_t incident = written / kEntriesPerBatch + 1;
+    auto status = (*db)->Write([&](store::Transaction& tx) -> core::Result<void> {
+      for (uint64_t i = 0; i < kEntriesPerBatch && written < flags.sample_entries; ++i, ++written) {
+        store::LedgerRecord record{
+            .actor = i == 3 ? "lead-1" : "sre-1",
+            .action = kActions[i],
+            .subject = fmt::format("incident/INC-{}", incident),
+            .change = {{"service", "checkout"}, {"step", i}, {"version", "v2"}}};
+        if (auto appended = tx.AppendLedger(record); !appended) {
+          return std::unexpected(appended.error());
+        }
+      }
+      return {};
+    });
+    if (!status) return Fail(status.error());
+  }
+  auto count = (*db)->EntryCount();
+  if (!count) return Fail(count.error());
+  fmt::print("sample ledger at {}: {} entries\n", flags.database, *count);
+  return kExitOk;
+}
+
+void AddDatabaseOption(CLI::App* command, LedgerFlags& flags) {
+  command
+      ->add_option("--database", flags.database,
+                   "Database URL: sqlite:PATH or postgresql://USER@HOST:PORT/DB")
+      ->envname("BACKOUT_DATABASE")
+      ->required();
+}
+
+}  // namespace
 
 void AddLedgerCommands(CLI::App& app, int& exit_status) {
-  // TODO: ledger subcommands land with the ledger and store modules.
-  app.add_subcommand("ledger", "Verify and export the tamper-evident ledger");
+  auto flags = std::make_shared<LedgerFlags>();
+  auto* ledger_cmd =
+      app.add_subcommand("ledger", "Verify and export the tamper-evident ledger (offline)");
+  ledger_cmd->require_subcommand(1);
+
+  auto* verify = ledger_cmd->add_subcommand(
+      "verify", "Recompute the Merkle tree and check every checkpoint signature");
+  AddDatabaseOption(verify, *flags);
+  verify->add_option("--public-key", flags->public_key_file,
+                     "PEM file of the Ed25519 key the log must start with");
+  verify->add_option("--checkpoint", flags->checkpoint_file,
+                     "Checkpoint exported earlier; the log must extend it");
+  verify->callback([flags, &exit_status] { exit_status = RunVerify(*flags); });
+
+  auto* checkpoint =
+      ledger_cmd->add_subcommand("checkpoint", "Export the latest signed checkpoint as JSON");
+  AddDatabaseOption(checkpoint, *flags);
+  checkpoint->add_option("--out", flags->out_file, "File to write; standard output when absent");
+  checkpoint->add_option("--public-key-out", flags->public_key_out_file,
+                         "Also write the log's first public key (PEM) to this file");
+  checkpoint->callback([flags, &exit_status] { exit_status = RunCheckpoint(*flags); });
+
+  auto* proof = ledger_cmd->add_subcommand("proof", "Print the inclusion proof of one entry");
+  AddDatabaseOption(proof, *flags);
+  proof->add_option("--entry", flags->entry, "Sequence number of the entry, from 0")->required();
+  proof->callback([flags, &exit_status] { exit_status = RunProof(*flags); });
+
+  auto* consistency = ledger_cmd->add_subcommand(
+      "consistency", "Print the proof that the first TO entries extend the first FROM entries");
+  AddDatabaseOption(consistency, *flags);
+  consistency->add_option("--from", flags->from, "Size of the older tree, in entries")->required();
+  consistency->add_option("--to", flags->to, "Size of the newer tree, in entries")->required();
+  consistency->callback([flags, &exit_status] { exit_status = RunConsistency(*flags); });
+
+  auto* sample = ledger_cmd->add_subcommand(
+      "sample", "Write a sample ledger of incident events, for trying the verifier");
+  AddDatabaseOption(sample, *flags);
+  sample->add_option("--entries", flags->sample_entries, "Number of entries to append")
+      ->check(CLI::Range(1, 10000000));
+  sample->add_option("--data-dir", flags->data_dir, "Folder for the checkpoint signing key")
+      ->required();
+  sample->callback([flags, &exit_status] { exit_status = RunSample(*flags); });
 }
 
 }  // namespace backout::cli

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints Backout's figure, the peer's and their ratio.
+set -euo pipefail
+build_dir=${1:-build}
+cd "$(dirname "$0")/.."
+"$build_dir/bench/ledger_bench" --appends 2000 --synchronous FULL
+"$build_dir/bench/ledger_bench" --appends 5000 --synchronous NORMAL
