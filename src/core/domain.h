@@ -398,7 +398,7 @@ void to_json(nlohmann::json& json, const Incident& value);
 void from_json(const nlohmann::json& json, Incident& value);
 
 // Converts JSON to T without throwing. A failure is kInvalidArgument naming the field path, such
-// as "Incident.rollbacks[0].outcome: unknown rollback outcome 'done'".
+// as "field rollbacks[0].outcome: unknown rollback outcome 'done': expected one of …".
 template <typename T>
 Result<T> FromJson(const nlohmann::json& json) {
   try {
