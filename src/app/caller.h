@@ -1,16 +1,20 @@
 #pragma once
 
 #include <string>
-#include <vector>
+
+#include "core/domain.h"
 
 namespace backout::app {
 
-// The authenticated user on whose behalf a use case runs, as its token resolved it.
+// The authenticated user on whose behalf a use case runs, as its bearer token resolved it.
 struct Caller {
-  std::string name;
-  std::vector<std::string> roles;     // role names such as "engineering-lead"
-  std::vector<std::string> services;  // services the grant covers; empty means none are named
-  std::string token_id;               // "tok-N", the token that authenticated this request
+  core::User user;
+  std::string token_id;  // "tok-N"; empty for the server's own workers
+
+  const std::string& name() const { return user.name; }
 };
+
+// The caller the server's own workers act as: role system, never granted to a user.
+Caller SystemCaller();
 
 }  // namespace backout::app
