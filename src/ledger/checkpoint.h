@@ -21,21 +21,33 @@ struct Checkpoint {
   std::string key_id;     // hex SHA-256 of the raw 32-byte Ed25519 public key
   std::string signature;  // base64 of the 64-byte Ed25519 signature over SignedBytes()
 
-  // The exact bytes the signature covers:
-  //   "backout-checkpoint/v1\n<tree_size>\n<root hex>\n<time RFC 3339>\n<key_id>\n"
+  // The exact bytes the signature covers, with the size in decimal, the root in lower-case hex
+  // and the time as RFC 3339 UTC with six fractional digits and 'Z':
+  //   "backout-checkpoint/v1\n<tree_size>\n<root hex>\n<time>\n<key_id>\n"
   std::string SignedBytes() const;
 
+  // {"key_id": …, "root": "<hex>", "signature": …, "time": …, "tree_size": N}
   nlohmann::json ToJson() const;
+  // Parses ToJson's form, checking each field's type and format (kInvalidArgument names the
+  // field). It does not check the signature: PublicKey::Verify does.
   static core::Result<Checkpoint> FromJson(const nlohmann::json& json);
 };
 
 // An Ed25519 public key that checks checkpoint and rotation signatures.
 class PublicKey {
  public:
+  // Parses a SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----"). Fails (kInvalidArgument)
+  // for anything that is not an Ed25519 public key.
   static core::Result<PublicKey> FromPem(std::string_view pem);
+
+  // The key re-encoded by OpenSSL, so equal keys have equal PEM text whatever the input's layout.
   const std::string& pem() const { return pem_; }
   const std::string& key_id() const { return key_id_; }
+
+  // True when `signature_base64` (padded RFC 4648 base64 of 64 bytes) is this key's Ed25519
+  // signature over `message`.
   bool Verify(std::string_view message, std::string_view signature_base64) const;
+  // True when the checkpoint names this key's id and its signature covers SignedBytes().
   bool Verify(const Checkpoint& checkpoint) const;
 
  private:
@@ -47,9 +59,13 @@ class PublicKey {
 // Signs checkpoints with an Ed25519 private key. Thread-safe after creation.
 class Signer {
  public:
-  // Loads `path`, or creates a new key there with mode 0600 when the file does not exist.
-  // Refuses a key file readable by group or others.
+  // Loads the PEM private key at `path`, or creates a new key there when the file does not exist:
+  // the file is created with open(O_CREAT | O_EXCL) and mode 0600, then synced with its folder,
+  // and if another process creates it first, that key is loaded. Fails with kFailedPrecondition
+  // when the file grants any permission to group or others (the message names the chmod fix),
+  // and with kInvalidArgument when it does not hold an Ed25519 key.
   static core::Result<std::shared_ptr<Signer>> LoadOrCreate(const std::filesystem::path& path);
+  // A new key held in memory only, for tests and one-off signing.
   static core::Result<std::shared_ptr<Signer>> Generate();
 
   ~Signer();
@@ -57,12 +73,17 @@ class Signer {
   Signer& operator=(const Signer&) = delete;
 
   const PublicKey& public_key() const { return public_key_; }
+  // Padded base64 of the Ed25519 signature over `message`. Aborts the process if OpenSSL cannot
+  // sign, which happens only when memory runs out, so no unsigned checkpoint is ever written.
   std::string SignBase64(std::string_view message) const;
+  // A checkpoint for the tree of `tree_size` leaves with `root`, signed with this key.
   Checkpoint Sign(uint64_t tree_size, const Hash& root, core::Time time) const;
 
  private:
-  Signer() = default;
   struct KeyHandle;
+  Signer() = default;
+  static core::Result<std::shared_ptr<Signer>> FromKey(std::unique_ptr<KeyHandle> key);
+
   std::unique_ptr<KeyHandle> key_;
   PublicKey public_key_;
 };

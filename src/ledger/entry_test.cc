@@ -1,0 +1,133 @@
+#include "ledger/entry.h"
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <string>
+#include <vector>
+
+namespace backout::ledger {
+namespace {
+
+core::Time At(std::string_view text) { return core::ParseTime(text).value(); }
+
+Entry SampleEntry() {
+  Entry entry;
+  entry.sequence = 7;
+  entry.time = At("2026-12-04T17:05:41.000123Z");
+  entry.actor = "alice";
+  entry.action = "incident.opened";
+  entry.subject = "incident/INC-7";
+  entry.change = {{"severity", 2}, {"service", "checkout"}};
+  return entry;
+}
+
+std::string Encode(const Entry& entry) {
+  auto encoded = EncodeEntry(entry);
+  EXPECT_TRUE(encoded.has_value()) << encoded.error().message;
+  return encoded.value_or("");
+}
+
+std::string ReplaceOnce(std::string text, std::string_view from, std::string_view to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+TEST(EntryTest, EncodesCanonicalJsonWithChangeDigest) {
+  const std::string change_digest = ToHex(Sha256(R"({"service":"checkout","severity":2})"));
+  EXPECT_EQ(
+      Encode(SampleEntry()),
+      R"({"action":"incident.opened","actor":"alice",)"
+      R"("change":{"service":"checkout","severity":2},)"
+      R"("change_digest":")" +
+          change_digest +
+          R"(","sequence":7,"subject":"incident/INC-7","time":"2026-12-04T17:05:41.000123Z"})");
+}
+
+TEST(EntryTest, DecodeRoundTrips) {
+  const Entry original = SampleEntry();
+  auto decoded = DecodeEntry(Encode(original));
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().message;
+  EXPECT_EQ(decoded->sequence, original.sequence);
+  EXPECT_EQ(decoded->time, original.time);
+  EXPECT_EQ(decoded->actor, original.actor);
+  EXPECT_EQ(decoded->action, original.action);
+  EXPECT_EQ(decoded->subject, original.subject);
+  EXPECT_EQ(decoded->change, original.change);
+}
+
+TEST(EntryTest, EncodeRejectsFloatInChange) {
+  Entry entry = SampleEntry();
+  entry.change["ratio"] = 0.5;
+  auto encoded = EncodeEntry(entry);
+  ASSERT_FALSE(encoded.has_value());
+  EXPECT_NE(encoded.error().message.find("'/ratio'"), std::string::npos) << encoded.error().message;
+}
+
+TEST(EntryTest, EncodeRejectsEmptyActionAndNonObjectChange) {
+  Entry no_action = SampleEntry();
+  no_action.action.clear();
+  EXPECT_FALSE(EncodeEntry(no_action).has_value());
+  Entry array_change = SampleEntry();
+  array_change.change = nlohmann::json::array({1, 2});
+  EXPECT_FALSE(EncodeEntry(array_change).has_value());
+}
+
+TEST(EntryTest, DecodeRejectsChangeDigestMismatch) {
+  const std::string encoded = Encode(SampleEntry());
+  const std::string edited = ReplaceOnce(encoded, "\"severity\":2", "\"severity\":1");
+  auto decoded = DecodeEntry(edited);
+  ASSERT_FALSE(decoded.has_value());
+  const std::string recorded = ToHex(Sha256(R"({"service":"checkout","severity":2})"));
+  const std::string actual = ToHex(Sha256(R"({"service":"checkout","severity":1})"));
+  EXPECT_NE(decoded.error().message.find("change_digest"), std::string::npos);
+  EXPECT_NE(decoded.error().message.find(recorded), std::string::npos) << decoded.error().message;
+  EXPECT_NE(decoded.error().message.find(actual), std::string::npos) << decoded.error().message;
+}
+
+TEST(EntryTest, DecodeRejectsNonCanonicalBytes) {
+  const std::string encoded = Encode(SampleEntry());
+  auto spaced = DecodeEntry(ReplaceOnce(encoded, "\"actor\":", "\"actor\": "));
+  ASSERT_FALSE(spaced.has_value());
+  EXPECT_NE(spaced.error().message.find("canonical"), std::string::npos);
+  // Upper-case hex names the same digest but is a different encoding.
+  const std::string digest = ToHex(Sha256(R"({"service":"checkout","severity":2})"));
+  std::string upper = digest;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_FALSE(DecodeEntry(ReplaceOnce(encoded, digest, upper)).has_value());
+}
+
+TEST(EntryTest, DecodeNamesTheFieldAtFault) {
+  const std::string encoded = Encode(SampleEntry());
+  struct Case {
+    std::string text;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {ReplaceOnce(encoded, "\"sequence\":7", "\"sequence\":-7"), "sequence"},
+      {ReplaceOnce(encoded, "\"sequence\":7", "\"sequence\":\"7\""), "sequence"},
+      {ReplaceOnce(encoded, "\"actor\":\"alice\",", ""), "actor"},
+      {ReplaceOnce(encoded, "\"alice\"", "7"), "actor"},
+      {ReplaceOnce(encoded, "41.000123Z", "41Z"), "time"},
+      {ReplaceOnce(encoded, "41.000123Z", "41.000123+00:00"), "time"},
+      {ReplaceOnce(encoded, "\"subject\"", "\"subject\":\"x\",\"extra\""), "extra"},
+      {ReplaceOnce(encoded, "\"change_digest\":\"", "\"change_digest\":\"zz"), "change_digest"},
+  };
+  for (const Case& test_case : cases) {
+    auto decoded = DecodeEntry(test_case.text);
+    ASSERT_FALSE(decoded.has_value()) << test_case.text;
+    EXPECT_NE(decoded.error().message.find("'" + test_case.field + "'"), std::string::npos)
+        << decoded.error().message;
+  }
+}
+
+TEST(EntryTest, DecodeRejectsNonJsonAndNonObjects) {
+  EXPECT_FALSE(DecodeEntry("not json").has_value());
+  EXPECT_FALSE(DecodeEntry("[]").has_value());
+  EXPECT_FALSE(DecodeEntry("").has_value());
+}
+
+}  // namespace
+}  // namespace backout::ledger
