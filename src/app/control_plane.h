@@ -33,8 +33,7 @@ struct Settings {
   ProviderMap providers;
 
   // Builds the policy from `config` (the roster plus the bootstrap admin) and records the digest.
-  static core::Result<std::shared_ptr<const Settings>> Create(Config config,
-                                                              ProviderMap providers);
+  static core::Result<std::shared_ptr<const Settings>> Create(Config config, ProviderMap providers);
 };
 
 // The use cases of the control plane. Each one that changes state runs as one store
@@ -146,8 +145,7 @@ class ControlPlane {
 
   core::Result<nlohmann::json> LedgerCheckpoint(const Caller& caller);
   core::Result<nlohmann::json> LedgerProof(const Caller& caller, uint64_t entry);
-  core::Result<nlohmann::json> LedgerConsistency(const Caller& caller, uint64_t from,
-                                                 uint64_t to);
+  core::Result<nlohmann::json> LedgerConsistency(const Caller& caller, uint64_t from, uint64_t to);
 
   // ---- Helpers shared by the use cases and workers -----------------------------------------
 

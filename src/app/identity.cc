@@ -147,8 +147,7 @@ core::Result<std::shared_ptr<const Settings>> Settings::Create(Config config,
     return roles;
   };
   BACKOUT_TRY(policy.decider_roles, parse_roles(config.policy.decider_roles, "policy.deciders"));
-  BACKOUT_TRY(policy.executor_roles,
-              parse_roles(config.policy.executor_roles, "policy.executors"));
+  BACKOUT_TRY(policy.executor_roles, parse_roles(config.policy.executor_roles, "policy.executors"));
 
   bool admin_listed = false;
   for (const UserConfig& entry : config.users) {
@@ -197,17 +196,18 @@ core::Result<void> ControlPlane::Read(const Caller& caller, std::string_view act
 }
 
 core::Result<void> ControlPlane::RecordRefusal(const Caller& caller, std::string_view action,
-                                               std::string_view subject,
-                                               const core::Error& error) {
+                                               std::string_view subject, const core::Error& error) {
   if (caller.token_id.empty()) return {};
   auto recorded = store_.Write([&](store::Transaction& tx) -> core::Result<void> {
-    return Ledger(tx, caller, "access.refused", subject,
-                  {{"attempted", action}, {"reason", error.message}, {"token_id", caller.token_id}});
+    return Ledger(
+        tx, caller, "access.refused", subject,
+        {{"attempted", action}, {"reason", error.message}, {"token_id", caller.token_id}});
   });
   if (!recorded) {
-    spdlog::error("component=app event=refusal_not_recorded caller={} action={} subject={} "
-                  "error=\"{}\"",
-                  caller.name(), action, subject, recorded.error().message);
+    spdlog::error(
+        "component=app event=refusal_not_recorded caller={} action={} subject={} "
+        "error=\"{}\"",
+        caller.name(), action, subject, recorded.error().message);
   }
   return recorded;
 }
@@ -296,8 +296,7 @@ core::Result<Caller> ControlPlane::Authenticate(std::string_view token) const {
     }
     BACKOUT_TRY(TokenRecord record, TokenFromJson(object->body));
     if (!TokenMatches(token, record.sha256)) {
-      return core::MakeError(core::ErrorCode::kUnauthenticated, "token {} is not valid",
-                             *token_id);
+      return core::MakeError(core::ErrorCode::kUnauthenticated, "token {} is not valid", *token_id);
     }
     if (record.revoked_at) {
       return core::MakeError(core::ErrorCode::kUnauthenticated,
@@ -330,41 +329,43 @@ core::Result<CreatedUser> ControlPlane::CreateUser(const Caller& caller, const N
   const auto current = settings();
   const core::Time now = clock_.Now();
   if (request.roles.empty()) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "user {} needs at least one role", request.name);
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "user {} needs at least one role",
+                           request.name);
   }
   if (request.expires_at && *request.expires_at <= now) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "expires_at {} is not in the future", core::FormatTime(*request.expires_at));
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "expires_at {} is not in the future",
+                           core::FormatTime(*request.expires_at));
   }
 
   CreatedUser created;
   const std::string subject = fmt::format("user/{}", request.name);
-  BACKOUT_CHECK(Write(caller, "user.create", subject, [&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_CHECK(CheckUserAdmin(caller.user, current->policy));
-    core::User user{.name = request.name, .roles = request.roles, .services = request.services};
-    BACKOUT_CHECK(core::CheckOnRoster(user, current->policy));
-    BACKOUT_TRY(auto existing, tx.Get(kUserKind, user.name));
-    if (existing) {
-      return core::MakeError(core::ErrorCode::kAlreadyExists,
-                             "user {} already exists; revoke and reissue its tokens instead",
-                             user.name);
-    }
-    BACKOUT_TRY(auto stored, Insert(tx, kUserKind, user.name, "", user));
-    BACKOUT_TRY(IssuedToken token, StoreNewToken(tx, user.name, caller.name(), request.expires_at));
-    nlohmann::json roles = nlohmann::json::array();
-    for (core::Role role : user.roles) roles.push_back(core::RoleName(role));
-    BACKOUT_CHECK(Ledger(tx, caller, "user.created", subject,
-                         {{"roles", roles},
-                          {"services", user.services},
-                          {"token_id", token.token_id},
-                          {"expires_at", OptionalTime(request.expires_at)}}));
-    created = CreatedUser{.user = std::move(user),
-                          .token = std::move(token.text),
-                          .token_id = token.token_id,
-                          .expires_at = request.expires_at};
-    return {};
-  }));
+  BACKOUT_CHECK(
+      Write(caller, "user.create", subject, [&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_CHECK(CheckUserAdmin(caller.user, current->policy));
+        core::User user{.name = request.name, .roles = request.roles, .services = request.services};
+        BACKOUT_CHECK(core::CheckOnRoster(user, current->policy));
+        BACKOUT_TRY(auto existing, tx.Get(kUserKind, user.name));
+        if (existing) {
+          return core::MakeError(core::ErrorCode::kAlreadyExists,
+                                 "user {} already exists; revoke and reissue its tokens instead",
+                                 user.name);
+        }
+        BACKOUT_TRY(auto stored, Insert(tx, kUserKind, user.name, "", user));
+        BACKOUT_TRY(IssuedToken token,
+                    StoreNewToken(tx, user.name, caller.name(), request.expires_at));
+        nlohmann::json roles = nlohmann::json::array();
+        for (core::Role role : user.roles) roles.push_back(core::RoleName(role));
+        BACKOUT_CHECK(Ledger(tx, caller, "user.created", subject,
+                             {{"roles", roles},
+                              {"services", user.services},
+                              {"token_id", token.token_id},
+                              {"expires_at", OptionalTime(request.expires_at)}}));
+        created = CreatedUser{.user = std::move(user),
+                              .token = std::move(token.text),
+                              .token_id = token.token_id,
+                              .expires_at = request.expires_at};
+        return {};
+      }));
   spdlog::info("component=app event=user_created user={} token_id={} by={}", created.user.name,
                created.token_id, caller.name());
   return created;
@@ -374,25 +375,28 @@ core::Result<Page<core::User>> ControlPlane::ListUsers(const Caller& caller,
                                                        const ListOptions& options) {
   const auto current = settings();
   Page<core::User> page;
-  BACKOUT_CHECK(Read(caller, "user.list", "user", [&](store::Transaction& tx) -> core::Result<void> {
-    if (!caller.user.HasRole(core::Role::kAdmin) && !caller.user.HasRole(core::Role::kAuditor)) {
-      return core::MakeError(core::ErrorCode::kPermissionDenied,
-                             "listing users needs role admin or auditor; {} holds neither",
-                             caller.name());
-    }
-    BACKOUT_CHECK(core::CheckOnRoster(caller.user, current->policy));
-    BACKOUT_TRY(auto objects, tx.List(store::ListQuery{
-                                  .kind = kUserKind, .after_id = options.after, .limit = options.limit + 1}));
-    for (const store::Object& object : objects) {
-      if (static_cast<int>(page.items.size()) == options.limit) {
-        page.next_after = page.items.back().name;
-        break;
-      }
-      BACKOUT_TRY(core::User user, core::FromJson<core::User>(object.body));
-      page.items.push_back(std::move(user));
-    }
-    return {};
-  }));
+  BACKOUT_CHECK(
+      Read(caller, "user.list", "user", [&](store::Transaction& tx) -> core::Result<void> {
+        if (!caller.user.HasRole(core::Role::kAdmin) &&
+            !caller.user.HasRole(core::Role::kAuditor)) {
+          return core::MakeError(core::ErrorCode::kPermissionDenied,
+                                 "listing users needs role admin or auditor; {} holds neither",
+                                 caller.name());
+        }
+        BACKOUT_CHECK(core::CheckOnRoster(caller.user, current->policy));
+        BACKOUT_TRY(auto objects,
+                    tx.List(store::ListQuery{
+                        .kind = kUserKind, .after_id = options.after, .limit = options.limit + 1}));
+        for (const store::Object& object : objects) {
+          if (static_cast<int>(page.items.size()) == options.limit) {
+            page.next_after = page.items.back().name;
+            break;
+          }
+          BACKOUT_TRY(core::User user, core::FromJson<core::User>(object.body));
+          page.items.push_back(std::move(user));
+        }
+        return {};
+      }));
   return page;
 }
 
@@ -402,23 +406,25 @@ core::Result<RevokedToken> ControlPlane::RevokeToken(const Caller& caller,
   const core::Time now = clock_.Now();
   RevokedToken revoked{.token_id = std::string(token_id), .revoked_at = now};
   const std::string subject = fmt::format("token/{}", token_id);
-  BACKOUT_CHECK(Write(caller, "token.revoke", subject, [&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_TRY(auto object, tx.Get(kTokenKind, token_id));
-    if (!object) {
-      return core::MakeError(core::ErrorCode::kNotFound, "token {} not found", token_id);
-    }
-    BACKOUT_TRY(TokenRecord record, TokenFromJson(object->body));
-    if (record.user != caller.name()) BACKOUT_CHECK(CheckUserAdmin(caller.user, current->policy));
-    if (record.revoked_at) {
-      revoked.revoked_at = *record.revoked_at;
-      return {};
-    }
-    record.revoked_at = now;
-    record.revoked_by = caller.name();
-    object->body = TokenJson(record);
-    BACKOUT_CHECK(tx.Put(*object));
-    return Ledger(tx, caller, "token.revoked", subject, {{"user", record.user}});
-  }));
+  BACKOUT_CHECK(
+      Write(caller, "token.revoke", subject, [&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_TRY(auto object, tx.Get(kTokenKind, token_id));
+        if (!object) {
+          return core::MakeError(core::ErrorCode::kNotFound, "token {} not found", token_id);
+        }
+        BACKOUT_TRY(TokenRecord record, TokenFromJson(object->body));
+        if (record.user != caller.name())
+          BACKOUT_CHECK(CheckUserAdmin(caller.user, current->policy));
+        if (record.revoked_at) {
+          revoked.revoked_at = *record.revoked_at;
+          return {};
+        }
+        record.revoked_at = now;
+        record.revoked_by = caller.name();
+        object->body = TokenJson(record);
+        BACKOUT_CHECK(tx.Put(*object));
+        return Ledger(tx, caller, "token.revoked", subject, {{"user", record.user}});
+      }));
   return revoked;
 }
 

@@ -49,10 +49,10 @@ core::Result<nlohmann::json> ControlPlane::LedgerCheckpoint(const Caller& caller
 
 core::Result<nlohmann::json> ControlPlane::LedgerProof(const Caller& caller, uint64_t entry) {
   const auto current = settings();
-  BACKOUT_CHECK(Read(caller, "ledger.proof", fmt::format("ledger/{}", entry),
-                     [&](store::Transaction&) {
-    return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
-  }));
+  BACKOUT_CHECK(
+      Read(caller, "ledger.proof", fmt::format("ledger/{}", entry), [&](store::Transaction&) {
+        return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
+      }));
   BACKOUT_TRY(uint64_t count, store_.EntryCount());
   if (entry >= count) {
     return core::MakeError(core::ErrorCode::kNotFound,

@@ -52,8 +52,8 @@ core::Result<void> Ledger(store::Transaction& tx, const Caller& caller, std::str
   return {};
 }
 
-void AddTimeline(core::Incident& incident, core::Time time, const Caller& caller,
-                 std::string kind, std::string detail) {
+void AddTimeline(core::Incident& incident, core::Time time, const Caller& caller, std::string kind,
+                 std::string detail) {
   incident.timeline.push_back(core::TimelineEvent{
       .time = time, .actor = caller.name(), .kind = std::move(kind), .detail = std::move(detail)});
 }

@@ -76,8 +76,8 @@ core::Result<void> Ledger(store::Transaction& tx, const Caller& caller, std::str
                           std::string_view subject, nlohmann::json change);
 
 // Adds an event to the incident's timeline.
-void AddTimeline(core::Incident& incident, core::Time time, const Caller& caller,
-                 std::string kind, std::string detail);
+void AddTimeline(core::Incident& incident, core::Time time, const Caller& caller, std::string kind,
+                 std::string detail);
 
 std::string IncidentSubject(std::string_view id);
 

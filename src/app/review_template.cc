@@ -35,10 +35,11 @@ std::string RenderReviewTemplate(const core::Incident& incident) {
   out += "## Summary\n\n";
   out += fmt::format("- Service: {} ({})\n", incident.service, incident.environment);
   out += fmt::format("- Severity: {}\n", core::SeverityName(incident.severity));
-  out += fmt::format("- Opened: {} by {}\n", core::FormatTime(incident.opened_at),
-                     incident.opened_by);
+  out +=
+      fmt::format("- Opened: {} by {}\n", core::FormatTime(incident.opened_at), incident.opened_by);
   out += fmt::format("- State: {}\n", core::IncidentStateName(incident.state));
-  out += fmt::format("- Suspected change: {}\n", incident.suspected_change_id.value_or("none named"));
+  out +=
+      fmt::format("- Suspected change: {}\n", incident.suspected_change_id.value_or("none named"));
   out += fmt::format("- External ticket: {}\n", OrPlaceholder(incident.external_ticket, "none"));
   out += fmt::format("- Emergency rollback: {}\n\n", incident.emergency ? "yes" : "no");
 

@@ -28,37 +28,37 @@ nlohmann::json ServiceJson(const ServiceConfig& service) {
 core::Result<std::vector<ServiceSummary>> ControlPlane::ListServices(const Caller& caller) {
   const auto current = settings();
   std::vector<ServiceSummary> services;
-  BACKOUT_CHECK(Read(caller, "service.list", "service", [&](store::Transaction& tx)
-                                                            -> core::Result<void> {
-    BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
-    for (const ServiceConfig& service : current->config.services) {
-      BACKOUT_TRY(Freeze freeze, LoadFreeze(tx, service.name));
-      services.push_back(ServiceSummary{.name = service.name,
-                                        .environment = service.environment,
-                                        .provider_kind = service.provider.kind,
-                                        .frozen = freeze.frozen});
-    }
-    return {};
-  }));
+  BACKOUT_CHECK(
+      Read(caller, "service.list", "service", [&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
+        for (const ServiceConfig& service : current->config.services) {
+          BACKOUT_TRY(Freeze freeze, LoadFreeze(tx, service.name));
+          services.push_back(ServiceSummary{.name = service.name,
+                                            .environment = service.environment,
+                                            .provider_kind = service.provider.kind,
+                                            .frozen = freeze.frozen});
+        }
+        return {};
+      }));
   return services;
 }
 
-core::Result<ServiceDetail> ControlPlane::ShowService(const Caller& caller,
-                                                      std::string_view name) {
+core::Result<ServiceDetail> ControlPlane::ShowService(const Caller& caller, std::string_view name) {
   const auto current = settings();
   ServiceDetail detail;
   const ServiceConfig* service = nullptr;
   BACKOUT_CHECK(Read(caller, "service.show", fmt::format("service/{}", name),
                      [&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
-    service = current->config.FindService(name);
-    if (service == nullptr) {
-      return core::MakeError(core::ErrorCode::kNotFound, "service {} is not in the configuration",
-                             name);
-    }
-    BACKOUT_TRY(detail.freeze, LoadFreeze(tx, name));
-    return {};
-  }));
+                       BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead,
+                                                          current->policy));
+                       service = current->config.FindService(name);
+                       if (service == nullptr) {
+                         return core::MakeError(core::ErrorCode::kNotFound,
+                                                "service {} is not in the configuration", name);
+                       }
+                       BACKOUT_TRY(detail.freeze, LoadFreeze(tx, name));
+                       return {};
+                     }));
   detail.service = ServiceJson(*service);
 
   auto provider = current->providers.find(service->name);
@@ -79,15 +79,15 @@ core::Result<Freeze> ControlPlane::GetFreeze(const Caller& caller, std::string_v
   Freeze freeze;
   BACKOUT_CHECK(Read(caller, "service.freeze", fmt::format("service/{}", service),
                      [&](store::Transaction& tx) -> core::Result<void> {
-    // Every role may read a freeze, ci included: CI asks before each deploy.
-    BACKOUT_CHECK(core::CheckOnRoster(caller.user, current->policy));
-    if (current->config.FindService(service) == nullptr) {
-      return core::MakeError(core::ErrorCode::kNotFound, "service {} is not in the configuration",
-                             service);
-    }
-    BACKOUT_TRY(freeze, LoadFreeze(tx, service));
-    return {};
-  }));
+                       // Every role may read a freeze, ci included: CI asks before each deploy.
+                       BACKOUT_CHECK(core::CheckOnRoster(caller.user, current->policy));
+                       if (current->config.FindService(service) == nullptr) {
+                         return core::MakeError(core::ErrorCode::kNotFound,
+                                                "service {} is not in the configuration", service);
+                       }
+                       BACKOUT_TRY(freeze, LoadFreeze(tx, service));
+                       return {};
+                     }));
   return freeze;
 }
 
@@ -97,31 +97,31 @@ core::Result<Freeze> ControlPlane::Unfreeze(const Caller& caller, std::string_vi
   const core::Time now = clock_.Now();
   const std::string subject = fmt::format("service/{}", service);
   Freeze freeze;
-  BACKOUT_CHECK(Write(caller, "service.unfreeze", subject, [&](store::Transaction& tx)
-                                                               -> core::Result<void> {
-    BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kUnfreezeService,
-                                       current->policy));
-    if (current->config.FindService(service) == nullptr) {
-      return core::MakeError(core::ErrorCode::kNotFound, "service {} is not in the configuration",
-                             service);
-    }
-    if (reason.find_first_not_of(" \t\n") == std::string_view::npos) {
-      return core::MakeError(core::ErrorCode::kInvalidArgument,
-                             "lifting a freeze needs a reason; pass --reason TEXT");
-    }
-    BACKOUT_TRY(freeze, LoadFreeze(tx, service));
-    if (!freeze.frozen) {
-      return core::MakeError(core::ErrorCode::kFailedPrecondition,
-                             "service {} is not frozen; nothing to lift", service);
-    }
-    freeze.frozen = false;
-    freeze.lifted_by = caller.name();
-    freeze.lifted_at = now;
-    freeze.lift_reason = std::string(reason);
-    BACKOUT_CHECK(SaveFreeze(tx, freeze));
-    return Ledger(tx, caller, "service.unfrozen", subject,
-                  {{"reason", reason}, {"incident", freeze.incident}});
-  }));
+  BACKOUT_CHECK(
+      Write(caller, "service.unfreeze", subject, [&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_CHECK(
+            core::CheckOperation(caller.user, core::Operation::kUnfreezeService, current->policy));
+        if (current->config.FindService(service) == nullptr) {
+          return core::MakeError(core::ErrorCode::kNotFound,
+                                 "service {} is not in the configuration", service);
+        }
+        if (reason.find_first_not_of(" \t\n") == std::string_view::npos) {
+          return core::MakeError(core::ErrorCode::kInvalidArgument,
+                                 "lifting a freeze needs a reason; pass --reason TEXT");
+        }
+        BACKOUT_TRY(freeze, LoadFreeze(tx, service));
+        if (!freeze.frozen) {
+          return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                                 "service {} is not frozen; nothing to lift", service);
+        }
+        freeze.frozen = false;
+        freeze.lifted_by = caller.name();
+        freeze.lifted_at = now;
+        freeze.lift_reason = std::string(reason);
+        BACKOUT_CHECK(SaveFreeze(tx, freeze));
+        return Ledger(tx, caller, "service.unfrozen", subject,
+                      {{"reason", reason}, {"incident", freeze.incident}});
+      }));
   return freeze;
 }
 

@@ -215,7 +215,7 @@ void HttpServer::Dispatch(const httplib::Request& request, httplib::Response& re
                                       {"status", std::to_string(answer.status)}});
   if (answer.status == 403) metrics_.Increment(kRefusedTotal);
 
-  const std::string caller_name = caller ? caller->name : "-";
+  const std::string caller_name = caller ? caller->name() : "-";
   if (answer.status >= 500) {
     spdlog::error("component=http method={} path={} status={} caller={} error=\"{}\"",
                   request.method, request.path, answer.status, caller_name,

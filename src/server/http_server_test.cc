@@ -33,18 +33,19 @@ Router TestRouter() {
                    .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
                      return HttpResponse{.text = "x 1\n", .content_type = "text/plain"};
                    }});
-  router.Add(Route{.method = "GET",
-                   .path = "/api/v1/things/{id}",
-                   .operation_id = "getThing",
-                   .summary = "get",
-                   .query = {{"limit", IntegerSchema("page size")}},
-                   .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
-                     if (request.path_parameters.at("id") != "T-1") {
-                       return core::MakeError(core::ErrorCode::kNotFound, "thing {} not found",
-                                              request.path_parameters.at("id"));
-                     }
-                     return HttpResponse{.body = {{"id", "T-1"}, {"caller", request.caller->name}}};
-                   }});
+  router.Add(
+      Route{.method = "GET",
+            .path = "/api/v1/things/{id}",
+            .operation_id = "getThing",
+            .summary = "get",
+            .query = {{"limit", IntegerSchema("page size")}},
+            .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
+              if (request.path_parameters.at("id") != "T-1") {
+                return core::MakeError(core::ErrorCode::kNotFound, "thing {} not found",
+                                       request.path_parameters.at("id"));
+              }
+              return HttpResponse{.body = {{"id", "T-1"}, {"caller", request.caller->name()}}};
+            }});
   router.Add(Route{.method = "POST",
                    .path = "/api/v1/things",
                    .operation_id = "createThing",
@@ -77,7 +78,7 @@ class HttpServerTest : public ::testing::Test {
           if (token != kGoodToken) {
             return core::MakeError(core::ErrorCode::kUnauthenticated, "token not valid");
           }
-          return app::Caller{.name = "lead-1"};
+          return app::Caller{.user = core::User{.name = "lead-1"}};
         },
         clock_, metrics_);
     ASSERT_TRUE(created.has_value()) << created.error().message;
