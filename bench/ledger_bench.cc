@@ -41,8 +41,7 @@ double BareSqliteInsertsPerSecond(const std::filesystem::path& path, int count,
   sqlite3_open(path.c_str(), &db);
   sqlite3_exec(db, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
   sqlite3_exec(db, ("PRAGMA synchronous=" + synchronous).c_str(), nullptr, nullptr, nullptr);
-  sqlite3_exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)", nullptr, nullptr,
-               nullptr);
+  sqlite3_exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)", nullptr, nullptr, nullptr);
   sqlite3_stmt* insert = nullptr;
   sqlite3_prepare_v2(db, "INSERT INTO t (body) VALUES (?)", -1, &insert, nullptr);
   const std::string body(row_size, 'x');
@@ -71,7 +70,8 @@ core::Result<AppendResult> BackoutAppendsPerSecond(const std::string& url, int c
   store::SystemClock clock;
   auto signer = ledger::Signer::LoadOrCreate(key_dir / "bench-key.pem");
   if (!signer) return std::unexpected(signer.error());
-  store::StoreOptions options{.clock = &clock, .signer = *signer, .sqlite_synchronous = synchronous};
+  store::StoreOptions options{
+      .clock = &clock, .signer = *signer, .sqlite_synchronous = synchronous};
   auto db = store::OpenStore(url, options);
   if (!db) return std::unexpected(db.error());
 
@@ -168,9 +168,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "benchmark failed: {}\n", appended.error().message);
     return 1;
   }
-  const double bare = BareSqliteInsertsPerSecond(dir / "bare.db", options.appends,
-                                                 options.synchronous,
-                                                 static_cast<size_t>(appended->mean_entry_size));
+  const double bare =
+      BareSqliteInsertsPerSecond(dir / "bare.db", options.appends, options.synchronous,
+                                 static_cast<size_t>(appended->mean_entry_size));
   fmt::print("{:<44} {:>14} {:>14} {:<10} {:>6}\n", "benchmark", "backout", "peer", "unit",
              "ratio");
   PrintRow(fmt::format("durable append, sqlite synchronous={}", options.synchronous),
@@ -186,8 +186,8 @@ int main(int argc, char** argv) {
            OpensslSha256BytesPerSecond(mean), "bytes/s", 0.5);
 
   if (!options.postgres_url.empty()) {
-    auto pg = BackoutAppendsPerSecond(options.postgres_url, options.appends, options.synchronous,
-                                      dir);
+    auto pg =
+        BackoutAppendsPerSecond(options.postgres_url, options.appends, options.synchronous, dir);
     if (!pg) {
       fmt::print(stderr, "postgresql benchmark failed: {}\n", pg.error().message);
       return 1;

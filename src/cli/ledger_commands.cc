@@ -117,7 +117,8 @@ int RunVerify(const LedgerFlags& flags) {
                                           flags.checkpoint_file)});
     }
     auto checkpoint = ledger::Checkpoint::FromJson(json);
-    if (!checkpoint) return Fail(checkpoint.error().WithContext("--checkpoint " + flags.checkpoint_file));
+    if (!checkpoint)
+      return Fail(checkpoint.error().WithContext("--checkpoint " + flags.checkpoint_file));
     options.exported_checkpoint = *checkpoint;
   }
 

@@ -1,14 +1,14 @@
 #pragma once
 
 // Domain types of the rollback procedure: users and roles, changes, incidents and everything an
-// incident collects on its way from detection to review. Plain structs with public snake_case
-// fields; the rules that act on them live in state_machine.h and policy.h.
+// incident collects on its way from detection to review. They are plain structs with public
+// snake_case fields, and the rules that act on them live in state_machine.h and policy.h.
 //
 // JSON: every type has to_json/from_json found by argument-dependent lookup, so
 // `nlohmann::json(value)` and `json.get<T>()` work. Times are RFC 3339 strings (core/time.h), dates
-// are YYYY-MM-DD, enums are their snake_case names, an empty std::optional is `null`. Reading
+// are YYYY-MM-DD, an enum is its *Name() text, and an empty std::optional is `null`. Reading
 // rejects unknown keys and wrong types, and a missing key keeps the field's default. from_json
-// throws like nlohmann does; call FromJson<T>() to get a Result instead.
+// throws as nlohmann does, so call FromJson<T>() to get a Result instead.
 
 #include <chrono>
 #include <cstdint>
@@ -58,6 +58,8 @@ struct User {
 
   bool HasRole(Role role) const;
   bool HasService(std::string_view service) const;
+
+  bool operator==(const User&) const = default;
 };
 
 // ---- Changes --------------------------------------------------------------------------------
@@ -65,6 +67,8 @@ struct User {
 struct Migration {
   std::string id;
   bool reversible = true;
+
+  bool operator==(const Migration&) const = default;
 };
 
 enum class ChangeSource { kRecorded, kDiscovered };  // recorded by CI or a user; found in history
@@ -81,6 +85,8 @@ struct Verification {
   std::string verified_by;
   Time verified_at{};
   std::string detail;  // a CI run URL or a sentence
+
+  bool operator==(const Verification&) const = default;
 };
 
 // One deployment of a service, from previous_version to version.
@@ -100,6 +106,8 @@ struct Change {
   std::string recorded_by;
   ChangeValidation validated = ChangeValidation::kUnknown;
   std::optional<Verification> verification;  // the latest one
+
+  bool operator==(const Change&) const = default;
 };
 
 // ---- Incidents ------------------------------------------------------------------------------
@@ -108,7 +116,7 @@ enum class Severity { kSev1, kSev2, kSev3, kSev4 };
 std::string_view SeverityName(Severity severity);  // "sev1"
 Result<Severity> ParseSeverity(std::string_view text);
 
-// Where an incident stands. See state_machine.h for the actions each state allows.
+// Lifecycle state of an incident. See state_machine.h for the actions each state allows.
 enum class IncidentState {
   kOpen,         // opened, nothing assessed yet
   kAssessing,    // an assessment exists or is being redone; a go/no-go decision is due
@@ -121,11 +129,13 @@ enum class IncidentState {
 std::string_view IncidentStateName(IncidentState state);  // "rolling_back"
 Result<IncidentState> ParseIncidentState(std::string_view text);
 
-// What opened the incident: an alert group, a rule, a probe, or a person.
+// Signal that opened the incident: an alert group, a rule, a probe, or a person's report.
 struct Trigger {
   std::string kind;  // "manual", "alertmanager", "prometheus", "probe"
   std::string source;
   nlohmann::json detail;  // the signal as received, secrets removed
+
+  bool operator==(const Trigger&) const = default;
 };
 
 struct TimelineEvent {
@@ -133,6 +143,8 @@ struct TimelineEvent {
   std::string actor;
   std::string kind;  // "opened", "assessed", "decided", "rollback_requested", …
   std::string detail;
+
+  bool operator==(const TimelineEvent&) const = default;
 };
 
 struct Attachment {
@@ -141,6 +153,8 @@ struct Attachment {
   std::int64_t size = 0;  // bytes
   std::string added_by;
   Time added_at{};
+
+  bool operator==(const Attachment&) const = default;
 };
 
 // ---- Assessment -----------------------------------------------------------------------------
@@ -152,6 +166,8 @@ struct DataImplication {
   bool reversible = true;
   bool blocking = false;  // an irreversible migration: go needs an override reason
   std::string detail;
+
+  bool operator==(const DataImplication&) const = default;
 };
 
 // A provider precondition such as "deployment not paused" or "no GitOps controller owns it".
@@ -159,6 +175,8 @@ struct Precondition {
   std::string name;
   bool satisfied = false;
   std::string detail;
+
+  bool operator==(const Precondition&) const = default;
 };
 
 struct Assessment {
@@ -178,6 +196,8 @@ struct Assessment {
   std::string digest;
 
   bool HasBlockingImplication() const;
+
+  bool operator==(const Assessment&) const = default;
 };
 
 // Returns the stable text that the assessment digest is computed over: the assessment's JSON
@@ -202,9 +222,11 @@ struct Decision {
   std::string approved_digest;  // the assessment digest the decider saw
   std::string override_reason;  // required to go across an irreversible migration
   bool retroactive = false;     // a lead's later approval of an emergency rollback
+
+  bool operator==(const Decision&) const = default;
 };
 
-// How a rollback attempt ended. The incident's next state for each is NextStateAfter().
+// Result of one rollback attempt. NextStateAfter() returns the incident's next state for each.
 enum class RollbackOutcome {
   kRolledBack,            // the tool did it and reads back the target
   kSkippedNoop,           // the target is already live
@@ -221,12 +243,14 @@ Result<RollbackOutcome> ParseRollbackOutcome(std::string_view text);
 // The incident state that follows an outcome: validating, assessing or rolling_back.
 IncidentState NextStateAfter(RollbackOutcome outcome);
 
-// A person's answer after an interrupted or pending rollback: did the action happen?
+// A person's statement, after an interrupted or pending rollback, of whether the action happened.
 struct Confirmation {
   bool happened = false;
   std::string confirmed_by;
   Time confirmed_at{};
   std::string reason;
+
+  bool operator==(const Confirmation&) const = default;
 };
 
 struct Rollback {
@@ -247,6 +271,8 @@ struct Rollback {
   std::string transcript_ref;  // where the provider transcript is stored
   nlohmann::json read_back;    // the tool's own record of what happened
   std::optional<Confirmation> confirmation;
+
+  bool operator==(const Rollback&) const = default;
 };
 
 // ---- Validation -----------------------------------------------------------------------------
@@ -255,7 +281,8 @@ enum class ObservationResult { kPassed, kFailed, kUnknown };
 std::string_view ObservationResultName(ObservationResult result);
 Result<ObservationResult> ParseObservationResult(std::string_view text);
 
-// The kind of check whose observations say nothing beyond the tool's own health measure.
+// Kind of the provider's own readiness check. Its observations alone never make a validation
+// recovered.
 inline constexpr std::string_view kReadinessCheckKind = "readiness";
 
 struct Observation {
@@ -264,6 +291,8 @@ struct Observation {
   ObservationResult result = ObservationResult::kUnknown;
   std::string detail;
   Time observed_at{};
+
+  bool operator==(const Observation&) const = default;
 };
 
 enum class ValidationFinding { kRecovered, kNotRecovered, kNotValidated };
@@ -280,6 +309,8 @@ struct Validation {
   std::optional<Time> finished_at;
   std::vector<Observation> observations;
   std::optional<ValidationFinding> finding;  // empty while the job runs
+
+  bool operator==(const Validation&) const = default;
 };
 
 // ---- Follow-up ------------------------------------------------------------------------------
@@ -301,6 +332,8 @@ struct ActionItem {
   Time created_at{};
   std::optional<Time> completed_at;
   std::string completed_by;
+
+  bool operator==(const ActionItem&) const = default;
 };
 
 struct Incident {
@@ -333,10 +366,12 @@ struct Incident {
   std::string closed_by;
   std::optional<Time> closed_at;
 
-  // The latest go or no-go made before execution (not a retroactive approval), if any.
+  // Returns the latest go or no-go that is not a retroactive approval, or nullptr.
   const Decision* LatestDecision() const;
   const Rollback* LatestRollback() const;
   const Validation* LatestValidation() const;
+
+  bool operator==(const Incident&) const = default;
 };
 
 // ---- JSON -----------------------------------------------------------------------------------

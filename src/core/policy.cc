@@ -203,7 +203,7 @@ Result<void> CanDecide(const User& user, const Incident& incident, const Policy&
   if (auto roster = CheckOnRoster(user, policy); !roster) return roster;
   if (!HasAnyRole(user, policy.decider_roles)) {
     return MakeError(ErrorCode::kPermissionDenied,
-                     "deciding go/no-go on {} needs the role {}; user {} holds {}", incident.id,
+                     "deciding go/no-go on {} needs the role {}; user {} has {}", incident.id,
                      JoinRoles(policy.decider_roles, " or "), user.name,
                      JoinRoles(user.roles, ", "));
   }
@@ -216,8 +216,8 @@ Result<void> CanExecute(const User& user, std::string_view service, const Incide
 
   if (!HasAnyRole(user, policy.executor_roles)) {
     return MakeError(
-        ErrorCode::kPermissionDenied, "rolling back {} needs the role {}; user {} holds {}",
-        service, JoinRoles(policy.executor_roles, " or "), user.name, JoinRoles(user.roles, ", "));
+        ErrorCode::kPermissionDenied, "rolling back {} needs the role {}; user {} has {}", service,
+        JoinRoles(policy.executor_roles, " or "), user.name, JoinRoles(user.roles, ", "));
   }
   if (!user.HasService(service)) {
     return MakeError(ErrorCode::kPermissionDenied,
@@ -254,7 +254,7 @@ Result<void> CanApproveRetroactively(const User& user, const Incident& incident,
   if (auto roster = CheckOnRoster(user, policy); !roster) return roster;
   if (!HasAnyRole(user, policy.decider_roles)) {
     return MakeError(ErrorCode::kPermissionDenied,
-                     "approving an emergency rollback on {} needs the role {}; user {} holds {}",
+                     "approving an emergency rollback on {} needs the role {}; user {} has {}",
                      incident.id, JoinRoles(policy.decider_roles, " or "), user.name,
                      JoinRoles(user.roles, ", "));
   }
@@ -322,7 +322,7 @@ Result<void> CheckOperation(const User& user, Operation operation, const Policy&
   if (auto roster = CheckOnRoster(user, policy); !roster) return roster;
   const std::vector<Role> roles = RolesForOperation(operation, policy);
   if (!HasAnyRole(user, roles)) {
-    return MakeError(ErrorCode::kPermissionDenied, "{} needs the role {}; user {} holds {}",
+    return MakeError(ErrorCode::kPermissionDenied, "{} needs the role {}; user {} has {}",
                      OperationName(operation), JoinRoles(roles, " or "), user.name,
                      JoinRoles(user.roles, ", "));
   }
@@ -557,8 +557,8 @@ ValidationFinding FindingFromObservations(std::span<const Observation> observati
                                           Time rollback_finished_at) {
   bool beyond_readiness = false;
   for (const Observation& observation : observations) {
-    // An observation from before the rollback finished says nothing about the rolled-back
-    // version, so it counts as a check that could not be evaluated.
+    // An observation from before the rollback finished cannot show the rolled-back version's
+    // health, so it counts as a check that could not be evaluated.
     if (observation.result != ObservationResult::kPassed ||
         observation.observed_at <= rollback_finished_at) {
       return ValidationFinding::kNotRecovered;

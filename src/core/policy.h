@@ -27,10 +27,12 @@ struct ClosureRequirements {
   bool review = true;
   bool action_items = true;          // one item with owner and due date, or a "no action" reason
   bool retroactive_approval = true;  // every emergency rollback approved by a lead afterwards
+
+  bool operator==(const ClosureRequirements&) const = default;
 };
 
 struct Policy {
-  bool separation_of_duties = true;  // whoever approved a rollback may not execute it
+  bool separation_of_duties = true;  // the approver of a rollback may not execute it
   std::vector<Role> decider_roles{Role::kEngineeringLead};
   std::vector<Role> executor_roles{Role::kDevopsEngineer};  // and a grant for the service
   std::chrono::hours break_glass_window{24};                // time for the retroactive approval
@@ -38,6 +40,8 @@ struct Policy {
   // The approved roster from the config: a user's roles and service grants count only where the
   // roster entry of the same name lists them. The app adds the bootstrap admin.
   std::vector<User> roster;
+
+  bool operator==(const Policy&) const = default;
 };
 
 void to_json(nlohmann::json& json, const ClosureRequirements& value);
@@ -105,13 +109,14 @@ enum class Operation {
 };
 std::string_view OperationName(Operation operation);
 
-// Checks that `user` is on the roster and holds a role allowed to perform `operation`.
+// Checks that `user` is on the roster and has a role allowed to perform `operation`.
 Result<void> CheckOperation(const User& user, Operation operation, const Policy& policy);
 
 // ---- Decisions and closure ------------------------------------------------------------------
 
-// Checks a go/no-go before it is stored: a reason; for go, an approved digest equal to the
-// assessment's, and an override reason when a data implication blocks.
+// Checks a go/no-go before it is stored. Every decision needs a reason. A go decision also needs
+// an approved digest equal to the assessment's, and an override reason when a data implication
+// blocks. A retroactive approval needs only the reason.
 Result<void> CheckDecision(const Decision& decision, const Assessment& assessment);
 
 // Lists every closure requirement `incident` does not meet, as sentences; empty when it may close.
@@ -138,11 +143,11 @@ struct TargetChoice {
   bool provider_rule = false;
 };
 
-// Chooses the rollback target among `changes` of one service (any order; sorted by time here):
-// the latest change marked validated good that happened before the suspected change in the same
-// environment and deployed a different version. With no suspected change, the latest change is
-// taken as the suspect, and the rule says so. When no such change exists the provider's own rule
-// applies. kNotFound when `suspected_change_id` is not among `changes`.
+// Chooses the rollback target among `changes` of one service, in any order. The target is the
+// latest change validated good before the suspected change, in the same environment, with a
+// different version. Without a suspected change the latest change counts as suspected, and the
+// rule text states it. When no such change exists, the provider's own rule applies. Fails with
+// kNotFound when `suspected_change_id` is not among `changes`.
 Result<TargetChoice> ChooseTarget(std::span<const Change> changes,
                                   std::optional<std::string_view> suspected_change_id);
 
@@ -164,9 +169,9 @@ std::vector<std::string> AffectedServices(
 
 // ---- Validation -----------------------------------------------------------------------------
 
-// Derives the finding from a validation's observations: any failed or unknown observation, or one
-// not newer than `rollback_finished_at`, gives not_recovered; without a passed observation of a
-// kind other than readiness it is not_validated; otherwise recovered.
+// Derives the finding from a validation's observations. Any failed or unknown observation, or one
+// not newer than `rollback_finished_at`, makes it not_recovered. Without a passed observation of a
+// kind other than readiness it is not_validated. Otherwise it is recovered.
 ValidationFinding FindingFromObservations(std::span<const Observation> observations,
                                           Time rollback_finished_at);
 

@@ -220,10 +220,10 @@ Result<IncidentState> Transition(IncidentState state, Action action, std::span<c
     const std::string held = roles.empty() ? std::string("no role") : JoinRoles(roles, ", ");
     if (needed.empty()) {
       return MakeError(ErrorCode::kPermissionDenied,
-                       "{} is allowed to no role under the policy in force; the caller holds {}",
+                       "{} is allowed to no role under the policy in force; the caller has {}",
                        ActionName(action), held);
     }
-    return MakeError(ErrorCode::kPermissionDenied, "{} needs the role {}; the caller holds {}",
+    return MakeError(ErrorCode::kPermissionDenied, "{} needs the role {}; the caller has {}",
                      ActionName(action), JoinRoles(needed, " or "), held);
   }
 

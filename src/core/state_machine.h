@@ -1,7 +1,7 @@
 #pragma once
 
 // The incident state machine: one table of state × action → next state and the roles allowed to
-// act. The app layer asks Transition() before every lifecycle step; person-specific rules
+// act. The app layer calls Transition() before every lifecycle step; person-specific rules
 // (service grants, separation of duties, break-glass) are in policy.h and apply on top of it.
 
 #include <optional>
@@ -23,7 +23,7 @@ enum class Action {
   kRollback,              // run the approved plan
   kRollbackEmergency,     // break-glass: run a rollback without (or beyond) the decision
   kRecordOutcome,         // system: a rollback job ended (needs ActionDetail::outcome)
-  kConfirm,               // say whether an interrupted or pending rollback happened
+  kConfirm,               // state whether an interrupted or pending rollback happened
   kValidate,              // run the service's recovery checks
   kRecordFinding,         // system: a validation job ended (needs ActionDetail::finding)
   kDocument,              // record root cause, contributing factors, attachments
@@ -44,9 +44,9 @@ std::span<const IncidentState> AllIncidentStates();
 
 // Inputs that decide the next state of record_outcome, record_finding and confirm.
 struct ActionDetail {
-  std::optional<RollbackOutcome> outcome;    // record_outcome
-  std::optional<ValidationFinding> finding;  // record_finding
-  std::optional<bool> happened;              // confirm: --happened or --did-not-happen
+  std::optional<RollbackOutcome> outcome = std::nullopt;    // record_outcome
+  std::optional<ValidationFinding> finding = std::nullopt;  // record_finding
+  std::optional<bool> happened = std::nullopt;  // confirm: --happened or --did-not-happen
 };
 
 // Returns the state after `action` on an incident in `state` by a caller holding `roles`, or:
@@ -64,7 +64,7 @@ Result<IncidentState> Transition(IncidentState state, Action action, std::span<c
 Result<IncidentState> Transition(IncidentState state, Action action, std::span<const Role> roles,
                                  const ActionDetail& detail = {});
 
-// The actions `state` allows, in declaration order, whoever takes them.
+// Returns the actions `state` allows, in declaration order, regardless of role.
 std::vector<Action> AllowedActions(IncidentState state);
 
 // The roles that may take `action` under `policy` (in any state that allows it).

@@ -1,0 +1,153 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/secret_ref.h"
+#include "core/error.h"
+#include "core/time.h"
+
+namespace backout::app {
+
+// The server's address, from `listen: HOST:PORT` (IPv6 hosts in brackets: [::1]:8470).
+struct ListenAddress {
+  std::string host = "127.0.0.1";  // without brackets
+  uint16_t port = 8470;            // 0 lets the system pick a free port
+
+  // Returns HOST:PORT, with an IPv6 host in brackets.
+  std::string ToString() const;
+};
+
+// TLS for the server, from the `tls` block. Both are PEM, read when the server starts.
+struct TlsConfig {
+  SecretRef certificate;
+  SecretRef private_key;
+};
+
+// The `metrics` block. Without a token, /metrics is public.
+struct MetricsConfig {
+  std::optional<SecretRef> token;
+};
+
+// Requirements for closing an incident, from `policy.closure`. All are on by default.
+struct ClosureRequirements {
+  bool root_cause = true;
+  // A `recovered` validation, or a documented no-go decision.
+  bool recovered_or_no_go = true;
+  // A stored review document.
+  bool review = true;
+  // At least one action item with owner and due date, or an explicit "no action" with a reason.
+  bool action_items = true;
+  // Every break-glass rollback approved afterwards by an engineering lead other than its executor.
+  bool retroactive_approval = true;
+};
+
+// The `policy` block, with the defaults that apply to each absent key.
+struct PolicyConfig {
+  // Whoever approved a rollback may not execute it.
+  bool separation_of_duties = true;
+  // Roles whose holders decide go or no-go.
+  std::vector<std::string> decider_roles = {"engineering-lead"};
+  // Roles whose holders execute rollbacks on the services they are granted.
+  std::vector<std::string> executor_roles = {"devops-engineer"};
+  // Time an engineering lead other than the executor has to approve a break-glass rollback,
+  // written in the file as a duration that is a whole number of hours, such as 24h or 1440m.
+  std::chrono::hours break_glass_approval_window{24};
+  ClosureRequirements closure;
+};
+
+// One entry of the `users` roster: the people who may be granted roles through the API.
+struct UserConfig {
+  std::string name;
+  std::vector<std::string> roles;     // each one of KnownRoles(), at least one
+  std::vector<std::string> services;  // services the entry names, possibly none
+};
+
+// A service's provider binding. `kind` selects the provider implementation and `settings` holds
+// the block's other keys, checked by the loader against that kind's schema. Settings keep the
+// types the kind defines: lists of strings as JSON arrays, booleans as booleans. Durations stay
+// as written (parse them with core::ParseDuration), and secret references are written back by
+// SecretRef::ToString, with file paths made absolute.
+//
+// Kind `command` (an approved runbook): run [required list: absolute executable path, then
+// arguments]; status, history and readiness [optional lists, same form]; timeout, check_timeout
+// and kill_grace [optional durations]; working_dir and output_dir [optional absolute folders];
+// env [optional mapping of variable name to secret reference, no name starting with BACKOUT_].
+// The providers module gives the defaults.
+struct ProviderConfig {
+  std::string kind;
+  nlohmann::json settings = nlohmann::json::object();
+};
+
+// One validation check of a service, with the same split as ProviderConfig.
+//
+// Kind `command`: run, timeout and env, as for the command provider.
+struct CheckConfig {
+  std::string name;
+  std::string kind;
+  nlohmann::json settings = nlohmann::json::object();
+};
+
+// One entry of `services`.
+struct ServiceConfig {
+  std::string name;
+  std::string environment = "production";
+  std::string owner;  // empty when not given
+  std::optional<int64_t> tier;
+  bool customer_facing = false;
+  // Services this one depends on, each defined in the same file, with no cycles.
+  std::vector<std::string> depends_on;
+  ProviderConfig provider;
+  std::vector<CheckConfig> checks;
+};
+
+// The server's configuration: one YAML file, validated when loaded.
+//
+// Relative paths in the file (data_dir, a sqlite: database, file: secret references) resolve
+// against the folder that contains the file. Defaults: listen 127.0.0.1:8470, data_dir
+// `backout-data` in the config file's folder, database sqlite:<data_dir>/backout.db. Secrets
+// are checked as references at load but read only when used (SecretRef::Resolve), so a config
+// can be validated on a machine that does not hold them.
+struct Config {
+  ListenAddress listen;
+  // A store URL for store::OpenStore: sqlite:/absolute/path or postgresql://…, the latter
+  // without a password (libpq reads it from PGPASSWORD or PGPASSFILE).
+  std::string database;
+  std::filesystem::path data_dir;  // absolute
+  std::optional<TlsConfig> tls;
+  MetricsConfig metrics;
+  PolicyConfig policy;
+  std::vector<UserConfig> users;
+  std::vector<ServiceConfig> services;
+
+  // The name that error messages use for the file: its path as given to Load.
+  std::string source_name;
+  // The file's bytes exactly as read, for recording its digest with the policy.
+  std::string source_text;
+
+  // Reads and validates the file at `path`. Fails on the first problem found, with a message
+  // `FILE:LINE: FIELD: what is wrong`, such as
+  // `backout.yaml:7: services[0].provider.timeout: invalid duration '5x': …`.
+  static core::Result<Config> Load(const std::filesystem::path& path);
+
+  // Validates `text` as Load does. `display_name` names the file in messages, and `base_dir`
+  // is the folder relative paths resolve against (empty: the current folder).
+  static core::Result<Config> Parse(std::string_view text, std::string_view display_name,
+                                    const std::filesystem::path& base_dir = {});
+
+  // Returns the service named `name`, or nullptr.
+  const ServiceConfig* FindService(std::string_view name) const;
+};
+
+// The roles a user or a policy may name: admin, engineering-lead, devops-engineer, auditor,
+// viewer and ci.
+std::span<const std::string_view> KnownRoles();
+
+}  // namespace backout::app

@@ -1,0 +1,201 @@
+#include "app/config_fields.h"
+
+#include <charconv>
+#include <ranges>
+#include <system_error>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace backout::app::config_internal {
+namespace {
+
+namespace fs = std::filesystem;
+using core::ErrorCode;
+
+// Every field that contains a secret. `[]` is any list index and `*` any key of a mapping.
+constexpr std::string_view kSecretFields[] = {
+    "tls.certificate",           "tls.private_key",           "metrics.token",
+    "services[].provider.env.*", "services[].checks[].env.*",
+};
+
+bool MatchesSecretField(const std::vector<std::string>& segments) {
+  for (std::string_view pattern : kSecretFields) {
+    size_t index = 0;
+    bool matches = true;
+    for (const auto part : std::views::split(pattern, '.')) {
+      const std::string_view expected(part.begin(), part.end());
+      if (index >= segments.size() || (expected != "*" && expected != segments[index])) {
+        matches = false;
+        break;
+      }
+      ++index;
+    }
+    if (matches && index == segments.size()) return true;
+  }
+  return false;
+}
+
+// Walks the document below `value` and checks every value at a path of kSecretFields.
+// `segments` is the path of `value`, with list indexes written as `[]`.
+void CheckSecretsBelow(ParseContext& context, const YamlValue& value,
+                       std::vector<std::string>& segments) {
+  YamlReader& reader = context.reader;
+  if (!reader.ok()) return;
+
+  if (value.node.IsScalar()) {
+    if (!MatchesSecretField(segments)) return;
+    auto reference = SecretRef::Parse(value.node.Scalar(), context.base_dir);
+    if (!reference) reader.Fail(value, reference.error().message);
+    return;
+  }
+
+  if (value.node.IsMap()) {
+    auto fields = reader.Mapping(value);
+    if (!fields) return;
+    for (const auto& [key, child] : fields->entries()) {
+      segments.push_back(key);
+      CheckSecretsBelow(context, child, segments);
+      segments.pop_back();
+    }
+    return;
+  }
+
+  if (value.node.IsSequence() && !segments.empty()) {
+    auto items = reader.List(value);
+    if (!items) return;
+    segments.back() += "[]";
+    for (const YamlValue& item : *items) CheckSecretsBelow(context, item, segments);
+    segments.back().resize(segments.back().size() - 2);
+  }
+}
+
+// Returns whether a postgresql:// URL contains a password, in its user information
+// (user:password@host) or as a `password` query parameter.
+bool HasInlinePassword(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  const std::string_view rest = url.substr(scheme_end + 3);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  const size_t at = authority.rfind('@');
+  if (at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos) {
+    return true;
+  }
+  const size_t query = rest.find('?');
+  if (query == std::string_view::npos) return false;
+  for (const auto part : std::views::split(rest.substr(query + 1), '&')) {
+    if (std::string_view(part.begin(), part.end()).starts_with("password=")) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void CheckSecretReferences(ParseContext& context, const YamlValue& root) {
+  std::vector<std::string> segments;
+  CheckSecretsBelow(context, root, segments);
+}
+
+std::optional<SecretRef> ReadSecret(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  auto reference = SecretRef::Parse(*text, context.base_dir);
+  if (!reference) {
+    context.reader.Fail(value, reference.error().message);
+    return std::nullopt;
+  }
+  return *reference;
+}
+
+// Names appear in URLs and command lines, so they are limited to letters, digits, '.', '_' and
+// '-', starting with a letter or digit.
+std::optional<std::string> CheckName(const std::string& name) {
+  const auto is_alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  bool valid = !name.empty() && name.size() <= 128 && is_alnum(name[0]);
+  for (char c : name) valid = valid && (is_alnum(c) || c == '.' || c == '_' || c == '-');
+  if (valid) return std::nullopt;
+  return fmt::format(
+      "invalid name '{}': use up to 128 letters, digits, '.', '_' and '-', starting with a "
+      "letter or digit",
+      name);
+}
+
+core::Result<ListenAddress> ParseListenAddress(std::string_view text) {
+  const auto invalid = [&](std::string_view reason) {
+    return core::MakeError(ErrorCode::kInvalidArgument, "invalid address '{}': {}", text, reason);
+  };
+  constexpr std::string_view kExpected = "expected HOST:PORT such as 127.0.0.1:8470";
+
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return invalid(kExpected);
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+
+  if (host.starts_with('[') && host.ends_with(']') && host.size() > 2) {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find_first_of("[]:") != std::string_view::npos) {
+    return invalid("put an IPv6 host in brackets, such as [::1]:8470");
+  }
+  if (host.empty()) return invalid(fmt::format("the host is empty, {}", kExpected));
+
+  unsigned port = 0;
+  const char* port_end = port_text.data() + port_text.size();
+  const auto [end, ec] = std::from_chars(port_text.data(), port_end, port);
+  if (port_text.empty() || ec != std::errc() || end != port_end || port > 65535) {
+    return invalid("the port must be a number from 0 to 65535");
+  }
+  return ListenAddress{std::string(host), static_cast<uint16_t>(port)};
+}
+
+core::Result<std::string> ParseDatabase(std::string_view url, const fs::path& base_dir) {
+  if (url.starts_with("sqlite:")) {
+    const std::string_view path = url.substr(std::string_view("sqlite:").size());
+    if (path.empty()) {
+      return core::MakeError(ErrorCode::kInvalidArgument,
+                             "invalid database 'sqlite:': the file path is empty");
+    }
+    if (path == ":memory:") return std::string(url);
+    std::error_code error;
+    const fs::path absolute = fs::absolute(base_dir / path, error).lexically_normal();
+    if (error) {
+      return core::MakeError(ErrorCode::kInvalidArgument,
+                             "invalid database '{}': cannot make the path absolute: {}", url,
+                             error.message());
+    }
+    return fmt::format("sqlite:{}", absolute.string());
+  }
+
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    if (HasInlinePassword(url)) {
+      return core::MakeError(ErrorCode::kInvalidArgument,
+                             "the PostgreSQL URL contains a password, but secrets must not be "
+                             "written inline: remove it and set PGPASSWORD or PGPASSFILE in the "
+                             "server's environment");
+    }
+    return std::string(url);
+  }
+
+  return core::MakeError(
+      ErrorCode::kInvalidArgument,
+      "unsupported database URL: expected sqlite:PATH or postgresql://USER@HOST/DATABASE");
+}
+
+std::optional<fs::path> ReadPath(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (text->empty()) {
+    context.reader.Fail(value, "the path is empty");
+    return std::nullopt;
+  }
+  std::error_code error;
+  fs::path absolute = fs::absolute(context.base_dir / *text, error).lexically_normal();
+  if (error) {
+    context.reader.Fail(value,
+                        fmt::format("cannot make '{}' absolute: {}", *text, error.message()));
+    return std::nullopt;
+  }
+  return absolute;
+}
+
+}  // namespace backout::app::config_internal

@@ -1,0 +1,238 @@
+#include "app/config_kinds.h"
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace backout::app::config_internal {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// The YAML form of a kind-specific key and the JSON form it is stored in.
+enum class FieldType {
+  kCommand,      // list: absolute executable path, then arguments -> array of strings
+  kDuration,     // duration longer than zero, such as 300s -> the string as written
+  kFolder,       // absolute folder path -> string
+  kEnvironment,  // mapping of variable name to secret reference -> object of reference strings
+};
+
+struct FieldSpec {
+  std::string_view key;
+  FieldType type;
+  bool required = false;
+};
+
+// The keys of a `command` provider, which runs an approved runbook. The providers module reads
+// the same keys from ProviderConfig::settings and gives their defaults.
+constexpr FieldSpec kCommandProviderFields[] = {
+    {"run", FieldType::kCommand, true},   {"status", FieldType::kCommand},
+    {"history", FieldType::kCommand},     {"readiness", FieldType::kCommand},
+    {"timeout", FieldType::kDuration},    {"check_timeout", FieldType::kDuration},
+    {"kill_grace", FieldType::kDuration}, {"working_dir", FieldType::kFolder},
+    {"output_dir", FieldType::kFolder},   {"env", FieldType::kEnvironment},
+};
+
+constexpr FieldSpec kCommandCheckFields[] = {
+    {"run", FieldType::kCommand, true},
+    {"timeout", FieldType::kDuration},
+    {"env", FieldType::kEnvironment},
+};
+
+// One provider or check kind: its name and the keys its block accepts besides `kind` (and, for
+// checks, `name`).
+struct KindSchema {
+  std::string_view name;
+  std::span<const FieldSpec> fields;
+};
+
+// A new provider or check kind adds a row here and its keys above.
+const KindSchema kProviderKinds[] = {
+    {"command", kCommandProviderFields},
+};
+const KindSchema kCheckKinds[] = {
+    {"command", kCommandCheckFields},
+};
+
+// The command provider passes its inputs to commands in variables with this prefix (such as
+// BACKOUT_TARGET_VERSION), so the config may not set them.
+constexpr std::string_view kReservedVariablePrefix = "BACKOUT_";
+
+// Reads a command: a list whose first item is the executable's absolute path and whose other
+// items are its arguments.
+std::optional<json> ReadCommand(ParseContext& context, const YamlValue& value) {
+  YamlReader& reader = context.reader;
+  auto items = reader.List(value);
+  if (!items) return std::nullopt;
+  if (items->empty()) {
+    reader.Fail(value,
+                "the command is empty: give the executable's absolute path, then its arguments");
+    return std::nullopt;
+  }
+
+  json command = json::array();
+  for (const YamlValue& item : *items) {
+    auto text = reader.String(item);
+    if (!text) return std::nullopt;
+    if (command.empty() && !fs::path(*text).is_absolute()) {
+      reader.Fail(item, fmt::format("'{}' is not an absolute path: give the executable's full "
+                                    "path, such as /opt/runbooks/rollback",
+                                    *text));
+      return std::nullopt;
+    }
+    command.push_back(*text);
+  }
+  return command;
+}
+
+std::optional<json> ReadDuration(ParseContext& context, const YamlValue& value) {
+  if (!context.reader.Duration(value)) return std::nullopt;
+  return json(value.node.Scalar());
+}
+
+std::optional<json> ReadFolder(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (!fs::path(*text).is_absolute()) {
+    context.reader.Fail(value, fmt::format("'{}' is not an absolute path: give the folder's full "
+                                           "path, such as /var/lib/backout/work",
+                                           *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+// Reads an `env` block: variable names mapped to secret references, stored in their written form.
+std::optional<json> ReadEnvironment(ParseContext& context, const YamlValue& value) {
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value);
+  if (!fields) return std::nullopt;
+
+  json environment = json::object();
+  for (const auto& [name, entry] : fields->entries()) {
+    if (!SecretRef::IsVariableName(name)) {
+      reader.Fail(entry,
+                  "invalid environment variable name: use letters, digits and '_', not starting "
+                  "with a digit");
+      return std::nullopt;
+    }
+    if (name.starts_with(kReservedVariablePrefix)) {
+      reader.Fail(entry, fmt::format("the prefix {} is reserved for the inputs Backout passes to "
+                                     "commands: rename the variable",
+                                     kReservedVariablePrefix));
+      return std::nullopt;
+    }
+    auto reference = ReadSecret(context, entry);
+    if (!reference) return std::nullopt;
+    environment[name] = reference->ToString();
+  }
+  return environment;
+}
+
+std::optional<json> ReadField(ParseContext& context, const YamlValue& value, FieldType type) {
+  switch (type) {
+    case FieldType::kCommand:
+      return ReadCommand(context, value);
+    case FieldType::kDuration:
+      return ReadDuration(context, value);
+    case FieldType::kFolder:
+      return ReadFolder(context, value);
+    case FieldType::kEnvironment:
+      return ReadEnvironment(context, value);
+  }
+  return std::nullopt;
+}
+
+// Reads the kind's keys from a block whose keys were already checked.
+std::optional<json> ReadSettings(ParseContext& context, const YamlFields& fields,
+                                 const KindSchema& schema) {
+  json settings = json::object();
+  for (const FieldSpec& spec : schema.fields) {
+    const YamlValue* value =
+        spec.required ? context.reader.Required(fields, spec.key) : fields.Find(spec.key);
+    if (value == nullptr) {
+      if (spec.required) return std::nullopt;
+      continue;
+    }
+    auto field = ReadField(context, *value, spec.type);
+    if (!field) return std::nullopt;
+    settings[std::string(spec.key)] = std::move(*field);
+  }
+  return settings;
+}
+
+// A block whose `kind` chose its schema, with the block's keys checked against that schema.
+struct KindBlock {
+  const KindSchema* schema = nullptr;
+  YamlFields fields;
+};
+
+// Reads `kind` first, because the kind decides which other keys the block accepts. `what` names
+// the block in messages ("provider" or "check"), and `common_keys` are the keys every kind of
+// that block accepts.
+std::optional<KindBlock> ReadKindBlock(ParseContext& context, const YamlValue& value,
+                                       std::span<const KindSchema> kinds, std::string_view what,
+                                       std::span<const std::string_view> common_keys) {
+  YamlReader& reader = context.reader;
+  auto any_fields = reader.Mapping(value);
+  if (!any_fields) return std::nullopt;
+  const YamlValue* kind_value = reader.Required(*any_fields, "kind");
+  if (kind_value == nullptr) return std::nullopt;
+  auto kind = reader.String(*kind_value);
+  if (!kind) return std::nullopt;
+
+  const KindSchema* schema = nullptr;
+  for (const KindSchema& candidate : kinds) {
+    if (candidate.name == *kind) schema = &candidate;
+  }
+  if (schema == nullptr) {
+    std::vector<std::string_view> names;
+    for (const KindSchema& candidate : kinds) names.push_back(candidate.name);
+    reader.Fail(*kind_value, fmt::format("unknown {} kind '{}', expected one of: {}", what, *kind,
+                                         fmt::join(names, ", ")));
+    return std::nullopt;
+  }
+
+  std::vector<std::string_view> keys(common_keys.begin(), common_keys.end());
+  for (const FieldSpec& spec : schema->fields) keys.push_back(spec.key);
+  auto fields = reader.Mapping(value, keys);
+  if (!fields) return std::nullopt;
+  return KindBlock{schema, *fields};
+}
+
+constexpr std::string_view kProviderCommonKeys[] = {"kind"};
+constexpr std::string_view kCheckCommonKeys[] = {"name", "kind"};
+
+}  // namespace
+
+std::optional<ProviderConfig> ParseProvider(ParseContext& context, const YamlValue& value) {
+  auto block = ReadKindBlock(context, value, kProviderKinds, "provider", kProviderCommonKeys);
+  if (!block) return std::nullopt;
+  auto settings = ReadSettings(context, block->fields, *block->schema);
+  if (!settings) return std::nullopt;
+  return ProviderConfig{std::string(block->schema->name), std::move(*settings)};
+}
+
+std::optional<CheckConfig> ParseCheck(ParseContext& context, const YamlValue& value) {
+  auto block = ReadKindBlock(context, value, kCheckKinds, "check", kCheckCommonKeys);
+  if (!block) return std::nullopt;
+
+  YamlReader& reader = context.reader;
+  const YamlValue* name_value = reader.Required(block->fields, "name");
+  if (name_value == nullptr) return std::nullopt;
+  auto name = reader.String(*name_value);
+  if (!name) return std::nullopt;
+  if (auto problem = CheckName(*name)) {
+    reader.Fail(*name_value, *problem);
+    return std::nullopt;
+  }
+
+  auto settings = ReadSettings(context, block->fields, *block->schema);
+  if (!settings) return std::nullopt;
+  return CheckConfig{*name, std::string(block->schema->name), std::move(*settings)};
+}
+
+}  // namespace backout::app::config_internal
