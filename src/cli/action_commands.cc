@@ -62,8 +62,9 @@ void AddActionAdd(CLI::App& action, int& exit_status) {
   // "all of these or that one", so the check runs before the callback and exits 2 like the rest.
   command->parse_complete_callback([flags] {
     if (!flags->no_action && (flags->title.empty() || flags->owner.empty() || flags->due.empty())) {
-      throw CLI::RequiredError(
-          "an action item needs --title, --owner and --due, or --no-action with --reason");
+      throw CLI::ValidationError(
+          "an action item needs --title, --owner and --due, or --no-action with --reason",
+          CLI::ExitCodes::RequiredError);
     }
   });
 }

@@ -80,12 +80,12 @@ core::ErrorCode CodeForTransport(http::ErrorKind kind) {
   return core::ErrorCode::kInternal;
 }
 
-// The HTTP client's log lines (retries, TLS warnings) go to stderr, so stdout holds only the
-// command's output.
+// The HTTP client logs errors only, to stderr: a retry is not news to the person at the terminal,
+// and stdout holds only the command's output.
 std::shared_ptr<spdlog::logger> StderrLogger() {
   static const std::shared_ptr<spdlog::logger> logger = [] {
     auto created = spdlog::stderr_color_mt("backout-cli");
-    created->set_level(spdlog::level::warn);
+    created->set_level(spdlog::level::err);
     return created;
   }();
   return logger;
@@ -228,8 +228,7 @@ core::Result<Json> ApiClient::GetAll(std::string_view path, size_t limit) {
   }
 }
 
-core::Result<Json> ApiClient::Send(http::Method method, std::string_view path,
-                                   const Json* body) {
+core::Result<Json> ApiClient::Send(http::Method method, std::string_view path, const Json* body) {
   http::Request request;
   request.method = method;
   request.url = options_.url + std::string(path);
@@ -247,8 +246,7 @@ core::Result<Json> ApiClient::Send(http::Method method, std::string_view path,
     if (response.error().kind == http::ErrorKind::kUnavailable) {
       return std::unexpected(UnreachableError(options_.url, response.error().message));
     }
-    return core::MakeError(CodeForTransport(response.error().kind), "{}",
-                           response.error().message);
+    return core::MakeError(CodeForTransport(response.error().kind), "{}", response.error().message);
   }
   if (response->status < 200 || response->status > 299) {
     return std::unexpected(ErrorFromResponse(response->status, response->body));

@@ -12,7 +12,7 @@
 namespace backout::http {
 class Client;
 enum class Method;
-}
+}  // namespace backout::http
 
 namespace backout::cli {
 

@@ -1,6 +1,7 @@
 #include "cli/output.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <regex>
 
@@ -106,6 +107,9 @@ std::string RenderField(const std::string& key, const Json& value, size_t width,
   return out;
 }
 
+// Keys a reader looks for first; RenderObject lists them before the others.
+constexpr std::array<std::string_view, 2> kLeadingKeys = {"id", "name"};
+
 std::string RenderObjectAt(const Json& object, int indent) {
   size_t width = 0;
   for (const auto& [key, value] : object.items()) {
@@ -114,8 +118,16 @@ std::string RenderObjectAt(const Json& object, int indent) {
     }
   }
   std::string out;
+  for (std::string_view leading : kLeadingKeys) {
+    auto found = object.find(leading);
+    if (found != object.end()) {
+      out += RenderField(std::string(leading), *found, width, indent);
+    }
+  }
   for (const auto& [key, value] : object.items()) {
-    out += RenderField(key, value, width, indent);
+    if (std::find(kLeadingKeys.begin(), kLeadingKeys.end(), key) == kLeadingKeys.end()) {
+      out += RenderField(key, value, width, indent);
+    }
   }
   return out;
 }
@@ -134,6 +146,9 @@ bool NeedsQuotes(const std::string& text) {
 void EmitYaml(YAML::Emitter& emitter, const Json& value) {
   switch (value.type()) {
     case Json::value_t::object:
+      if (value.empty()) {
+        emitter << YAML::Flow;
+      }
       emitter << YAML::BeginMap;
       for (const auto& [key, item] : value.items()) {
         emitter << YAML::Key << key << YAML::Value;
@@ -142,6 +157,9 @@ void EmitYaml(YAML::Emitter& emitter, const Json& value) {
       emitter << YAML::EndMap;
       break;
     case Json::value_t::array:
+      if (value.empty()) {
+        emitter << YAML::Flow;
+      }
       emitter << YAML::BeginSeq;
       for (const Json& item : value) {
         EmitYaml(emitter, item);
@@ -198,7 +216,8 @@ std::string FormatCell(const Json& value) {
     return "-";
   }
   if (value.is_string()) {
-    return OneLine(value.get<std::string>());
+    const auto& text = value.get_ref<const std::string&>();
+    return text.empty() ? "-" : OneLine(text);
   }
   if (IsScalarArray(value)) {
     std::vector<std::string> parts;

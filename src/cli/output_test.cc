@@ -108,6 +108,18 @@ TEST(RenderListTest, JsonFormatPrintsItems) {
   EXPECT_EQ(Json::parse(RenderList(items, {{"ID", "id"}}, OutputFormat::kJson)), items);
 }
 
+TEST(RenderObjectTest, ListsIdAndNameFirst) {
+  const Json object = Json::parse(R"({"active": true, "name": "sre-1", "id": "u-1"})");
+  EXPECT_EQ(RenderObject(object), "id:     u-1\nname:   sre-1\nactive: true\n");
+}
+
+TEST(RenderYamlTest, EmitsEmptyListsInline) {
+  EXPECT_EQ(RenderYaml(Json{{"services", Json::array()}, {"extra", Json::object()}}),
+            "services: []\nextra: {}\n");
+}
+
+TEST(FormatCellTest, ShowsEmptyStringAsDash) { EXPECT_EQ(FormatCell(Json("")), "-"); }
+
 TEST(RenderSingleTest, KeepsServerKeyOrder) {
   const Json object = Json::parse(R"({"zeta": 1, "alpha": 2})");
   EXPECT_EQ(RenderSingle(object, OutputFormat::kTable), "zeta:  1\nalpha: 2\n");

@@ -27,7 +27,7 @@ void AddServiceList(CLI::App& service, int& exit_status) {
     return PrintList(context, context.api.GetAll("/api/v1/services", flags->limit),
                      {{"NAME", "name"},
                       {"ENVIRONMENT", "environment"},
-                      {"PROVIDER", "provider_kind"},
+                      {"PROVIDER", "provider"},
                       {"FROZEN", "frozen"}});
   });
 }

@@ -95,7 +95,7 @@ void RunWholeLifecycle(Deployment& deployment) {
   EXPECT_EQ(documented.Json().value("root_cause", ""), "v2 dropped the payment retry");
   EXPECT_EQ(documented.Json()["attachments"].size(), 1u) << documented.out;
 
-  const CliResult review = deployment.Cli("sre-2", {"review", "write", incident});
+  const CliResult review = deployment.Cli("lead-1", {"review", "write", incident});
   ASSERT_CLI_OK(review);
   EXPECT_NE(review.Json().value("markdown", "").find(incident), std::string::npos) << review.out;
 
