@@ -215,10 +215,7 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
     assessment.plan = {{"error", "no provider"}};
   } else {
     if (auto checks = provider->second->Preconditions(); checks) {
-      for (const providers::Precondition& check : *checks) {
-        assessment.preconditions.push_back(
-            core::Precondition{.name = check.name, .satisfied = check.ok, .detail = check.message});
-      }
+      assessment.preconditions = *checks;
     } else {
       assessment.preconditions.push_back(core::Precondition{
           .name = "preconditions readable", .satisfied = false, .detail = checks.error().message});

@@ -15,12 +15,6 @@
 namespace backout::app {
 namespace {
 
-core::RollbackOutcome ToCore(providers::RollbackOutcome outcome) {
-  // Both enums list the outcomes in the same order and with the same names.
-  auto parsed = core::ParseRollbackOutcome(providers::RollbackOutcomeName(outcome));
-  return parsed ? *parsed : core::RollbackOutcome::kFailed;
-}
-
 // Outcomes after which the job counts as done rather than failed.
 bool JobSucceeded(core::RollbackOutcome outcome) {
   return outcome == core::RollbackOutcome::kRolledBack ||
@@ -145,8 +139,8 @@ class RollbackJob {
                                 preconditions.error().message));
     }
     std::vector<std::string> unmet;
-    for (const providers::Precondition& check : *preconditions) {
-      if (!check.ok) unmet.push_back(fmt::format("{} ({})", check.name, check.message));
+    for (const core::Precondition& check : *preconditions) {
+      if (!check.satisfied) unmet.push_back(fmt::format("{} ({})", check.name, check.detail));
     }
     if (!unmet.empty()) {
       return Finish(core::RollbackOutcome::kPreconditionFailed,
@@ -156,7 +150,7 @@ class RollbackJob {
     payload_["plan"] = providers::ToJson(*fresh);
     if (fresh->noop) {
       providers::ExecutionResult noop;
-      noop.outcome = providers::RollbackOutcome::kSkippedNoop;
+      noop.outcome = core::RollbackOutcome::kSkippedNoop;
       noop.message = fmt::format("{} is already live; nothing to do", fresh->target_version);
       noop.target_version = fresh->target_version;
       noop.live_version = fresh->target_version;
@@ -231,7 +225,7 @@ class RollbackJob {
                                      std::string_view action) {
     if (!result) {
       providers::ExecutionResult failed;
-      failed.outcome = providers::RollbackOutcome::kFailed;
+      failed.outcome = core::RollbackOutcome::kFailed;
       failed.message = result.error().message;
       failed.target_version = plan.target_version;
       failed.started_at = plane_.clock().Now();
@@ -240,7 +234,7 @@ class RollbackJob {
     }
     payload_["result"] = providers::ToJson(*result);
     payload_["step"] = kStepWait;
-    return LedgerStep(action, {{"outcome", providers::RollbackOutcomeName(result->outcome)},
+    return LedgerStep(action, {{"outcome", core::RollbackOutcomeName(result->outcome)},
                                {"message", result->message},
                                {"live_version", result->live_version},
                                {"transcript_entries", result->transcript.entries.size()}});
@@ -254,7 +248,7 @@ class RollbackJob {
     BACKOUT_TRY(providers::ExecutionResult result, StoredResult());
     const providers::Provider* provider = Provider();
     nlohmann::json readiness = {{"checked", false}};
-    if (provider != nullptr && result.outcome == providers::RollbackOutcome::kRolledBack) {
+    if (provider != nullptr && result.outcome == core::RollbackOutcome::kRolledBack) {
       for (int attempt = 1; attempt <= options_.readiness_attempts; ++attempt) {
         auto ready = provider->CheckReadiness();
         if (!ready) {
@@ -281,16 +275,16 @@ class RollbackJob {
     BACKOUT_TRY(providers::ExecutionResult result, StoredResult());
     nlohmann::json read_back = nullptr;
     const providers::Provider* provider = Provider();
-    const bool acted = result.outcome == providers::RollbackOutcome::kRolledBack ||
-                       result.outcome == providers::RollbackOutcome::kSkippedNoop ||
-                       result.outcome == providers::RollbackOutcome::kPartial ||
-                       result.outcome == providers::RollbackOutcome::kRevertedByController;
+    const bool acted = result.outcome == core::RollbackOutcome::kRolledBack ||
+                       result.outcome == core::RollbackOutcome::kSkippedNoop ||
+                       result.outcome == core::RollbackOutcome::kPartial ||
+                       result.outcome == core::RollbackOutcome::kRevertedByController;
     if (provider != nullptr && acted) {
       auto record = provider->ReadBack(result);
       read_back =
           record ? providers::ToJson(*record) : nlohmann::json{{"error", record.error().message}};
     }
-    return Finish(ToCore(result.outcome), result.message, read_back, &result);
+    return Finish(result.outcome, result.message, read_back, &result);
   }
 
   // Gives the job up for now: transient trouble is retried later, up to max_attempts.

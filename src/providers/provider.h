@@ -11,12 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/domain.h"
 #include "core/error.h"
 #include "core/time.h"
 
 // The interface every provider implements: how Backout reads and changes what a service runs
-// through the team's own deployment tool. The core and the app layer use only this header; a
-// concrete provider is created by kind name through providers/registry.h.
+// through the team's own deployment tool. The app layer uses only this header and
+// providers/registry.h, which creates a concrete provider by kind name.
 //
 // Contracts shared by every method of every provider:
 // - Thread safety: a provider is immutable after creation, and every method may be called from
@@ -36,29 +37,16 @@ namespace backout::providers {
 // Providers keep them in memory only and never write them out.
 using SecretValues = std::map<std::string, std::string, std::less<>>;
 
-// How a rollback ended, as recorded on the rollback and mapped to the incident's next state.
-enum class RollbackOutcome {
-  kRolledBack,            // the tool did it and reads back the target
-  kSkippedNoop,           // the target was already live
-  kNoRollbackTarget,      // nothing to roll back to
-  kPreconditionFailed,    // paused, auto-synced, live state moved since the plan…
-  kPendingApproval,       // the tool itself needs an approval
-  kPartial,               // some targets reverted, some not
-  kFailed,                // the tool refused or errored
-  kRevertedByController,  // a controller (GitOps) undid the change
-  kInterrupted,           // Backout stopped mid-action and cannot tell what happened
-};
+// Outcomes and preconditions are the domain's types, so the app layer stores them as they come.
+using core::Precondition;
+using core::RollbackOutcome;
 
-// Returns the outcome's stored name: "rolled_back", "skipped_noop", ….
-std::string_view RollbackOutcomeName(RollbackOutcome outcome);
-core::Result<RollbackOutcome> ParseRollbackOutcome(std::string_view name);
-
-// What a provider can do. A provider without history says so here, and reconciliation then
-// marks the service as not reconcilable instead of calling History.
+// Operations a provider supports. A provider without history reports that here, and
+// reconciliation then marks the service as not reconcilable instead of calling History.
 struct ProviderCapabilities {
-  bool live_state = false;  // LiveState and ReadBack can read the running version
+  bool live_state = false;  // ReadLiveState and ReadBack can read the running version
   bool history = false;     // History returns the tool's own record
-  bool readiness = false;   // Readiness can be evaluated
+  bool readiness = false;   // CheckReadiness can evaluate readiness
 };
 
 // The version running now, by the tool's own account.
@@ -80,15 +68,8 @@ struct HistoryEntry {
   nlohmann::json details = nlohmann::json::object();
 };
 
-// One condition the provider checks before acting, such as "runbook is executable".
-struct Precondition {
-  std::string name;
-  bool ok = false;
-  std::string message;  // why it holds or does not, written for the person deciding
-};
-
-// The exact action a rollback would take, as data. The decision approves `digest`; the job plans
-// again before executing and ends `precondition_failed` when the fresh digest differs.
+// The exact action a rollback would take, as data. The decision approves `digest`, and the job
+// plans again before executing and ends `precondition_failed` when the fresh digest differs.
 struct Plan {
   std::string provider_kind;
   std::string service;
@@ -106,7 +87,7 @@ std::string PlanDigest(const nlohmann::json& action);
 
 enum class TranscriptKind {
   kRequest,   // a call made to the tool
-  kResponse,  // the tool's answer to a request
+  kResponse,  // the tool's reply to a request
   kProcess,   // a local process started, exited or was signalled
   kOutput,    // captured output of a local process
 };
@@ -135,8 +116,8 @@ struct ProcessIdentity {
   uint64_t start_ticks = 0;
 };
 
-// What the job must persist once an action has begun, before the provider waits for it. Resume
-// needs it after a crash to find the action again.
+// Identity of an action that has begun, which the job persists before the provider waits for it.
+// Resume needs it after a crash to find the action again.
 struct StartedAction {
   core::Time started_at;
   std::optional<ProcessIdentity> process;          // a local child process, if any
@@ -159,7 +140,7 @@ struct ExecutionContext {
   std::stop_token stop;
 };
 
-// What an execution did. `transcript` is complete even when the outcome is a failure.
+// Result of one execution. `transcript` is complete even when the outcome is a failure.
 struct ExecutionResult {
   RollbackOutcome outcome = RollbackOutcome::kFailed;
   std::string message;         // why, written for the person who acts next
@@ -173,7 +154,7 @@ struct ExecutionResult {
   nlohmann::json details = nlohmann::json::object();  // tool-specific facts (exit status, ids)
 };
 
-// What the job persisted about an execution that was in flight when Backout stopped.
+// Record the job persisted about an execution that was in flight when Backout stopped.
 struct ResumeRequest {
   Plan plan;
   std::string idempotency_key;
@@ -202,7 +183,7 @@ class Provider {
   virtual ProviderCapabilities Capabilities() const = 0;
 
   // Reads what runs now. Fails with kFailedPrecondition when the provider cannot read it (see
-  // Capabilities) and kUnavailable when the tool did not answer.
+  // Capabilities) and kUnavailable when the tool did not respond.
   virtual core::Result<LiveState> ReadLiveState() const = 0;
 
   // Returns the tool's own record of deployments and rollbacks at or after `since`, oldest first.
@@ -214,14 +195,14 @@ class Provider {
   virtual core::Result<std::vector<Precondition>> Preconditions() const = 0;
 
   // Builds the exact action that would roll the service back to `target_version`. Fails with
-  // kInvalidArgument on an empty target and kNotFound when the tool knows no such version. When
-  // the target is already live the plan is a no-op.
+  // kInvalidArgument on an empty target and kNotFound when the tool does not have that version.
+  // When the target is already live the plan is a no-op.
   virtual core::Result<Plan> MakePlan(std::string_view target_version) const = 0;
 
-  // Runs `plan`. The idempotency key is the job's: a retry of the same job passes the same key,
+  // Runs `plan`. The idempotency key is the job's, so a retry of the same job passes the same key,
   // and providers whose tool accepts one pass it on. Blocks until the action ends, times out or
-  // `context.stop` is requested. Fails only when the plan belongs to another provider or service,
-  // its digest does not match its action, or the key is empty; nothing has run then.
+  // `context.stop` is requested. Fails, with nothing run, only when the plan belongs to another
+  // provider or service, its digest does not match its action, or the key is empty.
   virtual core::Result<ExecutionResult> Execute(const Plan& plan, std::string_view idempotency_key,
                                                 const ExecutionContext& context) const = 0;
 

@@ -47,6 +47,7 @@ class ControlPlaneServer {
   app::ControlPlane& plane() { return *plane_; }
   store::Store& store() { return *store_; }
   Metrics& metrics() { return metrics_; }
+  const Router& router() const { return router_; }
 
   // Stops accepting requests, lets running job steps finish for up to the grace period, then
   // releases the leases still held. Idempotent; blocks until done. Returns false when a worker

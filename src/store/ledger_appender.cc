@@ -54,8 +54,8 @@ core::Result<ledger::Entry> LedgerAppender::Rotate(std::shared_ptr<const ledger:
 
   // A key that signed earlier would make old and new checkpoints indistinguishable by key.
   const ledger::PublicKey& next_key = next->public_key();
-  auto used = session_.Execute(
-      "SELECT introduced_at_sequence FROM ledger_keys WHERE key_id = $1", {next_key.key_id()});
+  auto used = session_.Execute("SELECT introduced_at_sequence FROM ledger_keys WHERE key_id = $1",
+                               {next_key.key_id()});
   if (!used) return std::unexpected(used.error());
   if (!used->rows.empty()) {
     return MakeError(ErrorCode::kInvalidArgument,

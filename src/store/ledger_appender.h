@@ -15,10 +15,10 @@
 namespace backout::store {
 
 // Appends ledger entries inside one write transaction. The first append loads the Merkle tree's
-// right edge from ledger_state (on PostgreSQL after taking the ledger's transaction-level advisory
-// lock, which the commit releases), so sequence numbers follow the last committed entry without
-// gaps and an append never reads earlier leaves. Finish() stores the new tree state and a signed
-// checkpoint in the same transaction. Not thread-safe; lives as long as its transaction.
+// right edge from ledger_state. On PostgreSQL it first takes the ledger's transaction-level
+// advisory lock, which the commit releases. So sequence numbers follow the last committed entry
+// without gaps, and an append never reads earlier leaves. Finish() stores the new tree state and
+// a signed checkpoint in the same transaction. Not thread-safe; lives as long as its transaction.
 class LedgerAppender {
  public:
   LedgerAppender(SqlSession& session, const core::Clock& clock,

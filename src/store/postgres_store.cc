@@ -64,9 +64,8 @@ class PostgresConnection final : public SqlSession {
   static core::Result<std::unique_ptr<PostgresConnection>> Connect(const std::string& url) {
     PGconn* connection = PQconnectdb(url.c_str());
     if (connection == nullptr || PQstatus(connection) != CONNECTION_OK) {
-      std::string message = connection != nullptr
-                                ? TrimTrailingNewlines(PQerrorMessage(connection))
-                                : std::string("out of memory");
+      std::string message = connection != nullptr ? TrimTrailingNewlines(PQerrorMessage(connection))
+                                                  : std::string("out of memory");
       PQfinish(connection);
       return MakeError(ErrorCode::kUnavailable,
                        "cannot connect to PostgreSQL at {}: {}; check that the server is running "
@@ -83,8 +82,7 @@ class PostgresConnection final : public SqlSession {
 
   Dialect dialect() const override { return Dialect::kPostgresql; }
 
-  core::Result<SqlResult> Execute(std::string_view sql,
-                                  std::span<const SqlValue> params) override {
+  core::Result<SqlResult> Execute(std::string_view sql, std::span<const SqlValue> params) override {
     // libpq takes NUL-terminated text for every parameter.
     std::vector<std::string> texts(params.size());
     std::vector<const char*> values(params.size(), nullptr);
@@ -160,8 +158,8 @@ class PostgresConnection final : public SqlSession {
     if (message.empty()) message = TrimTrailingNewlines(PQerrorMessage(connection_));
     ErrorCode code = state != nullptr ? CodeForSqlState(state) : ErrorCode::kUnavailable;
     if (PQstatus(connection_) != CONNECTION_OK) code = ErrorCode::kUnavailable;
-    return MakeError(code, "PostgreSQL {}: {} (SQLSTATE {}, running: {})", RedactUrl(url_),
-                     message, state != nullptr ? state : "none", Abbreviate(sql));
+    return MakeError(code, "PostgreSQL {}: {} (SQLSTATE {}, running: {})", RedactUrl(url_), message,
+                     state != nullptr ? state : "none", Abbreviate(sql));
   }
 
   PGconn* connection_;

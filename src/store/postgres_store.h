@@ -15,7 +15,7 @@ class PostgresConnection;
 
 // The shared backend for several `backout serve` replicas: libpq connections from a small pool.
 // Writes run at READ COMMITTED, so row locks and the ledger's advisory lock order concurrent
-// writers; reads run at REPEATABLE READ, READ ONLY, on one snapshot.
+// writers. Reads run at REPEATABLE READ, READ ONLY, on one snapshot.
 class PostgresStore final : public SqlStore {
  public:
   // Connects to `url` (a libpq connection URI) and applies pending migrations. Opens from several

@@ -78,8 +78,7 @@ void AppendRowEncoding(const SqlRow& row, std::string& out) {
 
 }  // namespace
 
-SqlStore::SqlStore(const StoreOptions& options)
-    : clock_(*options.clock), signer_(options.signer) {}
+SqlStore::SqlStore(const StoreOptions& options) : clock_(*options.clock), signer_(options.signer) {}
 
 std::shared_ptr<const ledger::Signer> SqlStore::CurrentSigner() const {
   std::lock_guard lock(signer_mutex_);
@@ -162,14 +161,12 @@ core::Result<std::optional<JobLease>> SqlStore::LeaseJob(std::string_view owner,
   if (!leased) return std::unexpected(leased.error());
   if (lease.has_value()) {
     spdlog::debug("store: job {} ({}) leased by {} with fencing token {}, attempt {}",
-                  lease->job.id, lease->job.kind, owner, lease->fencing_token,
-                  lease->job.attempts);
+                  lease->job.id, lease->job.kind, owner, lease->fencing_token, lease->job.attempts);
   }
   return lease;
 }
 
-core::Result<void> SqlStore::HeartbeatJob(int64_t job_id, int64_t token,
-                                          core::Duration lease_for) {
+core::Result<void> SqlStore::HeartbeatJob(int64_t job_id, int64_t token, core::Duration lease_for) {
   return InWriteTransaction([&](SqlSession& session) {
     SqlTransaction transaction(session, SqlTransaction::Mode::kWrite, clock_, nullptr);
     return transaction.HeartbeatJob(job_id, token, lease_for);
@@ -189,8 +186,8 @@ core::Result<std::map<std::string, std::string>> SqlStore::TableDigests() {
   std::map<std::string, std::string> digests;
   auto read = InReadTransaction([&](SqlSession& session) -> core::Result<void> {
     for (const TableOrder& table : kTables) {
-      auto result = session.Execute(
-          fmt::format("SELECT * FROM {} ORDER BY {}", table.table, table.key));
+      auto result =
+          session.Execute(fmt::format("SELECT * FROM {} ORDER BY {}", table.table, table.key));
       if (!result) return std::unexpected(result.error());
       std::string encoded;
       for (const SqlRow& row : result->rows) AppendRowEncoding(row, encoded);
@@ -239,8 +236,8 @@ core::Result<std::vector<ledger::StoredEntry>> SqlStore::ReadEntries(uint64_t fr
       if (!leaf_hash) return std::unexpected(leaf_hash.error());
       auto hash = ledger::HashFromHex(*leaf_hash);
       if (!hash) {
-        return MakeError(ErrorCode::kCorruption, "ledger entry {} has leaf hash {}: {}",
-                         *sequence, *leaf_hash, hash.error().message);
+        return MakeError(ErrorCode::kCorruption, "ledger entry {} has leaf hash {}: {}", *sequence,
+                         *leaf_hash, hash.error().message);
       }
       entries.push_back(ledger::StoredEntry{
           .sequence = static_cast<uint64_t>(*sequence),

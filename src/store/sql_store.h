@@ -28,8 +28,7 @@ class SqlStore : public Store {
   core::Result<std::optional<JobLease>> LeaseJob(std::string_view owner,
                                                  const std::vector<std::string>& kinds,
                                                  core::Duration lease_for) override;
-  core::Result<void> HeartbeatJob(int64_t job_id, int64_t token,
-                                  core::Duration lease_for) override;
+  core::Result<void> HeartbeatJob(int64_t job_id, int64_t token, core::Duration lease_for) override;
   core::Result<void> ReleaseJob(int64_t job_id, int64_t token) override;
 
   core::Result<std::map<std::string, std::string>> TableDigests() override;

@@ -145,7 +145,7 @@ core::Result<void> SqlTransaction::Put(Object& object) {
     return {};
   }
 
-  // Replace, only if nobody changed it since it was read.
+  // Replace it only if its stored version is still the one the caller read.
   auto updated = session_.Execute(
       "UPDATE objects SET service = $3, body = $4, version = version + 1, updated_at = $5 "
       "WHERE kind = $1 AND id = $2 AND version = $6 RETURNING created_at",
@@ -155,9 +155,8 @@ core::Result<void> SqlTransaction::Put(Object& object) {
     auto stored = StoredVersion(object.kind, object.id);
     if (!stored) return std::unexpected(stored.error());
     if (!stored->has_value()) {
-      return MakeError(ErrorCode::kNotFound,
-                       "object {}/{} not found; create it with version 0", object.kind,
-                       object.id);
+      return MakeError(ErrorCode::kNotFound, "object {}/{} not found; create it with version 0",
+                       object.kind, object.id);
     }
     return MakeError(ErrorCode::kConflict,
                      "object {}/{} is at version {}, not {}: another writer changed it; read it "
@@ -283,10 +282,10 @@ core::Result<void> SqlTransaction::CheckFence(int64_t job_id, int64_t token) {
   // On PostgreSQL the row lock keeps a concurrent LeaseJob (which skips locked rows) from taking
   // the job between this check and the commit. SQLite has one writer at a time.
   const bool lock_row = session_.dialect() == Dialect::kPostgresql && mode_ == Mode::kWrite;
-  auto result = session_.Execute(
-      lock_row ? "SELECT state, fencing_token FROM jobs WHERE id = $1 FOR UPDATE"
-               : "SELECT state, fencing_token FROM jobs WHERE id = $1",
-      {job_id});
+  auto result =
+      session_.Execute(lock_row ? "SELECT state, fencing_token FROM jobs WHERE id = $1 FOR UPDATE"
+                                : "SELECT state, fencing_token FROM jobs WHERE id = $1",
+                       {job_id});
   if (!result) return std::unexpected(result.error());
   if (result->rows.empty()) {
     return MakeError(ErrorCode::kNotFound, "job {} not found", job_id);
@@ -312,9 +311,8 @@ core::Result<void> SqlTransaction::SaveJobProgress(int64_t job_id, int64_t token
   if (!payload_text) return std::unexpected(payload_text.error());
   if (auto fenced = CheckFence(job_id, token); !fenced) return fenced;
 
-  auto updated =
-      session_.Execute("UPDATE jobs SET payload = $2, updated_at = $3 WHERE id = $1",
-                       {job_id, *payload_text, ToMicros(clock_.Now())});
+  auto updated = session_.Execute("UPDATE jobs SET payload = $2, updated_at = $3 WHERE id = $1",
+                                  {job_id, *payload_text, ToMicros(clock_.Now())});
   if (!updated) return std::unexpected(updated.error());
   return {};
 }
@@ -378,8 +376,7 @@ core::Result<std::optional<JobLease>> SqlTransaction::LeaseJob(
   const std::string select = fmt::format(
       "SELECT id FROM jobs WHERE kind IN ({}) AND ((state = 'queued' AND run_after <= $1) OR "
       "(state = 'leased' AND lease_expires <= $1)) ORDER BY run_after, id LIMIT 1{}",
-      placeholders,
-      session_.dialect() == Dialect::kPostgresql ? " FOR UPDATE SKIP LOCKED" : "");
+      placeholders, session_.dialect() == Dialect::kPostgresql ? " FOR UPDATE SKIP LOCKED" : "");
   auto found = session_.Execute(select, params);
   if (!found) return std::unexpected(found.error());
   if (found->rows.empty()) return std::nullopt;

@@ -82,9 +82,9 @@ class SqliteConnection final : public SqlSession {
  public:
   static core::Result<std::unique_ptr<SqliteConnection>> Open(const std::string& path,
                                                               bool read_only) {
-    const int flags = (read_only ? SQLITE_OPEN_READONLY
-                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                      SQLITE_OPEN_NOMUTEX;
+    const int flags =
+        (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+        SQLITE_OPEN_NOMUTEX;
     sqlite3* db = nullptr;
     const int code = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     if (code != SQLITE_OK) {
@@ -109,8 +109,7 @@ class SqliteConnection final : public SqlSession {
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
-  core::Result<SqlResult> Execute(std::string_view sql,
-                                  std::span<const SqlValue> params) override {
+  core::Result<SqlResult> Execute(std::string_view sql, std::span<const SqlValue> params) override {
     auto prepared = Prepare(sql);
     if (!prepared) return std::unexpected(prepared.error());
     sqlite3_stmt* statement = *prepared;
@@ -129,8 +128,8 @@ class SqliteConnection final : public SqlSession {
       } else if (const auto* text = std::get_if<std::string_view>(&params[i])) {
         // A null pointer would bind NULL, so an empty string needs a real one.
         const char* data = text->data() != nullptr ? text->data() : "";
-        code = sqlite3_bind_text64(statement, index, data, text->size(), SQLITE_STATIC,
-                                   SQLITE_UTF8);
+        code =
+            sqlite3_bind_text64(statement, index, data, text->size(), SQLITE_STATIC, SQLITE_UTF8);
       } else {
         code = sqlite3_bind_null(statement, index);
       }
@@ -283,8 +282,7 @@ core::Result<std::unique_ptr<Store>> SqliteStore::Open(std::string_view path,
                      "keep the database on a local file system",
                      file, journal->rows.empty() ? "unknown" : journal->rows[0][0].value_or("?"));
   }
-  auto synced =
-      (*writer)->ExecuteScript(fmt::format("PRAGMA synchronous = {}", *synchronous));
+  auto synced = (*writer)->ExecuteScript(fmt::format("PRAGMA synchronous = {}", *synchronous));
   if (!synced) return std::unexpected(synced.error());
 
   auto version = Migrate(**writer, options, file);

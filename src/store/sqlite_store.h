@@ -15,9 +15,9 @@ namespace backout::store {
 class SqliteConnection;
 
 // The embedded backend: one database file in WAL mode. All writes go through one connection,
-// serialized by a mutex and BEGIN IMMEDIATE (which also waits, up to the busy timeout, for other
-// processes' writers); reads use a pool of read-only connections, each transaction on one WAL
-// snapshot.
+// serialized by a mutex and by BEGIN IMMEDIATE, which also waits (up to the busy timeout) for
+// other processes' writers. Reads use a pool of read-only connections, each transaction on one
+// WAL snapshot.
 class SqliteStore final : public SqlStore {
  public:
   // Opens or creates the database at `path` and applies pending migrations. Opens to the same

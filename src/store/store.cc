@@ -42,7 +42,7 @@ core::Result<int64_t> ColumnInt(const SqlRow& row, size_t column, std::string_vi
   int64_t value = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) {
-    return MakeError(ErrorCode::kCorruption, "column {} holds '{}', not an integer", name, text);
+    return MakeError(ErrorCode::kCorruption, "column {} is not an integer: '{}'", name, text);
   }
   return value;
 }
@@ -75,8 +75,8 @@ core::Result<Job> JobFromRow(const SqlRow& row) {
   }
 
   auto parsed_state = ParseJobState(*state);
-  if (!parsed_state) return std::unexpected(parsed_state.error().WithContext(
-      fmt::format("job {}", *id)));
+  if (!parsed_state)
+    return std::unexpected(parsed_state.error().WithContext(fmt::format("job {}", *id)));
   auto parsed_payload = ParseStoredJson(*payload, fmt::format("payload of job {}", *id));
   if (!parsed_payload) return std::unexpected(parsed_payload.error());
 
@@ -170,8 +170,7 @@ core::Result<nlohmann::json> ParseStoredJson(std::string_view text, std::string_
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& error) {
-    return MakeError(ErrorCode::kCorruption, "stored {} is not valid JSON: {}", what,
-                     error.what());
+    return MakeError(ErrorCode::kCorruption, "stored {} is not valid JSON: {}", what, error.what());
   }
 }
 

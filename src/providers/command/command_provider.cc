@@ -50,7 +50,13 @@ std::string FirstLine(std::string_view text) { return Trim(text.substr(0, text.f
 std::string MessageTail(std::string_view text) {
   std::string trimmed = Trim(text);
   if (trimmed.size() <= kMessageTailMax) return trimmed;
-  return "…" + trimmed.substr(trimmed.size() - kMessageTailMax);
+
+  // Start on a UTF-8 character boundary, so the message stays valid UTF-8 for JSON.
+  size_t start = trimmed.size() - kMessageTailMax;
+  while (start < trimmed.size() && (static_cast<unsigned char>(trimmed[start]) & 0xC0) == 0x80) {
+    ++start;
+  }
+  return "…" + trimmed.substr(start);
 }
 
 bool IsExecutableFile(const std::string& path) {
@@ -61,12 +67,12 @@ bool IsExecutableFile(const std::string& path) {
 Precondition CheckProgram(std::string_view role, const std::vector<std::string>& argv) {
   Precondition check;
   check.name = fmt::format("{} program executable", role);
-  check.ok = IsExecutableFile(argv[0]);
-  check.message = check.ok ? fmt::format("{} is an executable file", argv[0])
-                           : fmt::format(
-                                 "{} is missing or not executable; install the {} "
-                                 "program or fix the provider settings",
-                                 argv[0], role);
+  check.satisfied = IsExecutableFile(argv[0]);
+  check.detail = check.satisfied ? fmt::format("{} is an executable file", argv[0])
+                                 : fmt::format(
+                                       "{} is missing or not executable; install the {} "
+                                       "program or fix the provider settings",
+                                       argv[0], role);
   return check;
 }
 
@@ -214,18 +220,22 @@ std::string CommandProvider::ScrubSecrets(std::string text) const {
   return text;
 }
 
-void CommandProvider::AddOutput(Transcript& transcript, std::string_view stream,
-                                const CapturedOutput& output) const {
+std::string CommandProvider::VisibleText(const CapturedOutput& output) const {
   std::string text = output.tail;
-  bool truncated = output.total_bytes > output.tail.size();
 
-  // A cut tail starts mid-line, and the cut may fall inside a secret that then would not be
-  // recognized; the partial first line is dropped for both reasons.
-  if (truncated) {
+  // A cut tail starts mid-line, and the cut may fall inside a secret that would then not be
+  // recognized. The partial first line is dropped for both reasons.
+  if (output.total_bytes > output.tail.size()) {
     size_t newline = text.find('\n');
     text = newline == std::string::npos ? "" : text.substr(newline + 1);
   }
-  text = ScrubSecrets(std::move(text));
+  return ScrubSecrets(std::move(text));
+}
+
+void CommandProvider::AddOutput(Transcript& transcript, std::string_view stream,
+                                const CapturedOutput& output) const {
+  std::string text = VisibleText(output);
+  bool truncated = output.total_bytes > output.tail.size();
 
   std::string summary = truncated ? fmt::format("{}: {} bytes, last {} bytes kept", stream,
                                                 output.total_bytes, text.size())
@@ -274,12 +284,18 @@ core::Result<LiveState> CommandProvider::ReadLiveState() const {
   auto run = RunCheck("status", settings_.status, {}, kCheckOutputMax);
   if (!run) return std::unexpected(run.error());
   if (!run->exit.Succeeded()) {
-    return core::MakeError(core::ErrorCode::kUnavailable,
-                           "service {}: status command {} ended with {}: {}", service_,
-                           settings_.status[0], run->exit.Describe(),
-                           ScrubSecrets(MessageTail(run->stderr_output.tail)));
+    return core::MakeError(
+        core::ErrorCode::kUnavailable, "service {}: status command {} ended with {}: {}", service_,
+        settings_.status[0], run->exit.Describe(), MessageTail(VisibleText(run->stderr_output)));
   }
-  std::string version = ScrubSecrets(FirstLine(run->stdout_output.tail));
+  if (run->stdout_output.total_bytes > run->stdout_output.tail.size()) {
+    return core::MakeError(core::ErrorCode::kUnavailable,
+                           "service {}: status command {} printed {} bytes, more than the {} KiB "
+                           "allowed; print only the version",
+                           service_, settings_.status[0], run->stdout_output.total_bytes,
+                           kCheckOutputMax / 1024);
+  }
+  std::string version = FirstLine(ScrubSecrets(run->stdout_output.tail));
   if (version.empty()) {
     return core::MakeError(core::ErrorCode::kUnavailable,
                            "service {}: status command {} printed no version on the first line "
@@ -311,9 +327,9 @@ core::Result<std::vector<HistoryEntry>> CommandProvider::History(core::Time sinc
   if (!run) return std::unexpected(run.error());
   const std::string& program = settings_.history[0];
   if (!run->exit.Succeeded()) {
-    return core::MakeError(
-        core::ErrorCode::kUnavailable, "service {}: history command {} ended with {}: {}", service_,
-        program, run->exit.Describe(), ScrubSecrets(MessageTail(run->stderr_output.tail)));
+    return core::MakeError(core::ErrorCode::kUnavailable,
+                           "service {}: history command {} ended with {}: {}", service_, program,
+                           run->exit.Describe(), MessageTail(VisibleText(run->stderr_output)));
   }
   if (run->stdout_output.total_bytes > run->stdout_output.tail.size()) {
     return core::MakeError(core::ErrorCode::kFailedPrecondition,
@@ -358,18 +374,19 @@ core::Result<std::vector<Precondition>> CommandProvider::Preconditions() const {
 
   std::error_code error;
   Precondition working_dir{"working folder exists", false, ""};
-  working_dir.ok = std::filesystem::is_directory(settings_.working_dir, error);
-  working_dir.message =
-      working_dir.ok
+  working_dir.satisfied = std::filesystem::is_directory(settings_.working_dir, error);
+  working_dir.detail =
+      working_dir.satisfied
           ? fmt::format("{} is a folder", settings_.working_dir)
           : fmt::format("{} is not a folder; create it or fix working_dir", settings_.working_dir);
   checks.push_back(std::move(working_dir));
 
   Precondition output_dir{"output folder writable", false, ""};
-  output_dir.ok = ::access(settings_.output_dir.c_str(), W_OK | X_OK) == 0;
-  output_dir.message = output_dir.ok ? fmt::format("{} is writable", settings_.output_dir.string())
-                                     : fmt::format("{} is not a writable folder; fix output_dir",
-                                                   settings_.output_dir.string());
+  output_dir.satisfied = ::access(settings_.output_dir.c_str(), W_OK | X_OK) == 0;
+  output_dir.detail = output_dir.satisfied
+                          ? fmt::format("{} is writable", settings_.output_dir.string())
+                          : fmt::format("{} is not a writable folder; fix output_dir",
+                                        settings_.output_dir.string());
   checks.push_back(std::move(output_dir));
 
   if (!settings_.status.empty()) {
@@ -483,7 +500,7 @@ core::Result<ExecutionResult> CommandProvider::Execute(const Plan& plan,
     result.message = std::move(message);
     result.finished_at = clock_.Now();
     spdlog::info("provider.command: service={} incident={} outcome={} message=\"{}\"", service_,
-                 context.incident_id, RollbackOutcomeName(outcome), result.message);
+                 context.incident_id, core::RollbackOutcomeName(outcome), result.message);
     return result;
   };
 
@@ -568,7 +585,7 @@ core::Result<ExecutionResult> CommandProvider::Execute(const Plan& plan,
                         result.details);
   AddOutput(result.transcript, "stdout", run->stdout_output);
   AddOutput(result.transcript, "stderr", run->stderr_output);
-  std::string stderr_tail = ScrubSecrets(MessageTail(run->stderr_output.tail));
+  std::string stderr_tail = MessageTail(VisibleText(run->stderr_output));
 
   // Step 3: choose the outcome.
   if (run->timed_out) {
@@ -652,7 +669,7 @@ core::Result<ExecutionResult> CommandProvider::Resume(const ResumeRequest& reque
     result.message = std::move(message);
     result.finished_at = clock_.Now();
     spdlog::info("provider.command: service={} incident={} resumed outcome={} message=\"{}\"",
-                 service_, context.incident_id, RollbackOutcomeName(outcome), result.message);
+                 service_, context.incident_id, core::RollbackOutcomeName(outcome), result.message);
     return result;
   };
 
@@ -709,7 +726,7 @@ core::Result<ExecutionResult> CommandProvider::Resume(const ResumeRequest& reque
                           json{{"pid", identity.pid}, {"start_ticks", identity.start_ticks}});
   }
 
-  // Step 2: only the tool's own status can say whether the rollback happened.
+  // Step 2: only the tool's own status can tell whether the rollback happened.
   ConcludeFromStatus(result, what_happened);
   return finish(result.outcome, result.message);
 }
@@ -719,11 +736,11 @@ core::Result<Readiness> CommandProvider::CheckReadiness() const {
     auto run = RunCheck("readiness", settings_.readiness, {}, kCheckOutputMax);
     if (!run) return std::unexpected(run.error());
     if (run->exit.Succeeded()) {
-      std::string said = ScrubSecrets(FirstLine(run->stdout_output.tail));
-      return Readiness{true, said.empty() ? "readiness command exited with code 0"
-                                          : fmt::format("readiness command: {}", said)};
+      std::string first_line = FirstLine(VisibleText(run->stdout_output));
+      return Readiness{true, first_line.empty() ? "readiness command exited with code 0"
+                                                : fmt::format("readiness command: {}", first_line)};
     }
-    std::string tail = ScrubSecrets(MessageTail(run->stderr_output.tail));
+    std::string tail = MessageTail(VisibleText(run->stderr_output));
     return Readiness{false, fmt::format("readiness command ended with {}{}{}", run->exit.Describe(),
                                         tail.empty() ? "" : ": ", tail)};
   }

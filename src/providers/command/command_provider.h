@@ -22,8 +22,8 @@ namespace backout::providers::command {
 // variables of `env`, a command sees only PATH, HOME, LANG, LC_ALL, TZ and TMPDIR from the
 // server's environment, so secrets the server itself holds do not leak into runbooks.
 //
-// The optional `status` command answers ReadLiveState and ReadBack, `history` answers History,
-// and `readiness` (or else `status`) answers CheckReadiness. The provider cannot tell whether a
+// The optional `status` command serves ReadLiveState and ReadBack, `history` serves History,
+// and `readiness` (or else `status`) serves CheckReadiness. The provider cannot tell whether a
 // version exists: the runbook must reject an unknown target itself.
 //
 // Captured output goes into the transcript with every secret value replaced by
@@ -68,6 +68,8 @@ class CommandProvider final : public Provider {
 
   std::vector<std::string> BaseEnv() const;
   std::string ScrubSecrets(std::string text) const;
+  // Returns the output's tail with a cut first line dropped and secrets replaced.
+  std::string VisibleText(const CapturedOutput& output) const;
   void AddOutput(Transcript& transcript, std::string_view stream,
                  const CapturedOutput& output) const;
 

@@ -25,7 +25,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-// What the child writes to the report pipe when it fails before its program runs.
+// Report the child writes to the report pipe when chdir or exec fails, before its program runs.
 struct ChildFailure {
   int stage = 0;  // kStageChdir or kStageExec
   int error = 0;  // errno
@@ -302,8 +302,8 @@ void CloseOtherDescriptors(int keep_low, int keep_high) {
 [[noreturn]] void RunChild(const ChildPlan& plan) {
   ::setpgid(0, 0);
 
-  // Signal dispositions set to "ignore" and blocked signals survive exec; the program must start
-  // with the defaults, or SIGTERM from a timeout might not end it.
+  // Signal dispositions set to "ignore" and blocked signals survive exec. The program must start
+  // with the defaults, because otherwise SIGTERM from a timeout might not end it.
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

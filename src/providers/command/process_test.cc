@@ -135,8 +135,8 @@ TEST(RunProcessTest, TimeoutKillsWholeGroup) {
 
   int64_t grandchild = std::stoll(ReadFile(pid_file));
   auto stat = ReadProcessStat(grandchild);
-  bool gone = !stat || stat->state == 'Z' || stat->process_group != run->identity.pid;
-  EXPECT_TRUE(gone) << "grandchild " << grandchild << " still runs";
+  bool grandchild_gone = !stat || stat->state == 'Z' || stat->process_group != run->identity.pid;
+  EXPECT_TRUE(grandchild_gone) << "grandchild " << grandchild << " still runs";
 }
 
 TEST(RunProcessTest, IgnoredTermGetsKill) {
