@@ -1,6 +1,8 @@
 #include "cli/ledger_commands.h"
 
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -11,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli.h"
 #include "ledger/checkpoint.h"
 #include "ledger/hash.h"
 #include "ledger/merkle.h"
