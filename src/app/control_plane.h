@@ -78,8 +78,8 @@ class ControlPlane {
   // ---- Services and freezes (services.cc) ---------------------------------------------------
 
   core::Result<std::vector<ServiceSummary>> ListServices(const Caller& caller);
-  // Reads the provider's live state outside any transaction; a provider error is reported in
-  // the answer, not as a failure.
+  // Reads the provider's live state outside any transaction; a provider error is returned in
+  // ServiceDetail::live_state, not as a failure.
   core::Result<ServiceDetail> ShowService(const Caller& caller, std::string_view name);
   core::Result<Freeze> GetFreeze(const Caller& caller, std::string_view service);
   core::Result<Freeze> Unfreeze(const Caller& caller, std::string_view service,
@@ -103,7 +103,7 @@ class ControlPlane {
                                                    const ListOptions& options);
   core::Result<core::Incident> GetIncident(const Caller& caller, std::string_view id);
 
-  // Computes the impact assessment and asks the provider for its preconditions and plan, then
+  // Computes the impact assessment, requests the provider's preconditions and plan, then
   // stores them with the digest of the assessment's canonical JSON. Provider calls happen before
   // the transaction; the transaction checks the state again.
   core::Result<core::Incident> Assess(const Caller& caller, std::string_view id,

@@ -88,7 +88,7 @@ void AddPublicRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironm
   router.Add(Route{.method = "GET",
                    .path = "/healthz",
                    .operation_id = "getHealth",
-                   .summary = "Liveness: the process answers.",
+                   .summary = "Liveness: the process responds.",
                    .access = Access::kPublic,
                    .response = ObjectSchema("", {Required("status", EnumSchema("", {"ok"}))}),
                    .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
@@ -98,7 +98,7 @@ void AddPublicRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironm
       .method = "GET",
       .path = "/readyz",
       .operation_id = "getReadiness",
-      .summary = "Readiness: the database answers and the server is not shutting down.",
+      .summary = "Readiness: the database is reachable and the server is not shutting down.",
       .access = Access::kPublic,
       .response = ObjectSchema("", {Required("status", EnumSchema("", {"ready"}))}),
       .handler = [&plane, stopping = environment.stopping](
@@ -112,7 +112,7 @@ void AddPublicRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironm
           return {};
         });
         if (!probe) {
-          return core::MakeError(core::ErrorCode::kUnavailable, "the database does not answer: {}",
+          return core::MakeError(core::ErrorCode::kUnavailable, "the database is unreachable: {}",
                                  probe.error().message);
         }
         return Ok({{"status", "ready"}});

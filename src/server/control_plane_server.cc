@@ -156,6 +156,12 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   for (int i = 0; i < options.workers; ++i) {
     app::JobRunnerOptions job_options = options.jobs;
     job_options.owner = fmt::format("{}:{}:worker-{}", host, ::getpid(), i);
+    job_options.on_finished = [metrics = &server->metrics_](std::string_view kind,
+                                                            std::string_view outcome) {
+      if (outcome.empty()) return;
+      metrics->Increment(kJobsFinishedTotal,
+                         {{"kind", std::string(kind)}, {"outcome", std::string(outcome)}});
+    };
     server->runners_.push_back(std::make_unique<app::JobRunner>(*server->plane_, job_options));
   }
   for (auto& runner : server->runners_) {

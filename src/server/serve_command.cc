@@ -26,7 +26,7 @@ int RunServe(const ServeOptions& options) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  // A client that disconnects mid-answer must not end the server.
+  // A client that disconnects during a response must not end the server.
   signal(SIGPIPE, SIG_IGN);
 
   store::SystemClock clock;
