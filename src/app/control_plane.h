@@ -62,6 +62,9 @@ class ControlPlane {
   // "policy.loaded"). Called at start with "system" and on every reload.
   core::Result<void> RecordPolicy(std::string_view loaded_by);
 
+  // Checks that `caller` may reload the configuration (role admin), recording a refusal.
+  core::Result<void> AuthorizeReload(const Caller& caller);
+
   // Replaces the settings and records the new policy.
   core::Result<void> Reload(std::shared_ptr<const Settings> settings, std::string_view loaded_by);
 

@@ -206,6 +206,27 @@ void AddIdentityRoutes(Router& router, app::ControlPlane& plane) {
                    }});
 }
 
+void AddConfigRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironment& environment) {
+  if (!environment.reload) return;
+  router.Add(Route{
+      .method = "POST",
+      .path = ApiPath("/config/reload"),
+      .operation_id = "reloadConfig",
+      .summary = "Load the config file again and record the new policy with its digest and the "
+                 "caller's name. Admin only. Listen and database changes need a restart.",
+      .request_body = ObjectSchema("", {}),
+      .handler = [&plane, reload = environment.reload](
+                     const HttpRequest& request) -> core::Result<HttpResponse> {
+        const app::Caller& caller = CallerOf(request);
+        if (auto allowed = plane.AuthorizeReload(caller); !allowed) {
+          return std::unexpected(allowed.error());
+        }
+        return Answer(reload(caller.name()), [&caller](const std::string& digest) {
+          return json{{"config_sha256", digest}, {"loaded_by", caller.name()}};
+        });
+      }});
+}
+
 void AddServiceAndChangeRoutes(Router& router, app::ControlPlane& plane) {
   router.Add(Route{.method = "GET",
                    .path = ApiPath("/services"),
@@ -634,6 +655,7 @@ void AddJobAndLedgerRoutes(Router& router, app::ControlPlane& plane) {
 void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment environment) {
   AddPublicRoutes(router, plane, environment);
   AddIdentityRoutes(router, plane);
+  AddConfigRoutes(router, plane, environment);
   AddServiceAndChangeRoutes(router, plane);
   AddIncidentRoutes(router, plane);
   AddFollowUpRoutes(router, plane);

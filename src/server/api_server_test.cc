@@ -261,6 +261,17 @@ TEST_F(ApiServerTest, RevokedTokenGets401) {
   ExpectError(Client(lead_token_).Get("/api/v1/whoami"), 401, "revoked");
 }
 
+TEST_F(ApiServerTest, ReloadRecordsPolicyByCaller) {
+  ExpectError(Client(lead_token_).Post("/api/v1/config/reload", "{}", "application/json"), 403);
+  EXPECT_EQ(LastLedgerAction(), "access.refused by lead-1");
+
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+  EXPECT_EQ(json::parse(reloaded->body)["loaded_by"], "admin");
+  EXPECT_EQ(LastLedgerAction(), "policy.loaded by admin");
+}
+
 TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {
   auto recorded = Client(ci_token_).Post(
       "/api/v1/changes",

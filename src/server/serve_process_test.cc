@@ -1,7 +1,7 @@
 // `backout serve` as a separate process: SIGTERM lets a running rollback step finish, then the
 // process exits with status 0.
-#include <httplib.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -122,16 +122,18 @@ services:
   };
   const std::string lead =
       post(admin, "/api/v1/users", {{"name", "lead-1"}, {"roles", {"engineering-lead"}}})["token"];
-  const std::string sre = post(admin, "/api/v1/users",
-                               {{"name", "sre-1"},
-                                {"roles", {"devops-engineer"}},
-                                {"services", {"checkout"}}})["token"];
+  const std::string sre = post(
+      admin, "/api/v1/users",
+      {{"name", "sre-1"}, {"roles", {"devops-engineer"}}, {"services", {"checkout"}}})["token"];
   post(sre, "/api/v1/changes",
        {{"service", "checkout"}, {"version", "v1"}, {"time", "2026-01-01T00:00:00Z"}});
   post(sre, "/api/v1/changes/CHG-1/verify", {{"passed", true}});
   post(sre, "/api/v1/changes", {{"service", "checkout"}, {"version", "v2"}});
   post(lead, "/api/v1/incidents",
-       {{"service", "checkout"}, {"severity", "sev2"}, {"title", "t"}, {"suspected_change", "CHG-2"}});
+       {{"service", "checkout"},
+        {"severity", "sev2"},
+        {"title", "t"},
+        {"suspected_change", "CHG-2"}});
   post(lead, "/api/v1/incidents/INC-1/assess", json::object());
   post(lead, "/api/v1/incidents/INC-1/decision", {{"decision", "go"}, {"reason", "v2 broke it"}});
   post(sre, "/api/v1/incidents/INC-1/rollback", json::object());
