@@ -20,6 +20,9 @@ constexpr int kExitFailed = 1;
 // Runs the server until SIGTERM or SIGINT. The signals are blocked in every thread and taken
 // here with sigwait, so no handler runs at an arbitrary point of another thread.
 int RunServe(const ServeOptions& options) {
+  // main() quiets logging for client commands; a server logs its lifecycle and every request.
+  spdlog::set_level(spdlog::level::info);
+
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
