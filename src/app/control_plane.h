@@ -62,6 +62,9 @@ class ControlPlane {
   // "policy.loaded"). Called at start with "system" and on every reload.
   core::Result<void> RecordPolicy(std::string_view loaded_by);
 
+  // Checks that `caller` may reload the configuration (role admin), recording a refusal.
+  core::Result<void> AuthorizeReload(const Caller& caller);
+
   // Replaces the settings and records the new policy.
   core::Result<void> Reload(std::shared_ptr<const Settings> settings, std::string_view loaded_by);
 
@@ -78,8 +81,8 @@ class ControlPlane {
   // ---- Services and freezes (services.cc) ---------------------------------------------------
 
   core::Result<std::vector<ServiceSummary>> ListServices(const Caller& caller);
-  // Reads the provider's live state outside any transaction; a provider error is reported in
-  // the answer, not as a failure.
+  // Reads the provider's live state outside any transaction; a provider error is returned in
+  // ServiceDetail::live_state, not as a failure.
   core::Result<ServiceDetail> ShowService(const Caller& caller, std::string_view name);
   core::Result<Freeze> GetFreeze(const Caller& caller, std::string_view service);
   core::Result<Freeze> Unfreeze(const Caller& caller, std::string_view service,
@@ -103,7 +106,7 @@ class ControlPlane {
                                                    const ListOptions& options);
   core::Result<core::Incident> GetIncident(const Caller& caller, std::string_view id);
 
-  // Computes the impact assessment and asks the provider for its preconditions and plan, then
+  // Computes the impact assessment, requests the provider's preconditions and plan, then
   // stores them with the digest of the assessment's canonical JSON. Provider calls happen before
   // the transaction; the transaction checks the state again.
   core::Result<core::Incident> Assess(const Caller& caller, std::string_view id,

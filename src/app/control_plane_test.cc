@@ -24,7 +24,7 @@ namespace {
 using nlohmann::json;
 
 // A clock that moves forward one millisecond on every reading, so each recorded event is newer
-// than the one before, as on a real clock, yet every run sees the same times.
+// than the one before, as on a real clock, yet every run records the same times.
 class SteppingClock final : public core::Clock {
  public:
   core::Time Now() const override {
@@ -321,7 +321,8 @@ TEST_P(ControlPlaneTest, InterruptedRollbackWithoutStatusIsConfirmed) {
   // A worker took the job, committed the runbook's start, and died with it. The recorded
   // process no longer runs, and without `status` nothing can tell whether it did its work.
   auto lease = store_->LeaseJob("dead-worker", {"rollback"}, std::chrono::seconds(30));
-  ASSERT_TRUE(lease.has_value() && lease->has_value());
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(lease->has_value());
   json payload = (*lease)->job.payload;
   payload["step"] = "executing";
   payload["started"] = providers::ToJson(providers::StartedAction{

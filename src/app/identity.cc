@@ -272,6 +272,12 @@ core::Result<void> ControlPlane::RecordPolicy(std::string_view loaded_by) {
   });
 }
 
+core::Result<void> ControlPlane::AuthorizeReload(const Caller& caller) {
+  const auto current = settings();
+  return Read(caller, "config.reload", "policy",
+              [&](store::Transaction&) { return CheckUserAdmin(caller.user, current->policy); });
+}
+
 core::Result<void> ControlPlane::Reload(std::shared_ptr<const Settings> settings,
                                         std::string_view loaded_by) {
   {

@@ -40,7 +40,7 @@ std::map<std::string, std::vector<std::string>> DependencyMap(const Config& conf
   return depends_on;
 }
 
-// What the assessment needs from the store, read before the provider is asked.
+// Inputs of an assessment, read from the store before the provider is called.
 struct AssessmentInputs {
   core::Incident incident;
   std::vector<core::Change> changes;

@@ -60,8 +60,21 @@ core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
   } else {
     RunValidation(lease, stop);
   }
-  std::lock_guard lock(lease_mutex_);
-  current_lease_.reset();
+  {
+    std::lock_guard lock(lease_mutex_);
+    current_lease_.reset();
+  }
+  if (options_.on_finished) {
+    std::string outcome;
+    auto read = plane_.store().Read([&](store::Transaction& tx) -> core::Result<void> {
+      auto job = tx.GetJob(lease.job.id);
+      if (job && *job && (*job)->state != store::JobState::kQueued) {
+        outcome = (*job)->payload.value("outcome", "");
+      }
+      return {};
+    });
+    if (read) options_.on_finished(lease.job.kind, outcome);
+  }
   return true;
 }
 

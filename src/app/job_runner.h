@@ -1,10 +1,12 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "app/control_plane.h"
@@ -23,6 +25,9 @@ struct JobRunnerOptions {
   // times, this far apart, before the rollback ends `failed`.
   int max_attempts = 5;
   core::Duration retry_after = std::chrono::seconds(30);
+  // Called after each leased job's run with its kind and the outcome or finding it recorded
+  // (empty when the run ended without one, such as a retry or a lost lease).
+  std::function<void(std::string_view kind, std::string_view outcome)> on_finished;
 };
 
 // Runs durable rollback and validation jobs. Each step commits its progress with the lease's

@@ -153,7 +153,7 @@ struct ServiceSummary {
 
 struct ServiceDetail {
   nlohmann::json service;     // the service's configuration, secret references only
-  nlohmann::json live_state;  // the provider's answer, or {"error": "..."}
+  nlohmann::json live_state;  // the provider's live state, or {"error": "..."}
   Freeze freeze;
 };
 

@@ -46,10 +46,14 @@ class RollbackJob {
     while (true) {
       const std::string step = payload_.value("step", kStepPlanCheck);
       if (step == kStepDone) return;
-      if (stop.stop_requested()) {
+      // On shutdown a job that has not acted yet goes back to the queue. One that has acted
+      // finishes its short remaining steps, so its outcome is recorded before the exit.
+      const bool acted = step == kStepWait || step == kStepReadBack;
+      if (stop.stop_requested() && !acted) {
         Release();
         return;
       }
+      stopping_ = stop.stop_requested();
       core::Result<void> done = RunStep(step);
       if (!done) {
         spdlog::error("component=jobs job={} incident={} step={} error=\"{}\"", job_id_,
@@ -249,7 +253,8 @@ class RollbackJob {
     const providers::Provider* provider = Provider();
     nlohmann::json readiness = {{"checked", false}};
     if (provider != nullptr && result.outcome == core::RollbackOutcome::kRolledBack) {
-      for (int attempt = 1; attempt <= options_.readiness_attempts; ++attempt) {
+      const int attempts = stopping_ ? 1 : options_.readiness_attempts;
+      for (int attempt = 1; attempt <= attempts; ++attempt) {
         auto ready = provider->CheckReadiness();
         if (!ready) {
           readiness = {{"checked", false}, {"message", ready.error().message}};
@@ -261,7 +266,7 @@ class RollbackJob {
                        {"attempts", attempt}};
           if (ready->ready) break;
         }
-        if (attempt < options_.readiness_attempts) {
+        if (attempt < attempts) {
           std::this_thread::sleep_for(options_.readiness_interval);
         }
       }
@@ -374,6 +379,7 @@ class RollbackJob {
   nlohmann::json payload_;
   std::string incident_id_;
   std::shared_ptr<const Settings> settings_;
+  bool stopping_ = false;  // shutdown requested: poll readiness once instead of waiting
 };
 
 }  // namespace

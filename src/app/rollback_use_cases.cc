@@ -80,14 +80,12 @@ core::Result<AcceptedJob> ControlPlane::RequestRollback(const Caller& caller, st
           BACKOUT_CHECK(core::CanExecute(caller.user, incident.service, incident, current->policy));
         }
 
-        core::Rollback rollback{
-            .provider = current->config.FindService(incident.service)
-                            ? current->config.FindService(incident.service)->provider.kind
-                            : "",
-            .executor = caller.name(),
-            .emergency = request.emergency,
-            .emergency_reason = request.emergency ? request.reason : "",
-            .requested_at = now};
+        const ServiceConfig* service = current->config.FindService(incident.service);
+        core::Rollback rollback{.provider = service != nullptr ? service->provider.kind : "",
+                                .executor = caller.name(),
+                                .emergency = request.emergency,
+                                .emergency_reason = request.emergency ? request.reason : "",
+                                .requested_at = now};
         nlohmann::json plan_json = nullptr;
         std::string approved_digest;
         if (!request.emergency) {

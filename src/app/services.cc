@@ -79,7 +79,8 @@ core::Result<Freeze> ControlPlane::GetFreeze(const Caller& caller, std::string_v
   Freeze freeze;
   BACKOUT_CHECK(Read(caller, "service.freeze", fmt::format("service/{}", service),
                      [&](store::Transaction& tx) -> core::Result<void> {
-                       // Every role may read a freeze, ci included: CI asks before each deploy.
+                       // Every role may read a freeze, ci included, because CI reads it before each
+                       // deploy.
                        BACKOUT_CHECK(core::CheckOnRoster(caller.user, current->policy));
                        if (current->config.FindService(service) == nullptr) {
                          return core::MakeError(core::ErrorCode::kNotFound,

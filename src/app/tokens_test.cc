@@ -22,7 +22,8 @@ TEST(TokensTest, SecretHas256Bits) {
 TEST(TokensTest, TwoTokensDiffer) {
   auto first = IssueToken(1);
   auto second = IssueToken(1);
-  ASSERT_TRUE(first.has_value() && second.has_value());
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
   EXPECT_NE(first->text, second->text);
 }
 

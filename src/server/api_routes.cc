@@ -88,7 +88,7 @@ void AddPublicRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironm
   router.Add(Route{.method = "GET",
                    .path = "/healthz",
                    .operation_id = "getHealth",
-                   .summary = "Liveness: the process answers.",
+                   .summary = "Liveness: the process responds.",
                    .access = Access::kPublic,
                    .response = ObjectSchema("", {Required("status", EnumSchema("", {"ok"}))}),
                    .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
@@ -98,7 +98,7 @@ void AddPublicRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironm
       .method = "GET",
       .path = "/readyz",
       .operation_id = "getReadiness",
-      .summary = "Readiness: the database answers and the server is not shutting down.",
+      .summary = "Readiness: the database is reachable and the server is not shutting down.",
       .access = Access::kPublic,
       .response = ObjectSchema("", {Required("status", EnumSchema("", {"ready"}))}),
       .handler = [&plane, stopping = environment.stopping](
@@ -112,7 +112,7 @@ void AddPublicRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironm
           return {};
         });
         if (!probe) {
-          return core::MakeError(core::ErrorCode::kUnavailable, "the database does not answer: {}",
+          return core::MakeError(core::ErrorCode::kUnavailable, "the database is unreachable: {}",
                                  probe.error().message);
         }
         return Ok({{"status", "ready"}});
@@ -204,6 +204,27 @@ void AddIdentityRoutes(Router& router, app::ControlPlane& plane) {
                                        {"revoked_at", core::FormatTime(revoked.revoked_at)}};
                          });
                    }});
+}
+
+void AddConfigRoutes(Router& router, app::ControlPlane& plane, const ApiEnvironment& environment) {
+  if (!environment.reload) return;
+  router.Add(Route{
+      .method = "POST",
+      .path = ApiPath("/config/reload"),
+      .operation_id = "reloadConfig",
+      .summary = "Load the config file again and record the new policy with its digest and the "
+                 "caller's name. Admin only. Listen and database changes need a restart.",
+      .request_body = ObjectSchema("", {}),
+      .handler = [&plane, reload = environment.reload](
+                     const HttpRequest& request) -> core::Result<HttpResponse> {
+        const app::Caller& caller = CallerOf(request);
+        if (auto allowed = plane.AuthorizeReload(caller); !allowed) {
+          return std::unexpected(allowed.error());
+        }
+        return Answer(reload(caller.name()), [&caller](const std::string& digest) {
+          return json{{"config_sha256", digest}, {"loaded_by", caller.name()}};
+        });
+      }});
 }
 
 void AddServiceAndChangeRoutes(Router& router, app::ControlPlane& plane) {
@@ -634,6 +655,7 @@ void AddJobAndLedgerRoutes(Router& router, app::ControlPlane& plane) {
 void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment environment) {
   AddPublicRoutes(router, plane, environment);
   AddIdentityRoutes(router, plane);
+  AddConfigRoutes(router, plane, environment);
   AddServiceAndChangeRoutes(router, plane);
   AddIncidentRoutes(router, plane);
   AddFollowUpRoutes(router, plane);

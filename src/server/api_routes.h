@@ -16,6 +16,8 @@ struct ApiEnvironment {
   // Set while the server shuts down, so /readyz turns 503 before the listener closes.
   const std::atomic<bool>* stopping = nullptr;
   std::string version;
+  // Loads the config file again on behalf of the named user; empty when reloading is not offered.
+  std::function<core::Result<std::string>(std::string_view loaded_by)> reload;
 };
 
 // Builds the route table of API v1 (and /healthz, /readyz, /metrics), each route calling one

@@ -87,7 +87,8 @@ services:
   std::string LastLedgerAction() {
     const uint64_t size = LedgerSize();
     auto entries = server_->store().ReadEntries(size - 1, 1);
-    EXPECT_TRUE(entries.has_value() && entries->size() == 1);
+    EXPECT_TRUE(entries.has_value());
+    if (!entries || entries->size() != 1) return "";
     auto entry = ledger::DecodeEntry(entries->front().encoded);
     EXPECT_TRUE(entry.has_value());
     return entry ? entry->action + " by " + entry->actor : "";
@@ -258,6 +259,17 @@ TEST_F(ApiServerTest, RevokedTokenGets401) {
   ASSERT_TRUE(revoked);
   EXPECT_EQ(revoked->status, 200) << revoked->body;
   ExpectError(Client(lead_token_).Get("/api/v1/whoami"), 401, "revoked");
+}
+
+TEST_F(ApiServerTest, ReloadRecordsPolicyByCaller) {
+  ExpectError(Client(lead_token_).Post("/api/v1/config/reload", "{}", "application/json"), 403);
+  EXPECT_EQ(LastLedgerAction(), "access.refused by lead-1");
+
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+  EXPECT_EQ(json::parse(reloaded->body)["loaded_by"], "admin");
+  EXPECT_EQ(LastLedgerAction(), "policy.loaded by admin");
 }
 
 TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {

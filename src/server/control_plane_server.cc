@@ -138,7 +138,10 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   AddApiRoutes(server->router_, *server->plane_,
                ApiEnvironment{.metrics = &server->metrics_,
                               .stopping = &server->stopping_,
-                              .version = BACKOUT_VERSION});
+                              .version = BACKOUT_VERSION,
+                              .reload = [raw = server.get()](std::string_view loaded_by) {
+                                return raw->Reload(loaded_by);
+                              }});
   app::ControlPlane* plane = server->plane_.get();
   auto http = HttpServer::Create(
       std::move(http_options), server->router_,
@@ -156,6 +159,12 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   for (int i = 0; i < options.workers; ++i) {
     app::JobRunnerOptions job_options = options.jobs;
     job_options.owner = fmt::format("{}:{}:worker-{}", host, ::getpid(), i);
+    job_options.on_finished = [metrics = &server->metrics_](std::string_view kind,
+                                                            std::string_view outcome) {
+      if (outcome.empty()) return;
+      metrics->Increment(kJobsFinishedTotal,
+                         {{"kind", std::string(kind)}, {"outcome", std::string(outcome)}});
+    };
     server->runners_.push_back(std::make_unique<app::JobRunner>(*server->plane_, job_options));
   }
   for (auto& runner : server->runners_) {
@@ -213,7 +222,7 @@ bool ControlPlaneServer::Stop() {
   return clean;
 }
 
-core::Result<void> ControlPlaneServer::Reload(std::string_view loaded_by) {
+core::Result<std::string> ControlPlaneServer::Reload(std::string_view loaded_by) {
   auto config = app::Config::Load(options_.config_path);
   if (!config) return std::unexpected(config.error());
   const auto current = plane_->settings();
@@ -227,10 +236,12 @@ core::Result<void> ControlPlaneServer::Reload(std::string_view loaded_by) {
   if (!providers) return std::unexpected(providers.error());
   auto settings = app::Settings::Create(*std::move(config), *std::move(providers));
   if (!settings) return std::unexpected(settings.error());
-  if (auto reloaded = plane_->Reload(*settings, loaded_by); !reloaded) return reloaded;
+  if (auto reloaded = plane_->Reload(*settings, loaded_by); !reloaded) {
+    return std::unexpected(reloaded.error());
+  }
   spdlog::info("component=server event=reloaded by={} config_sha256={}", loaded_by,
                (*settings)->config_sha256);
-  return {};
+  return (*settings)->config_sha256;
 }
 
 }  // namespace backout::server

@@ -55,8 +55,9 @@ class ControlPlaneServer {
   // the process should exit without running destructors (std::_Exit).
   bool Stop();
 
-  // Loads the config file again and records the new policy, loaded by `loaded_by`.
-  core::Result<void> Reload(std::string_view loaded_by);
+  // Loads the config file again and records the new policy, loaded by `loaded_by`. Returns the
+  // new file's SHA-256 digest.
+  core::Result<std::string> Reload(std::string_view loaded_by);
 
  private:
   ControlPlaneServer(const ServeOptions& options, core::Clock& clock);

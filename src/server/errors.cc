@@ -52,6 +52,7 @@ const Schema& ErrorSchema() {
     codes.emplace_back(kPayloadTooLarge);
     codes.emplace_back(kMethodNotAllowed);
     codes.emplace_back(kRateLimited);
+    codes.emplace_back(kUnsupportedMediaType);
     return ObjectSchema(
         "An error answer.",
         {Required("error",

@@ -13,6 +13,7 @@ namespace backout::server {
 inline constexpr char kPayloadTooLarge[] = "payload_too_large";
 inline constexpr char kMethodNotAllowed[] = "method_not_allowed";
 inline constexpr char kRateLimited[] = "rate_limited";
+inline constexpr char kUnsupportedMediaType[] = "unsupported_media_type";
 
 int HttpStatusFor(core::ErrorCode code);
 

@@ -135,8 +135,8 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
   http.Delete(any_path, dispatch);
   http.Options(any_path, dispatch);
 
-  // httplib answers some requests itself (oversized bodies, unparsable request lines); give
-  // those answers the same error body as every other error.
+  // httplib responds to some requests itself (oversized bodies, unparsable request lines), so
+  // give those responses the same error body as every other error.
   http.set_error_handler(httplib::Server::HandlerWithResponse(
       [self](const httplib::Request& request, httplib::Response& response) {
         if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -164,7 +164,9 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
                       request.method, request.path, what);
         response.status = 500;
         response.set_content(
-            ErrorBody("internal", "the server failed while answering; see its log").dump(), kJson);
+            ErrorBody("internal", "the server failed to process the request; see the server log")
+                .dump(),
+            kJson);
       });
   return server;
 }
@@ -200,7 +202,8 @@ void HttpServer::Dispatch(const httplib::Request& request, httplib::Response& re
   } catch (const std::exception& exception) {
     spdlog::error("component=http method={} path={} error=\"uncaught exception: {}\"",
                   request.method, request.path, exception.what());
-    answer = ErrorResponse(500, "internal", "the server failed while answering; see its log");
+    answer = ErrorResponse(500, "internal",
+                           "the server failed to process the request; see the server log");
   }
 
   response.status = answer.status;
@@ -246,6 +249,16 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
   const Route& route = *match.route;
   route_label = route.path;
   if (auto refused = CheckAccess(route, request, caller)) return *refused;
+
+  // httplib moves the fields of a form-encoded body into the query parameters, so a body is
+  // accepted only as JSON; this also keeps form posts from other origins out.
+  const std::string content_type = request.get_header_value("Content-Type");
+  if (!request.body.empty() && !content_type.starts_with("application/json")) {
+    return ErrorResponse(415, kUnsupportedMediaType,
+                         fmt::format("the request body must be JSON; send the header "
+                                     "`Content-Type: application/json` (got \"{}\")",
+                                     content_type));
+  }
 
   std::map<std::string, std::string> query;
   for (const auto& [name, value] : request.params) {

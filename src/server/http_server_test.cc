@@ -195,6 +195,12 @@ TEST_F(HttpServerTest, WrongTypeIs400NamingField) {
   EXPECT_NE(result->body.find("`count`"), std::string::npos);
 }
 
+TEST_F(HttpServerTest, FormBodyIs415) {
+  Start({});
+  ExpectError(Client().Post("/api/v1/things", "name=a", "application/x-www-form-urlencoded"), 415,
+              "unsupported_media_type");
+}
+
 TEST_F(HttpServerTest, UnknownQueryParameterIs400) {
   Start({});
   ExpectError(Client().Get("/api/v1/things/T-1?colour=red"), 400, "invalid_argument");

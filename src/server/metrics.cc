@@ -77,7 +77,7 @@ std::string Metrics::Render() const {
 
 void DeclareServerMetrics(Metrics& metrics) {
   metrics.Declare(kRequestsTotal, Metrics::Kind::kCounter,
-                  "HTTP requests answered, by method, route pattern and status code.");
+                  "HTTP responses sent, by method, route pattern and status code.");
   metrics.Declare(kUnauthenticatedTotal, Metrics::Kind::kCounter,
                   "Requests rejected with 401 because the bearer token was missing, unknown, "
                   "revoked or expired.");

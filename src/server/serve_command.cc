@@ -20,13 +20,16 @@ constexpr int kExitFailed = 1;
 // Runs the server until SIGTERM or SIGINT. The signals are blocked in every thread and taken
 // here with sigwait, so no handler runs at an arbitrary point of another thread.
 int RunServe(const ServeOptions& options) {
+  // main() quiets logging for client commands; a server logs its lifecycle and every request.
+  spdlog::set_level(spdlog::level::info);
+
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  // A client that disconnects mid-answer must not end the server.
+  // A client that disconnects during a response must not end the server.
   signal(SIGPIPE, SIG_IGN);
 
   store::SystemClock clock;
