@@ -227,7 +227,14 @@ core::Result<AcceptedJob> ControlPlane::RequestValidation(const Caller& caller,
                                      current->policy));
         BACKOUT_CHECK(core::CheckOnRoster(caller.user, current->policy));
         const core::Validation* running = incident.LatestValidation();
-        if (running != nullptr && !running->finding) {
+        bool still_running = running != nullptr && !running->finding;
+        if (still_running) {
+          // A validation job that failed for good recorded no finding, so it no longer blocks.
+          BACKOUT_TRY(int64_t running_job, ParseJobId(running->job_id));
+          BACKOUT_TRY(auto job, tx.GetJob(running_job));
+          still_running = job && job->state != store::JobState::kFailed;
+        }
+        if (still_running) {
           return core::MakeError(core::ErrorCode::kFailedPrecondition,
                                  "validation job {} of {} is still running; wait for its finding",
                                  running->job_id, id);

@@ -184,6 +184,17 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
   if (!written) {
     spdlog::error("component=jobs job={} incident={} event=validation_not_recorded error=\"{}\"",
                   job_id, incident_id, written.error().message);
+    // A lost lease leaves the job to its new holder; any other failure would recur on every
+    // retry, so the job ends failed and a person requests a new validation.
+    if (written.error().code != core::ErrorCode::kConflict) {
+      auto failed = plane_.store().Write([&](store::Transaction& tx) {
+        return tx.FailJob(job_id, lease.fencing_token, written.error().message, std::nullopt);
+      });
+      if (!failed) {
+        spdlog::error("component=jobs job={} incident={} event=fail_not_recorded error=\"{}\"",
+                      job_id, incident_id, failed.error().message);
+      }
+    }
     return;
   }
   spdlog::info("component=jobs job={} incident={} event=validated finding={}", job_id, incident_id,

@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "server/errors.h"
+#include "support/temp_dir.h"
 
 namespace backout::server {
 namespace {
@@ -234,6 +238,40 @@ TEST_F(HttpServerTest, MetricsTokenGuardsMetrics) {
   auto result = client.Get("/metrics-like");
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 200);
+}
+
+TEST_F(HttpServerTest, ServesTlsWithConfiguredCertificate) {
+  testing::TempDir temp;
+  const std::string cert = (temp.path() / "cert.pem").string();
+  const std::string key = (temp.path() / "key.pem").string();
+  const std::string command = fmt::format(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+      "-subj /CN=127.0.0.1 -keyout {} -out {} 2>/dev/null",
+      key, cert);
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+
+  HttpServerOptions options;
+  options.tls = TlsFiles{.certificate_file = cert, .private_key_file = key};
+  Start(options);
+  httplib::SSLClient client("127.0.0.1", port_);
+  client.enable_server_certificate_verification(false);
+  auto result = client.Get("/healthz");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->status, 200);
+
+  httplib::Client plain("127.0.0.1", port_);
+  EXPECT_FALSE(plain.Get("/healthz"));
+}
+
+TEST_F(HttpServerTest, MissingCertificateFailsCreate) {
+  HttpServerOptions options;
+  options.tls = TlsFiles{.certificate_file = "/nonexistent/cert.pem",
+                         .private_key_file = "/nonexistent/key.pem"};
+  auto created = HttpServer::Create(
+      options, router_, [](std::string_view) -> core::Result<app::Caller> { return app::Caller{}; },
+      clock_, metrics_);
+  ASSERT_FALSE(created.has_value());
+  EXPECT_NE(created.error().message.find("/nonexistent/cert.pem"), std::string::npos);
 }
 
 TEST_F(HttpServerTest, RequestsAreCountedByRoute) {
