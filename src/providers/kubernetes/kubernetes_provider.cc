@@ -453,10 +453,9 @@ core::Result<std::vector<Precondition>> KubernetesProvider::Preconditions() cons
 
 // ---- Planning --------------------------------------------------------------------------------
 
-json KubernetesProvider::BuildAction(const Snapshot& snapshot, const Target& target,
-                                     std::string_view requested) const {
+json KubernetesProvider::BuildAction(const Snapshot& snapshot, const json& target) const {
   const json& d = snapshot.deployment;
-  bool noop = EqualIgnoreHash(TemplateOf(target.replica_set), TemplateOf(d));
+  bool noop = EqualIgnoreHash(TemplateOf(target), TemplateOf(d));
   json from = nullptr;
   if (auto index = FindNewReplicaSet(d, snapshot.owned)) {
     from = ReplicaSetSummary(snapshot.owned[*index]);
@@ -465,15 +464,12 @@ json KubernetesProvider::BuildAction(const Snapshot& snapshot, const Target& tar
               {"namespace", ns_},
               {"deployment", settings_.deployment},
               {"deployment_uid", StringAt(d, "/metadata/uid")},
-              {"requested_version", requested},
-              {"rule", target.rule},
-              {"notes", target.notes},
               {"from_version", VersionOf(TemplateOf(d))},
               {"from", from},
-              {"target", ReplicaSetSummary(target.replica_set)},
+              {"target", ReplicaSetSummary(target)},
               {"noop", noop},
               {"patch_type", kPatchType},
-              {"patch", noop ? json(nullptr) : UndoPatch(d, target.replica_set)}};
+              {"patch", noop ? json(nullptr) : UndoPatch(d, target)}};
 }
 
 core::Result<Plan> KubernetesProvider::MakePlan(std::string_view target_version) const {
@@ -492,7 +488,7 @@ core::Result<Plan> KubernetesProvider::MakePlan(std::string_view target_version)
   Plan plan;
   plan.provider_kind = "kubernetes";
   plan.service = service_;
-  plan.action = BuildAction(*snapshot, *target, target_version);
+  plan.action = BuildAction(*snapshot, target->replica_set);
   plan.target_version = plan.action["target"]["version"];
   plan.noop = plan.action["noop"];
   plan.digest = PlanDigest(plan.action);
@@ -509,6 +505,7 @@ core::Result<Plan> KubernetesProvider::MakePlan(std::string_view target_version)
                     plan.action["from"].is_null() ? plan.action["from_version"].get<std::string>()
                                                   : Describe(plan.action["from"]));
   }
+  for (const std::string& note : target->notes) plan.summary += "; " + note;
   if (snapshot->deployment.value("/spec/paused"_json_pointer, false)) {
     plan.summary += fmt::format(
         "; the deployment is paused, so the rollback will be refused until "
@@ -619,9 +616,7 @@ core::Result<ExecutionResult> KubernetesProvider::Execute(const Plan& plan,
                               "the undo; revert the change in Git instead, or set `gitops: allow`",
                               owner->tool, owner->evidence));
   }
-  Target target{*target_rs, Revision(*target_rs).value_or(0), plan.action.value("rule", ""),
-                plan.action.value("notes", std::vector<std::string>{})};
-  json action = BuildAction(*snapshot, target, plan.action.value("requested_version", ""));
+  json action = BuildAction(*snapshot, *target_rs);
   if (action != plan.action) {
     return finish(
         RollbackOutcome::kPreconditionFailed,
@@ -678,9 +673,10 @@ core::Result<ExecutionResult> KubernetesProvider::Execute(const Plan& plan,
                               response.error().message, result.live_version, kConfirmHint));
   }
   if (!response->ok()) {
-    return finish(RollbackOutcome::kFailed,
-                  fmt::format("failed restoring revision {}: HTTP {}: {}", target.revision,
-                              response->status, response->ErrorMessage()));
+    return finish(
+        RollbackOutcome::kFailed,
+        fmt::format("failed restoring revision {}: HTTP {}: {}", Revision(*target_rs).value_or(0),
+                    response->status, response->ErrorMessage()));
   }
   const json& patched = response->body;
   result.live_version = VersionOf(TemplateOf(patched));

@@ -99,9 +99,10 @@ class KubernetesProvider final : public Provider {
   core::Result<Snapshot> ReadSnapshot(const CallContext& call) const;
   core::Result<ClusterView> ReadView() const;
 
-  // The plan's action for rolling `snapshot` back to `target`.
-  nlohmann::json BuildAction(const Snapshot& snapshot, const Target& target,
-                             std::string_view requested) const;
+  // The plan's action for rolling `snapshot` back to the ReplicaSet `target`. It holds what the
+  // rollback does, not how the target was named, so planning again by the plan's
+  // target_version gives the same digest while the live state stays the same.
+  nlohmann::json BuildAction(const Snapshot& snapshot, const nlohmann::json& target) const;
   core::Result<void> ValidatePlan(const Plan& plan) const;
   std::string DeploymentPath() const;
   std::string NoHistoryExplanation(const Snapshot& snapshot) const;

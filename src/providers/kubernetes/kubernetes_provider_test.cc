@@ -187,6 +187,18 @@ TEST_F(KubernetesProviderTest, PlanRecordsTargetAndRule) {
   EXPECT_EQ(plan->digest, PlanDigest(plan->action));
 }
 
+TEST_F(KubernetesProviderTest, PlanningByTargetVersionKeepsDigest) {
+  ApplyVersions(3);
+  auto provider = MakeProvider();
+  auto by_rule = provider->MakePlan("");
+  ASSERT_TRUE(by_rule.has_value()) << by_rule.error().message;
+  // The job plans again with the approved plan's target_version before it executes.
+  auto again = provider->MakePlan(by_rule->target_version);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(again->digest, by_rule->digest);
+  EXPECT_EQ(again->target_version, "example/web:v2");
+}
+
 // ---- Section A cases ---------------------------------------------------------------------------
 
 TEST_F(KubernetesProviderTest, SingleRevisionHasNoRollbackTarget) {
