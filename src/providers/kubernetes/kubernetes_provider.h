@@ -30,7 +30,7 @@ namespace backout::providers::kubernetes {
 //
 // Versions: ReadLiveState reports the template's version as VersionOf writes it (the image, or
 // NAME=IMAGE pairs). MakePlan takes such a version, `revision:N`, `replicaset:NAME`,
-// `hash:HASH`, a ReplicaSet name or a pod-template-hash; an empty target asks for kubectl's own
+// `hash:HASH`, a ReplicaSet name or a pod-template-hash; an empty target requests kubectl's own
 // rule (the second-highest revision), and the plan says so. The plan's target_version is the
 // version of the chosen ReplicaSet.
 //
@@ -99,7 +99,7 @@ class KubernetesProvider final : public Provider {
   core::Result<Snapshot> ReadSnapshot(const CallContext& call) const;
   core::Result<ClusterView> ReadView() const;
 
-  // The plan's action for rolling `snapshot` back to the ReplicaSet `target`. It holds what the
+  // The plan's action for rolling `snapshot` back to the ReplicaSet `target`. It contains what the
   // rollback does, not how the target was named, so planning again by the plan's
   // target_version gives the same digest while the live state stays the same.
   nlohmann::json BuildAction(const Snapshot& snapshot, const nlohmann::json& target) const;
