@@ -358,6 +358,25 @@ TEST_F(GitProviderTest, CompetingCommitIsRetriedOnce) {
   EXPECT_TRUE(rejected);
 }
 
+// Most remotes accept a non-fast-forward update when the client sends one, so the provider must
+// never send one: the competing commit survives even without the remote's own check.
+TEST_F(GitProviderTest, CompetingCommitSurvivesWithoutRemoteCheck) {
+  Git(remote_, {"config", "receive.denyNonFastForwards", "false"});
+  auto provider = Make();
+  Plan plan = PlanTo(*provider, "v41");
+  std::string competing;
+  ExecutionContext context = Context();
+  context.on_started = [&](const StartedAction&) -> core::Result<void> {
+    if (competing.empty()) competing = PushUnrelated("queue.yaml");
+    return {};
+  };
+  auto result = provider->Execute(plan, "job-1", context);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->outcome, RollbackOutcome::kRolledBack) << result->message;
+  EXPECT_EQ(Git(remote_, {"rev-parse", "main~1"}), competing);
+  EXPECT_EQ(RemoteCommitsMentioning("Backout-Incident: INC-7"), 1);
+}
+
 TEST_F(GitProviderTest, RemoteThatKeepsMovingFailsAfterAttempts) {
   auto provider = Make(Settings({{"push_attempts", 2}}));
   Plan plan = PlanTo(*provider, "v41");
