@@ -261,10 +261,10 @@ std::string GitProvider::CommitMessage(const RevertPlan& plan, const ExecutionCo
     message += "\nSuspended automation in the same commit, so it cannot undo this revert:\n";
     for (const std::string& manifest : plan.suspended) message += fmt::format("- {}\n", manifest);
   }
-  message +=
-      fmt::format("\n{}{}\n{}{}\n{}{}\n{}{}\n{}{}\n{}{}\n", kIncidentTrailer, context.incident_id,
-                  kFromTrailer, plan.from_version, kToTrailer, plan.target_version,
-                  kApproverTrailer, approver, kExecutorTrailer, executor, kKeyTrailer, key);
+  message += fmt::format("\n{}{}\n{}{}\n{}{}\n{}{}\n{}{}\n{}{}\n{}{}\n", kIncidentTrailer,
+                         context.incident_id, kPathTrailer, settings_->path, kFromTrailer,
+                         plan.from_version, kToTrailer, plan.target_version, kApproverTrailer,
+                         approver, kExecutorTrailer, executor, kKeyTrailer, key);
   return message;
 }
 
@@ -559,9 +559,9 @@ core::Result<Readiness> GitProvider::CheckReadiness() const {
     if (!fetched) return std::unexpected(fetched.error());
     head = *fetched;
 
-    // The latest Backout revert must still hold.
-    auto revert = repository->FindCommitContaining(head, "", fmt::format("\n{}", kToTrailer),
-                                                   kHistoryWalkMax);
+    // The latest Backout revert of this file must still hold.
+    auto revert = repository->FindCommitContaining(
+        head, "", fmt::format("\n{}{}\n", kPathTrailer, settings_->path), kHistoryWalkMax);
     if (revert && *revert) {
       std::string target = TrailerValue((*revert)->message, kToTrailer);
       auto undo = planner_.FindUndo(*repository, head, (*revert)->id, target);

@@ -301,6 +301,7 @@ TEST_F(GitProviderTest, ExecuteRevertsAndPushes) {
   EXPECT_EQ(RemoteFile(kValuesPath), ValuesYaml("v41"));
   std::string message = Git(remote_, {"log", "-1", "--format=%B", "main"});
   EXPECT_NE(message.find("Backout-Incident: INC-7"), std::string::npos) << message;
+  EXPECT_NE(message.find("Backout-Path: apps/checkout/values.yaml"), std::string::npos) << message;
   EXPECT_NE(message.find("Backout-From-Version: v42"), std::string::npos) << message;
   EXPECT_NE(message.find("Backout-To-Version: v41"), std::string::npos) << message;
   EXPECT_NE(message.find("Backout-Approver: lead-1"), std::string::npos) << message;

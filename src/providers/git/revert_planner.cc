@@ -100,7 +100,8 @@ core::Result<RevertPlan> RevertPlanner::Plan(const GitRepository& repository, st
   }
   if (!reached) {
     return core::MakeError(core::ErrorCode::kNotFound,
-                           "version {} never appears in {} on branch {} (searched {} commits); "
+                           "version {} never appears in {} on branch {} (searched up to {} "
+                           "commits); "
                            "give a version the file declared before",
                            plan.target_version, settings_.path, settings_.branch, kHistoryWalkMax);
   }

@@ -22,6 +22,7 @@ inline constexpr size_t kHistoryWalkMax = 5000;
 
 // Trailers of a Backout revert commit's message, one per line at the message's end.
 inline constexpr std::string_view kIncidentTrailer = "Backout-Incident: ";
+inline constexpr std::string_view kPathTrailer = "Backout-Path: ";
 inline constexpr std::string_view kFromTrailer = "Backout-From-Version: ";
 inline constexpr std::string_view kToTrailer = "Backout-To-Version: ";
 inline constexpr std::string_view kApproverTrailer = "Backout-Approver: ";
