@@ -1,5 +1,7 @@
 #include "cli/ledger_commands.h"
 
+#include "cli/cli.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
