@@ -7,6 +7,8 @@
 #include <fmt/ranges.h>
 
 #include "providers/command/command_provider.h"
+#include "providers/git/git_provider.h"
+#include "providers/releases/releases_provider.h"
 
 namespace backout::providers {
 namespace {
@@ -24,6 +26,8 @@ struct Registration {
 // One line per provider folder.
 constexpr std::array kRegistrations = {
     Registration{"command", &command::CommandProvider::Create},
+    Registration{"git", &git::GitProvider::Create},
+    Registration{"releases", &releases::ReleasesProvider::Create},
 };
 
 }  // namespace
