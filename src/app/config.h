@@ -80,6 +80,21 @@ struct UserConfig {
 // arguments]; status, history and readiness [optional lists, same form]; timeout, check_timeout
 // and kill_grace [optional durations]; working_dir and output_dir [optional absolute folders];
 // env [optional mapping of variable name to secret reference, no name starting with BACKOUT_].
+//
+// Kind `releases` (a `current` link switched between release folders): root [required absolute
+// folder]; marker [optional file name]; restart and health [optional lists, as for `run`];
+// restart_timeout and health_timeout [optional durations]; health_url [optional http(s) URL].
+//
+// Kind `git` (a revert pushed to a GitOps repository): repository [required URL or absolute
+// path, no password in it]; branch; path [required path inside the repository]; exactly one of
+// version_pattern [regular expression with one group] and version_key [dotted YAML key];
+// work_dir [required absolute folder]; author_name, author_email; suspend_automation [optional
+// list of paths inside the repository]; push_attempts [1 to 10]; verify_for [duration, 0s
+// allowed] and verify_interval; credentials [optional mapping of username, password, ssh_key
+// or ssh_passphrase to a secret reference; the provider receives each resolved value under its
+// role]; health, health_url, health_timeout as for `releases`; controller_url [optional http(s)
+// URL] and controller_revision_pointer [optional JSON pointer, needs controller_url].
+//
 // The providers module gives the defaults.
 //
 // Kind `kubernetes` (a Deployment rolled back as `kubectl rollout undo` does): kubeconfig

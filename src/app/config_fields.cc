@@ -15,8 +15,12 @@ using core::ErrorCode;
 
 // Every field that contains a secret. `[]` is any list index and `*` any key of a mapping.
 constexpr std::string_view kSecretFields[] = {
-    "tls.certificate",           "tls.private_key",           "metrics.token",
-    "services[].provider.env.*", "services[].checks[].env.*",
+    "tls.certificate",
+    "tls.private_key",
+    "metrics.token",
+    "services[].provider.env.*",
+    "services[].provider.credentials.*",
+    "services[].checks[].env.*",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {

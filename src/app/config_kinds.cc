@@ -1,12 +1,11 @@
 #include "app/config_kinds.h"
 
-#include <algorithm>
+#include <regex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 namespace backout::app::config_internal {
 namespace {
@@ -16,21 +15,29 @@ using nlohmann::json;
 
 // The YAML form of a kind-specific key and the JSON form it is stored in.
 enum class FieldType {
-  kCommand,         // list: absolute executable path, then arguments -> array of strings
-  kDuration,        // duration longer than zero, such as 300s -> the string as written
-  kDurationOrZero,  // duration of zero or more, such as 0s -> the string as written
-  kFolder,          // absolute folder path -> string
-  kEnvironment,     // mapping of variable name to secret reference -> object of reference strings
-  kPath,            // file path, made absolute against the config's folder -> string
-  kText,            // non-empty string, one of `choices` when they are given -> string
-  kCount,           // whole number from 1 to 1000 -> integer
+  kCommand,      // list: absolute executable path, then arguments -> array of strings
+  kDuration,     // duration longer than zero, such as 300s -> the string as written
+  kWatchTime,    // duration of zero or more, such as 0s or 2m -> the string as written
+  kFolder,       // absolute folder path -> string
+  kEnvironment,  // mapping of variable name to secret reference -> object of reference strings
+  kText,         // non-empty scalar -> string
+  kFileName,     // a file name without '/' -> string
+  kHttpUrl,      // http:// or https:// URL -> string
+  kRepository,   // git URL or absolute path, without a password -> string
+  kRepoPath,     // normal path relative to a repository's top folder -> string
+  kRepoPaths,    // list of kRepoPath -> array of strings
+  kRegexGroup,   // regular expression with exactly one group -> string
+  kJsonPointer,  // JSON pointer such as /status/sync/revision -> string
+  kAttempts,     // whole number from 1 to 10 -> integer
+  kCredentials,  // mapping of credential role to secret reference -> object of reference strings
+  kPath,         // file path, made absolute against the config file's folder -> string
+  kCount,        // whole number from 1 to 1000 -> integer
 };
 
 struct FieldSpec {
   std::string_view key;
   FieldType type;
   bool required = false;
-  std::span<const std::string_view> choices = {};
 };
 
 // The keys of a `command` provider, which runs an approved runbook. The providers module reads
@@ -43,13 +50,40 @@ constexpr FieldSpec kCommandProviderFields[] = {
     {"output_dir", FieldType::kFolder},   {"env", FieldType::kEnvironment},
 };
 
-constexpr FieldSpec kCommandCheckFields[] = {
-    {"run", FieldType::kCommand, true},
-    {"timeout", FieldType::kDuration},
-    {"env", FieldType::kEnvironment},
+// The keys of a `releases` provider, which switches a `current` link between release folders.
+constexpr FieldSpec kReleasesProviderFields[] = {
+    {"root", FieldType::kFolder, true},       {"marker", FieldType::kFileName},
+    {"restart", FieldType::kCommand},         {"restart_timeout", FieldType::kDuration},
+    {"health", FieldType::kCommand},          {"health_url", FieldType::kHttpUrl},
+    {"health_timeout", FieldType::kDuration},
 };
 
-constexpr std::string_view kGitOpsChoices[] = {"refuse", "allow"};
+// The keys of a `git` provider, which reverts commits in a GitOps repository.
+constexpr FieldSpec kGitProviderFields[] = {
+    {"repository", FieldType::kRepository, true},
+    {"branch", FieldType::kText},
+    {"path", FieldType::kRepoPath, true},
+    {"version_pattern", FieldType::kRegexGroup},
+    {"version_key", FieldType::kText},
+    {"work_dir", FieldType::kFolder, true},
+    {"author_name", FieldType::kText},
+    {"author_email", FieldType::kText},
+    {"suspend_automation", FieldType::kRepoPaths},
+    {"push_attempts", FieldType::kAttempts},
+    {"verify_for", FieldType::kWatchTime},
+    {"verify_interval", FieldType::kDuration},
+    {"credentials", FieldType::kCredentials},
+    {"health", FieldType::kCommand},
+    {"health_url", FieldType::kHttpUrl},
+    {"health_timeout", FieldType::kDuration},
+    {"controller_url", FieldType::kHttpUrl},
+    {"controller_revision_pointer", FieldType::kJsonPointer},
+};
+
+// The roles a git provider's `credentials` may name; the provider receives each resolved value
+// under its role.
+constexpr std::string_view kCredentialRoles[] = {"username", "password", "ssh_key",
+                                                 "ssh_passphrase"};
 
 // The keys of a `kubernetes` provider, which rolls a Deployment back as `kubectl rollout undo`
 // does. The providers module reads the same keys and gives their defaults.
@@ -60,25 +94,72 @@ constexpr FieldSpec kKubernetesProviderFields[] = {
     {"deployment", FieldType::kText, true},
     {"impersonate", FieldType::kText},
     {"readiness_timeout", FieldType::kDuration},
-    {"soak", FieldType::kDurationOrZero},
+    {"soak", FieldType::kWatchTime},
     {"poll_interval", FieldType::kDuration},
     {"request_timeout", FieldType::kDuration},
     {"restart_limit", FieldType::kCount},
-    {"gitops", FieldType::kText, false, kGitOpsChoices},
-    {"gitops_grace", FieldType::kDurationOrZero},
+    {"gitops", FieldType::kText},
+    {"gitops_grace", FieldType::kWatchTime},
 };
+
+constexpr FieldSpec kCommandCheckFields[] = {
+    {"run", FieldType::kCommand, true},
+    {"timeout", FieldType::kDuration},
+    {"env", FieldType::kEnvironment},
+};
+
+// Checks what no single key can: rules between the keys of a kind's block. Returns the key and
+// the message of the first problem, or std::nullopt.
+struct CrossCheck {
+  std::string_view key;
+  std::string message;
+};
+using CrossCheckFunction = std::optional<CrossCheck> (*)(const nlohmann::json& settings);
+
+std::optional<CrossCheck> CheckGitSettings(const nlohmann::json& settings) {
+  if (settings.contains("version_pattern") == settings.contains("version_key")) {
+    return CrossCheck{"version_pattern",
+                      "give exactly one of version_pattern (a regular expression with one group) "
+                      "and version_key (a dotted YAML key such as image.tag)"};
+  }
+  if (settings.contains("controller_revision_pointer") && !settings.contains("controller_url")) {
+    return CrossCheck{"controller_revision_pointer", "needs controller_url"};
+  }
+  if (settings.contains("credentials") && settings["credentials"].contains("password") &&
+      !settings["credentials"].contains("username")) {
+    return CrossCheck{"credentials", "a password needs a username"};
+  }
+  return std::nullopt;
+}
+
+std::optional<CrossCheck> CheckKubernetesSettings(const nlohmann::json& settings) {
+  if (settings.contains("gitops") && settings["gitops"] != "refuse" &&
+      settings["gitops"] != "allow") {
+    return CrossCheck{"gitops", fmt::format("'{}' is not one of: refuse, allow",
+                                            settings["gitops"].get<std::string>())};
+  }
+  for (const char* key : {"deployment", "namespace", "context", "impersonate"}) {
+    if (settings.contains(key) && settings[key].get<std::string>().empty()) {
+      return CrossCheck{key, "the value is empty"};
+    }
+  }
+  return std::nullopt;
+}
 
 // One provider or check kind: its name and the keys its block accepts besides `kind` (and, for
 // checks, `name`).
 struct KindSchema {
   std::string_view name;
   std::span<const FieldSpec> fields;
+  CrossCheckFunction cross_check = nullptr;
 };
 
 // A new provider or check kind adds a row here and its keys above.
 const KindSchema kProviderKinds[] = {
     {"command", kCommandProviderFields},
-    {"kubernetes", kKubernetesProviderFields},
+    {"git", kGitProviderFields, &CheckGitSettings},
+    {"kubernetes", kKubernetesProviderFields, &CheckKubernetesSettings},
+    {"releases", kReleasesProviderFields},
 };
 const KindSchema kCheckKinds[] = {
     {"command", kCommandCheckFields},
@@ -120,44 +201,6 @@ std::optional<json> ReadDuration(ParseContext& context, const YamlValue& value) 
   return json(value.node.Scalar());
 }
 
-std::optional<json> ReadDurationOrZero(ParseContext& context, const YamlValue& value) {
-  auto text = context.reader.String(value);
-  if (!text) return std::nullopt;
-  auto duration = core::ParseDuration(*text);
-  if (!duration) {
-    context.reader.Fail(value, duration.error().message);
-    return std::nullopt;
-  }
-  return json(*text);
-}
-
-std::optional<json> ReadText(ParseContext& context, const YamlValue& value,
-                             std::span<const std::string_view> choices) {
-  auto text = context.reader.String(value);
-  if (!text) return std::nullopt;
-  if (text->empty()) {
-    context.reader.Fail(value, "the value is empty");
-    return std::nullopt;
-  }
-  if (!choices.empty() && std::find(choices.begin(), choices.end(), *text) == choices.end()) {
-    context.reader.Fail(value,
-                        fmt::format("'{}' is not one of: {}", *text, fmt::join(choices, ", ")));
-    return std::nullopt;
-  }
-  return json(*text);
-}
-
-std::optional<json> ReadCount(ParseContext& context, const YamlValue& value) {
-  auto number = context.reader.Integer(value);
-  if (!number) return std::nullopt;
-  if (*number < 1 || *number > 1000) {
-    context.reader.Fail(
-        value, fmt::format("{} is out of range: use a whole number from 1 to 1000", *number));
-    return std::nullopt;
-  }
-  return json(*number);
-}
-
 std::optional<json> ReadFolder(ParseContext& context, const YamlValue& value) {
   auto text = context.reader.String(value);
   if (!text) return std::nullopt;
@@ -197,26 +240,205 @@ std::optional<json> ReadEnvironment(ParseContext& context, const YamlValue& valu
   return environment;
 }
 
-std::optional<json> ReadField(ParseContext& context, const YamlValue& value,
-                              const FieldSpec& spec) {
-  switch (spec.type) {
+std::optional<json> ReadWatchTime(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  auto duration = core::ParseDuration(*text);
+  if (!duration || duration->count() < 0) {
+    context.reader.Fail(value, fmt::format("'{}' is not a duration such as 0s or 2m", *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadFileName(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (text->find('/') != std::string::npos || *text == "." || *text == "..") {
+    context.reader.Fail(value, fmt::format("'{}' is not a file name: give a name without '/', "
+                                           "such as .backout-release-complete",
+                                           *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadHttpUrl(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (!text->starts_with("http://") && !text->starts_with("https://")) {
+    context.reader.Fail(value, fmt::format("'{}' is not an http:// or https:// URL", *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+// A git remote: a URL (https, ssh, git, file), scp-like syntax (git@host:path) or an absolute
+// path. A URL with a password is rejected without quoting it.
+std::optional<json> ReadRepository(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  size_t scheme = text->find("://");
+  if (scheme != std::string::npos) {
+    size_t host_end = text->find('/', scheme + 3);
+    std::string authority = text->substr(scheme + 3, host_end - (scheme + 3));
+    size_t at = authority.rfind('@');
+    if (at != std::string::npos && authority.substr(0, at).find(':') != std::string::npos) {
+      context.reader.Fail(value,
+                          "the URL contains a password: remove it and give it in `credentials` "
+                          "as a secret reference");
+      return std::nullopt;
+    }
+    return json(*text);
+  }
+  if (!text->starts_with("/") && text->find(':') == std::string::npos) {
+    context.reader.Fail(value, fmt::format("'{}' is neither a URL nor an absolute path", *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<std::string> CheckRepoPath(const std::string& text) {
+  fs::path path(text);
+  std::string normal = path.lexically_normal().string();
+  if (path.is_absolute() || normal != text || normal == "." || normal == ".." ||
+      normal.starts_with("../")) {
+    return fmt::format(
+        "'{}' is not a normal path inside the repository, such as "
+        "apps/checkout/values.yaml",
+        text);
+  }
+  return std::nullopt;
+}
+
+std::optional<json> ReadRepoPath(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (auto problem = CheckRepoPath(*text)) {
+    context.reader.Fail(value, *problem);
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadRepoPaths(ParseContext& context, const YamlValue& value) {
+  auto items = context.reader.StringList(value, CheckRepoPath);
+  if (!items) return std::nullopt;
+  return json(*items);
+}
+
+std::optional<json> ReadRegexGroup(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  try {
+    std::regex regex(*text);
+    if (regex.mark_count() != 1) {
+      context.reader.Fail(value, fmt::format("the pattern has {} groups: give exactly one, around "
+                                             "the version",
+                                             regex.mark_count()));
+      return std::nullopt;
+    }
+  } catch (const std::regex_error& error) {
+    context.reader.Fail(value, fmt::format("invalid regular expression: {}", error.what()));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadJsonPointer(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  try {
+    json::json_pointer pointer(*text);
+    (void)pointer;
+  } catch (const json::exception&) {
+    context.reader.Fail(value, fmt::format("'{}' is not a JSON pointer such as "
+                                           "/status/sync/revision",
+                                           *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadAttempts(ParseContext& context, const YamlValue& value) {
+  auto number = context.reader.Integer(value);
+  if (!number) return std::nullopt;
+  if (*number < 1 || *number > 10) {
+    context.reader.Fail(value,
+                        fmt::format("expected a whole number from 1 to 10, got {}", *number));
+    return std::nullopt;
+  }
+  return json(*number);
+}
+
+// Reads `credentials`: roles mapped to secret references, stored in their written form.
+std::optional<json> ReadCredentials(ParseContext& context, const YamlValue& value) {
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value, kCredentialRoles);
+  if (!fields) return std::nullopt;
+  json credentials = json::object();
+  for (const auto& [role, entry] : fields->entries()) {
+    auto reference = ReadSecret(context, entry);
+    if (!reference) return std::nullopt;
+    credentials[role] = reference->ToString();
+  }
+  return credentials;
+}
+
+std::optional<json> ReadCount(ParseContext& context, const YamlValue& value) {
+  auto number = context.reader.Integer(value);
+  if (!number) return std::nullopt;
+  if (*number < 1 || *number > 1000) {
+    context.reader.Fail(value,
+                        fmt::format("expected a whole number from 1 to 1000, got {}", *number));
+    return std::nullopt;
+  }
+  return json(*number);
+}
+
+std::optional<json> ReadText(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  return json(*text);
+}
+
+std::optional<json> ReadField(ParseContext& context, const YamlValue& value, FieldType type) {
+  switch (type) {
     case FieldType::kCommand:
       return ReadCommand(context, value);
     case FieldType::kDuration:
       return ReadDuration(context, value);
-    case FieldType::kDurationOrZero:
-      return ReadDurationOrZero(context, value);
+    case FieldType::kWatchTime:
+      return ReadWatchTime(context, value);
     case FieldType::kFolder:
       return ReadFolder(context, value);
     case FieldType::kEnvironment:
       return ReadEnvironment(context, value);
+    case FieldType::kText:
+      return ReadText(context, value);
+    case FieldType::kFileName:
+      return ReadFileName(context, value);
+    case FieldType::kHttpUrl:
+      return ReadHttpUrl(context, value);
+    case FieldType::kRepository:
+      return ReadRepository(context, value);
+    case FieldType::kRepoPath:
+      return ReadRepoPath(context, value);
+    case FieldType::kRepoPaths:
+      return ReadRepoPaths(context, value);
+    case FieldType::kRegexGroup:
+      return ReadRegexGroup(context, value);
+    case FieldType::kJsonPointer:
+      return ReadJsonPointer(context, value);
+    case FieldType::kAttempts:
+      return ReadAttempts(context, value);
+    case FieldType::kCredentials:
+      return ReadCredentials(context, value);
     case FieldType::kPath: {
       auto path = ReadPath(context, value);
       if (!path) return std::nullopt;
       return json(path->string());
     }
-    case FieldType::kText:
-      return ReadText(context, value, spec.choices);
     case FieldType::kCount:
       return ReadCount(context, value);
   }
@@ -234,7 +456,7 @@ std::optional<json> ReadSettings(ParseContext& context, const YamlFields& fields
       if (spec.required) return std::nullopt;
       continue;
     }
-    auto field = ReadField(context, *value, spec);
+    auto field = ReadField(context, *value, spec.type);
     if (!field) return std::nullopt;
     settings[std::string(spec.key)] = std::move(*field);
   }
@@ -290,6 +512,18 @@ std::optional<ProviderConfig> ParseProvider(ParseContext& context, const YamlVal
   if (!block) return std::nullopt;
   auto settings = ReadSettings(context, block->fields, *block->schema);
   if (!settings) return std::nullopt;
+  if (block->schema->cross_check != nullptr) {
+    if (auto problem = block->schema->cross_check(*settings)) {
+      const YamlValue* at = block->fields.Find(problem->key);
+      if (at != nullptr) {
+        context.reader.Fail(*at, problem->message);
+      } else {
+        context.reader.Fail(value.line, fmt::format("{}.{}", value.path, problem->key),
+                            problem->message);
+      }
+      return std::nullopt;
+    }
+  }
   return ProviderConfig{std::string(block->schema->name), std::move(*settings)};
 }
 

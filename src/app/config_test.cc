@@ -572,7 +572,95 @@ users:
     provider: {kind: helm, chart: checkout}
 )",
      "backout.yaml:3: services[0].provider.kind: unknown provider kind 'helm', expected one of: "
-     "command, kubernetes"},
+     "command, git, kubernetes, releases"},
+    {"ReleasesRootRelative", R"(services:
+  - name: checkout
+    provider: {kind: releases, root: srv/checkout}
+)",
+     "backout.yaml:3: services[0].provider.root: 'srv/checkout' is not an absolute path: give the "
+     "folder's full path, such as /var/lib/backout/work"},
+    {"ReleasesMarkerWithSlash", R"(services:
+  - name: checkout
+    provider: {kind: releases, root: /srv/checkout, marker: ../REVISION}
+)",
+     "backout.yaml:3: services[0].provider.marker: '../REVISION' is not a file name: give a name "
+     "without '/', such as .backout-release-complete"},
+    {"ReleasesHealthUrlScheme", R"(services:
+  - name: checkout
+    provider: {kind: releases, root: /srv/checkout, health_url: ftp://127.0.0.1/x}
+)",
+     "backout.yaml:3: services[0].provider.health_url: 'ftp://127.0.0.1/x' is not an http:// or "
+     "https:// URL"},
+    {"GitBothVersionSources", R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: /srv/git/prod.git
+      path: apps/checkout/values.yaml
+      version_pattern: 'tag: (\S+)'
+      version_key: image.tag
+      work_dir: /var/lib/backout/git/checkout
+)",
+     "backout.yaml:7: services[0].provider.version_pattern: give exactly one of version_pattern "
+     "(a regular expression with one group) and version_key (a dotted YAML key such as "
+     "image.tag)"},
+    {"GitNoVersionSource", R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: /srv/git/prod.git
+      path: apps/checkout/values.yaml
+      work_dir: /var/lib/backout/git/checkout
+)",
+     "backout.yaml:4: services[0].provider.version_pattern: give exactly one of version_pattern "
+     "(a regular expression with one group) and version_key (a dotted YAML key such as "
+     "image.tag)"},
+    {"GitPatternWithoutGroup", R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: /srv/git/prod.git
+      path: apps/checkout/values.yaml
+      version_pattern: 'tag: \S+'
+      work_dir: /var/lib/backout/git/checkout
+)",
+     "backout.yaml:7: services[0].provider.version_pattern: the pattern has 0 groups: give exactly "
+     "one, around the version"},
+    {"GitPathOutsideRepository", R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: /srv/git/prod.git
+      path: ../values.yaml
+      version_key: image.tag
+      work_dir: /var/lib/backout/git/checkout
+)",
+     "backout.yaml:6: services[0].provider.path: '../values.yaml' is not a normal path inside the "
+     "repository, such as apps/checkout/values.yaml"},
+    {"GitUnknownCredentialRole", R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: https://git.example.com/prod.git
+      path: apps/checkout/values.yaml
+      version_key: image.tag
+      work_dir: /var/lib/backout/git/checkout
+      credentials: {token: env:GIT_TOKEN}
+)",
+     "backout.yaml:9: services[0].provider.credentials.token: unknown key, expected one of: "
+     "username, password, ssh_key, ssh_passphrase"},
+    {"GitPushAttemptsRange", R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: /srv/git/prod.git
+      path: apps/checkout/values.yaml
+      version_key: image.tag
+      work_dir: /var/lib/backout/git/checkout
+      push_attempts: 50
+)",
+     "backout.yaml:9: services[0].provider.push_attempts: expected a whole number from 1 to 10, "
+     "got 50"},
     {"KubernetesProviderWithoutDeployment", R"(services:
   - name: checkout
     provider: {kind: kubernetes, kubeconfig: /etc/kubeconfig}
@@ -657,6 +745,13 @@ TEST(ConfigSecretTest, InlineSecretsAreNeverQuoted) {
       {"services:\n  - name: a\n    provider: {kind: command, run: [/opt/a], env: {T: " + canary +
            "}}\n",
        "services[0].provider.env.T"},
+      {"services:\n  - name: a\n    provider: {kind: git, repository: /r.git, path: v.yaml, "
+       "version_key: tag, work_dir: /w, credentials: {password: " +
+           canary + "}}\n",
+       "services[0].provider.credentials.password"},
+      {"services:\n  - name: a\n    provider: {kind: git, repository: 'https://bot:" + canary +
+           "@git.example.com/r.git', path: v.yaml, version_key: tag, work_dir: /w}\n",
+       "services[0].provider.repository"},
       {"services:\n  - name: a\n    provider: {kind: command, run: [/opt/a]}\n    checks:\n"
        "      - {name: c, kind: command, run: [/opt/c], env: {T: " +
            canary + "}}\n",
@@ -675,6 +770,56 @@ TEST(ConfigSecretTest, InlineSecretsAreNeverQuoted) {
     EXPECT_NE(config.error().message.find(field + ": "), std::string::npos)
         << config.error().message;
   }
+}
+
+TEST(ConfigTest, ReleasesProviderLoads) {
+  auto config = ParseConfig(R"(services:
+  - name: checkout
+    provider:
+      kind: releases
+      root: /srv/checkout
+      marker: REVISION
+      restart: [/usr/bin/systemctl, restart, checkout]
+      restart_timeout: 60s
+      health_url: http://127.0.0.1:8080/healthz
+)");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const ProviderConfig& provider = config->services[0].provider;
+  EXPECT_EQ(provider.kind, "releases");
+  EXPECT_EQ(provider.settings, (json{{"root", "/srv/checkout"},
+                                     {"marker", "REVISION"},
+                                     {"restart", {"/usr/bin/systemctl", "restart", "checkout"}},
+                                     {"restart_timeout", "60s"},
+                                     {"health_url", "http://127.0.0.1:8080/healthz"}}));
+}
+
+TEST(ConfigTest, GitProviderLoads) {
+  auto config = ParseConfig(R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: https://git.example.com/deploy/prod.git
+      branch: main
+      path: apps/checkout/values.yaml
+      version_key: image.tag
+      work_dir: /var/lib/backout/git/checkout
+      suspend_automation: [clusters/prod/checkout-automation.yaml]
+      push_attempts: 5
+      verify_for: 0s
+      credentials: {username: env:GIT_USER, password: file:secrets/git-token}
+      controller_url: http://127.0.0.1:9000/apps/checkout
+      controller_revision_pointer: /status/sync/revision
+)");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const ProviderConfig& provider = config->services[0].provider;
+  EXPECT_EQ(provider.kind, "git");
+  EXPECT_EQ(
+      provider.settings["credentials"],
+      (json{{"username", "env:GIT_USER"}, {"password", "file:/etc/backout/secrets/git-token"}}));
+  EXPECT_EQ(provider.settings["suspend_automation"],
+            json::array({"clusters/prod/checkout-automation.yaml"}));
+  EXPECT_EQ(provider.settings["push_attempts"], 5);
+  EXPECT_EQ(provider.settings["verify_for"], "0s");
 }
 
 TEST(ConfigSecretTest, PasswordInDatabaseUrlRejected) {

@@ -128,11 +128,17 @@ struct StartedAction {
 struct ExecutionContext {
   std::string incident_id;
   std::string executor;
+  // The person who approved the plan; empty after break-glass until someone approves afterwards.
+  // Providers that write a record into the tool, such as the git provider's revert commit, name
+  // the approver there.
+  std::string approver;
 
   // Called once the action has an identity and before the provider waits for it. The job commits
   // `started` in this call. When it returns an error the provider stops the action if it can and
   // reports `failed`. The command provider calls it before the runbook runs, so a runbook never
-  // runs without a committed record.
+  // runs without a committed record. A provider whose retry gives the action a new identity (the
+  // git provider, when a push is rejected and it makes a new revert commit) calls it again before
+  // each attempt, and the latest call replaces the earlier ones.
   std::function<core::Result<void>(const StartedAction& started)> on_started;
 
   // Requests that the provider stop waiting and stop the action; the command provider then

@@ -7,7 +7,9 @@
 #include <fmt/ranges.h>
 
 #include "providers/command/command_provider.h"
+#include "providers/git/git_provider.h"
 #include "providers/kubernetes/kubernetes_provider.h"
+#include "providers/releases/releases_provider.h"
 
 namespace backout::providers {
 namespace {
@@ -25,7 +27,9 @@ struct Registration {
 // One line per provider folder.
 constexpr std::array kRegistrations = {
     Registration{"command", &command::CommandProvider::Create},
+    Registration{"git", &git::GitProvider::Create},
     Registration{"kubernetes", &kubernetes::KubernetesProvider::Create},
+    Registration{"releases", &releases::ReleasesProvider::Create},
 };
 
 }  // namespace

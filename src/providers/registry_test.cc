@@ -22,13 +22,20 @@ TEST_F(RegistryTest, CreatesCommandProvider) {
   EXPECT_EQ((*provider)->Service(), "checkout");
 }
 
+TEST_F(RegistryTest, CreatesReleasesProvider) {
+  auto provider =
+      Registry::Create("releases", "checkout", json{{"root", "/srv/checkout"}}, {}, clock_);
+  ASSERT_TRUE(provider.has_value()) << provider.error().message;
+  EXPECT_EQ((*provider)->Kind(), "releases");
+}
+
 TEST_F(RegistryTest, UnknownKindListsKnownKinds) {
   auto provider = Registry::Create("ftp", "checkout", json::object(), {}, clock_);
   ASSERT_FALSE(provider.has_value());
   EXPECT_EQ(provider.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_EQ(provider.error().message,
-            "service checkout: unknown provider kind 'ftp'; known kinds are command, "
-            "kubernetes");
+            "service checkout: unknown provider kind 'ftp'; known kinds are command, git, "
+            "kubernetes, releases");
 }
 
 TEST_F(RegistryTest, InvalidSettingsNameField) {

@@ -1,0 +1,627 @@
+#include "providers/git/git_repository.h"
+
+#include <git2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace backout::providers::git {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kRemoteName = "origin";
+constexpr int kCredentialAttemptsMax = 3;
+
+// Owned libgit2 objects, freed by their own free function.
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* object) const { Free(object); }
+};
+template <typename T, void (*Free)(T*)>
+using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+
+using Commit = Owned<git_commit, git_commit_free>;
+using Tree = Owned<git_tree, git_tree_free>;
+using TreeEntry = Owned<git_tree_entry, git_tree_entry_free>;
+using Blob = Owned<git_blob, git_blob_free>;
+using Remote = Owned<git_remote, git_remote_free>;
+using Revwalk = Owned<git_revwalk, git_revwalk_free>;
+using Index = Owned<git_index, git_index_free>;
+using ConflictIterator = Owned<git_index_conflict_iterator, git_index_conflict_iterator_free>;
+using Signature = Owned<git_signature, git_signature_free>;
+using Reference = Owned<git_reference, git_reference_free>;
+using Diff = Owned<git_diff, git_diff_free>;
+
+void InitLibrary() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+std::string LastError() {
+  const git_error* error = git_error_last();
+  return error != nullptr && error->message != nullptr ? error->message : "unknown libgit2 error";
+}
+
+std::string ToHex(const git_oid& oid) {
+  char text[GIT_OID_HEXSZ + 1] = {};
+  git_oid_tostr(text, sizeof(text), &oid);
+  return text;
+}
+
+core::Result<git_oid> ParseOid(std::string_view id) {
+  git_oid oid;
+  if (id.size() != GIT_OID_HEXSZ || git_oid_fromstrn(&oid, id.data(), id.size()) != 0) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "'{}' is not a full commit id", id);
+  }
+  return oid;
+}
+
+core::Time ToTime(const git_time& time) { return core::Time(std::chrono::seconds(time.time)); }
+
+// The payload of one fetch's or push's callbacks. libgit2 requests credentials again after each
+// rejection, so the attempts are counted to stop a loop.
+struct CallbackState {
+  const GitSettings* settings = nullptr;
+  int attempts = 0;
+  std::string rejection;  // the remote's status for a reference it did not update
+};
+
+int AcquireCredential(git_credential** out, const char* url, const char* username_from_url,
+                      unsigned int allowed_types, void* payload) {
+  auto* state = static_cast<CallbackState*>(payload);
+  const GitSettings& settings = *state->settings;
+  if (++state->attempts > kCredentialAttemptsMax) {
+    git_error_set_str(GIT_ERROR_NET, "the configured credentials were rejected");
+    return GIT_EAUTH;
+  }
+  std::string user = !settings.username.empty()                           ? settings.username
+                     : username_from_url != nullptr && *username_from_url ? username_from_url
+                                                                          : "git";
+  if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0 && !settings.password.empty()) {
+    return git_credential_userpass_plaintext_new(out, user.c_str(), settings.password.c_str());
+  }
+  if ((allowed_types & GIT_CREDENTIAL_SSH_MEMORY) != 0 && !settings.ssh_key.empty()) {
+    return git_credential_ssh_key_memory_new(
+        out, user.c_str(), nullptr, settings.ssh_key.c_str(),
+        settings.ssh_passphrase.empty() ? nullptr : settings.ssh_passphrase.c_str());
+  }
+  if ((allowed_types & GIT_CREDENTIAL_USERNAME) != 0) {
+    return git_credential_username_new(out, user.c_str());
+  }
+  git_error_set_str(GIT_ERROR_NET,
+                    "the remote requires credentials the provider's `credentials` do not give");
+  return GIT_EAUTH;
+}
+
+std::string SafeRefName(std::string_view key) {
+  std::string safe;
+  for (char c : key.substr(0, 100)) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_';
+    safe += plain ? c : '_';
+  }
+  return safe.empty() ? "_" : safe;
+}
+
+core::Result<Commit> LookupCommit(git_repository* repository, std::string_view id) {
+  auto oid = ParseOid(id);
+  if (!oid) return std::unexpected(oid.error());
+  git_commit* commit = nullptr;
+  if (git_commit_lookup(&commit, repository, &*oid) != 0) {
+    return core::MakeError(core::ErrorCode::kNotFound, "commit {} not found in the work clone: {}",
+                           id, LastError());
+  }
+  return Commit(commit);
+}
+
+core::Result<Tree> CommitTree(const git_commit* commit) {
+  git_tree* tree = nullptr;
+  if (git_commit_tree(&tree, commit) != 0) {
+    return core::MakeError(core::ErrorCode::kCorruption, "cannot read the tree of commit {}: {}",
+                           ToHex(*git_commit_id(commit)), LastError());
+  }
+  return Tree(tree);
+}
+
+// The blob id of `path` in `tree`, or nullopt when the tree has no such file.
+std::optional<git_oid> BlobAt(const git_tree* tree, std::string_view path) {
+  git_tree_entry* entry = nullptr;
+  if (git_tree_entry_bypath(&entry, tree, std::string(path).c_str()) != 0) return std::nullopt;
+  TreeEntry owned(entry);
+  if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB) return std::nullopt;
+  return *git_tree_entry_id(entry);
+}
+
+core::Result<std::string> BlobText(git_repository* repository, const git_oid& oid) {
+  git_blob* blob = nullptr;
+  if (git_blob_lookup(&blob, repository, &oid) != 0) {
+    return core::MakeError(core::ErrorCode::kCorruption, "cannot read blob {}: {}", ToHex(oid),
+                           LastError());
+  }
+  Blob owned(blob);
+  const char* data = static_cast<const char*>(git_blob_rawcontent(blob));
+  return std::string(data, static_cast<size_t>(git_blob_rawsize(blob)));
+}
+
+CommitInfo Describe(const git_commit* commit) {
+  CommitInfo info;
+  info.id = ToHex(*git_commit_id(commit));
+  const char* summary = git_commit_summary(const_cast<git_commit*>(commit));
+  info.summary = summary != nullptr ? summary : "";
+  const char* message = git_commit_message(commit);
+  info.message = message != nullptr ? message : "";
+  const git_signature* author = git_commit_author(commit);
+  info.author = fmt::format("{} <{}>", author->name, author->email);
+  info.time = ToTime(git_commit_committer(commit)->when);
+  if (git_commit_parentcount(commit) > 0)
+    info.first_parent = ToHex(*git_commit_parent_id(commit, 0));
+  return info;
+}
+
+}  // namespace
+
+core::Result<GitRepository> GitRepository::Open(const GitSettings& settings) {
+  InitLibrary();
+  std::string display = DisplayUrl(settings.repository);
+
+  git_repository* repository = nullptr;
+  if (git_repository_open_bare(&repository, settings.work_dir.c_str()) != 0) {
+    std::error_code error;
+    if (fs::exists(settings.work_dir, error) && !fs::is_empty(settings.work_dir, error)) {
+      return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                             "work_dir {} exists but is not a bare git repository; give the git "
+                             "provider an empty folder of its own",
+                             settings.work_dir);
+    }
+    fs::create_directories(settings.work_dir, error);
+    if (git_repository_init(&repository, settings.work_dir.c_str(), /*is_bare=*/1) != 0) {
+      return core::MakeError(core::ErrorCode::kUnavailable,
+                             "cannot create the work clone in {}: {}; check that the folder is "
+                             "writable",
+                             settings.work_dir, LastError());
+    }
+  }
+  GitRepository opened(repository, settings);
+
+  git_remote* remote = nullptr;
+  int found = git_remote_lookup(&remote, repository, kRemoteName);
+  if (found == GIT_ENOTFOUND) {
+    if (git_remote_create(&remote, repository, kRemoteName, settings.repository.c_str()) != 0) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument, "cannot use repository {}: {}",
+                             display, LastError());
+    }
+  } else if (found != 0) {
+    return core::MakeError(core::ErrorCode::kCorruption, "cannot read remote origin in {}: {}",
+                           settings.work_dir, LastError());
+  } else if (std::strcmp(git_remote_url(remote), settings.repository.c_str()) != 0) {
+    if (git_remote_set_url(repository, kRemoteName, settings.repository.c_str()) != 0) {
+      git_remote_free(remote);
+      return core::MakeError(core::ErrorCode::kUnavailable, "cannot set remote origin to {}: {}",
+                             display, LastError());
+    }
+  }
+  git_remote_free(remote);
+  return opened;
+}
+
+GitRepository::GitRepository(git_repository* repository, const GitSettings& settings)
+    : repository_(repository), settings_(&settings) {}
+
+GitRepository::GitRepository(GitRepository&& other) noexcept
+    : repository_(std::exchange(other.repository_, nullptr)), settings_(other.settings_) {}
+
+GitRepository& GitRepository::operator=(GitRepository&& other) noexcept {
+  if (this != &other) {
+    if (repository_ != nullptr) git_repository_free(repository_);
+    repository_ = std::exchange(other.repository_, nullptr);
+    settings_ = other.settings_;
+  }
+  return *this;
+}
+
+GitRepository::~GitRepository() {
+  if (repository_ != nullptr) git_repository_free(repository_);
+}
+
+core::Result<std::string> GitRepository::Fetch() {
+  const std::string display = DisplayUrl(settings_->repository);
+  git_remote* raw_remote = nullptr;
+  if (git_remote_lookup(&raw_remote, repository_, kRemoteName) != 0) {
+    return core::MakeError(core::ErrorCode::kCorruption, "remote origin missing in {}: {}",
+                           settings_->work_dir, LastError());
+  }
+  Remote remote(raw_remote);
+
+  CallbackState state{settings_, 0, ""};
+  git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
+  options.callbacks.credentials = AcquireCredential;
+  options.callbacks.payload = &state;
+  options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  std::string refspec = fmt::format("+refs/heads/{0}:refs/remotes/origin/{0}", settings_->branch);
+  char* refspecs[] = {refspec.data()};
+  git_strarray specs{refspecs, 1};
+  if (git_remote_fetch(remote.get(), &specs, &options, "backout fetch") != 0) {
+    return core::MakeError(core::ErrorCode::kUnavailable,
+                           "cannot fetch branch {} from {}: {}; check the URL, the network and "
+                           "the credentials",
+                           settings_->branch, display, LastError());
+  }
+
+  // The advertised heads are the remote's truth; a tracking ref may outlive a deleted branch.
+  const git_remote_head** heads = nullptr;
+  size_t count = 0;
+  if (git_remote_ls(&heads, &count, remote.get()) != 0) {
+    return core::MakeError(core::ErrorCode::kUnavailable, "cannot list the branches of {}: {}",
+                           display, LastError());
+  }
+  std::string wanted = fmt::format("refs/heads/{}", settings_->branch);
+  for (size_t i = 0; i < count; ++i) {
+    if (wanted == heads[i]->name) return ToHex(heads[i]->oid);
+  }
+  return core::MakeError(core::ErrorCode::kNotFound,
+                         "branch {} not found in {}; check the provider's branch",
+                         settings_->branch, display);
+}
+
+core::Result<CommitInfo> GitRepository::ReadCommit(std::string_view id) const {
+  auto commit = LookupCommit(repository_, id);
+  if (!commit) return std::unexpected(commit.error());
+  return Describe(commit->get());
+}
+
+bool GitRepository::HasCommit(std::string_view id) const {
+  return LookupCommit(repository_, id).has_value();
+}
+
+bool GitRepository::IsInHistory(std::string_view ancestor, std::string_view descendant) const {
+  auto ancestor_oid = ParseOid(ancestor);
+  auto descendant_oid = ParseOid(descendant);
+  if (!ancestor_oid || !descendant_oid) return false;
+  if (git_oid_equal(&*ancestor_oid, &*descendant_oid) != 0) return true;
+  return git_graph_descendant_of(repository_, &*descendant_oid, &*ancestor_oid) == 1;
+}
+
+core::Result<std::optional<std::string>> GitRepository::ReadFile(std::string_view commit,
+                                                                 std::string_view path) const {
+  auto found = LookupCommit(repository_, commit);
+  if (!found) return std::unexpected(found.error());
+  auto tree = CommitTree(found->get());
+  if (!tree) return std::unexpected(tree.error());
+  std::optional<git_oid> blob = BlobAt(tree->get(), path);
+  if (!blob) return std::optional<std::string>();
+  auto text = BlobText(repository_, *blob);
+  if (!text) return std::unexpected(text.error());
+  return std::optional<std::string>(std::move(*text));
+}
+
+core::Result<void> GitRepository::WalkPathChanges(
+    std::string_view head, std::string_view path, const VersionReader& reader, size_t max_commits,
+    const std::function<bool(const PathChange&)>& visit) const {
+  auto head_oid = ParseOid(head);
+  if (!head_oid) return std::unexpected(head_oid.error());
+  git_revwalk* raw_walk = nullptr;
+  if (git_revwalk_new(&raw_walk, repository_) != 0) {
+    return core::MakeError(core::ErrorCode::kInternal, "cannot walk history: {}", LastError());
+  }
+  Revwalk walk(raw_walk);
+  git_revwalk_simplify_first_parent(walk.get());
+  if (git_revwalk_push(walk.get(), &*head_oid) != 0) {
+    return core::MakeError(core::ErrorCode::kNotFound, "cannot walk history from {}: {}", head,
+                           LastError());
+  }
+
+  auto version_of = [&](const std::optional<git_oid>& blob) -> std::optional<std::string> {
+    if (!blob) return std::nullopt;
+    auto text = BlobText(repository_, *blob);
+    if (!text) return std::nullopt;
+    auto version = reader.Read(*text);
+    if (!version) return std::nullopt;
+    return *version;
+  };
+
+  git_oid oid;
+  size_t walked = 0;
+  while (walked < max_commits && git_revwalk_next(&oid, walk.get()) == 0) {
+    ++walked;
+    git_commit* raw_commit = nullptr;
+    if (git_commit_lookup(&raw_commit, repository_, &oid) != 0) {
+      return core::MakeError(core::ErrorCode::kCorruption, "cannot read commit {}: {}", ToHex(oid),
+                             LastError());
+    }
+    Commit commit(raw_commit);
+    auto tree = CommitTree(commit.get());
+    if (!tree) return std::unexpected(tree.error());
+    std::optional<git_oid> after = BlobAt(tree->get(), path);
+
+    std::optional<git_oid> before;
+    if (git_commit_parentcount(commit.get()) > 0) {
+      git_commit* raw_parent = nullptr;
+      if (git_commit_parent(&raw_parent, commit.get(), 0) != 0) {
+        return core::MakeError(core::ErrorCode::kCorruption,
+                               "cannot read the parent of commit {}: {}", ToHex(oid), LastError());
+      }
+      Commit parent(raw_parent);
+      auto parent_tree = CommitTree(parent.get());
+      if (!parent_tree) return std::unexpected(parent_tree.error());
+      before = BlobAt(parent_tree->get(), path);
+    }
+
+    bool same = before.has_value() == after.has_value() &&
+                (!before || git_oid_equal(&*before, &*after) != 0);
+    if (same) continue;
+
+    PathChange change;
+    change.commit = Describe(commit.get());
+    change.version_before = version_of(before);
+    change.version_after = version_of(after);
+    if (!visit(change)) break;
+  }
+  return {};
+}
+
+core::Result<std::optional<CommitInfo>> GitRepository::FindCommitContaining(
+    std::string_view head, std::string_view stop_at, std::string_view text,
+    size_t max_commits) const {
+  auto head_oid = ParseOid(head);
+  if (!head_oid) return std::unexpected(head_oid.error());
+  git_revwalk* raw_walk = nullptr;
+  if (git_revwalk_new(&raw_walk, repository_) != 0) {
+    return core::MakeError(core::ErrorCode::kInternal, "cannot walk history: {}", LastError());
+  }
+  Revwalk walk(raw_walk);
+  git_revwalk_simplify_first_parent(walk.get());
+  if (git_revwalk_push(walk.get(), &*head_oid) != 0) {
+    return core::MakeError(core::ErrorCode::kNotFound, "cannot walk history from {}: {}", head,
+                           LastError());
+  }
+
+  git_oid oid;
+  size_t walked = 0;
+  while (walked < max_commits && git_revwalk_next(&oid, walk.get()) == 0) {
+    ++walked;
+    if (!stop_at.empty() && ToHex(oid) == stop_at) break;
+    git_commit* raw_commit = nullptr;
+    if (git_commit_lookup(&raw_commit, repository_, &oid) != 0) continue;
+    Commit commit(raw_commit);
+    const char* message = git_commit_message(commit.get());
+    if (message != nullptr && std::string_view(message).find(text) != std::string_view::npos) {
+      return std::optional<CommitInfo>(Describe(commit.get()));
+    }
+  }
+  return std::optional<CommitInfo>();
+}
+
+core::Result<RevertTree> GitRepository::BuildRevert(std::string_view base,
+                                                    const std::vector<std::string>& commits,
+                                                    const std::vector<FileUpdate>& updates) const {
+  auto base_commit = LookupCommit(repository_, base);
+  if (!base_commit) return std::unexpected(base_commit.error());
+  auto base_tree = CommitTree(base_commit->get());
+  if (!base_tree) return std::unexpected(base_tree.error());
+
+  // Step 1: each revert is a three-way merge of the commit's parent into ours, with the commit
+  // itself as the common ancestor.
+  RevertTree result;
+  git_tree* ours = nullptr;
+  git_tree_dup(&ours, base_tree->get());
+  Tree our_tree(ours);
+  for (const std::string& id : commits) {
+    auto commit = LookupCommit(repository_, id);
+    if (!commit) return std::unexpected(commit.error());
+    if (git_commit_parentcount(commit->get()) == 0) {
+      return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                             "commit {} has no parent, so it cannot be reverted", id);
+    }
+    git_commit* raw_parent = nullptr;
+    if (git_commit_parent(&raw_parent, commit->get(), 0) != 0) {
+      return core::MakeError(core::ErrorCode::kCorruption, "cannot read the parent of {}: {}", id,
+                             LastError());
+    }
+    Commit parent(raw_parent);
+    auto commit_tree = CommitTree(commit->get());
+    if (!commit_tree) return std::unexpected(commit_tree.error());
+    auto parent_tree = CommitTree(parent.get());
+    if (!parent_tree) return std::unexpected(parent_tree.error());
+
+    git_merge_options options = GIT_MERGE_OPTIONS_INIT;
+    git_index* raw_index = nullptr;
+    if (git_merge_trees(&raw_index, repository_, commit_tree->get(), our_tree.get(),
+                        parent_tree->get(), &options) != 0) {
+      return core::MakeError(core::ErrorCode::kInternal, "cannot compute the revert of {}: {}", id,
+                             LastError());
+    }
+    Index index(raw_index);
+    if (git_index_has_conflicts(index.get())) {
+      git_index_conflict_iterator* raw_iterator = nullptr;
+      git_index_conflict_iterator_new(&raw_iterator, index.get());
+      ConflictIterator iterator(raw_iterator);
+      const git_index_entry* ancestor = nullptr;
+      const git_index_entry* our = nullptr;
+      const git_index_entry* their = nullptr;
+      std::set<std::string> paths;
+      while (git_index_conflict_next(&ancestor, &our, &their, iterator.get()) == 0) {
+        if (our != nullptr) {
+          paths.insert(our->path);
+        } else if (their != nullptr) {
+          paths.insert(their->path);
+        } else if (ancestor != nullptr) {
+          paths.insert(ancestor->path);
+        }
+      }
+      result.conflicts.assign(paths.begin(), paths.end());
+      return result;
+    }
+
+    git_oid tree_oid;
+    if (git_index_write_tree_to(&tree_oid, index.get(), repository_) != 0) {
+      return core::MakeError(core::ErrorCode::kInternal, "cannot write the revert of {}: {}", id,
+                             LastError());
+    }
+    git_tree* next = nullptr;
+    if (git_tree_lookup(&next, repository_, &tree_oid) != 0) {
+      return core::MakeError(core::ErrorCode::kInternal, "cannot read the revert of {}: {}", id,
+                             LastError());
+    }
+    our_tree.reset(next);
+  }
+
+  // Step 2: the file updates, as new blobs over the reverted tree.
+  if (!updates.empty()) {
+    std::vector<git_tree_update> changes;
+    std::vector<git_oid> blobs(updates.size());
+    for (size_t i = 0; i < updates.size(); ++i) {
+      const FileUpdate& update = updates[i];
+      if (git_blob_create_from_buffer(&blobs[i], repository_, update.contents.data(),
+                                      update.contents.size()) != 0) {
+        return core::MakeError(core::ErrorCode::kInternal, "cannot write {}: {}", update.path,
+                               LastError());
+      }
+      git_filemode_t mode = GIT_FILEMODE_BLOB;
+      git_tree_entry* entry = nullptr;
+      if (git_tree_entry_bypath(&entry, our_tree.get(), update.path.c_str()) == 0) {
+        mode = git_tree_entry_filemode(entry);
+        git_tree_entry_free(entry);
+      }
+      changes.push_back(
+          git_tree_update{GIT_TREE_UPDATE_UPSERT, blobs[i], mode, update.path.c_str()});
+    }
+    git_oid updated;
+    if (git_tree_create_updated(&updated, repository_, our_tree.get(), changes.size(),
+                                changes.data()) != 0) {
+      return core::MakeError(core::ErrorCode::kInternal, "cannot write the updated tree: {}",
+                             LastError());
+    }
+    git_tree* next = nullptr;
+    git_tree_lookup(&next, repository_, &updated);
+    our_tree.reset(next);
+  }
+  result.tree_id = ToHex(*git_tree_id(our_tree.get()));
+
+  // Step 3: the files that differ from the base, for the plan.
+  git_diff* raw_diff = nullptr;
+  if (git_diff_tree_to_tree(&raw_diff, repository_, base_tree->get(), our_tree.get(), nullptr) !=
+      0) {
+    return core::MakeError(core::ErrorCode::kInternal, "cannot compare the revert with {}: {}",
+                           base, LastError());
+  }
+  Diff diff(raw_diff);
+  std::set<std::string> changed;
+  for (size_t i = 0; i < git_diff_num_deltas(diff.get()); ++i) {
+    const git_diff_delta* delta = git_diff_get_delta(diff.get(), i);
+    changed.insert(delta->new_file.path != nullptr ? delta->new_file.path : delta->old_file.path);
+  }
+  result.changed_files.assign(changed.begin(), changed.end());
+  return result;
+}
+
+core::Result<std::optional<std::string>> GitRepository::ReadTreeFile(std::string_view tree_id,
+                                                                     std::string_view path) const {
+  git_oid oid;
+  if (git_oid_fromstrn(&oid, tree_id.data(), tree_id.size()) != 0) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "'{}' is not a tree id", tree_id);
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repository_, &oid) != 0) {
+    return core::MakeError(core::ErrorCode::kNotFound, "tree {} not found: {}", tree_id,
+                           LastError());
+  }
+  Tree tree(raw_tree);
+  std::optional<git_oid> blob = BlobAt(tree.get(), path);
+  if (!blob) return std::optional<std::string>();
+  auto text = BlobText(repository_, *blob);
+  if (!text) return std::unexpected(text.error());
+  return std::optional<std::string>(std::move(*text));
+}
+
+core::Result<std::string> GitRepository::CreateCommit(std::string_view tree_id,
+                                                      std::string_view parent,
+                                                      const std::string& message,
+                                                      core::Time time) const {
+  git_oid tree_oid;
+  if (git_oid_fromstrn(&tree_oid, tree_id.data(), tree_id.size()) != 0) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "'{}' is not a tree id", tree_id);
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repository_, &tree_oid) != 0) {
+    return core::MakeError(core::ErrorCode::kNotFound, "tree {} not found: {}", tree_id,
+                           LastError());
+  }
+  Tree tree(raw_tree);
+  auto parent_commit = LookupCommit(repository_, parent);
+  if (!parent_commit) return std::unexpected(parent_commit.error());
+
+  git_signature* raw_signature = nullptr;
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(time.time_since_epoch()).count();
+  if (git_signature_new(&raw_signature, settings_->author_name.c_str(),
+                        settings_->author_email.c_str(), seconds, 0) != 0) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "invalid commit identity {} <{}>: {}; fix author_name or author_email",
+                           settings_->author_name, settings_->author_email, LastError());
+  }
+  Signature signature(raw_signature);
+
+  const git_commit* parents[] = {parent_commit->get()};
+  git_oid commit_oid;
+  if (git_commit_create(&commit_oid, repository_, nullptr, signature.get(), signature.get(),
+                        nullptr, message.c_str(), tree.get(), 1, parents) != 0) {
+    return core::MakeError(core::ErrorCode::kInternal, "cannot write the revert commit: {}",
+                           LastError());
+  }
+  return ToHex(commit_oid);
+}
+
+core::Result<PushResult> GitRepository::Push(std::string_view commit, std::string_view key) {
+  const std::string display = DisplayUrl(settings_->repository);
+  auto oid = ParseOid(commit);
+  if (!oid) return std::unexpected(oid.error());
+
+  // libgit2 pushes references, so the commit gets one of its own for the push.
+  std::string local_ref = fmt::format("refs/backout/{}", SafeRefName(key));
+  git_reference* raw_reference = nullptr;
+  if (git_reference_create(&raw_reference, repository_, local_ref.c_str(), &*oid, /*force=*/1,
+                           "backout revert") != 0) {
+    return core::MakeError(core::ErrorCode::kInternal, "cannot create reference {}: {}", local_ref,
+                           LastError());
+  }
+  Reference reference(raw_reference);
+
+  git_remote* raw_remote = nullptr;
+  if (git_remote_lookup(&raw_remote, repository_, kRemoteName) != 0) {
+    return core::MakeError(core::ErrorCode::kCorruption, "remote origin missing in {}: {}",
+                           settings_->work_dir, LastError());
+  }
+  Remote remote(raw_remote);
+
+  CallbackState state{settings_, 0, ""};
+  git_push_options options = GIT_PUSH_OPTIONS_INIT;
+  options.callbacks.credentials = AcquireCredential;
+  options.callbacks.push_update_reference = [](const char*, const char* status, void* data) -> int {
+    if (status != nullptr) static_cast<CallbackState*>(data)->rejection = status;
+    return 0;
+  };
+  options.callbacks.payload = &state;
+
+  // No leading '+': the remote must fast-forward, so a push never overwrites someone's commit.
+  std::string refspec = fmt::format("{}:refs/heads/{}", local_ref, settings_->branch);
+  char* refspecs[] = {refspec.data()};
+  git_strarray specs{refspecs, 1};
+  int pushed = git_remote_push(remote.get(), &specs, &options);
+  if (pushed == GIT_ENONFASTFORWARD) {
+    return PushResult{PushStatus::kRejected, LastError()};
+  }
+  if (pushed != 0) {
+    return core::MakeError(core::ErrorCode::kUnavailable, "cannot push to {}: {}", display,
+                           LastError());
+  }
+  if (!state.rejection.empty()) return PushResult{PushStatus::kRejected, state.rejection};
+  return PushResult{PushStatus::kPushed, ""};
+}
+
+}  // namespace backout::providers::git

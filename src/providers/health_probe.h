@@ -1,0 +1,69 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "http/client.h"
+#include "providers/provider.h"
+
+namespace backout::providers {
+
+// The health checks a provider binding may configure: a local command, an HTTP URL, or both.
+struct HealthProbeSettings {
+  std::vector<std::string> command;  // argv, absolute program first; exit code 0 means healthy
+  std::string url;                   // http:// or https://; a 2xx status means healthy
+  std::chrono::milliseconds timeout{10'000};
+};
+
+// Runs a binding's health checks for CheckReadiness, and fetches other status URLs such as a
+// GitOps controller's deployed revision. Thread-safe: every method may be called concurrently.
+// Commands run without a shell, with PATH, HOME, LANG, LC_ALL, TZ and TMPDIR from the server's
+// environment and the variables the caller passes.
+class HealthProbe {
+ public:
+  // Fails with kInvalidArgument when the HTTP client cannot be built. `clock` must outlive the
+  // probe.
+  static core::Result<std::unique_ptr<HealthProbe>> Create(std::string_view service,
+                                                           HealthProbeSettings settings,
+                                                           core::Clock& clock);
+
+  bool Configured() const { return !settings_.command.empty() || !settings_.url.empty(); }
+  const HealthProbeSettings& settings() const { return settings_; }
+
+  // Runs the command, then requests the URL; ready only when every configured check passes.
+  // `env` adds NAME=VALUE variables for the command. Fails with kFailedPrecondition when no
+  // check is configured; a check that runs and fails is a Readiness with ready = false.
+  core::Result<Readiness> Check(const std::vector<std::string>& env) const;
+
+  // Sends GET `url` and returns the body of a 2xx response. Fails with kUnavailable or kTimeout
+  // when no response arrived, and kFailedPrecondition for any other status.
+  core::Result<std::string> Fetch(const std::string& url) const;
+
+  // Runs `argv` with the probe's time limit. Returns the exit code's description and the first
+  // line of output; `ok` is true on exit code 0.
+  struct CommandRun {
+    bool ok = false;
+    bool timed_out = false;
+    std::string exit;
+    std::string output;  // stdout's last line, or stderr's when stdout is empty
+  };
+  core::Result<CommandRun> RunCommand(const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& env,
+                                      std::chrono::milliseconds timeout) const;
+
+ private:
+  HealthProbe(std::string service, HealthProbeSettings settings,
+              std::unique_ptr<http::Client> client, std::vector<std::string> inherited_env);
+
+  std::string service_;
+  HealthProbeSettings settings_;
+  std::unique_ptr<http::Client> client_;
+  std::vector<std::string> inherited_env_;
+};
+
+}  // namespace backout::providers

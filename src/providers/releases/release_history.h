@@ -1,0 +1,35 @@
+#pragma once
+
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/time.h"
+#include "providers/provider.h"
+#include "providers/releases/release_tree.h"
+
+namespace backout::providers::releases {
+
+// Reconstructs the deployments and rollbacks of a deploy root at or after `since`, oldest first.
+//
+// - Each revisions.log line becomes an entry. A line without a time takes its release's marker
+//   time (deploy lines) or, failing that, the time of the line before it, a lower bound that
+//   `details.time_source` states.
+// - Each complete release that no deploy line names becomes a deploy at its marker's
+//   modification time.
+// - When neither explains where `current` points (the log's last line names another release, or
+//   there is no log and the live release is not the newest), the latest switch becomes an entry
+//   at the link's status change time with `details.discovered` set: a rollback when the live
+//   release is older than the newest complete one, a deploy otherwise.
+//
+// Only the latest switch of `current` leaves a trace in the file system, so earlier switches
+// that revisions.log does not record are missing.
+core::Result<std::vector<HistoryEntry>> ReadReleaseHistory(const ReleaseTree& tree,
+                                                           core::Time since);
+
+// Describes whether revisions.log agrees with `current`: {"present": false} without a log, else
+// present, in_sync and last_logged_version.
+nlohmann::json DescribeLogSync(const ReleaseTree& tree, const CurrentLink& current);
+
+}  // namespace backout::providers::releases
