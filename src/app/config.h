@@ -96,6 +96,12 @@ struct UserConfig {
 // URL] and controller_revision_pointer [optional JSON pointer, needs controller_url].
 //
 // The providers module gives the defaults.
+//
+// Kind `kubernetes` (a Deployment rolled back as `kubectl rollout undo` does): kubeconfig
+// [required path, made absolute]; deployment [required]; context, namespace and impersonate
+// [optional strings]; readiness_timeout, poll_interval and request_timeout [optional durations];
+// soak and gitops_grace [optional durations, zero allowed]; restart_limit [optional whole number
+// from 1 to 1000]; gitops [optional: refuse or allow].
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

@@ -30,6 +30,8 @@ enum class FieldType {
   kJsonPointer,  // JSON pointer such as /status/sync/revision -> string
   kAttempts,     // whole number from 1 to 10 -> integer
   kCredentials,  // mapping of credential role to secret reference -> object of reference strings
+  kPath,         // file path, made absolute against the config file's folder -> string
+  kCount,        // whole number from 1 to 1000 -> integer
 };
 
 struct FieldSpec {
@@ -83,6 +85,23 @@ constexpr FieldSpec kGitProviderFields[] = {
 constexpr std::string_view kCredentialRoles[] = {"username", "password", "ssh_key",
                                                  "ssh_passphrase"};
 
+// The keys of a `kubernetes` provider, which rolls a Deployment back as `kubectl rollout undo`
+// does. The providers module reads the same keys and gives their defaults.
+constexpr FieldSpec kKubernetesProviderFields[] = {
+    {"kubeconfig", FieldType::kPath, true},
+    {"context", FieldType::kText},
+    {"namespace", FieldType::kText},
+    {"deployment", FieldType::kText, true},
+    {"impersonate", FieldType::kText},
+    {"readiness_timeout", FieldType::kDuration},
+    {"soak", FieldType::kWatchTime},
+    {"poll_interval", FieldType::kDuration},
+    {"request_timeout", FieldType::kDuration},
+    {"restart_limit", FieldType::kCount},
+    {"gitops", FieldType::kText},
+    {"gitops_grace", FieldType::kWatchTime},
+};
+
 constexpr FieldSpec kCommandCheckFields[] = {
     {"run", FieldType::kCommand, true},
     {"timeout", FieldType::kDuration},
@@ -113,6 +132,20 @@ std::optional<CrossCheck> CheckGitSettings(const nlohmann::json& settings) {
   return std::nullopt;
 }
 
+std::optional<CrossCheck> CheckKubernetesSettings(const nlohmann::json& settings) {
+  if (settings.contains("gitops") && settings["gitops"] != "refuse" &&
+      settings["gitops"] != "allow") {
+    return CrossCheck{"gitops", fmt::format("'{}' is not one of: refuse, allow",
+                                            settings["gitops"].get<std::string>())};
+  }
+  for (const char* key : {"deployment", "namespace", "context", "impersonate"}) {
+    if (settings.contains(key) && settings[key].get<std::string>().empty()) {
+      return CrossCheck{key, "the value is empty"};
+    }
+  }
+  return std::nullopt;
+}
+
 // One provider or check kind: its name and the keys its block accepts besides `kind` (and, for
 // checks, `name`).
 struct KindSchema {
@@ -125,6 +158,7 @@ struct KindSchema {
 const KindSchema kProviderKinds[] = {
     {"command", kCommandProviderFields},
     {"git", kGitProviderFields, &CheckGitSettings},
+    {"kubernetes", kKubernetesProviderFields, &CheckKubernetesSettings},
     {"releases", kReleasesProviderFields},
 };
 const KindSchema kCheckKinds[] = {
@@ -351,6 +385,17 @@ std::optional<json> ReadCredentials(ParseContext& context, const YamlValue& valu
   return credentials;
 }
 
+std::optional<json> ReadCount(ParseContext& context, const YamlValue& value) {
+  auto number = context.reader.Integer(value);
+  if (!number) return std::nullopt;
+  if (*number < 1 || *number > 1000) {
+    context.reader.Fail(value,
+                        fmt::format("expected a whole number from 1 to 1000, got {}", *number));
+    return std::nullopt;
+  }
+  return json(*number);
+}
+
 std::optional<json> ReadText(ParseContext& context, const YamlValue& value) {
   auto text = context.reader.String(value);
   if (!text) return std::nullopt;
@@ -389,6 +434,13 @@ std::optional<json> ReadField(ParseContext& context, const YamlValue& value, Fie
       return ReadAttempts(context, value);
     case FieldType::kCredentials:
       return ReadCredentials(context, value);
+    case FieldType::kPath: {
+      auto path = ReadPath(context, value);
+      if (!path) return std::nullopt;
+      return json(path->string());
+    }
+    case FieldType::kCount:
+      return ReadCount(context, value);
   }
   return std::nullopt;
 }

@@ -307,6 +307,31 @@ TEST(ConfigTest, LoadRejectsFolder) {
                                         ": it is a folder, give the YAML file's path");
 }
 
+TEST(ConfigTest, KubernetesProviderLoads) {
+  auto config = Config::Parse(R"(services:
+  - name: checkout
+    provider:
+      kind: kubernetes
+      kubeconfig: kube/config
+      context: prod
+      namespace: shop
+      deployment: checkout
+      impersonate: executor
+      soak: 0s
+      restart_limit: 2
+      gitops: allow
+)",
+                              kFileName, kBaseDir);
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const ProviderConfig& provider = config->services[0].provider;
+  EXPECT_EQ(provider.kind, "kubernetes");
+  EXPECT_EQ(provider.settings["kubeconfig"], "/etc/backout/kube/config");
+  EXPECT_EQ(provider.settings["deployment"], "checkout");
+  EXPECT_EQ(provider.settings["soak"], "0s");
+  EXPECT_EQ(provider.settings["restart_limit"], 2);
+  EXPECT_EQ(provider.settings["gitops"], "allow");
+}
+
 TEST(ConfigTest, KnownRolesListsEveryRole) {
   std::vector<std::string> roles(KnownRoles().begin(), KnownRoles().end());
   EXPECT_EQ(roles, (std::vector<std::string>{"admin", "engineering-lead", "devops-engineer",
@@ -547,7 +572,7 @@ users:
     provider: {kind: helm, chart: checkout}
 )",
      "backout.yaml:3: services[0].provider.kind: unknown provider kind 'helm', expected one of: "
-     "command, git, releases"},
+     "command, git, kubernetes, releases"},
     {"ReleasesRootRelative", R"(services:
   - name: checkout
     provider: {kind: releases, root: srv/checkout}
@@ -636,6 +661,23 @@ users:
 )",
      "backout.yaml:9: services[0].provider.push_attempts: expected a whole number from 1 to 10, "
      "got 50"},
+    {"KubernetesProviderWithoutDeployment", R"(services:
+  - name: checkout
+    provider: {kind: kubernetes, kubeconfig: /etc/kubeconfig}
+)",
+     "backout.yaml:3: services[0].provider.deployment: missing required field"},
+    {"KubernetesProviderBadGitOpsPolicy", R"(services:
+  - name: checkout
+    provider: {kind: kubernetes, kubeconfig: /etc/kubeconfig, deployment: web, gitops: ignore}
+)",
+     "backout.yaml:3: services[0].provider.gitops: 'ignore' is not one of: refuse, allow"},
+    {"KubernetesProviderStatefulSet", R"(services:
+  - name: checkout
+    provider: {kind: kubernetes, kubeconfig: /etc/kubeconfig, statefulset: db}
+)",
+     "backout.yaml:3: services[0].provider.statefulset: unknown key, expected one of: kind, "
+     "kubeconfig, context, namespace, deployment, impersonate, readiness_timeout, soak, "
+     "poll_interval, request_timeout, restart_limit, gitops, gitops_grace"},
     {"MissingProviderKind", R"(services:
   - name: checkout
     provider: {run: [/opt/a]}

@@ -200,9 +200,11 @@ class Provider {
   // means the checks themselves could not run.
   virtual core::Result<std::vector<Precondition>> Preconditions() const = 0;
 
-  // Builds the exact action that would roll the service back to `target_version`. Fails with
-  // kInvalidArgument on an empty target and kNotFound when the tool does not have that version.
-  // When the target is already live the plan is a no-op.
+  // Builds the exact action that would roll the service back to `target_version`. An empty
+  // target requests the tool's own rule where the provider has one (kubernetes: kubectl's
+  // second-highest revision), and the plan names the rule; a provider without one fails with
+  // kInvalidArgument. Fails with kNotFound when the tool does not have that version or has
+  // nothing to roll back to. When the target is already live the plan is a no-op.
   virtual core::Result<Plan> MakePlan(std::string_view target_version) const = 0;
 
   // Runs `plan`. The idempotency key is the job's, so a retry of the same job passes the same key,

@@ -8,6 +8,7 @@
 
 #include "providers/command/command_provider.h"
 #include "providers/git/git_provider.h"
+#include "providers/kubernetes/kubernetes_provider.h"
 #include "providers/releases/releases_provider.h"
 
 namespace backout::providers {
@@ -27,6 +28,7 @@ struct Registration {
 constexpr std::array kRegistrations = {
     Registration{"command", &command::CommandProvider::Create},
     Registration{"git", &git::GitProvider::Create},
+    Registration{"kubernetes", &kubernetes::KubernetesProvider::Create},
     Registration{"releases", &releases::ReleasesProvider::Create},
 };
 

@@ -33,9 +33,9 @@ TEST_F(RegistryTest, UnknownKindListsKnownKinds) {
   auto provider = Registry::Create("ftp", "checkout", json::object(), {}, clock_);
   ASSERT_FALSE(provider.has_value());
   EXPECT_EQ(provider.error().code, core::ErrorCode::kInvalidArgument);
-  EXPECT_EQ(
-      provider.error().message,
-      "service checkout: unknown provider kind 'ftp'; known kinds are command, git, releases");
+  EXPECT_EQ(provider.error().message,
+            "service checkout: unknown provider kind 'ftp'; known kinds are command, git, "
+            "kubernetes, releases");
 }
 
 TEST_F(RegistryTest, InvalidSettingsNameField) {
