@@ -20,7 +20,7 @@ set(BACKOUT_EXTERNAL_ledger OpenSSL::Crypto)
 set(BACKOUT_EXTERNAL_store SQLite::SQLite3 PostgreSQL::PostgreSQL spdlog::spdlog Threads::Threads)
 set(BACKOUT_EXTERNAL_http CURL::libcurl OpenSSL::Crypto spdlog::spdlog fmt::fmt
     nlohmann_json::nlohmann_json)
-set(BACKOUT_EXTERNAL_providers spdlog::spdlog Threads::Threads)
+set(BACKOUT_EXTERNAL_providers spdlog::spdlog Threads::Threads OpenSSL::Crypto)
 set(BACKOUT_EXTERNAL_signals spdlog::spdlog)
 set(BACKOUT_EXTERNAL_checks spdlog::spdlog)
 set(BACKOUT_EXTERNAL_evidence LibArchive::LibArchive spdlog::spdlog)

@@ -1,0 +1,51 @@
+#include "providers/registry.h"
+
+#include <algorithm>
+#include <array>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "providers/command/command_provider.h"
+
+namespace backout::providers {
+namespace {
+
+using Factory = core::Result<std::unique_ptr<Provider>> (*)(std::string_view service,
+                                                            const nlohmann::json& settings,
+                                                            const SecretValues& secrets,
+                                                            core::Clock& clock);
+
+struct Registration {
+  std::string_view kind;
+  Factory create;
+};
+
+// One line per provider folder.
+constexpr std::array kRegistrations = {
+    Registration{"command", &command::CommandProvider::Create},
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<Provider>> Registry::Create(std::string_view kind,
+                                                         std::string_view service,
+                                                         const nlohmann::json& settings,
+                                                         const SecretValues& secrets,
+                                                         core::Clock& clock) {
+  for (const Registration& registration : kRegistrations) {
+    if (registration.kind == kind) return registration.create(service, settings, secrets, clock);
+  }
+  return core::MakeError(core::ErrorCode::kInvalidArgument,
+                         "service {}: unknown provider kind '{}'; known kinds are {}", service,
+                         kind, fmt::join(Kinds(), ", "));
+}
+
+std::vector<std::string_view> Registry::Kinds() {
+  std::vector<std::string_view> kinds;
+  for (const Registration& registration : kRegistrations) kinds.push_back(registration.kind);
+  std::sort(kinds.begin(), kinds.end());
+  return kinds;
+}
+
+}  // namespace backout::providers
