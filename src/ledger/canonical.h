@@ -12,10 +12,10 @@ namespace backout::ledger {
 // their UTF-16 code units, no insignificant whitespace, strings escaped as ECMAScript's
 // JSON.stringify does, and UTF-8 output.
 //
-// The ledger admits integers only, so these are rejected (kInvalidArgument) with the JSON Pointer
-// (RFC 6901) of the offending value: a floating-point number, an integer outside
-// ±(2^53 − 1) (RFC 8785 reads numbers as IEEE 754 doubles, so a larger one would not survive
-// another implementation), a string or member name that is not valid UTF-8, and binary values.
+// Returns kInvalidArgument, naming the value's JSON Pointer (RFC 6901), for a floating-point
+// number (the ledger records integers only), an integer outside ±(2^53 − 1), a string or member
+// name that is not valid UTF-8, and a binary value. RFC 8785 reads numbers as IEEE 754 doubles,
+// so other implementations would print a larger integer differently.
 core::Result<std::string> CanonicalJson(const nlohmann::json& value);
 
 }  // namespace backout::ledger

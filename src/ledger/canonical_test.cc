@@ -46,6 +46,18 @@ TEST(CanonicalJsonTest, NonBmpSortsBeforeHighBmp) {
             "{\"\xed\x9f\xbf\":4,\"\xf0\x90\x80\x80\":2,\"\xee\x80\x80\":3,\"\xef\xbf\xbd\":1}");
 }
 
+TEST(CanonicalJsonTest, SortsNonAsciiNamesByCodeUnit) {
+  // No name here has a character of U+E000-U+FFFF, so byte order is already UTF-16 order, and
+  // bytes above 0x7F must compare as unsigned.
+  nlohmann::json object;
+  object["\xf0\x9f\x98\x80"] = 4;  // U+1F600
+  object["\xe2\x82\xac"] = 3;      // U+20AC
+  object["\xc3\xa9"] = 2;          // U+00E9
+  object["z"] = 1;
+  EXPECT_EQ(Canonical(object),
+            "{\"z\":1,\"\xc3\xa9\":2,\"\xe2\x82\xac\":3,\"\xf0\x9f\x98\x80\":4}");
+}
+
 TEST(CanonicalJsonTest, EscapesStringsAsEcmaScript) {
   // The string example of RFC 8785 section 3.2.2.2, plus the remaining short escapes.
   EXPECT_EQ(CanonicalOfText(R"(["\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/"])"),

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -122,7 +123,7 @@ std::optional<std::string> Base64Decode(std::string_view text) {
 core::Result<std::string> ReadFile(const std::filesystem::path& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
-    return MakeError(ErrorCode::kUnavailable, "cannot read key file {}: {}", path.string(),
+    return MakeError(ErrorCode::kUnavailable, "failed to read key file {}: {}", path.string(),
                      std::strerror(errno));
   }
   std::ostringstream contents;
@@ -130,17 +131,24 @@ core::Result<std::string> ReadFile(const std::filesystem::path& path) {
   return contents.str();
 }
 
-// Writes `contents` to a new file created with mode 0600, failing if the file exists.
+// Writes `contents` to a new file at `path` with mode 0600. Fails with kAlreadyExists, leaving
+// the existing file alone, when `path` exists. The file is written in full under a temporary name
+// created with O_CREAT | O_EXCL and then linked into place, so a crash never leaves a partial key
+// at `path`.
 core::Result<void> WriteNewPrivateFile(const std::filesystem::path& path,
                                        std::string_view contents) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // The process id and a counter keep concurrent writers, in this process or others, apart.
+  static std::atomic<uint64_t> counter{0};
+  const std::filesystem::path temporary =
+      path.string() + fmt::format(".tmp-{}-{}", static_cast<long>(::getpid()), counter++);
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    const int error = errno;
-    return MakeError(error == EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kUnavailable,
-                     "cannot create key file {}: {}; check that its folder exists and is "
-                     "writable",
-                     path.string(), std::strerror(error));
+    return MakeError(ErrorCode::kUnavailable,
+                     "failed to create key file {}: {}; check that its folder exists and is "
+                     "writable, and remove {} if a crash left it behind",
+                     temporary.string(), std::strerror(errno), temporary.string());
   }
+
   size_t written = 0;
   while (written < contents.size()) {
     const ssize_t result = ::write(fd, contents.data() + written, contents.size() - written);
@@ -149,12 +157,21 @@ core::Result<void> WriteNewPrivateFile(const std::filesystem::path& path,
     written += static_cast<size_t>(result);
   }
   const bool synced = written == contents.size() && ::fsync(fd) == 0;
-  const int error = errno;
+  const int write_error = errno;
   ::close(fd);
   if (!synced) {
-    ::unlink(path.c_str());
-    return MakeError(ErrorCode::kUnavailable, "cannot write key file {}: {}", path.string(),
-                     std::strerror(error));
+    ::unlink(temporary.c_str());
+    return MakeError(ErrorCode::kUnavailable, "failed to write key file {}: {}", temporary.string(),
+                     std::strerror(write_error));
+  }
+
+  // link() fails with EEXIST instead of replacing a key another process created meanwhile.
+  const int linked = ::link(temporary.c_str(), path.c_str());
+  const int link_error = errno;
+  ::unlink(temporary.c_str());
+  if (linked != 0) {
+    return MakeError(link_error == EEXIST ? ErrorCode::kAlreadyExists : ErrorCode::kUnavailable,
+                     "failed to create key file {}: {}", path.string(), std::strerror(link_error));
   }
 
   // Make the new directory entry durable too, so a crash cannot lose the key after use.
@@ -172,13 +189,15 @@ core::Result<PkeyPtr> ParsePrivateKey(const std::filesystem::path& path, std::st
   PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "key file {} does not hold a PEM private key ({}); move it aside to let "
-                     "Backout create a new key, which needs a key rotation entry",
+                     "key file {} does not contain a PEM private key ({}); restore the file "
+                     "from a backup, because checkpoints need the key that the ledger introduced "
+                     "or rotated in",
                      path.string(), OpenSslError());
   }
   if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "key file {} holds a {} key; checkpoints are signed with Ed25519 only",
+                     "key file {} contains a {} key, but checkpoints are signed with Ed25519 "
+                     "only",
                      path.string(), OBJ_nid2sn(EVP_PKEY_get_id(key.get())));
   }
   return key;
@@ -187,7 +206,7 @@ core::Result<PkeyPtr> ParsePrivateKey(const std::filesystem::path& path, std::st
 core::Result<PkeyPtr> GenerateKey() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!key) {
-    return MakeError(ErrorCode::kInternal, "cannot generate an Ed25519 key: {}", OpenSslError());
+    return MakeError(ErrorCode::kInternal, "failed to generate an Ed25519 key: {}", OpenSslError());
   }
   return key;
 }
@@ -273,32 +292,29 @@ core::Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
   if (EVP_PKEY_get_raw_public_key(key.get(), reinterpret_cast<unsigned char*>(raw.data()),
                                   &raw_size) != 1 ||
       raw_size != kRawKeySize) {
-    return MakeError(ErrorCode::kInvalidArgument, "cannot read the raw Ed25519 public key: {}",
+    return MakeError(ErrorCode::kInvalidArgument, "failed to read the raw Ed25519 public key: {}",
                      OpenSslError());
   }
 
   PublicKey public_key;
   public_key.pem_ = PublicKeyPem(key.get());
   public_key.key_id_ = ToHex(Sha256(raw));
-  public_key.raw_ = std::move(raw);
+  public_key.key_ = std::shared_ptr<EVP_PKEY>(key.release(), PkeyDeleter());
   return public_key;
 }
 
 bool PublicKey::Verify(std::string_view message, std::string_view signature_base64) const {
   const std::optional<std::string> signature = Base64Decode(signature_base64);
-  if (!signature || signature->size() != kSignatureSize || raw_.size() != kRawKeySize) {
-    return false;
-  }
-  PkeyPtr key(EVP_PKEY_new_raw_public_key(
-      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw_.data()), raw_.size()));
+  if (!signature || signature->size() != kSignatureSize || key_ == nullptr) return false;
   MdContextPtr context(EVP_MD_CTX_new());
-  bool valid =
-      key && context &&
-      EVP_DigestVerifyInit(context.get(), nullptr, nullptr, nullptr, key.get()) == 1 &&
+  const bool valid =
+      context && EVP_DigestVerifyInit(context.get(), nullptr, nullptr, nullptr, key_.get()) == 1 &&
       EVP_DigestVerify(context.get(), reinterpret_cast<const unsigned char*>(signature->data()),
                        signature->size(), reinterpret_cast<const unsigned char*>(message.data()),
                        message.size()) == 1;
-  ERR_clear_error();  // a failed verification queues an error nobody reads
+  // A failed verification leaves an error on OpenSSL's queue. Clear it so that a later error
+  // report does not show it.
+  ERR_clear_error();
   return valid;
 }
 
@@ -318,7 +334,7 @@ core::Result<std::shared_ptr<Signer>> Signer::LoadOrCreate(const std::filesystem
   struct stat status {};
   if (::stat(path.c_str(), &status) != 0) {
     if (errno != ENOENT) {
-      return MakeError(ErrorCode::kUnavailable, "cannot read key file {}: {}", path.string(),
+      return MakeError(ErrorCode::kUnavailable, "failed to read key file {}: {}", path.string(),
                        std::strerror(errno));
     }
 
@@ -329,7 +345,7 @@ core::Result<std::shared_ptr<Signer>> Signer::LoadOrCreate(const std::filesystem
     BioPtr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_PrivateKey(bio.get(), key->get(), nullptr, nullptr, 0, nullptr,
                                          nullptr) != 1) {
-      return MakeError(ErrorCode::kInternal, "cannot encode the new key as PEM: {}",
+      return MakeError(ErrorCode::kInternal, "failed to encode the new key as PEM: {}",
                        OpenSslError());
     }
     std::string pem = BioContents(bio.get());
@@ -338,7 +354,7 @@ core::Result<std::shared_ptr<Signer>> Signer::LoadOrCreate(const std::filesystem
     if (written) return FromKey(std::make_unique<KeyHandle>(KeyHandle{std::move(*key)}));
     if (written.error().code != ErrorCode::kAlreadyExists) return std::unexpected(written.error());
     if (::stat(path.c_str(), &status) != 0) {
-      return MakeError(ErrorCode::kUnavailable, "cannot read key file {}: {}", path.string(),
+      return MakeError(ErrorCode::kUnavailable, "failed to read key file {}: {}", path.string(),
                        std::strerror(errno));
     }
   }
@@ -387,8 +403,8 @@ std::string Signer::SignBase64(std::string_view message) const {
       EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()),
                      &signature_size, reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) == 1;
-  // Ed25519 signing fails only when OpenSSL cannot allocate; a checkpoint without a valid
-  // signature must never be written, so stop here.
+  // With a key that loaded, Ed25519 signing fails in practice only when OpenSSL cannot allocate
+  // memory. Abort rather than return a checkpoint without a valid signature.
   if (!signed_ok || signature_size != kSignatureSize) std::abort();
   return Base64Encode(signature);
 }

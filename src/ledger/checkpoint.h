@@ -11,6 +11,9 @@
 #include "core/time.h"
 #include "ledger/hash.h"
 
+// OpenSSL's EVP_PKEY, declared here so this header does not pull in OpenSSL's.
+struct evp_pkey_st;
+
 namespace backout::ledger {
 
 // A signed statement that the log had `tree_size` entries with Merkle root `root` at `time`.
@@ -53,17 +56,19 @@ class PublicKey {
  private:
   std::string pem_;
   std::string key_id_;
-  std::string raw_;  // 32 raw key bytes
+  // The parsed key, shared by copies and only read after FromPem, so Verify may run on several
+  // threads at once. Parsing once matters because a log contains a checkpoint per committed batch.
+  std::shared_ptr<evp_pkey_st> key_;
 };
 
 // Signs checkpoints with an Ed25519 private key. Thread-safe after creation.
 class Signer {
  public:
-  // Loads the PEM private key at `path`, or creates a new key there when the file does not exist:
-  // the file is created with open(O_CREAT | O_EXCL) and mode 0600, then synced with its folder,
-  // and if another process creates it first, that key is loaded. Fails with kFailedPrecondition
-  // when the file grants any permission to group or others (the message names the chmod fix),
-  // and with kInvalidArgument when it does not hold an Ed25519 key.
+  // Loads the PEM private key at `path`, or creates a new key there when the file does not exist.
+  // A new key is written to a temporary file opened with O_CREAT | O_EXCL and mode 0600, synced,
+  // and linked to `path`. If another process creates `path` first, its key is loaded instead.
+  // Fails with kFailedPrecondition when the file grants any permission to group or others (the
+  // message names the chmod fix), and with kInvalidArgument when it has no Ed25519 key.
   static core::Result<std::shared_ptr<Signer>> LoadOrCreate(const std::filesystem::path& path);
   // A new key held in memory only, for tests and one-off signing.
   static core::Result<std::shared_ptr<Signer>> Generate();
@@ -73,8 +78,8 @@ class Signer {
   Signer& operator=(const Signer&) = delete;
 
   const PublicKey& public_key() const { return public_key_; }
-  // Padded base64 of the Ed25519 signature over `message`. Aborts the process if OpenSSL cannot
-  // sign, which happens only when memory runs out, so no unsigned checkpoint is ever written.
+  // Padded base64 of the Ed25519 signature over `message`. Aborts the process if OpenSSL fails to
+  // sign (in practice only when memory runs out), so no unsigned checkpoint is ever written.
   std::string SignBase64(std::string_view message) const;
   // A checkpoint for the tree of `tree_size` leaves with `root`, signed with this key.
   Checkpoint Sign(uint64_t tree_size, const Hash& root, core::Time time) const;

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/temp_dir.h"
 
@@ -114,10 +118,31 @@ TEST(SignerTest, CreatesKeyFileWithMode0600) {
   ASSERT_TRUE(created.has_value()) << created.error().message;
   EXPECT_EQ(FileMode(path), 0600u);
 
+  // The temporary file the key was written to is gone.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator()),
+            1);
+
   auto loaded = Signer::LoadOrCreate(path);
   ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
   EXPECT_EQ((*loaded)->public_key().key_id(), (*created)->public_key().key_id());
   EXPECT_TRUE((*created)->public_key().Verify("m", (*loaded)->SignBase64("m")));
+}
+
+TEST(SignerTest, ConcurrentCreationYieldsOneKey) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "ledger.key";
+  std::vector<std::string> key_ids(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < key_ids.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto signer = Signer::LoadOrCreate(path);
+      key_ids[i] = signer ? (*signer)->public_key().key_id() : signer.error().message;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& key_id : key_ids) EXPECT_EQ(key_id, key_ids[0]);
+  EXPECT_EQ(key_ids[0].size(), 64u) << key_ids[0];
 }
 
 TEST(SignerTest, RejectsGroupReadableKey) {

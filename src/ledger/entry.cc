@@ -138,10 +138,11 @@ core::Result<Entry> DecodeEntry(std::string_view encoded) {
                      entry.sequence, ToHex(*recorded_digest), ToHex(*actual_digest));
   }
 
-  // One entry has one encoding, so the bytes must be exactly what EncodeEntry writes.
-  auto reencoded = EncodeEntry(entry);
-  if (!reencoded) return std::unexpected(reencoded.error());
-  if (*reencoded != encoded) {
+  // One entry has one encoding, so the bytes must be exactly what EncodeEntry writes. The fields
+  // were checked above, so the canonical form of the parsed object is that encoding.
+  auto canonical = CanonicalJson(object);
+  if (!canonical) return std::unexpected(canonical.error());
+  if (*canonical != encoded || *digest_text != ToHex(*recorded_digest)) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "invalid ledger entry {}: the bytes are not its canonical JSON form "
                      "(RFC 8785: sorted members, no whitespace, lower-case hex change_digest)",

@@ -414,7 +414,7 @@ TEST(MerkleTest, CompactTreeDeserializeRejectsWrongLength) {
 
 // An append plus a root at size n must hash at most 2·log2(n) + 2 interior nodes, so appends stay
 // O(log n) however long the log grows.
-TEST(MerkleTest, AppendAndRootHashAtMostTwoLogNPlusTwoNodes) {
+TEST(MerkleTest, AppendCostIsLogarithmic) {
   constexpr uint64_t kSize = 100'000;
   CompactTree tree;
   uint64_t max_hashes = 0;

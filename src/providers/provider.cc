@@ -11,18 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<RollbackOutcome, std::string_view>, 9> kOutcomeNames = {{
-    {RollbackOutcome::kRolledBack, "rolled_back"},
-    {RollbackOutcome::kSkippedNoop, "skipped_noop"},
-    {RollbackOutcome::kNoRollbackTarget, "no_rollback_target"},
-    {RollbackOutcome::kPreconditionFailed, "precondition_failed"},
-    {RollbackOutcome::kPendingApproval, "pending_approval"},
-    {RollbackOutcome::kPartial, "partial"},
-    {RollbackOutcome::kFailed, "failed"},
-    {RollbackOutcome::kRevertedByController, "reverted_by_controller"},
-    {RollbackOutcome::kInterrupted, "interrupted"},
-}};
-
 constexpr std::array<std::pair<TranscriptKind, std::string_view>, 4> kTranscriptKindNames = {{
     {TranscriptKind::kRequest, "request"},
     {TranscriptKind::kResponse, "response"},
@@ -90,24 +78,6 @@ json GetObjectOrEmpty(const json& object, std::string_view name) {
 }
 
 }  // namespace
-
-std::string_view RollbackOutcomeName(RollbackOutcome outcome) {
-  for (const auto& [value, name] : kOutcomeNames) {
-    if (value == outcome) return name;
-  }
-  return "failed";
-}
-
-core::Result<RollbackOutcome> ParseRollbackOutcome(std::string_view name) {
-  for (const auto& [value, known] : kOutcomeNames) {
-    if (known == name) return value;
-  }
-  return core::MakeError(core::ErrorCode::kInvalidArgument,
-                         "unknown rollback outcome '{}'; expected one of rolled_back, "
-                         "skipped_noop, no_rollback_target, precondition_failed, "
-                         "pending_approval, partial, failed, reverted_by_controller, interrupted",
-                         name);
-}
 
 std::string_view HistoryKindName(HistoryKind kind) {
   return kind == HistoryKind::kRollback ? "rollback" : "deploy";
@@ -250,7 +220,7 @@ core::Result<Transcript> TranscriptFromJson(const json& value) {
 }
 
 json ToJson(const ExecutionResult& result) {
-  json out{{"outcome", RollbackOutcomeName(result.outcome)},
+  json out{{"outcome", core::RollbackOutcomeName(result.outcome)},
            {"message", result.message},
            {"target_version", result.target_version},
            {"from_version", result.from_version},
@@ -271,7 +241,7 @@ core::Result<ExecutionResult> ExecutionResultFromJson(const json& value) {
   ExecutionResult result;
   auto outcome_name = GetString(value, "outcome");
   if (!outcome_name) return wrap(outcome_name.error());
-  auto outcome = ParseRollbackOutcome(*outcome_name);
+  auto outcome = core::ParseRollbackOutcome(*outcome_name);
   if (!outcome) return wrap(outcome.error());
   auto message = GetString(value, "message");
   if (!message) return wrap(message.error());

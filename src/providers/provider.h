@@ -11,12 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/domain.h"
 #include "core/error.h"
 #include "core/time.h"
 
 // The interface every provider implements: how Backout reads and changes what a service runs
-// through the team's own deployment tool. The core and the app layer use only this header; a
-// concrete provider is created by kind name through providers/registry.h.
+// through the team's own deployment tool. The app layer uses only this header and
+// providers/registry.h, which creates a concrete provider by kind name.
 //
 // Contracts shared by every method of every provider:
 // - Thread safety: a provider is immutable after creation, and every method may be called from
@@ -36,29 +37,16 @@ namespace backout::providers {
 // Providers keep them in memory only and never write them out.
 using SecretValues = std::map<std::string, std::string, std::less<>>;
 
-// Final state of a rollback, as recorded on the rollback and mapped to the incident's next state.
-enum class RollbackOutcome {
-  kRolledBack,            // the tool did it and reads back the target
-  kSkippedNoop,           // the target was already live
-  kNoRollbackTarget,      // nothing to roll back to
-  kPreconditionFailed,    // paused, auto-synced, live state moved since the plan…
-  kPendingApproval,       // the tool itself needs an approval
-  kPartial,               // some targets reverted, some not
-  kFailed,                // the tool refused or errored
-  kRevertedByController,  // a controller (GitOps) undid the change
-  kInterrupted,           // Backout stopped mid-action and cannot tell what happened
-};
-
-// Returns the outcome's stored name: "rolled_back", "skipped_noop", ….
-std::string_view RollbackOutcomeName(RollbackOutcome outcome);
-core::Result<RollbackOutcome> ParseRollbackOutcome(std::string_view name);
+// Outcomes and preconditions are the domain's types, so the app layer stores them as they come.
+using core::Precondition;
+using core::RollbackOutcome;
 
 // Operations a provider supports. A provider without history reports that here, and
 // reconciliation then marks the service as not reconcilable instead of calling History.
 struct ProviderCapabilities {
-  bool live_state = false;  // LiveState and ReadBack can read the running version
+  bool live_state = false;  // ReadLiveState and ReadBack can read the running version
   bool history = false;     // History returns the tool's own record
-  bool readiness = false;   // Readiness can be evaluated
+  bool readiness = false;   // CheckReadiness can evaluate readiness
 };
 
 // The version running now, by the tool's own account.
@@ -80,15 +68,8 @@ struct HistoryEntry {
   nlohmann::json details = nlohmann::json::object();
 };
 
-// One condition the provider checks before acting, such as "runbook is executable".
-struct Precondition {
-  std::string name;
-  bool ok = false;
-  std::string message;  // why the condition is met or not, written for the person deciding
-};
-
-// The exact action a rollback would take, as data. The decision approves `digest`; the job plans
-// again before executing and ends `precondition_failed` when the fresh digest differs.
+// The exact action a rollback would take, as data. The decision approves `digest`, and the job
+// plans again before executing and ends `precondition_failed` when the fresh digest differs.
 struct Plan {
   std::string provider_kind;
   std::string service;

@@ -11,27 +11,6 @@ using nlohmann::json;
 
 core::Time T0() { return *core::ParseTime("2026-03-01T12:00:00.000250Z"); }
 
-TEST(RollbackOutcomeTest, NamesRoundTrip) {
-  const RollbackOutcome all[] = {
-      RollbackOutcome::kRolledBack,       RollbackOutcome::kSkippedNoop,
-      RollbackOutcome::kNoRollbackTarget, RollbackOutcome::kPreconditionFailed,
-      RollbackOutcome::kPendingApproval,  RollbackOutcome::kPartial,
-      RollbackOutcome::kFailed,           RollbackOutcome::kRevertedByController,
-      RollbackOutcome::kInterrupted};
-  for (RollbackOutcome outcome : all) {
-    auto parsed = ParseRollbackOutcome(RollbackOutcomeName(outcome));
-    ASSERT_TRUE(parsed.has_value()) << RollbackOutcomeName(outcome);
-    EXPECT_EQ(*parsed, outcome);
-  }
-  EXPECT_EQ(RollbackOutcomeName(RollbackOutcome::kRevertedByController), "reverted_by_controller");
-}
-
-TEST(RollbackOutcomeTest, UnknownNameRejected) {
-  auto parsed = ParseRollbackOutcome("rolledback");
-  ASSERT_FALSE(parsed.has_value());
-  EXPECT_NE(parsed.error().message.find("'rolledback'"), std::string::npos);
-}
-
 TEST(PlanDigestTest, IgnoresMemberOrder) {
   json a = json::parse(R"({"argv":["/x"],"target_version":"v1"})");
   json b = json::parse(R"({"target_version":"v1","argv":["/x"]})");

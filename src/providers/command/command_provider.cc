@@ -67,12 +67,12 @@ bool IsExecutableFile(const std::string& path) {
 Precondition CheckProgram(std::string_view role, const std::vector<std::string>& argv) {
   Precondition check;
   check.name = fmt::format("{} program executable", role);
-  check.ok = IsExecutableFile(argv[0]);
-  check.message = check.ok ? fmt::format("{} is an executable file", argv[0])
-                           : fmt::format(
-                                 "{} is missing or not executable; install the {} "
-                                 "program or fix the provider settings",
-                                 argv[0], role);
+  check.satisfied = IsExecutableFile(argv[0]);
+  check.detail = check.satisfied ? fmt::format("{} is an executable file", argv[0])
+                                 : fmt::format(
+                                       "{} is missing or not executable; install the {} "
+                                       "program or fix the provider settings",
+                                       argv[0], role);
   return check;
 }
 
@@ -374,18 +374,19 @@ core::Result<std::vector<Precondition>> CommandProvider::Preconditions() const {
 
   std::error_code error;
   Precondition working_dir{"working folder exists", false, ""};
-  working_dir.ok = std::filesystem::is_directory(settings_.working_dir, error);
-  working_dir.message =
-      working_dir.ok
+  working_dir.satisfied = std::filesystem::is_directory(settings_.working_dir, error);
+  working_dir.detail =
+      working_dir.satisfied
           ? fmt::format("{} is a folder", settings_.working_dir)
           : fmt::format("{} is not a folder; create it or fix working_dir", settings_.working_dir);
   checks.push_back(std::move(working_dir));
 
   Precondition output_dir{"output folder writable", false, ""};
-  output_dir.ok = ::access(settings_.output_dir.c_str(), W_OK | X_OK) == 0;
-  output_dir.message = output_dir.ok ? fmt::format("{} is writable", settings_.output_dir.string())
-                                     : fmt::format("{} is not a writable folder; fix output_dir",
-                                                   settings_.output_dir.string());
+  output_dir.satisfied = ::access(settings_.output_dir.c_str(), W_OK | X_OK) == 0;
+  output_dir.detail = output_dir.satisfied
+                          ? fmt::format("{} is writable", settings_.output_dir.string())
+                          : fmt::format("{} is not a writable folder; fix output_dir",
+                                        settings_.output_dir.string());
   checks.push_back(std::move(output_dir));
 
   if (!settings_.status.empty()) {
@@ -499,7 +500,7 @@ core::Result<ExecutionResult> CommandProvider::Execute(const Plan& plan,
     result.message = std::move(message);
     result.finished_at = clock_.Now();
     spdlog::info("provider.command: service={} incident={} outcome={} message=\"{}\"", service_,
-                 context.incident_id, RollbackOutcomeName(outcome), result.message);
+                 context.incident_id, core::RollbackOutcomeName(outcome), result.message);
     return result;
   };
 
@@ -668,7 +669,7 @@ core::Result<ExecutionResult> CommandProvider::Resume(const ResumeRequest& reque
     result.message = std::move(message);
     result.finished_at = clock_.Now();
     spdlog::info("provider.command: service={} incident={} resumed outcome={} message=\"{}\"",
-                 service_, context.incident_id, RollbackOutcomeName(outcome), result.message);
+                 service_, context.incident_id, core::RollbackOutcomeName(outcome), result.message);
     return result;
   };
 

@@ -542,10 +542,10 @@ TEST_F(CommandProviderTest, PreconditionsReportMissingProgram) {
   ASSERT_TRUE(checks.has_value());
   ASSERT_FALSE(checks->empty());
   EXPECT_EQ((*checks)[0].name, "run program executable");
-  EXPECT_FALSE((*checks)[0].ok);
+  EXPECT_FALSE((*checks)[0].satisfied);
   bool live_ok = false;
   for (const Precondition& check : *checks) {
-    if (check.name == "live version readable") live_ok = check.ok;
+    if (check.name == "live version readable") live_ok = check.satisfied;
   }
   EXPECT_TRUE(live_ok);
 }
