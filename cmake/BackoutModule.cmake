@@ -55,14 +55,30 @@ function(backout_module name)
                             <string> <vector> <expected>)
 endfunction()
 
-# backout_module_test(NAME SOURCES files... [LIBS targets]) builds NAME_test, linked with the
-# module under test, and registers its cases with CTest when the tests run.
+# backout_module_test(NAME SOURCES files... [LIBS targets] [POSTGRESQL_FILTER pattern]) builds
+# NAME_test, linked with the module under test, and registers its cases with CTest when the tests
+# run, labelled NAME. Cases matching the gtest filter POSTGRESQL_FILTER (such as "*Postgres*") are
+# labelled `postgresql` instead and share the PostgreSQL cluster of the `postgres_cluster`
+# fixture (tests/support/CMakeLists.txt).
 function(backout_module_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "POSTGRESQL_FILTER" "SOURCES;LIBS" ${ARGN})
   add_executable(${name}_test ${ARG_SOURCES})
   target_link_libraries(${name}_test PRIVATE backout_${name} backout_test_support ${ARG_LIBS} GTest::gtest
                         GTest::gmock GTest::gtest_main)
   target_precompile_headers(${name}_test PRIVATE <gtest/gtest.h> <nlohmann/json.hpp>)
-  gtest_discover_tests(${name}_test DISCOVERY_MODE PRE_TEST
-                       PROPERTIES LABELS ${name} ENVIRONMENT "BACKOUT_TEST_TMPDIR=${CMAKE_BINARY_DIR}/tmp")
+  # Parameterized cases are named Suite.Case/param, without the printed parameter value.
+  set(discover_options DISCOVERY_MODE PRE_TEST NO_PRETTY_VALUES)
+  # PROPERTIES values pass through several CMake lists, so each must be a single value.
+  set(environment "BACKOUT_TEST_TMPDIR=${CMAKE_BINARY_DIR}/tmp")
+  if(ARG_POSTGRESQL_FILTER)
+    add_dependencies(${name}_test backout_test_postgres)
+    gtest_discover_tests(${name}_test ${discover_options} TEST_FILTER "-${ARG_POSTGRESQL_FILTER}"
+                         PROPERTIES LABELS ${name} ENVIRONMENT "${environment}")
+    gtest_discover_tests(${name}_test ${discover_options} TEST_FILTER "${ARG_POSTGRESQL_FILTER}"
+                         PROPERTIES LABELS postgresql FIXTURES_REQUIRED postgres_cluster
+                                    ENVIRONMENT "${environment}")
+  else()
+    gtest_discover_tests(${name}_test ${discover_options}
+                         PROPERTIES LABELS ${name} ENVIRONMENT "${environment}")
+  endif()
 endfunction()

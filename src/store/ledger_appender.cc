@@ -1,0 +1,221 @@
+#include "store/ledger_appender.h"
+
+#include <utility>
+
+#include "ledger/hash.h"
+#include "store/store_internal.h"
+
+namespace backout::store {
+namespace {
+
+using core::ErrorCode;
+using core::MakeError;
+
+// Key of the PostgreSQL transaction-level advisory lock that serializes ledger appends across
+// processes ("backout" in ASCII, then 1).
+constexpr int64_t kLedgerLockKey = 0x6261636b6f757401;
+
+constexpr std::string_view kSystemActor = "system";
+
+std::string KeySubject(const ledger::PublicKey& key) { return "ledger-key/" + key.key_id(); }
+
+}  // namespace
+
+LedgerAppender::LedgerAppender(SqlSession& session, const core::Clock& clock,
+                               std::shared_ptr<const ledger::Signer> signer)
+    : session_(session), clock_(clock), signer_(std::move(signer)) {}
+
+core::Result<ledger::Entry> LedgerAppender::Append(const LedgerRecord& record) {
+  if (auto ready = RequireSigner(); !ready) return std::unexpected(ready.error());
+  if (auto loaded = Load(); !loaded) return std::unexpected(loaded.error());
+
+  if (state_->key_id.empty()) {
+    if (auto introduced = IntroduceSignerKey(); !introduced) {
+      return std::unexpected(introduced.error());
+    }
+  }
+  if (auto current = CheckSignerIsCurrent(); !current) return std::unexpected(current.error());
+  return AppendEntry(record);
+}
+
+core::Result<ledger::Entry> LedgerAppender::Rotate(std::shared_ptr<const ledger::Signer> next) {
+  if (next == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument, "ledger key rotation needs the next key");
+  }
+  if (auto ready = RequireSigner(); !ready) return std::unexpected(ready.error());
+  if (auto loaded = Load(); !loaded) return std::unexpected(loaded.error());
+
+  if (state_->key_id.empty()) {
+    if (auto introduced = IntroduceSignerKey(); !introduced) {
+      return std::unexpected(introduced.error());
+    }
+  }
+  if (auto current = CheckSignerIsCurrent(); !current) return std::unexpected(current.error());
+
+  // A key that signed earlier would make old and new checkpoints indistinguishable by key.
+  const ledger::PublicKey& next_key = next->public_key();
+  auto used = session_.Execute("SELECT introduced_at_sequence FROM ledger_keys WHERE key_id = $1",
+                               {next_key.key_id()});
+  if (!used) return std::unexpected(used.error());
+  if (!used->rows.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "ledger key {} was already introduced at sequence {}; rotate to a newly "
+                     "generated key",
+                     next_key.key_id(), used->rows[0][0].value_or("?"));
+  }
+
+  auto entry = AppendEntry(LedgerRecord{
+      .actor = std::string(kSystemActor),
+      .action = "ledger.key_rotated",
+      .subject = KeySubject(next_key),
+      .change = ledger::KeyRotatedChange(*signer_, next_key),
+  });
+  if (!entry) return entry;
+  if (auto inserted = InsertKey(next_key, entry->sequence); !inserted) {
+    return std::unexpected(inserted.error());
+  }
+  state_->key_id = next_key.key_id();
+  signer_ = std::move(next);
+  return entry;
+}
+
+core::Result<void> LedgerAppender::Finish() {
+  if (!appended_) return {};
+
+  const ledger::CompactTree& tree = state_->tree;
+  auto saved = session_.Execute(
+      "INSERT INTO ledger_state (id, tree_size, compact_tree, key_id) VALUES (1, $1, $2, $3) "
+      "ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, "
+      "compact_tree = excluded.compact_tree, key_id = excluded.key_id",
+      {static_cast<int64_t>(tree.size()), HexEncode(tree.Serialize()), state_->key_id});
+  if (!saved) return std::unexpected(saved.error());
+
+  const ledger::Checkpoint checkpoint = signer_->Sign(tree.size(), tree.Root(), clock_.Now());
+  auto inserted = session_.Execute(
+      "INSERT INTO ledger_checkpoints (tree_size, root, time, key_id, signature) "
+      "VALUES ($1, $2, $3, $4, $5)",
+      {static_cast<int64_t>(checkpoint.tree_size), ledger::ToHex(checkpoint.root),
+       ToMicros(checkpoint.time), checkpoint.key_id, checkpoint.signature});
+  if (!inserted) return std::unexpected(inserted.error());
+  appended_ = false;
+  return {};
+}
+
+core::Result<void> LedgerAppender::RequireSigner() const {
+  if (signer_ == nullptr) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     "cannot append to the ledger: the store was opened without a signing key; "
+                     "open it with the ledger key to record changes");
+  }
+  return {};
+}
+
+core::Result<void> LedgerAppender::Load() {
+  if (state_.has_value()) return {};
+
+  if (session_.dialect() == Dialect::kPostgresql) {
+    // Held until commit or rollback, so the next writer reads the state this one leaves.
+    auto locked = session_.Execute("SELECT pg_advisory_xact_lock($1)", {kLedgerLockKey});
+    if (!locked) return std::unexpected(locked.error());
+  }
+
+  auto stored =
+      session_.Execute("SELECT tree_size, compact_tree, key_id FROM ledger_state WHERE id = 1");
+  if (!stored) return std::unexpected(stored.error());
+  State state;
+  if (!stored->rows.empty()) {
+    const SqlRow& row = stored->rows[0];
+    auto size = ColumnInt(row, 0, "ledger_state.tree_size");
+    auto tree_hex = ColumnText(row, 1, "ledger_state.compact_tree");
+    auto key_id = ColumnText(row, 2, "ledger_state.key_id");
+    if (!size) return std::unexpected(size.error());
+    if (!tree_hex) return std::unexpected(tree_hex.error());
+    if (!key_id) return std::unexpected(key_id.error());
+    auto tree_bytes = HexDecode(*tree_hex);
+    if (!tree_bytes) return std::unexpected(tree_bytes.error().WithContext("ledger_state"));
+    auto tree = ledger::CompactTree::Deserialize(static_cast<uint64_t>(*size), *tree_bytes);
+    if (!tree) return std::unexpected(tree.error());
+    state.tree = std::move(*tree);
+    state.key_id = std::move(*key_id);
+  }
+
+  // The saved tree must end where the entries end, or the next sequence number would leave a gap
+  // or collide. One index lookup; no earlier leaf is read.
+  auto last = session_.Execute("SELECT max(sequence) FROM ledger_entries");
+  if (!last) return std::unexpected(last.error());
+  uint64_t entries = 0;
+  if (last->rows.at(0).at(0).has_value()) {
+    auto last_sequence = ColumnInt(last->rows[0], 0, "max(ledger_entries.sequence)");
+    if (!last_sequence) return std::unexpected(last_sequence.error());
+    entries = static_cast<uint64_t>(*last_sequence) + 1;
+  }
+  if (entries != state.tree.size()) {
+    return MakeError(ErrorCode::kCorruption,
+                     "ledger state records {} entries but the stored entries end at {} entries; "
+                     "refusing to append: run `backout ledger verify` to find the damage",
+                     state.tree.size(), entries);
+  }
+
+  state_ = std::move(state);
+  return {};
+}
+
+core::Result<void> LedgerAppender::IntroduceSignerKey() {
+  const ledger::PublicKey& key = signer_->public_key();
+  auto entry = AppendEntry(LedgerRecord{
+      .actor = std::string(kSystemActor),
+      .action = "ledger.key_introduced",
+      .subject = KeySubject(key),
+      .change = ledger::KeyIntroducedChange(key),
+  });
+  if (!entry) return std::unexpected(entry.error());
+  if (auto inserted = InsertKey(key, entry->sequence); !inserted) return inserted;
+  state_->key_id = key.key_id();
+  return {};
+}
+
+core::Result<void> LedgerAppender::CheckSignerIsCurrent() const {
+  const std::string& signer_key = signer_->public_key().key_id();
+  if (signer_key != state_->key_id) {
+    return MakeError(ErrorCode::kFailedPrecondition,
+                     "the ledger signing key {} is not the key in force for this log ({}); the "
+                     "key file was probably replaced: restore the file holding key {}, or "
+                     "introduce a new key by rotating from the old one",
+                     signer_key, state_->key_id, state_->key_id);
+  }
+  return {};
+}
+
+core::Result<ledger::Entry> LedgerAppender::AppendEntry(const LedgerRecord& record) {
+  ledger::Entry entry{
+      .sequence = state_->tree.size(),
+      .time = clock_.Now(),
+      .actor = record.actor,
+      .action = record.action,
+      .subject = record.subject,
+      .change = record.change,
+  };
+  auto encoded = ledger::EncodeEntry(entry);
+  if (!encoded) return std::unexpected(encoded.error());
+  const ledger::Hash leaf_hash = ledger::LeafHash(*encoded);
+
+  auto inserted = session_.Execute(
+      "INSERT INTO ledger_entries (sequence, encoded, leaf_hash) VALUES ($1, $2, $3)",
+      {static_cast<int64_t>(entry.sequence), *encoded, ledger::ToHex(leaf_hash)});
+  if (!inserted) return std::unexpected(inserted.error());
+
+  state_->tree.Append(leaf_hash);
+  appended_ = true;
+  return entry;
+}
+
+core::Result<void> LedgerAppender::InsertKey(const ledger::PublicKey& key, uint64_t sequence) {
+  auto inserted = session_.Execute(
+      "INSERT INTO ledger_keys (key_id, public_key_pem, introduced_at_sequence) "
+      "VALUES ($1, $2, $3)",
+      {key.key_id(), key.pem(), static_cast<int64_t>(sequence)});
+  if (!inserted) return std::unexpected(inserted.error());
+  return {};
+}
+
+}  // namespace backout::store

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "ledger/checkpoint.h"
+#include "ledger/entry.h"
+#include "ledger/merkle.h"
+#include "store/sql_session.h"
+#include "store/store.h"
+
+namespace backout::store {
+
+// Appends ledger entries inside one write transaction. The first append loads the Merkle tree's
+// right edge from ledger_state. On PostgreSQL it first takes the ledger's transaction-level
+// advisory lock, which the commit releases. So sequence numbers follow the last committed entry
+// without gaps, and an append never reads earlier leaves. Finish() stores the new tree state and
+// a signed checkpoint in the same transaction. Not thread-safe; lives as long as its transaction.
+class LedgerAppender {
+ public:
+  LedgerAppender(SqlSession& session, const core::Clock& clock,
+                 std::shared_ptr<const ledger::Signer> signer);
+
+  // Appends `record` as the next entry. An empty log first gets a "ledger.key_introduced" entry
+  // for the signer's key. Fails when there is no signer, or when the signer's key is not the key
+  // the log has in force.
+  core::Result<ledger::Entry> Append(const LedgerRecord& record);
+
+  // Appends a "ledger.key_rotated" entry introducing `next`, signed by the current key. Finish()
+  // then signs the checkpoint with `next`.
+  core::Result<ledger::Entry> Rotate(std::shared_ptr<const ledger::Signer> next);
+
+  // When this transaction appended entries: saves the tree state and inserts a checkpoint of the
+  // new size and root signed by the key now in force. Call once, just before commit.
+  core::Result<void> Finish();
+
+ private:
+  struct State {
+    ledger::CompactTree tree;
+    std::string key_id;  // empty until the first key is introduced
+  };
+
+  core::Result<void> RequireSigner() const;
+  core::Result<void> Load();
+  core::Result<void> IntroduceSignerKey();
+  core::Result<void> CheckSignerIsCurrent() const;
+  core::Result<ledger::Entry> AppendEntry(const LedgerRecord& record);
+  core::Result<void> InsertKey(const ledger::PublicKey& key, uint64_t sequence);
+
+  SqlSession& session_;
+  const core::Clock& clock_;
+  std::shared_ptr<const ledger::Signer> signer_;
+  std::optional<State> state_;  // loaded by the first append
+  bool appended_ = false;
+};
+
+}  // namespace backout::store

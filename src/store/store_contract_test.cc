@@ -1,0 +1,546 @@
+// The Store contract, run against SQLite and PostgreSQL alike.
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "ledger/verify.h"
+#include "store/store_test_support.h"
+
+namespace backout::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+using StoreContractTest = StoreTest;
+
+core::Result<void> PutObject(Store& store, Object& object) {
+  return store.Write([&](Transaction& transaction) { return transaction.Put(object); });
+}
+
+std::optional<Object> GetObject(Store& store, std::string_view kind, std::string_view id) {
+  std::optional<Object> found;
+  auto read = store.Read([&](Transaction& transaction) -> core::Result<void> {
+    auto object = transaction.Get(kind, id);
+    if (!object) return std::unexpected(object.error());
+    found = std::move(*object);
+    return {};
+  });
+  EXPECT_TRUE(read.has_value()) << read.error().message;
+  return found;
+}
+
+std::vector<std::string> ListIds(Store& store, const ListQuery& query) {
+  std::vector<std::string> ids;
+  auto read = store.Read([&](Transaction& transaction) -> core::Result<void> {
+    auto objects = transaction.List(query);
+    if (!objects) return std::unexpected(objects.error());
+    for (const Object& object : *objects) ids.push_back(object.id);
+    return {};
+  });
+  EXPECT_TRUE(read.has_value()) << read.error().message;
+  return ids;
+}
+
+core::Result<ledger::VerifyReport> Verify(Store& store) {
+  return ledger::VerifyLog(store, ledger::VerifyOptions{});
+}
+
+// Objects.
+
+TEST_P(StoreContractTest, PutCreatesVersionOne) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object object{.kind = "incident", .id = "INC-1", .service = "checkout"};
+  object.body = {{"title", "checkout errors"}, {"severity", 2}};
+
+  auto put = PutObject(*store, object);
+
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  EXPECT_EQ(object.version, 1);
+  EXPECT_EQ(object.created_at, clock_.Now());
+  auto stored = GetObject(*store, "incident", "INC-1");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->service, "checkout");
+  EXPECT_EQ(stored->body, object.body);
+  EXPECT_EQ(stored->version, 1);
+  EXPECT_EQ(stored->created_at, clock_.Now());
+  EXPECT_EQ(stored->updated_at, clock_.Now());
+}
+
+TEST_P(StoreContractTest, PutReplacesWithCurrentVersion) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object object{.kind = "incident", .id = "INC-1"};
+  ASSERT_TRUE(PutObject(*store, object).has_value());
+  const core::Time created = clock_.Now();
+  clock_.Advance(std::chrono::seconds(5));
+
+  object.body = {{"state", "assessing"}};
+  auto put = PutObject(*store, object);
+
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  EXPECT_EQ(object.version, 2);
+  auto stored = GetObject(*store, "incident", "INC-1");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->version, 2);
+  EXPECT_EQ(stored->body["state"], "assessing");
+  EXPECT_EQ(stored->created_at, created);
+  EXPECT_EQ(stored->updated_at, clock_.Now());
+}
+
+TEST_P(StoreContractTest, PutWithStaleVersionConflicts) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object first{.kind = "incident", .id = "INC-1"};
+  ASSERT_TRUE(PutObject(*store, first).has_value());
+  Object second = first;
+  ASSERT_TRUE(PutObject(*store, first).has_value());  // now at version 2
+
+  auto put = PutObject(*store, second);  // still at version 1
+
+  ASSERT_FALSE(put.has_value());
+  EXPECT_EQ(put.error().code, core::ErrorCode::kConflict);
+  EXPECT_THAT(put.error().message, HasSubstr("version 2"));
+}
+
+TEST_P(StoreContractTest, PutNewOverExistingFails) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object first{.kind = "incident", .id = "INC-1"};
+  ASSERT_TRUE(PutObject(*store, first).has_value());
+  Object duplicate{.kind = "incident", .id = "INC-1"};
+
+  auto put = PutObject(*store, duplicate);
+
+  ASSERT_FALSE(put.has_value());
+  EXPECT_EQ(put.error().code, core::ErrorCode::kAlreadyExists);
+}
+
+TEST_P(StoreContractTest, PutMissingWithVersionIsNotFound) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object object{.kind = "incident", .id = "INC-9", .version = 3};
+
+  auto put = PutObject(*store, object);
+
+  ASSERT_FALSE(put.has_value());
+  EXPECT_EQ(put.error().code, core::ErrorCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, GetMissingIsEmpty) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_FALSE(GetObject(*store, "incident", "INC-404").has_value());
+}
+
+TEST_P(StoreContractTest, DeleteRemovesObject) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object object{.kind = "incident", .id = "INC-1"};
+  ASSERT_TRUE(PutObject(*store, object).has_value());
+
+  auto deleted = store->Write(
+      [](Transaction& transaction) { return transaction.Delete("incident", "INC-1"); });
+
+  ASSERT_TRUE(deleted.has_value()) << deleted.error().message;
+  EXPECT_FALSE(GetObject(*store, "incident", "INC-1").has_value());
+}
+
+TEST_P(StoreContractTest, DeleteMissingIsNotFound) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto deleted = store->Write(
+      [](Transaction& transaction) { return transaction.Delete("incident", "INC-404"); });
+  ASSERT_FALSE(deleted.has_value());
+  EXPECT_EQ(deleted.error().code, core::ErrorCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, ListPagesInIdOrder) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (std::string id : {"c", "a", "e", "b", "d"}) {
+    Object object{.kind = "change", .id = id};
+    ASSERT_TRUE(PutObject(*store, object).has_value());
+  }
+  Object other_kind{.kind = "incident", .id = "a0"};
+  ASSERT_TRUE(PutObject(*store, other_kind).has_value());
+
+  EXPECT_EQ(ListIds(*store, {.kind = "change", .limit = 2}), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(ListIds(*store, {.kind = "change", .after_id = "b", .limit = 2}),
+            (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(ListIds(*store, {.kind = "change", .after_id = "d", .limit = 2}),
+            (std::vector<std::string>{"e"}));
+}
+
+TEST_P(StoreContractTest, ListFiltersByService) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (auto [id, service] : {std::pair{"1", "checkout"}, {"2", "search"}, {"3", "checkout"}}) {
+    Object object{.kind = "change", .id = id, .service = service};
+    ASSERT_TRUE(PutObject(*store, object).has_value());
+  }
+
+  EXPECT_EQ(ListIds(*store, {.kind = "change", .service = "checkout"}),
+            (std::vector<std::string>{"1", "3"}));
+}
+
+TEST_P(StoreContractTest, ListRejectsNonPositiveLimit) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto read = store->Read([](Transaction& transaction) -> core::Result<void> {
+    auto listed = transaction.List({.kind = "change", .limit = 0});
+    if (!listed) return std::unexpected(listed.error());
+    return {};
+  });
+  ASSERT_FALSE(read.has_value());
+  EXPECT_EQ(read.error().code, core::ErrorCode::kInvalidArgument);
+}
+
+TEST_P(StoreContractTest, ReadTransactionRejectsWrites) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto read = store->Read([](Transaction& transaction) {
+    Object object{.kind = "incident", .id = "INC-1"};
+    return transaction.Put(object);
+  });
+  ASSERT_FALSE(read.has_value());
+  EXPECT_EQ(read.error().code, core::ErrorCode::kFailedPrecondition);
+}
+
+TEST_P(StoreContractTest, ReadsOwnWritesInsideAndAfter) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::optional<Object> seen_inside;
+
+  auto written = store->Write([&](Transaction& transaction) -> core::Result<void> {
+    Object object{.kind = "incident", .id = "INC-1"};
+    object.body = {{"title", "inside"}};
+    if (auto put = transaction.Put(object); !put) return put;
+    auto found = transaction.Get("incident", "INC-1");
+    if (!found) return std::unexpected(found.error());
+    seen_inside = *found;
+    return {};
+  });
+
+  ASSERT_TRUE(written.has_value()) << written.error().message;
+  ASSERT_TRUE(seen_inside.has_value());
+  EXPECT_EQ(seen_inside->body["title"], "inside");
+  EXPECT_TRUE(GetObject(*store, "incident", "INC-1").has_value());
+}
+
+// Counters.
+
+TEST_P(StoreContractTest, NextNumberHasNoGapsAfterRollback) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  std::vector<int64_t> numbers;
+  auto next = [&](bool commit) {
+    return store->Write([&](Transaction& transaction) -> core::Result<void> {
+      auto number = transaction.NextNumber("incident");
+      if (!number) return std::unexpected(number.error());
+      if (!commit) return core::MakeError(core::ErrorCode::kInternal, "rolled back on purpose");
+      numbers.push_back(*number);
+      return {};
+    });
+  };
+
+  ASSERT_TRUE(next(true).has_value());
+  ASSERT_TRUE(next(true).has_value());
+  ASSERT_FALSE(next(false).has_value());
+  ASSERT_TRUE(next(true).has_value());
+
+  EXPECT_EQ(numbers, (std::vector<int64_t>{1, 2, 3}));
+}
+
+TEST_P(StoreContractTest, CountersAreIndependent) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  int64_t incident = 0;
+  int64_t change = 0;
+  auto written = store->Write([&](Transaction& transaction) -> core::Result<void> {
+    for (int i = 0; i < 3; ++i) {
+      auto number = transaction.NextNumber("incident");
+      if (!number) return std::unexpected(number.error());
+      incident = *number;
+    }
+    auto number = transaction.NextNumber("change");
+    if (!number) return std::unexpected(number.error());
+    change = *number;
+    return {};
+  });
+  ASSERT_TRUE(written.has_value()) << written.error().message;
+  EXPECT_EQ(incident, 3);
+  EXPECT_EQ(change, 1);
+}
+
+// The ledger.
+
+TEST_P(StoreContractTest, FirstAppendIntroducesTheKey) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  WriteRecord(*store, "record/1");
+
+  auto entries = store->ReadEntries(0, 10);
+  ASSERT_TRUE(entries.has_value()) << entries.error().message;
+  ASSERT_EQ(entries->size(), 2u);
+  auto first = ledger::DecodeEntry((*entries)[0].encoded);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->action, "ledger.key_introduced");
+  EXPECT_EQ(first->change["key_id"], signer_->public_key().key_id());
+  auto second = ledger::DecodeEntry((*entries)[1].encoded);
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->sequence, 1u);
+  EXPECT_EQ(second->action, "record.written");
+  EXPECT_EQ(second->subject, "record/1");
+  EXPECT_EQ(second->time, clock_.Now());
+}
+
+TEST_P(StoreContractTest, EachAppendingWriteSignsOneCheckpoint) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  WriteRecord(*store, "record/1");
+  WriteRecord(*store, "record/2");
+  auto no_append = store->Write([](Transaction& transaction) {
+    Object object{.kind = "incident", .id = "INC-1"};
+    return transaction.Put(object);
+  });
+  ASSERT_TRUE(no_append.has_value()) << no_append.error().message;
+
+  auto checkpoints = store->ReadCheckpoints();
+  ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message;
+  ASSERT_EQ(checkpoints->size(), 2u);
+  EXPECT_EQ((*checkpoints)[0].tree_size, 2u);
+  EXPECT_EQ((*checkpoints)[1].tree_size, 3u);
+  EXPECT_TRUE(signer_->public_key().Verify((*checkpoints)[1]));
+  auto latest = store->LatestCheckpoint();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 3u);
+  EXPECT_EQ((*latest)->signature, (*checkpoints)[1].signature);
+}
+
+TEST_P(StoreContractTest, LedgerVerifiesAfterWrites) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 5; ++i) WriteRecord(*store, "record/" + std::to_string(i));
+
+  auto report = Verify(*store);
+
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->entries, 6u);
+  EXPECT_EQ(report->checkpoints, 5u);
+  EXPECT_EQ(report->key_ids, (std::vector<std::string>{signer_->public_key().key_id()}));
+}
+
+TEST_P(StoreContractTest, AppendContinuesAfterReopen) {
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    WriteRecord(*store, "record/1");
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  WriteRecord(*store, "record/2");
+
+  auto count = store->EntryCount();
+  ASSERT_TRUE(count.has_value()) << count.error().message;
+  EXPECT_EQ(*count, 3u);
+  auto report = Verify(*store);
+  EXPECT_TRUE(report.has_value()) << report.error().message;
+}
+
+TEST_P(StoreContractTest, AppendWithoutSignerFails) {
+  StoreOptions options = Options();
+  options.signer = nullptr;
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+
+  auto written = store->Write([](Transaction& transaction) -> core::Result<void> {
+    auto entry = transaction.AppendLedger({.actor = "tester", .action = "record.written"});
+    if (!entry) return std::unexpected(entry.error());
+    return {};
+  });
+
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(written.error().message, HasSubstr("signing key"));
+}
+
+TEST_P(StoreContractTest, AppendWithReplacedKeyFails) {
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    WriteRecord(*store, "record/1");
+  }
+  const std::string original_key = signer_->public_key().key_id();
+  auto replacement = ledger::Signer::Generate();
+  ASSERT_TRUE(replacement.has_value());
+  StoreOptions options = Options();
+  options.signer = *replacement;
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+
+  auto written = store->Write([](Transaction& transaction) -> core::Result<void> {
+    auto entry = transaction.AppendLedger({.actor = "tester", .action = "record.written"});
+    if (!entry) return std::unexpected(entry.error());
+    return {};
+  });
+
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(written.error().message, HasSubstr(original_key));
+  EXPECT_THAT(written.error().message, HasSubstr((*replacement)->public_key().key_id()));
+}
+
+TEST_P(StoreContractTest, RotatedKeySignsLaterCheckpoints) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  auto next = ledger::Signer::Generate();
+  ASSERT_TRUE(next.has_value());
+
+  auto rotated = store->RotateLedgerKey(*next);
+  ASSERT_TRUE(rotated.has_value()) << rotated.error().message;
+  WriteRecord(*store, "record/2");
+
+  auto latest = store->LatestCheckpoint();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->key_id, (*next)->public_key().key_id());
+  auto entries = store->ReadEntries(2, 1);
+  ASSERT_TRUE(entries.has_value()) << entries.error().message;
+  ASSERT_EQ(entries->size(), 1u);
+  auto rotation = ledger::DecodeEntry((*entries)[0].encoded);
+  ASSERT_TRUE(rotation.has_value());
+  EXPECT_EQ(rotation->action, "ledger.key_rotated");
+  auto report = Verify(*store);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->key_ids, (std::vector<std::string>{signer_->public_key().key_id(),
+                                                       (*next)->public_key().key_id()}));
+}
+
+TEST_P(StoreContractTest, RotationRetiresTheOldKey) {
+  auto next = ledger::Signer::Generate();
+  ASSERT_TRUE(next.has_value());
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    WriteRecord(*store, "record/1");
+    ASSERT_TRUE(store->RotateLedgerKey(*next).has_value());
+  }
+  auto store = OpenStore();  // still the old key
+  ASSERT_NE(store, nullptr);
+
+  auto written = store->Write([](Transaction& transaction) -> core::Result<void> {
+    auto entry = transaction.AppendLedger({.actor = "tester", .action = "record.written"});
+    if (!entry) return std::unexpected(entry.error());
+    return {};
+  });
+
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, core::ErrorCode::kFailedPrecondition);
+}
+
+TEST_P(StoreContractTest, RotationToUsedKeyFails) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+
+  auto rotated = store->RotateLedgerKey(signer_);
+
+  ASSERT_FALSE(rotated.has_value());
+  EXPECT_EQ(rotated.error().code, core::ErrorCode::kInvalidArgument);
+}
+
+TEST_P(StoreContractTest, ConcurrentWritersKeepLedgerGapless) {
+  constexpr int kThreads = 4;
+  constexpr int kWritesPerThread = 15;
+  // Two stores on one database stand for two processes (or two `backout serve` replicas).
+  std::vector<std::unique_ptr<Store>> stores;
+  stores.push_back(OpenStore());
+  stores.push_back(OpenStore());
+  ASSERT_NE(stores[0], nullptr);
+  ASSERT_NE(stores[1], nullptr);
+  std::atomic<int> failures = 0;
+  std::mutex numbers_mutex;
+  std::vector<int64_t> numbers;
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Store& store = *stores[t % stores.size()];
+      for (int i = 0; i < kWritesPerThread; ++i) {
+        int64_t taken = 0;
+        auto written = store.Write([&](Transaction& transaction) -> core::Result<void> {
+          auto number = transaction.NextNumber("incident");
+          if (!number) return std::unexpected(number.error());
+          taken = *number;
+          Object object{.kind = "incident", .id = fmt::format("INC-{}", *number)};
+          if (auto put = transaction.Put(object); !put) return put;
+          auto entry = transaction.AppendLedger({.actor = fmt::format("thread-{}", t),
+                                                 .action = "incident.opened",
+                                                 .subject = object.kind + "/" + object.id});
+          if (!entry) return std::unexpected(entry.error());
+          return {};
+        });
+        if (!written) {
+          ++failures;
+          ADD_FAILURE() << written.error().message;
+          continue;
+        }
+        std::lock_guard lock(numbers_mutex);
+        numbers.push_back(taken);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  ASSERT_EQ(failures.load(), 0);
+  std::set<int64_t> unique(numbers.begin(), numbers.end());
+  EXPECT_EQ(unique.size(), static_cast<size_t>(kThreads * kWritesPerThread));
+  EXPECT_EQ(*unique.rbegin(), kThreads * kWritesPerThread);
+  auto count = stores[0]->EntryCount();
+  ASSERT_TRUE(count.has_value());
+  EXPECT_EQ(*count, static_cast<uint64_t>(1 + kThreads * kWritesPerThread));
+  auto report = Verify(*stores[0]);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->checkpoints, static_cast<uint64_t>(kThreads * kWritesPerThread));
+}
+
+TEST_P(StoreContractTest, TableDigestsTrackChanges) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto before = store->TableDigests();
+  ASSERT_TRUE(before.has_value()) << before.error().message;
+  auto again = store->TableDigests();
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*before, *again);
+
+  Object object{.kind = "incident", .id = "INC-1"};
+  ASSERT_TRUE(PutObject(*store, object).has_value());
+
+  auto after = store->TableDigests();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_NE(before->at("objects"), after->at("objects"));
+  EXPECT_EQ(before->at("ledger_entries"), after->at("ledger_entries"));
+  EXPECT_EQ(before->size(), 8u);
+}
+
+TEST_P(StoreContractTest, BackendNameMatches) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Backend(), IsPostgres() ? "postgresql" : "sqlite");
+}
+
+BACKOUT_INSTANTIATE_FOR_BOTH_BACKENDS(StoreContractTest);
+
+}  // namespace
+}  // namespace backout::store
