@@ -81,6 +81,13 @@ struct UserConfig {
 // and kill_grace [optional durations]; working_dir and output_dir [optional absolute folders];
 // env [optional mapping of variable name to secret reference, no name starting with BACKOUT_].
 // The providers module gives the defaults.
+//
+// Kind `codedeploy` (AWS CodeDeploy): application, deployment_group and region [required
+// strings]; endpoint [optional http(s) URL]; credentials [optional mapping of access_key_id,
+// secret_access_key and session_token to secret references], or profile [optional string] with
+// credentials_file [optional path]; file_exists_behavior [DISALLOW, OVERWRITE or RETAIN];
+// ignore_application_stop_failures [boolean]; deployment_config_name [string]; timeout,
+// poll_interval, max_poll_interval and request_timeout [durations].
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

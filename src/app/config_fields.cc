@@ -16,7 +16,7 @@ using core::ErrorCode;
 // Every field that contains a secret. `[]` is any list index and `*` any key of a mapping.
 constexpr std::string_view kSecretFields[] = {
     "tls.certificate",           "tls.private_key",           "metrics.token",
-    "services[].provider.env.*", "services[].checks[].env.*",
+    "services[].provider.env.*", "services[].checks[].env.*", "services[].provider.credentials.*",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {

@@ -1,10 +1,12 @@
 #include "app/config_kinds.h"
 
+#include <algorithm>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace backout::app::config_internal {
 namespace {
@@ -18,12 +20,19 @@ enum class FieldType {
   kDuration,     // duration longer than zero, such as 300s -> the string as written
   kFolder,       // absolute folder path -> string
   kEnvironment,  // mapping of variable name to secret reference -> object of reference strings
+  kText,         // a non-empty scalar -> string
+  kBoolean,      // true or false -> boolean
+  kUrl,          // an http:// or https:// URL -> string
+  kChoice,       // one of FieldSpec::choices -> string
+  kPath,         // a file path, made absolute against the config's folder -> string
+  kCredentials,  // mapping of FieldSpec::choices to secret references -> object of references
 };
 
 struct FieldSpec {
   std::string_view key;
   FieldType type;
   bool required = false;
+  std::span<const std::string_view> choices{};  // for kChoice and kCredentials
 };
 
 // The keys of a `command` provider, which runs an approved runbook. The providers module reads
@@ -34,6 +43,29 @@ constexpr FieldSpec kCommandProviderFields[] = {
     {"timeout", FieldType::kDuration},    {"check_timeout", FieldType::kDuration},
     {"kill_grace", FieldType::kDuration}, {"working_dir", FieldType::kFolder},
     {"output_dir", FieldType::kFolder},   {"env", FieldType::kEnvironment},
+};
+
+constexpr std::string_view kFileExistsBehaviors[] = {"DISALLOW", "OVERWRITE", "RETAIN"};
+constexpr std::string_view kAwsCredentialKeys[] = {"access_key_id", "secret_access_key",
+                                                   "session_token"};
+
+// The keys of a `codedeploy` provider, which rolls back through AWS CodeDeploy. The providers
+// module reads the same keys and gives their defaults; `credentials` holds secret references.
+constexpr FieldSpec kCodeDeployProviderFields[] = {
+    {"application", FieldType::kText, true},
+    {"deployment_group", FieldType::kText, true},
+    {"region", FieldType::kText, true},
+    {"endpoint", FieldType::kUrl},
+    {"credentials", FieldType::kCredentials, false, kAwsCredentialKeys},
+    {"profile", FieldType::kText},
+    {"credentials_file", FieldType::kPath},
+    {"file_exists_behavior", FieldType::kChoice, false, kFileExistsBehaviors},
+    {"ignore_application_stop_failures", FieldType::kBoolean},
+    {"deployment_config_name", FieldType::kText},
+    {"timeout", FieldType::kDuration},
+    {"poll_interval", FieldType::kDuration},
+    {"max_poll_interval", FieldType::kDuration},
+    {"request_timeout", FieldType::kDuration},
 };
 
 constexpr FieldSpec kCommandCheckFields[] = {
@@ -51,6 +83,7 @@ struct KindSchema {
 
 // A new provider or check kind adds a row here and its keys above.
 const KindSchema kProviderKinds[] = {
+    {"codedeploy", kCodeDeployProviderFields},
     {"command", kCommandProviderFields},
 };
 const KindSchema kCheckKinds[] = {
@@ -132,6 +165,42 @@ std::optional<json> ReadEnvironment(ParseContext& context, const YamlValue& valu
   return environment;
 }
 
+std::optional<json> ReadChoice(ParseContext& context, const YamlValue& value,
+                               std::span<const std::string_view> choices) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (std::find(choices.begin(), choices.end(), *text) == choices.end()) {
+    context.reader.Fail(value,
+                        fmt::format("'{}' is not one of: {}", *text, fmt::join(choices, ", ")));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadUrl(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (!text->starts_with("http://") && !text->starts_with("https://")) {
+    context.reader.Fail(value, fmt::format("'{}' is not an http:// or https:// URL", *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+// Reads a mapping of fixed names (`keys`) to secret references, stored in their written form.
+std::optional<json> ReadCredentials(ParseContext& context, const YamlValue& value,
+                                    std::span<const std::string_view> keys) {
+  auto fields = context.reader.Mapping(value, keys);
+  if (!fields) return std::nullopt;
+  json credentials = json::object();
+  for (const auto& [name, entry] : fields->entries()) {
+    auto reference = ReadSecret(context, entry);
+    if (!reference) return std::nullopt;
+    credentials[name] = reference->ToString();
+  }
+  return credentials;
+}
+
 std::optional<json> ReadField(ParseContext& context, const YamlValue& value, FieldType type) {
   switch (type) {
     case FieldType::kCommand:
@@ -142,8 +211,39 @@ std::optional<json> ReadField(ParseContext& context, const YamlValue& value, Fie
       return ReadFolder(context, value);
     case FieldType::kEnvironment:
       return ReadEnvironment(context, value);
+    default:
+      return std::nullopt;
   }
-  return std::nullopt;
+}
+
+// Reads one key of a kind's block as its spec describes.
+std::optional<json> ReadField(ParseContext& context, const YamlValue& value,
+                              const FieldSpec& spec) {
+  switch (spec.type) {
+    case FieldType::kText: {
+      auto text = context.reader.String(value);
+      if (!text) return std::nullopt;
+      return json(*text);
+    }
+    case FieldType::kBoolean: {
+      auto flag = context.reader.Bool(value);
+      if (!flag) return std::nullopt;
+      return json(*flag);
+    }
+    case FieldType::kUrl:
+      return ReadUrl(context, value);
+    case FieldType::kChoice:
+      return ReadChoice(context, value, spec.choices);
+    case FieldType::kPath: {
+      auto path = ReadPath(context, value);
+      if (!path) return std::nullopt;
+      return json(path->string());
+    }
+    case FieldType::kCredentials:
+      return ReadCredentials(context, value, spec.choices);
+    default:
+      return ReadField(context, value, spec.type);
+  }
 }
 
 // Reads the kind's keys from a block whose keys were already checked.
@@ -157,7 +257,7 @@ std::optional<json> ReadSettings(ParseContext& context, const YamlFields& fields
       if (spec.required) return std::nullopt;
       continue;
     }
-    auto field = ReadField(context, *value, spec.type);
+    auto field = ReadField(context, *value, spec);
     if (!field) return std::nullopt;
     settings[std::string(spec.key)] = std::move(*field);
   }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "providers/codedeploy/codedeploy_provider.h"
 #include "providers/command/command_provider.h"
 
 namespace backout::providers {
@@ -23,6 +24,7 @@ struct Registration {
 
 // One line per provider folder.
 constexpr std::array kRegistrations = {
+    Registration{"codedeploy", &codedeploy::CodeDeployProvider::Create},
     Registration{"command", &command::CommandProvider::Create},
 };
 
