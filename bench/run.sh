@@ -5,3 +5,4 @@ build_dir=${1:-build}
 cd "$(dirname "$0")/.."
 "$build_dir/bench/ledger_bench" --appends 2000 --synchronous FULL
 "$build_dir/bench/ledger_bench" --appends 5000 --synchronous NORMAL
+"$build_dir/bench/codedeploy_bench" --calls 200 --cli-runs 5
