@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/client_commands.h"
 #include "cli/ledger_commands.h"
 
 #ifndef BACKOUT_VERSION
@@ -17,6 +18,12 @@ void AddCommands(CLI::App& app, int& exit_status) {
     exit_status = kExitOk;
   });
 
+  AddUserCommands(app, exit_status);
+  AddChangeCommands(app, exit_status);
+  AddServiceCommands(app, exit_status);
+  AddIncidentCommands(app, exit_status);
+  AddReviewCommands(app, exit_status);
+  AddActionCommands(app, exit_status);
   AddLedgerCommands(app, exit_status);
 }
 

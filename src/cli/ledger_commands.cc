@@ -1,6 +1,10 @@
 #include "cli/ledger_commands.h"
 
+#include "cli/cli.h"
+
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -11,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli.h"
 #include "ledger/checkpoint.h"
 #include "ledger/hash.h"
 #include "ledger/merkle.h"
@@ -23,6 +28,9 @@ namespace {
 
 // Entries read per query while collecting leaf hashes for proofs.
 constexpr uint64_t kReadChunk = 10000;
+
+// The checkpoint signing key in the data folder; `backout serve` uses the same name.
+constexpr char kLedgerKeyFile[] = "ledger.key";
 
 struct LedgerFlags {
   std::string database;
@@ -239,8 +247,8 @@ int RunConsistency(const LedgerFlags& flags) {
 int RunSample(const LedgerFlags& flags) {
   store::SystemClock clock;
   std::filesystem::create_directories(flags.data_dir);
-  auto signer = ledger::Signer::LoadOrCreate(std::filesystem::path(flags.data_dir) /
-                                             "ledger-signing-key.pem");
+  auto signer =
+      ledger::Signer::LoadOrCreate(std::filesystem::path(flags.data_dir) / kLedgerKeyFile);
   if (!signer) return Fail(signer.error());
   store::StoreOptions options;
   options.clock = &clock;
@@ -272,6 +280,50 @@ int RunSample(const LedgerFlags& flags) {
   auto count = (*db)->EntryCount();
   if (!count) return Fail(count.error());
   fmt::print("sample ledger at {}: {} entries\n", flags.database, *count);
+  return kExitOk;
+}
+
+// Introduces a new signing key with a "ledger.key_rotated" entry signed by the current one. Run it
+// while the server is stopped: the server keeps the key it loaded at start.
+int RunRotateKey(const LedgerFlags& flags) {
+  store::SystemClock clock;
+  const std::filesystem::path dir(flags.data_dir);
+  const auto current_path = dir / kLedgerKeyFile;
+  const auto next_path = dir / (std::string(kLedgerKeyFile) + ".next");
+  if (!std::filesystem::exists(current_path)) {
+    return Fail(core::Error{
+        core::ErrorCode::kNotFound,
+        fmt::format("no signing key at {}: pass the server's --data-dir", current_path.string())});
+  }
+  auto current = ledger::Signer::LoadOrCreate(current_path);
+  if (!current) return Fail(current.error());
+  auto next = ledger::Signer::LoadOrCreate(next_path);
+  if (!next) return Fail(next.error());
+
+  store::StoreOptions options;
+  options.clock = &clock;
+  options.signer = *current;
+  auto db = store::OpenStore(flags.database, options);
+  if (!db) return Fail(db.error());
+  if (auto rotated = (*db)->RotateLedgerKey(*next); !rotated) return Fail(rotated.error());
+
+  // The log now names the new key. Until the rename below, the server would refuse to append with
+  // the old file, and the error names both keys, so a crash here is visible and recoverable.
+  const auto retired_path =
+      dir / fmt::format("{}.retired-{}", kLedgerKeyFile, (*current)->public_key().key_id());
+  std::error_code error;
+  std::filesystem::rename(current_path, retired_path, error);
+  if (!error) std::filesystem::rename(next_path, current_path, error);
+  if (error) {
+    return Fail(core::Error{core::ErrorCode::kUnavailable,
+                            fmt::format("the ledger records the new key {}, but moving {} into "
+                                        "place failed: {}; rename it to {} by hand",
+                                        (*next)->public_key().key_id(), next_path.string(),
+                                        error.message(), current_path.string())});
+  }
+  fmt::print("rotated the ledger signing key: {} -> {}\nthe old key is kept at {}\n",
+             (*current)->public_key().key_id(), (*next)->public_key().key_id(),
+             retired_path.string());
   return kExitOk;
 }
 
@@ -328,6 +380,15 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
   sample->add_option("--data-dir", flags->data_dir, "Folder for the checkpoint signing key")
       ->required();
   sample->callback([flags, &exit_status] { exit_status = RunSample(*flags); });
+
+  auto* rotate = ledger_cmd->add_subcommand(
+      "rotate-key",
+      "Introduce a new checkpoint signing key, recorded by an entry signed with the old one "
+      "(stop the server first)");
+  AddDatabaseOption(rotate, *flags);
+  rotate->add_option("--data-dir", flags->data_dir, "The server's data folder holding ledger.key")
+      ->required();
+  rotate->callback([flags, &exit_status] { exit_status = RunRotateKey(*flags); });
 }
 
 }  // namespace backout::cli

@@ -1,0 +1,174 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/caller.h"
+#include "app/config.h"
+#include "app/requests.h"
+#include "core/clock.h"
+#include "core/domain.h"
+#include "core/error.h"
+#include "core/policy.h"
+#include "providers/provider.h"
+#include "store/store.h"
+
+namespace backout::app {
+
+using ProviderMap = std::map<std::string, std::shared_ptr<const providers::Provider>>;
+
+// The configuration in force: the loaded file, the policy derived from it, and one provider per
+// service. Immutable; a reload replaces the whole snapshot.
+struct Settings {
+  Config config;
+  core::Policy policy;
+  std::string config_sha256;  // of the file's bytes
+  ProviderMap providers;
+
+  // Builds the policy from `config` (the roster plus the bootstrap admin) and records the digest.
+  static core::Result<std::shared_ptr<const Settings>> Create(Config config, ProviderMap providers);
+};
+
+// The use cases of the control plane. Each one that changes state runs as one store
+// transaction holding the policy check, the state change and its ledger entries, so a refused or
+// failed step leaves nothing behind. A refusal of an authenticated caller (kPermissionDenied) is
+// then written to the ledger in a transaction of its own, as action "access.refused".
+//
+// Thread-safe: the HTTP threads and the workers call it concurrently. The store and clock must
+// outlive it.
+class ControlPlane {
+ public:
+  ControlPlane(store::Store& store, const core::Clock& clock,
+               std::shared_ptr<const Settings> settings);
+
+  std::shared_ptr<const Settings> settings() const;
+  store::Store& store() const { return store_; }
+  const core::Clock& clock() const { return clock_; }
+
+  // ---- Start-up and configuration (identity.cc) -------------------------------------------
+
+  // On a database without users, creates user `admin` with role admin and writes its token to
+  // <data_dir>/admin.token with mode 0600. Returns whether it did.
+  core::Result<bool> BootstrapAdmin();
+
+  // Records the policy in force, the config file's digest and who loaded it (ledger action
+  // "policy.loaded"). Called at start with "system" and on every reload.
+  core::Result<void> RecordPolicy(std::string_view loaded_by);
+
+  // Checks that `caller` may reload the configuration (role admin), recording a refusal.
+  core::Result<void> AuthorizeReload(const Caller& caller);
+
+  // Replaces the settings and records the new policy.
+  core::Result<void> Reload(std::shared_ptr<const Settings> settings, std::string_view loaded_by);
+
+  // ---- Identity (identity.cc) ---------------------------------------------------------------
+
+  // Resolves a bearer token. kUnauthenticated for unknown, revoked or expired tokens and for
+  // users that are inactive or no longer on the roster.
+  core::Result<Caller> Authenticate(std::string_view token) const;
+
+  core::Result<CreatedUser> CreateUser(const Caller& caller, const NewUser& request);
+  core::Result<Page<core::User>> ListUsers(const Caller& caller, const ListOptions& options);
+  core::Result<RevokedToken> RevokeToken(const Caller& caller, std::string_view token_id);
+
+  // ---- Services and freezes (services.cc) ---------------------------------------------------
+
+  core::Result<std::vector<ServiceSummary>> ListServices(const Caller& caller);
+  // Reads the provider's live state outside any transaction; a provider error is returned in
+  // ServiceDetail::live_state, not as a failure.
+  core::Result<ServiceDetail> ShowService(const Caller& caller, std::string_view name);
+  core::Result<Freeze> GetFreeze(const Caller& caller, std::string_view service);
+  core::Result<Freeze> Unfreeze(const Caller& caller, std::string_view service,
+                                std::string_view reason);
+
+  // ---- Changes (changes.cc) -----------------------------------------------------------------
+
+  core::Result<core::Change> RecordChange(const Caller& caller, const NewChange& request);
+  core::Result<core::Change> VerifyChange(const Caller& caller, std::string_view id,
+                                          const ChangeVerification& request);
+  core::Result<Page<core::Change>> ListChanges(const Caller& caller,
+                                               std::optional<std::string> service,
+                                               const ListOptions& options);
+  core::Result<core::Change> GetChange(const Caller& caller, std::string_view id);
+
+  // ---- Incidents (incidents.cc) -------------------------------------------------------------
+
+  core::Result<core::Incident> OpenIncident(const Caller& caller, const NewIncident& request);
+  core::Result<Page<core::Incident>> ListIncidents(const Caller& caller,
+                                                   const IncidentFilter& filter,
+                                                   const ListOptions& options);
+  core::Result<core::Incident> GetIncident(const Caller& caller, std::string_view id);
+
+  // Computes the impact assessment, requests the provider's preconditions and plan, then
+  // stores them with the digest of the assessment's canonical JSON. Provider calls happen before
+  // the transaction; the transaction checks the state again.
+  core::Result<core::Incident> Assess(const Caller& caller, std::string_view id,
+                                      const AssessRequest& request);
+  core::Result<core::Incident> Decide(const Caller& caller, std::string_view id,
+                                      const DecisionRequest& request);
+
+  // ---- Rollback and validation (rollback_use_cases.cc) -------------------------------------
+
+  // Enqueues the approved plan (or, with `emergency`, a break-glass rollback) as a durable job
+  // and freezes the service's deploys.
+  core::Result<AcceptedJob> RequestRollback(const Caller& caller, std::string_view id,
+                                            const RollbackRequest& request);
+  // Settles an interrupted or pending rollback by a person's account of whether it happened.
+  core::Result<core::Incident> Confirm(const Caller& caller, std::string_view id,
+                                       const ConfirmRequest& request);
+  core::Result<AcceptedJob> RequestValidation(const Caller& caller, std::string_view id);
+  core::Result<JobView> GetJob(const Caller& caller, std::string_view id);
+
+  // ---- Documentation, review and follow-up (follow_up.cc) -----------------------------------
+
+  core::Result<core::Incident> Document(const Caller& caller, std::string_view id,
+                                        const DocumentRequest& request);
+  // Stores `markdown`, or, when empty, the built-in template filled from the incident.
+  core::Result<std::string> WriteReview(const Caller& caller, std::string_view id,
+                                        std::optional<std::string> markdown);
+  core::Result<std::string> GetReview(const Caller& caller, std::string_view id);
+  // Returns the stored item, or, for an explicit "no action", an item with status not_doing.
+  core::Result<core::ActionItem> AddActionItem(const Caller& caller, std::string_view id,
+                                               const NewActionItem& request);
+  core::Result<std::vector<core::ActionItem>> ListActionItems(const Caller& caller,
+                                                              std::string_view id);
+  core::Result<core::ActionItem> CompleteActionItem(const Caller& caller,
+                                                    std::string_view action_item_id,
+                                                    const ActionItemCompletion& request);
+  core::Result<core::Incident> Close(const Caller& caller, std::string_view id);
+
+  // ---- Ledger (ledger_queries.cc) -----------------------------------------------------------
+
+  core::Result<nlohmann::json> LedgerCheckpoint(const Caller& caller);
+  core::Result<nlohmann::json> LedgerProof(const Caller& caller, uint64_t entry);
+  core::Result<nlohmann::json> LedgerConsistency(const Caller& caller, uint64_t from, uint64_t to);
+
+  // ---- Helpers shared by the use cases and workers -----------------------------------------
+
+  // Runs `body` in one write transaction. When the result is kPermissionDenied and the caller
+  // is a user, records the refusal of `action` on `subject` in the ledger.
+  core::Result<void> Write(const Caller& caller, std::string_view action, std::string_view subject,
+                           const store::TransactionBody& body);
+
+  // Runs `body` in a read transaction, recording refusals as Write does.
+  core::Result<void> Read(const Caller& caller, std::string_view action, std::string_view subject,
+                          const store::TransactionBody& body);
+
+ private:
+  core::Result<void> RecordRefusal(const Caller& caller, std::string_view action,
+                                   std::string_view subject, const core::Error& error);
+
+  store::Store& store_;
+  const core::Clock& clock_;
+  mutable std::mutex settings_mutex_;
+  std::shared_ptr<const Settings> settings_;
+};
+
+}  // namespace backout::app

@@ -1,0 +1,131 @@
+// `backout action add|list|done`.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "cli/client_command.h"
+#include "cli/client_commands.h"
+
+namespace backout::cli {
+namespace {
+
+const std::vector<Column> kActionColumns = {
+    {"ID", "id"},       {"STATUS", "status"},          {"OWNER", "owner"},   {"DUE", "due"},
+    {"TITLE", "title"}, {"EVIDENCE", "evidence_link"}, {"REASON", "reason"},
+};
+
+std::string ActionItemsPath(const std::string& incident_id) {
+  return "/api/v1/incidents/" + EncodeUrlComponent(incident_id) + "/action-items";
+}
+
+void AddActionAdd(CLI::App& action, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string incident_id;
+    std::string title;
+    std::string owner;
+    std::string due;
+    bool no_action = false;
+    std::string reason;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = action.add_subcommand(
+      "add",
+      "Add an action item to an incident (--title, --owner, --due), or record that none is "
+      "needed (--no-action --reason)");
+  command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1")->required();
+  auto* title = command->add_option("--title", flags->title, "What must be done");
+  auto* owner = command->add_option("--owner", flags->owner, "User who owns the item");
+  auto* due = command->add_option("--due", flags->due, "Due date, YYYY-MM-DD (UTC)")
+                  ->check(DateValidator());
+  auto* no_action =
+      command->add_flag("--no-action", flags->no_action,
+                        "Record that the incident needs no action item; needs --reason");
+  auto* reason = command->add_option("--reason", flags->reason, "Why no action item is needed");
+  for (CLI::Option* item_option : {title, owner, due}) {
+    item_option->excludes(no_action);
+  }
+  no_action->needs(reason);
+  reason->needs(no_action);
+
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    Json body;
+    if (flags->no_action) {
+      body = {{"no_action", true}, {"reason", flags->reason}};
+    } else {
+      body = {{"title", flags->title}, {"owner", flags->owner}, {"due", flags->due}};
+    }
+    return PrintSingle(context, context.api.Post(ActionItemsPath(flags->incident_id), body));
+  });
+  // An item needs all three of its fields unless --no-action replaces them; CLI11 cannot state
+  // "all of these or that one", so the check runs before the callback and exits 2 like the rest.
+  command->parse_complete_callback([flags] {
+    if (!flags->no_action && (flags->title.empty() || flags->owner.empty() || flags->due.empty())) {
+      throw CLI::ValidationError(
+          "an action item needs --title, --owner and --due, or --no-action with --reason",
+          CLI::ExitCodes::RequiredError);
+    }
+  });
+}
+
+void AddActionList(CLI::App& action, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string incident_id;
+    size_t limit = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = action.add_subcommand("list", "List an incident's action items");
+  command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1")->required();
+  command->add_option("--limit", flags->limit, "Show at most this many items; 0 shows all")
+      ->capture_default_str();
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    return PrintList(context, context.api.GetAll(ActionItemsPath(flags->incident_id), flags->limit),
+                     kActionColumns);
+  });
+}
+
+void AddActionDone(CLI::App& action, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string action_id;
+    std::string evidence;
+    bool not_doing = false;
+    std::string reason;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = action.add_subcommand(
+      "done",
+      "Finish an action item (its owner or an engineering lead): done with --evidence, or "
+      "--not-doing with --reason");
+  command->add_option("ACTION_ID", flags->action_id, "Action item id, from `action list`")
+      ->required();
+  auto* outcome = command->add_option_group("outcome", "How the item ends (one is needed)");
+  outcome->add_option("--evidence", flags->evidence,
+                      "Link to what shows the work is done, e.g. a merged pull request URL");
+  auto* not_doing = outcome->add_flag("--not-doing", flags->not_doing,
+                                      "Close the item without doing it; needs --reason");
+  outcome->require_option(1);
+  auto* reason = command->add_option("--reason", flags->reason, "Why the item will not be done");
+  not_doing->needs(reason);
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    Json body = flags->not_doing ? Json{{"not_doing", true}, {"reason", flags->reason}}
+                                 : Json{{"evidence", flags->evidence}};
+    return PrintSingle(context, context.api.Post("/api/v1/action-items/" +
+                                                     EncodeUrlComponent(flags->action_id) + "/done",
+                                                 body));
+  });
+}
+
+}  // namespace
+
+void AddActionCommands(CLI::App& app, int& exit_status) {
+  auto* action = app.add_subcommand("action", "Track an incident's action items to completion");
+  action->require_subcommand(1);
+  AddActionAdd(*action, exit_status);
+  AddActionList(*action, exit_status);
+  AddActionDone(*action, exit_status);
+}
+
+}  // namespace backout::cli

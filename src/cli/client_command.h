@@ -1,0 +1,70 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/api_client.h"
+#include "cli/output.h"
+#include "core/error.h"
+
+namespace backout::cli {
+
+// Options every client command takes: which server, which caller, which output format.
+struct ClientFlags {
+  ConnectionOptions connection;
+  std::string output = "table";
+};
+
+// What a client command's body gets: a connected client and the output format.
+struct ClientContext {
+  ApiClient& api;
+  OutputFormat format;
+};
+
+// The body of a client command. It prints its own result on success and returns the exit status
+// (kExitOk, or kExitFailed when the outcome is a failure the server did not report as an error);
+// an error it returns is printed to stderr and exits 1.
+using ClientBody = std::function<core::Result<int>(ClientContext&)>;
+
+// Adds --url (env BACKOUT_URL), --token (env BACKOUT_TOKEN) and -o/--output to `command`.
+void AddClientFlags(CLI::App& command, ClientFlags& flags);
+
+// Connects with `flags`, runs `body` and returns the exit status. Errors go to stderr as one
+// "error: …" line.
+int RunClient(const ClientFlags& flags, const ClientBody& body);
+
+// Makes `command` a leaf client command: adds the client flags and a callback that runs `body`
+// and stores the exit status in `exit_status`.
+void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body);
+
+// Prints a single-object answer in the context's format and returns kExitOk, or returns the
+// answer's error.
+core::Result<int> PrintSingle(const ClientContext& context, const core::Result<Json>& answer);
+
+// Prints a list answer (the items array) as a table of `columns` or in full as JSON or YAML and
+// returns kExitOk, or returns the answer's error.
+core::Result<int> PrintList(const ClientContext& context, const core::Result<Json>& answer,
+                            const std::vector<Column>& columns);
+
+// Prints to stdout.
+void PrintOut(std::string_view text);
+
+// Prints a note for the person at the terminal to stderr, so stdout stays machine-readable.
+void PrintNote(std::string_view text);
+
+// Reads a whole file; fails with kInvalidArgument naming the path when it cannot be read.
+core::Result<std::string> ReadWholeFile(const std::string& path);
+
+// Validates an RFC 3339 time option ("2026-12-04T17:05:41Z").
+CLI::Validator TimeValidator();
+
+// Validates a calendar date option ("2026-12-31").
+CLI::Validator DateValidator();
+
+// Validates a duration option written as an integer and a unit ("500ms", "30s", "5m", "2h").
+CLI::Validator DurationValidator();
+
+}  // namespace backout::cli

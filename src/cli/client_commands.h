@@ -1,0 +1,28 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace backout::cli {
+
+// Client commands, one function per noun. Each adds `backout <noun> <verb>…` to `app`; every verb
+// calls the server's API and stores its exit status in `exit_status`.
+
+// `user create|list` and `token revoke`.
+void AddUserCommands(CLI::App& app, int& exit_status);
+
+// `change record|verify|list`.
+void AddChangeCommands(CLI::App& app, int& exit_status);
+
+// `service list|show|unfreeze`.
+void AddServiceCommands(CLI::App& app, int& exit_status);
+
+// `incident open|list|show|assess|decide|rollback|confirm|validate|document|close`.
+void AddIncidentCommands(CLI::App& app, int& exit_status);
+
+// `review write|show`.
+void AddReviewCommands(CLI::App& app, int& exit_status);
+
+// `action add|list|done`.
+void AddActionCommands(CLI::App& app, int& exit_status);
+
+}  // namespace backout::cli

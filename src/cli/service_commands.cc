@@ -1,0 +1,79 @@
+// `backout service list|show|unfreeze`.
+#include <memory>
+#include <string>
+
+#include "cli/cli.h"
+#include "cli/client_command.h"
+#include "cli/client_commands.h"
+
+namespace backout::cli {
+namespace {
+
+std::string ServicePath(const std::string& name) {
+  return "/api/v1/services/" + EncodeUrlComponent(name);
+}
+
+void AddServiceList(CLI::App& service, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    size_t limit = 0;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = service.add_subcommand(
+      "list", "List the services in the server config with their provider and deploy freeze");
+  command->add_option("--limit", flags->limit, "Show at most this many services; 0 shows all")
+      ->capture_default_str();
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    return PrintList(context, context.api.GetAll("/api/v1/services", flags->limit),
+                     {{"NAME", "name"},
+                      {"ENVIRONMENT", "environment"},
+                      {"PROVIDER", "provider"},
+                      {"FROZEN", "frozen"}});
+  });
+}
+
+void AddServiceShow(CLI::App& service, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string name;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = service.add_subcommand(
+      "show", "Show a service's configuration (without secrets), live state and deploy freeze");
+  command->add_option("NAME", flags->name, "Service name")->required();
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    return PrintSingle(context, context.api.Get(ServicePath(flags->name)));
+  });
+}
+
+void AddServiceUnfreeze(CLI::App& service, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string name;
+    std::string reason;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = service.add_subcommand(
+      "unfreeze",
+      "Lift the deploy freeze a rollback set on a service, so CI may deploy it again "
+      "(engineering lead)");
+  command->add_option("NAME", flags->name, "Service name")->required();
+  command->add_option("--reason", flags->reason, "Why deploying is safe again; kept in the ledger")
+      ->required();
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    return PrintSingle(context, context.api.Post(ServicePath(flags->name) + "/unfreeze",
+                                                 Json{{"reason", flags->reason}}));
+  });
+}
+
+}  // namespace
+
+void AddServiceCommands(CLI::App& app, int& exit_status) {
+  auto* service = app.add_subcommand("service", "Inspect services and lift deploy freezes");
+  service->require_subcommand(1);
+  AddServiceList(*service, exit_status);
+  AddServiceShow(*service, exit_status);
+  AddServiceUnfreeze(*service, exit_status);
+}
+
+}  // namespace backout::cli

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "app/requests.h"
+#include "core/domain.h"
+#include "core/error.h"
+
+// JSON forms of what the API returns and reads, beyond the domain types' own JSON.
+namespace backout::server {
+
+// The incident as stored, plus the names the API contract uses: suspected_change, review,
+// created_at and updated_at.
+nlohmann::json IncidentJson(const core::Incident& incident);
+
+nlohmann::json JobJson(const app::JobView& job);
+
+template <typename T, typename ToJson>
+nlohmann::json PageJson(const app::Page<T>& page, ToJson to_json) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const T& item : page.items) items.push_back(to_json(item));
+  return {{"items", std::move(items)}, {"next_after", page.next_after}};
+}
+
+// Readers of validated request bodies. Each fails with kInvalidArgument naming the field when a
+// value has the right JSON type but is not acceptable (an unknown role, an impossible date).
+core::Result<app::NewUser> ReadNewUser(const nlohmann::json& body);
+core::Result<app::NewChange> ReadNewChange(const nlohmann::json& body);
+core::Result<app::NewIncident> ReadNewIncident(const nlohmann::json& body);
+core::Result<app::DecisionRequest> ReadDecision(const nlohmann::json& body);
+core::Result<app::DocumentRequest> ReadDocument(const nlohmann::json& body);
+core::Result<app::NewActionItem> ReadNewActionItem(const nlohmann::json& body);
+core::Result<app::ActionItemCompletion> ReadCompletion(const nlohmann::json& body);
+
+}  // namespace backout::server

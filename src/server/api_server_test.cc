@@ -1,0 +1,292 @@
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "ledger/entry.h"
+#include "server/control_plane_server.h"
+#include "server/errors.h"
+#include "store/system_clock.h"
+#include "support/temp_dir.h"
+
+namespace backout::server {
+namespace {
+
+using nlohmann::json;
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string out = text.str();
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// The whole server in this process on a free port, with a SQLite store in a temporary folder.
+class ApiServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& dir = temp_.path();
+    {
+      std::ofstream(dir / "rollback.sh") << "#!/bin/sh\nexit 0\n";
+      ::chmod((dir / "rollback.sh").c_str(), 0755);
+      std::ofstream(dir / "backout.yaml") << fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+users:
+  - {{name: lead-1, roles: [engineering-lead]}}
+  - {{name: ci-bot, roles: [ci]}}
+services:
+  - name: checkout
+    provider: {{kind: command, run: [{0}/rollback.sh]}}
+)",
+                                                         dir.string());
+    }
+    ServeOptions options{.config_path = dir / "backout.yaml", .workers = 1};
+    options.rate_limit.burst = 1000;
+    auto server = ControlPlaneServer::Start(options, clock_);
+    ASSERT_TRUE(server.has_value()) << server.error().message;
+    server_ = *std::move(server);
+    admin_token_ = ReadFile(dir / "data" / "admin.token");
+    lead_token_ = CreateUser("lead-1", "engineering-lead");
+    ci_token_ = CreateUser("ci-bot", "ci");
+  }
+
+  void TearDown() override {
+    if (server_) EXPECT_TRUE(server_->Stop());
+  }
+
+  httplib::Client Client(const std::string& token) {
+    httplib::Client client("127.0.0.1", server_->port());
+    if (!token.empty()) client.set_bearer_token_auth(token.c_str());
+    return client;
+  }
+
+  std::string CreateUser(const std::string& name, const std::string& role) {
+    auto result = Client(admin_token_)
+                      .Post("/api/v1/users", json{{"name", name}, {"roles", {role}}}.dump(),
+                            "application/json");
+    EXPECT_TRUE(result);
+    if (!result) return "";
+    EXPECT_EQ(result->status, 201) << result->body;
+    return json::parse(result->body).value("token", "");
+  }
+
+  uint64_t LedgerSize() {
+    auto count = server_->store().EntryCount();
+    EXPECT_TRUE(count.has_value());
+    return count.value_or(0);
+  }
+
+  std::string LastLedgerAction() {
+    const uint64_t size = LedgerSize();
+    auto entries = server_->store().ReadEntries(size - 1, 1);
+    EXPECT_TRUE(entries.has_value());
+    if (!entries || entries->size() != 1) return "";
+    auto entry = ledger::DecodeEntry(entries->front().encoded);
+    EXPECT_TRUE(entry.has_value());
+    return entry ? entry->action + " by " + entry->actor : "";
+  }
+
+  // Checks that `result` is an error with `status` whose body follows the error schema.
+  static void ExpectError(const httplib::Result& result, int status,
+                          std::string_view message_part = "") {
+    ASSERT_TRUE(result) << "no response";
+    EXPECT_EQ(result->status, status) << result->body;
+    const json body = json::parse(result->body, nullptr, false);
+    auto valid = Validate(body, ErrorSchema());
+    EXPECT_TRUE(valid.has_value()) << result->body;
+    if (!message_part.empty()) {
+      EXPECT_NE(result->body.find(message_part), std::string::npos) << result->body;
+    }
+  }
+
+  testing::TempDir temp_;
+  store::SystemClock clock_;
+  std::unique_ptr<ControlPlaneServer> server_;
+  std::string admin_token_, lead_token_, ci_token_;
+};
+
+TEST_F(ApiServerTest, OpenApiListsExactlyTheRoutes) {
+  auto result = Client("").Get("/api/v1/openapi.json");
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->status, 200);
+  const json document = json::parse(result->body);
+
+  std::set<std::pair<std::string, std::string>> documented;
+  for (const auto& [path, operations] : document["paths"].items()) {
+    for (const auto& [method, operation] : operations.items()) {
+      std::string upper = method;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      documented.emplace(upper, path);
+    }
+  }
+  std::set<std::pair<std::string, std::string>> routed;
+  for (const Route& route : server_->router().routes()) routed.emplace(route.method, route.path);
+  EXPECT_EQ(documented, routed);
+  EXPECT_EQ(document["components"]["schemas"]["Error"], ToJsonSchema(ErrorSchema()));
+}
+
+TEST_F(ApiServerTest, EveryDocumentedRouteIsServed) {
+  auto result = Client("").Get("/api/v1/openapi.json");
+  ASSERT_TRUE(result);
+  const json document = json::parse(result->body);
+  for (const auto& [path, operations] : document["paths"].items()) {
+    std::string concrete = path;
+    for (size_t open; (open = concrete.find('{')) != std::string::npos;) {
+      concrete.replace(open, concrete.find('}') - open + 1, "X-1");
+    }
+    for (const auto& [method, operation] : operations.items()) {
+      httplib::Client client = Client(admin_token_);
+      httplib::Result answer = method == "get"    ? client.Get(concrete)
+                               : method == "post" ? client.Post(concrete, "{}", "application/json")
+                               : method == "put"  ? client.Put(concrete, "{}", "application/json")
+                                                  : client.Delete(concrete);
+      ASSERT_TRUE(answer) << method << " " << concrete;
+      EXPECT_NE(answer->status, 405) << method << " " << concrete;
+      EXPECT_EQ(answer->body.find("no route"), std::string::npos) << method << " " << concrete;
+    }
+  }
+}
+
+TEST_F(ApiServerTest, HealthAndReadinessArePublic) {
+  auto health = Client("").Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto ready = Client("").Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(json::parse(ready->body)["status"], "ready");
+}
+
+TEST_F(ApiServerTest, BadInputChangesNothing) {
+  auto before = server_->store().TableDigests();
+  ASSERT_TRUE(before.has_value()) << before.error().message;
+
+  httplib::Client lead = Client(lead_token_);
+  httplib::Client ci = Client(ci_token_);
+  ExpectError(lead.Post("/api/v1/incidents", "{\"service\": ", "application/json"), 400,
+              "not valid JSON");
+  ExpectError(lead.Post("/api/v1/incidents", "[1, 2]", "application/json"), 400,
+              "must be an object");
+  ExpectError(lead.Post("/api/v1/incidents",
+                        R"({"service":"checkout","severity":"sev2","title":"t","colour":"red"})",
+                        "application/json"),
+              400, "unknown field `colour`");
+  ExpectError(lead.Post("/api/v1/incidents", R"({"service":"checkout","severity":2,"title":"t"})",
+                        "application/json"),
+              400, "field `severity` must be a string, got an integer");
+  ExpectError(
+      lead.Post("/api/v1/incidents", R"({"service":"checkout","title":"t"})", "application/json"),
+      400, "missing required field `severity`");
+  ExpectError(ci.Post("/api/v1/changes",
+                      R"({"service":"checkout","version":"v1","migrations":[{"id":"m"}]})",
+                      "application/json"),
+              400, "missing required field `migrations[0].reversible`");
+  ExpectError(ci.Post("/api/v1/changes", R"({"service":"checkout","version":"v1","time":"soon"})",
+                      "application/json"),
+              400, "RFC 3339");
+  const std::string oversized =
+      R"({"service":"checkout","severity":"sev2","title":")" + std::string(2 << 20, 'x') + "\"}";
+  ExpectError(lead.Post("/api/v1/incidents", oversized, "application/json"), 413, "limit");
+  ExpectError(lead.Get("/api/v1/incidents/INC-404"), 404, "incident INC-404 not found");
+  ExpectError(lead.Post("/api/v1/incidents/INC-404/assess", "{}", "application/json"), 404,
+              "INC-404");
+  ExpectError(lead.Get("/api/v1/changes/CHG-404"), 404, "CHG-404");
+  ExpectError(lead.Get("/api/v1/jobs/77"), 404, "job 77 not found");
+  ExpectError(lead.Get("/api/v1/services/nope/freeze"), 404, "service nope");
+  ExpectError(lead.Get("/api/v1/incidents?colour=red"), 400, "unknown query parameter");
+  ExpectError(lead.Get("/api/v1/incidents?limit=0"), 400, "between 1 and 1000");
+  ExpectError(lead.Get("/api/v1/incidents?state=done"), 400, "must be one of");
+  ExpectError(lead.Get("/api/v1/nothing-here"), 404, "no route");
+  ExpectError(lead.Delete("/api/v1/incidents"), 405, "does not accept DELETE");
+  ExpectError(Client("").Get("/api/v1/incidents"), 401, "missing bearer token");
+  ExpectError(Client("bkt_1_forged").Get("/api/v1/incidents"), 401);
+
+  auto after = server_->store().TableDigests();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(*before, *after);
+}
+
+TEST_F(ApiServerTest, UnauthenticatedIsCountedNotLedgered) {
+  const uint64_t ledger_before = LedgerSize();
+  ExpectError(Client("bkt_9_guess").Get("/api/v1/whoami"), 401);
+  ExpectError(Client("").Post("/api/v1/incidents", "{}", "application/json"), 401);
+  EXPECT_EQ(LedgerSize(), ledger_before);
+
+  auto metrics = Client("").Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("backout_http_unauthenticated_total 2"), std::string::npos)
+      << metrics->body;
+}
+
+TEST_F(ApiServerTest, ForbiddenIsLedgered) {
+  const uint64_t ledger_before = LedgerSize();
+  ExpectError(Client(ci_token_).Post("/api/v1/incidents",
+                                     R"({"service":"checkout","severity":"sev2","title":"t"})",
+                                     "application/json"),
+              403, "open_incident needs the role");
+  EXPECT_EQ(LedgerSize(), ledger_before + 1);
+  EXPECT_EQ(LastLedgerAction(), "access.refused by ci-bot");
+  EXPECT_EQ(server_->metrics().Value(kRefusedTotal), 1);
+}
+
+TEST_F(ApiServerTest, UserTokenIsShownOnceAndWorks) {
+  auto whoami = Client(lead_token_).Get("/api/v1/whoami");
+  ASSERT_TRUE(whoami);
+  ASSERT_EQ(whoami->status, 200);
+  const json body = json::parse(whoami->body);
+  EXPECT_EQ(body["name"], "lead-1");
+  EXPECT_EQ(body["roles"], json::array({"engineering-lead"}));
+
+  auto users = Client(admin_token_).Get("/api/v1/users");
+  ASSERT_TRUE(users);
+  ASSERT_EQ(users->status, 200);
+  EXPECT_EQ(users->body.find(lead_token_), std::string::npos);
+}
+
+TEST_F(ApiServerTest, RevokedTokenGets401) {
+  auto whoami = Client(lead_token_).Get("/api/v1/whoami");
+  ASSERT_TRUE(whoami);
+  const std::string token_id = json::parse(whoami->body)["token_id"];
+  auto revoked = Client(admin_token_).Delete("/api/v1/tokens/" + token_id);
+  ASSERT_TRUE(revoked);
+  EXPECT_EQ(revoked->status, 200) << revoked->body;
+  ExpectError(Client(lead_token_).Get("/api/v1/whoami"), 401, "revoked");
+}
+
+TEST_F(ApiServerTest, ReloadRecordsPolicyByCaller) {
+  ExpectError(Client(lead_token_).Post("/api/v1/config/reload", "{}", "application/json"), 403);
+  EXPECT_EQ(LastLedgerAction(), "access.refused by lead-1");
+
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+  EXPECT_EQ(json::parse(reloaded->body)["loaded_by"], "admin");
+  EXPECT_EQ(LastLedgerAction(), "policy.loaded by admin");
+}
+
+TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {
+  auto recorded = Client(ci_token_).Post(
+      "/api/v1/changes",
+      R"({"service":"checkout","version":"v2","previous_version":"v1","migrations":[{"id":"m1","reversible":false}]})",
+      "application/json");
+  ASSERT_TRUE(recorded);
+  ASSERT_EQ(recorded->status, 201) << recorded->body;
+  auto listed = Client(lead_token_).Get("/api/v1/changes?service=checkout");
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->status, 200);
+  const json body = json::parse(listed->body);
+  ASSERT_EQ(body["items"].size(), 1u);
+  EXPECT_EQ(body["items"][0]["version"], "v2");
+  EXPECT_EQ(body["next_after"], "");
+}
+
+}  // namespace
+}  // namespace backout::server

@@ -1,0 +1,362 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "server/errors.h"
+
+namespace backout::server {
+namespace {
+
+constexpr char kJson[] = "application/json";
+
+HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message) {
+  return HttpResponse{.status = status, .body = ErrorBody(code, message)};
+}
+
+HttpResponse ErrorResponse(const core::Error& error) {
+  return HttpResponse{.status = HttpStatusFor(error.code), .body = ErrorBody(error)};
+}
+
+// Compares without an early exit, so the time taken does not reveal how much of a guess matched.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return difference == 0;
+}
+
+std::optional<std::string> BearerToken(const httplib::Request& request) {
+  const std::string header = request.get_header_value("Authorization");
+  constexpr std::string_view kScheme = "Bearer ";
+  if (header.size() <= kScheme.size()) return std::nullopt;
+  std::string scheme = header.substr(0, kScheme.size());
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer ") return std::nullopt;
+  return header.substr(kScheme.size());
+}
+
+std::string_view ReasonFor(int status) {
+  switch (status) {
+    case 400:
+      return "the request is malformed";
+    case 404:
+      return "no such route";
+    case 405:
+      return "method not allowed";
+    case 413:
+      return "the request body is too large";
+    case 414:
+      return "the request URI is too long";
+    default:
+      return "the request failed";
+  }
+}
+
+std::string_view CodeForStatus(int status) {
+  switch (status) {
+    case 400:
+      return "invalid_argument";
+    case 401:
+      return "unauthenticated";
+    case 403:
+      return "permission_denied";
+    case 404:
+      return "not_found";
+    case 405:
+      return kMethodNotAllowed;
+    case 413:
+      return kPayloadTooLarge;
+    case 429:
+      return kRateLimited;
+    case 503:
+      return "unavailable";
+    default:
+      return status >= 500 ? "internal" : "invalid_argument";
+  }
+}
+
+}  // namespace
+
+HttpServer::HttpServer(HttpServerOptions options, const Router& router, Authenticator authenticator,
+                       const core::Clock& clock, Metrics& metrics)
+    : options_(std::move(options)),
+      router_(router),
+      authenticator_(std::move(authenticator)),
+      metrics_(metrics),
+      rate_limiter_(clock, options_.rate_limit) {}
+
+HttpServer::~HttpServer() = default;
+
+core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options,
+                                                             const Router& router,
+                                                             Authenticator authenticator,
+                                                             const core::Clock& clock,
+                                                             Metrics& metrics) {
+  std::unique_ptr<HttpServer> server(
+      new HttpServer(std::move(options), router, std::move(authenticator), clock, metrics));
+
+  if (server->options_.tls) {
+    const TlsFiles& tls = *server->options_.tls;
+    auto ssl = std::make_unique<httplib::SSLServer>(tls.certificate_file.c_str(),
+                                                    tls.private_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "could not load the TLS certificate {} and key {}; check that both "
+                             "are readable PEM files and that the key matches the certificate",
+                             tls.certificate_file, tls.private_key_file);
+    }
+    server->server_ = std::move(ssl);
+  } else {
+    server->server_ = std::make_unique<httplib::Server>();
+  }
+
+  httplib::Server& http = *server->server_;
+  http.set_tcp_nodelay(true);
+  http.set_payload_max_length(server->options_.max_body_bytes);
+  http.set_read_timeout(std::chrono::seconds(30));
+  http.set_write_timeout(std::chrono::seconds(30));
+
+  HttpServer* self = server.get();
+  auto dispatch = [self](const httplib::Request& request, httplib::Response& response) {
+    self->Dispatch(request, response);
+  };
+  const std::string any_path = "/.*";
+  http.Get(any_path, dispatch);
+  http.Post(any_path, dispatch);
+  http.Put(any_path, dispatch);
+  http.Patch(any_path, dispatch);
+  http.Delete(any_path, dispatch);
+  http.Options(any_path, dispatch);
+
+  // httplib responds to some requests itself (oversized bodies, unparsable request lines), so
+  // give those responses the same error body as every other error.
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [self](const httplib::Request& request, httplib::Response& response) {
+        if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string message(ReasonFor(response.status));
+        if (response.status == 413) {
+          message = fmt::format("the request body is larger than the limit of {} bytes; send less",
+                                self->options_.max_body_bytes);
+        }
+        response.set_content(ErrorBody(CodeForStatus(response.status), message).dump(), kJson);
+        self->metrics_.Increment(kRequestsTotal, {{"method", request.method},
+                                                  {"route", "(unrouted)"},
+                                                  {"status", std::to_string(response.status)}});
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http.set_exception_handler(
+      [](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& exception) {
+          what = exception.what();
+        } catch (...) {
+        }
+        spdlog::error("component=http method={} path={} error=\"uncaught exception: {}\"",
+                      request.method, request.path, what);
+        response.status = 500;
+        response.set_content(
+            ErrorBody("internal", "the server failed to process the request; see the server log")
+                .dump(),
+            kJson);
+      });
+  return server;
+}
+
+core::Result<int> HttpServer::Bind() {
+  int port = options_.port;
+  if (port == 0) {
+    port = server_->bind_to_any_port(options_.host);
+    if (port < 0) port = -1;
+  } else if (!server_->bind_to_port(options_.host, port)) {
+    port = -1;
+  }
+  if (port < 0) {
+    return core::MakeError(core::ErrorCode::kUnavailable,
+                           "could not listen on {}:{}; check that the address is local and that "
+                           "no other process uses the port",
+                           options_.host, options_.port);
+  }
+  spdlog::info("component=http event=listening address={}:{} tls={}", options_.host, port, tls());
+  return port;
+}
+
+void HttpServer::Serve() { server_->listen_after_bind(); }
+
+void HttpServer::Stop() { server_->stop(); }
+
+void HttpServer::Dispatch(const httplib::Request& request, httplib::Response& response) {
+  std::string route_label = "(unrouted)";
+  std::optional<app::Caller> caller;
+  HttpResponse answer;
+  try {
+    answer = Answer(request, route_label, caller);
+  } catch (const std::exception& exception) {
+    spdlog::error("component=http method={} path={} error=\"uncaught exception: {}\"",
+                  request.method, request.path, exception.what());
+    answer = ErrorResponse(500, "internal",
+                           "the server failed to process the request; see the server log");
+  }
+
+  response.status = answer.status;
+  for (const auto& [name, value] : answer.headers) response.set_header(name, value);
+  if (answer.content_type == kJson) {
+    response.set_content(answer.body.dump(), kJson);
+  } else {
+    response.set_content(answer.text, answer.content_type.c_str());
+  }
+  metrics_.Increment(kRequestsTotal, {{"method", request.method},
+                                      {"route", route_label},
+                                      {"status", std::to_string(answer.status)}});
+  if (answer.status == 403) metrics_.Increment(kRefusedTotal);
+
+  const std::string caller_name = caller ? caller->name() : "-";
+  if (answer.status >= 500) {
+    spdlog::error("component=http method={} path={} status={} caller={} error=\"{}\"",
+                  request.method, request.path, answer.status, caller_name,
+                  answer.body.value("/error/message"_json_pointer, std::string()));
+  } else {
+    spdlog::info("component=http method={} path={} status={} caller={}", request.method,
+                 request.path, answer.status, caller_name);
+  }
+}
+
+HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& route_label,
+                                std::optional<app::Caller>& caller) {
+  const Router::Match match = router_.Find(request.method, request.path);
+  if (match.status == Router::MatchStatus::kNoPath) {
+    return ErrorResponse(404, "not_found",
+                         fmt::format("no route {} {}; /api/v1/openapi.json lists the routes",
+                                     request.method, request.path));
+  }
+  if (match.status == Router::MatchStatus::kWrongMethod) {
+    HttpResponse answer =
+        ErrorResponse(405, kMethodNotAllowed,
+                      fmt::format("{} does not accept {}; use {}", request.path, request.method,
+                                  fmt::join(match.allowed_methods, " or ")));
+    answer.headers.emplace_back("Allow", fmt::format("{}", fmt::join(match.allowed_methods, ", ")));
+    return answer;
+  }
+
+  const Route& route = *match.route;
+  route_label = route.path;
+  if (auto refused = CheckAccess(route, request, caller)) return *refused;
+
+  // httplib moves the fields of a form-encoded body into the query parameters, so a body is
+  // accepted only as JSON; this also keeps form posts from other origins out.
+  const std::string content_type = request.get_header_value("Content-Type");
+  if (!request.body.empty() && !content_type.starts_with("application/json")) {
+    return ErrorResponse(415, kUnsupportedMediaType,
+                         fmt::format("the request body must be JSON; send the header "
+                                     "`Content-Type: application/json` (got \"{}\")",
+                                     content_type));
+  }
+
+  std::map<std::string, std::string> query;
+  for (const auto& [name, value] : request.params) {
+    if (!query.emplace(name, value).second) {
+      return ErrorResponse(400, "invalid_argument",
+                           fmt::format("query parameter `{}` is given more than once", name));
+    }
+  }
+  if (auto checked = ValidateQuery(route, query); !checked) return ErrorResponse(checked.error());
+
+  if (request.body.size() > options_.max_body_bytes) {
+    return ErrorResponse(413, kPayloadTooLarge,
+                         fmt::format("the request body is larger than the limit of {} bytes; "
+                                     "send less",
+                                     options_.max_body_bytes));
+  }
+  nlohmann::json body;
+  if (route.request_body) {
+    if (request.body.empty()) {
+      body = nlohmann::json::object();
+    } else {
+      try {
+        body = nlohmann::json::parse(request.body);
+      } catch (const nlohmann::json::parse_error& error) {
+        return ErrorResponse(400, "invalid_argument",
+                             fmt::format("the request body is not valid JSON (byte {}): send one "
+                                         "JSON object",
+                                         error.byte));
+      }
+    }
+    if (auto checked = Validate(body, *route.request_body); !checked) {
+      return ErrorResponse(checked.error());
+    }
+  } else if (!request.body.empty()) {
+    return ErrorResponse(
+        400, "invalid_argument",
+        fmt::format("{} {} takes no request body; send none", route.method, route.path));
+  }
+
+  HttpRequest call{.method = request.method,
+                   .path = request.path,
+                   .path_parameters = match.path_parameters,
+                   .query = std::move(query),
+                   .body = std::move(body),
+                   .caller = caller,
+                   .remote_address = request.remote_addr};
+  core::Result<HttpResponse> answer = route.handler(call);
+  if (!answer) return ErrorResponse(answer.error());
+  return *std::move(answer);
+}
+
+std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
+                                                    const httplib::Request& request,
+                                                    std::optional<app::Caller>& caller) {
+  if (route.access == Access::kPublic) return std::nullopt;
+  if (route.access == Access::kMetrics && options_.metrics_token.empty()) return std::nullopt;
+
+  const std::string& address = request.remote_addr;
+  const core::Duration blocked = rate_limiter_.BlockedFor(address);
+  if (blocked > core::Duration::zero()) {
+    metrics_.Increment(kRateLimitedTotal);
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(blocked).count();
+    HttpResponse answer = ErrorResponse(
+        429, kRateLimited,
+        fmt::format("too many unauthenticated attempts from {}; retry in {} s", address, seconds));
+    answer.headers.emplace_back("Retry-After", std::to_string(seconds));
+    return answer;
+  }
+
+  const std::optional<std::string> token = BearerToken(request);
+  if (!token) {
+    return Unauthenticated(address,
+                           "missing bearer token; send the header `Authorization: Bearer TOKEN`");
+  }
+  if (route.access == Access::kMetrics) {
+    if (!ConstantTimeEquals(*token, options_.metrics_token)) {
+      return Unauthenticated(address, "the metrics token is not valid");
+    }
+    return std::nullopt;
+  }
+
+  core::Result<app::Caller> resolved = authenticator_(*token);
+  if (!resolved) {
+    if (resolved.error().code == core::ErrorCode::kUnauthenticated) {
+      return Unauthenticated(address, resolved.error().message);
+    }
+    return ErrorResponse(resolved.error());
+  }
+  caller = *std::move(resolved);
+  return std::nullopt;
+}
+
+HttpResponse HttpServer::Unauthenticated(const std::string& address, std::string_view message) {
+  rate_limiter_.RecordFailure(address);
+  metrics_.Increment(kUnauthenticatedTotal);
+  HttpResponse answer = ErrorResponse(401, "unauthenticated", message);
+  answer.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return answer;
+}
+
+}  // namespace backout::server

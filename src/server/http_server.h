@@ -1,0 +1,89 @@
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "app/caller.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "server/metrics.h"
+#include "server/rate_limiter.h"
+#include "server/router.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace backout::server {
+
+struct TlsFiles {
+  std::string certificate_file;  // PEM certificate chain
+  std::string private_key_file;  // PEM private key
+};
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8470;                          // 0 picks a free port
+  size_t max_body_bytes = size_t{1} << 20;  // larger bodies get 413
+  std::optional<TlsFiles> tls;
+  std::string metrics_token;  // empty: /metrics is public
+  RateLimiter::Options rate_limit;
+};
+
+// Resolves a bearer token to its user. Returns kUnauthenticated for unknown, revoked or expired
+// tokens. Called from many request threads at once.
+using Authenticator = std::function<core::Result<app::Caller>(std::string_view token)>;
+
+// The HTTP front of the control plane: matches requests against the route table, authenticates
+// bearer tokens, rate-limits unauthenticated attempts per client address, validates query strings
+// and JSON bodies against each route's schema, maps errors to status codes and counts everything
+// in `metrics`. The router, authenticator, clock and metrics must outlive the server.
+class HttpServer {
+ public:
+  static core::Result<std::unique_ptr<HttpServer>> Create(HttpServerOptions options,
+                                                          const Router& router,
+                                                          Authenticator authenticator,
+                                                          const core::Clock& clock,
+                                                          Metrics& metrics);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Opens the listening socket and returns its port.
+  core::Result<int> Bind();
+
+  // Accepts connections until Stop(); blocks the calling thread. Requests in flight when Stop()
+  // is called finish before Serve() returns.
+  void Serve();
+
+  // Stops accepting connections. Safe to call from any thread, also before Serve().
+  void Stop();
+
+  bool tls() const { return options_.tls.has_value(); }
+
+ private:
+  HttpServer(HttpServerOptions options, const Router& router, Authenticator authenticator,
+             const core::Clock& clock, Metrics& metrics);
+
+  void Dispatch(const httplib::Request& request, httplib::Response& response);
+  HttpResponse Answer(const httplib::Request& request, std::string& route_label,
+                      std::optional<app::Caller>& caller);
+  std::optional<HttpResponse> CheckAccess(const Route& route, const httplib::Request& request,
+                                          std::optional<app::Caller>& caller);
+  HttpResponse Unauthenticated(const std::string& address, std::string_view message);
+
+  HttpServerOptions options_;
+  const Router& router_;
+  Authenticator authenticator_;
+  Metrics& metrics_;
+  RateLimiter rate_limiter_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+}  // namespace backout::server

@@ -1,0 +1,287 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "server/errors.h"
+#include "support/temp_dir.h"
+
+namespace backout::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kGoodToken[] = "good-token-0123456789";
+
+Router TestRouter() {
+  Router router;
+  router.Add(Route{.method = "GET",
+                   .path = "/healthz",
+                   .operation_id = "health",
+                   .summary = "health",
+                   .access = Access::kPublic,
+                   .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
+                     return HttpResponse{.body = {{"status", "ok"}}};
+                   }});
+  router.Add(Route{.method = "GET",
+                   .path = "/metrics-like",
+                   .operation_id = "metrics",
+                   .summary = "metrics",
+                   .access = Access::kMetrics,
+                   .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
+                     return HttpResponse{.text = "x 1\n", .content_type = "text/plain"};
+                   }});
+  router.Add(
+      Route{.method = "GET",
+            .path = "/api/v1/things/{id}",
+            .operation_id = "getThing",
+            .summary = "get",
+            .query = {{"limit", IntegerSchema("page size")}},
+            .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
+              if (request.path_parameters.at("id") != "T-1") {
+                return core::MakeError(core::ErrorCode::kNotFound, "thing {} not found",
+                                       request.path_parameters.at("id"));
+              }
+              return HttpResponse{.body = {{"id", "T-1"}, {"caller", request.caller->name()}}};
+            }});
+  router.Add(Route{.method = "POST",
+                   .path = "/api/v1/things",
+                   .operation_id = "createThing",
+                   .summary = "create",
+                   .request_body = ObjectSchema("", {Required("name", StringSchema("")),
+                                                     Optional("count", IntegerSchema(""))}),
+                   .success_status = 201,
+                   .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
+                     return HttpResponse{.status = 201, .body = request.body};
+                   }});
+  router.Add(Route{.method = "POST",
+                   .path = "/api/v1/things/{id}/ping",
+                   .operation_id = "pingThing",
+                   .summary = "ping",
+                   .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
+                     return HttpResponse{.body = json::object()};
+                   }});
+  return router;
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void Start(HttpServerOptions options) {
+    options.port = 0;
+    options.max_body_bytes = 1024;
+    DeclareServerMetrics(metrics_);
+    auto created = HttpServer::Create(
+        options, router_,
+        [](std::string_view token) -> core::Result<app::Caller> {
+          if (token != kGoodToken) {
+            return core::MakeError(core::ErrorCode::kUnauthenticated, "token not valid");
+          }
+          return app::Caller{.user = core::User{.name = "lead-1"}};
+        },
+        clock_, metrics_);
+    ASSERT_TRUE(created.has_value()) << created.error().message;
+    server_ = *std::move(created);
+    auto port = server_->Bind();
+    ASSERT_TRUE(port.has_value()) << port.error().message;
+    port_ = *port;
+    thread_ = std::thread([this] { server_->Serve(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  httplib::Client Client(bool with_token = true) {
+    httplib::Client client("127.0.0.1", port_);
+    if (with_token) client.set_bearer_token_auth(kGoodToken);
+    return client;
+  }
+
+  static void ExpectError(const httplib::Result& result, int status, std::string_view code) {
+    ASSERT_TRUE(result) << "no response";
+    EXPECT_EQ(result->status, status) << result->body;
+    json body = json::parse(result->body, nullptr, false);
+    EXPECT_TRUE(Validate(body, ErrorSchema()).has_value()) << result->body;
+    EXPECT_EQ(body.value("/error/code"_json_pointer, std::string()), code) << result->body;
+  }
+
+  core::ManualClock clock_{core::Time{}};
+  Metrics metrics_;
+  Router router_ = TestRouter();
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+TEST_F(HttpServerTest, PublicRouteNeedsNoToken) {
+  Start({});
+  auto result = Client(false).Get("/healthz");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(json::parse(result->body)["status"], "ok");
+}
+
+TEST_F(HttpServerTest, AuthenticatedRouteSeesCaller) {
+  Start({});
+  auto result = Client().Get("/api/v1/things/T-1");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(json::parse(result->body)["caller"], "lead-1");
+}
+
+TEST_F(HttpServerTest, UnknownRouteIs404) {
+  Start({});
+  ExpectError(Client().Get("/api/v1/nothing"), 404, "not_found");
+}
+
+TEST_F(HttpServerTest, WrongMethodIs405WithAllow) {
+  Start({});
+  auto result = Client().Delete("/api/v1/things");
+  ExpectError(result, 405, "method_not_allowed");
+  EXPECT_EQ(result->get_header_value("Allow"), "POST");
+}
+
+TEST_F(HttpServerTest, MissingTokenIs401AndCounted) {
+  Start({});
+  ExpectError(Client(false).Get("/api/v1/things/T-1"), 401, "unauthenticated");
+  EXPECT_EQ(metrics_.Value(kUnauthenticatedTotal), 1);
+}
+
+TEST_F(HttpServerTest, RepeatedBadTokensAreRateLimited) {
+  HttpServerOptions options;
+  options.rate_limit.burst = 3;
+  Start(options);
+  httplib::Client client("127.0.0.1", port_);
+  client.set_bearer_token_auth("wrong");
+  for (int i = 0; i < 3; ++i) ExpectError(client.Get("/api/v1/things/T-1"), 401, "unauthenticated");
+
+  auto limited = client.Get("/api/v1/things/T-1");
+  ExpectError(limited, 429, "rate_limited");
+  EXPECT_EQ(limited->get_header_value("Retry-After"), "3");
+  EXPECT_EQ(metrics_.Value(kRateLimitedTotal), 1);
+
+  clock_.Advance(std::chrono::seconds(3));
+  ExpectError(Client().Get("/api/v1/things/T-2"), 404, "not_found");
+}
+
+TEST_F(HttpServerTest, HandlerErrorMapsToStatus) {
+  Start({});
+  auto result = Client().Get("/api/v1/things/T-9");
+  ExpectError(result, 404, "not_found");
+  EXPECT_EQ(json::parse(result->body)["error"]["message"], "thing T-9 not found");
+}
+
+TEST_F(HttpServerTest, MalformedJsonIs400) {
+  Start({});
+  ExpectError(Client().Post("/api/v1/things", "{\"name\": ", "application/json"), 400,
+              "invalid_argument");
+}
+
+TEST_F(HttpServerTest, UnknownFieldIs400NamingIt) {
+  Start({});
+  auto result =
+      Client().Post("/api/v1/things", R"({"name":"a","colour":"red"})", "application/json");
+  ExpectError(result, 400, "invalid_argument");
+  EXPECT_NE(result->body.find("colour"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, WrongTypeIs400NamingField) {
+  Start({});
+  auto result = Client().Post("/api/v1/things", R"({"name":"a","count":"3"})", "application/json");
+  ExpectError(result, 400, "invalid_argument");
+  EXPECT_NE(result->body.find("`count`"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, FormBodyIs415) {
+  Start({});
+  ExpectError(Client().Post("/api/v1/things", "name=a", "application/x-www-form-urlencoded"), 415,
+              "unsupported_media_type");
+}
+
+TEST_F(HttpServerTest, UnknownQueryParameterIs400) {
+  Start({});
+  ExpectError(Client().Get("/api/v1/things/T-1?colour=red"), 400, "invalid_argument");
+}
+
+TEST_F(HttpServerTest, NonIntegerQueryParameterIs400) {
+  Start({});
+  ExpectError(Client().Get("/api/v1/things/T-1?limit=ten"), 400, "invalid_argument");
+}
+
+TEST_F(HttpServerTest, OversizedBodyIs413) {
+  Start({});
+  std::string body = R"({"name":")" + std::string(4096, 'x') + R"("})";
+  ExpectError(Client().Post("/api/v1/things", body, "application/json"), 413, "payload_too_large");
+}
+
+TEST_F(HttpServerTest, BodyOnRouteWithoutBodyIs400) {
+  Start({});
+  ExpectError(Client().Post("/api/v1/things/T-1/ping", "{}", "application/json"), 400,
+              "invalid_argument");
+}
+
+TEST_F(HttpServerTest, MetricsTokenGuardsMetrics) {
+  HttpServerOptions options;
+  options.metrics_token = "metrics-secret";
+  Start(options);
+  ExpectError(Client(false).Get("/metrics-like"), 401, "unauthenticated");
+
+  httplib::Client client("127.0.0.1", port_);
+  client.set_bearer_token_auth("metrics-secret");
+  auto result = client.Get("/metrics-like");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+}
+
+TEST_F(HttpServerTest, ServesTlsWithConfiguredCertificate) {
+  testing::TempDir temp;
+  const std::string cert = (temp.path() / "cert.pem").string();
+  const std::string key = (temp.path() / "key.pem").string();
+  const std::string command = fmt::format(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+      "-subj /CN=127.0.0.1 -keyout {} -out {} 2>/dev/null",
+      key, cert);
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+
+  HttpServerOptions options;
+  options.tls = TlsFiles{.certificate_file = cert, .private_key_file = key};
+  Start(options);
+  httplib::SSLClient client("127.0.0.1", port_);
+  client.enable_server_certificate_verification(false);
+  auto result = client.Get("/healthz");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->status, 200);
+
+  httplib::Client plain("127.0.0.1", port_);
+  EXPECT_FALSE(plain.Get("/healthz"));
+}
+
+TEST_F(HttpServerTest, MissingCertificateFailsCreate) {
+  HttpServerOptions options;
+  options.tls = TlsFiles{.certificate_file = "/nonexistent/cert.pem",
+                         .private_key_file = "/nonexistent/key.pem"};
+  auto created = HttpServer::Create(
+      options, router_, [](std::string_view) -> core::Result<app::Caller> { return app::Caller{}; },
+      clock_, metrics_);
+  ASSERT_FALSE(created.has_value());
+  EXPECT_NE(created.error().message.find("/nonexistent/cert.pem"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, RequestsAreCountedByRoute) {
+  Start({});
+  ASSERT_TRUE(Client().Get("/api/v1/things/T-1"));
+  EXPECT_EQ(
+      metrics_.Value(kRequestsTotal,
+                     {{"method", "GET"}, {"route", "/api/v1/things/{id}"}, {"status", "200"}}),
+      1);
+}
+
+}  // namespace
+}  // namespace backout::server

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "app/caller.h"
+#include "core/error.h"
+#include "server/schema.h"
+
+namespace backout::server {
+
+// Who may call a route. Authorization by role happens in the use cases, which ledger refusals;
+// the router only decides whether a bearer token is required.
+enum class Access {
+  kPublic,         // no token
+  kAuthenticated,  // a valid bearer token
+  kMetrics,        // public, or the metrics token when one is configured
+};
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> path_parameters;
+  std::map<std::string, std::string> query;
+  nlohmann::json body;  // validated against the route's request schema; null without one
+  std::optional<app::Caller> caller;
+  std::string remote_address;
+};
+
+struct HttpResponse {
+  int status = 200;
+  nlohmann::json body;
+  std::string text;  // sent instead of `body` when `content_type` is not JSON
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Handler = std::function<core::Result<HttpResponse>(const HttpRequest&)>;
+
+struct QueryParameter {
+  std::string name;
+  Schema schema;  // string or integer
+};
+
+// One entry of the route table. The OpenAPI document is generated from the same entries.
+struct Route {
+  std::string method;  // GET, POST, PUT, DELETE
+  std::string path;    // segments, `{name}` for a path parameter: /api/v1/incidents/{id}
+  std::string operation_id;
+  std::string summary;
+  Access access = Access::kAuthenticated;
+  std::optional<Schema> request_body;
+  std::vector<QueryParameter> query;
+  int success_status = 200;
+  Schema response = OpenObjectSchema("");
+  std::string response_content_type = "application/json";
+  Handler handler;
+};
+
+// Matches request paths against the route table.
+class Router {
+ public:
+  enum class MatchStatus { kFound, kNoPath, kWrongMethod };
+
+  struct Match {
+    MatchStatus status = MatchStatus::kNoPath;
+    const Route* route = nullptr;
+    std::map<std::string, std::string> path_parameters;
+    std::vector<std::string> allowed_methods;  // for kWrongMethod
+  };
+
+  void Add(Route route);
+  Match Find(std::string_view method, std::string_view path) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+// Checks the query string against the route's declared parameters: unknown names and integers
+// that do not parse are rejected with kInvalidArgument naming the parameter.
+core::Result<void> ValidateQuery(const Route& route,
+                                 const std::map<std::string, std::string>& query);
+
+}  // namespace backout::server

@@ -1,0 +1,97 @@
+#include "server/serve_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "server/control_plane_server.h"
+#include "store/system_clock.h"
+
+namespace backout::server {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+
+// Runs the server until SIGTERM or SIGINT. The signals are blocked in every thread and taken
+// here with sigwait, so no handler runs at an arbitrary point of another thread.
+int RunServe(const ServeOptions& options) {
+  // main() quiets logging for client commands; a server logs its lifecycle and every request.
+  spdlog::set_level(spdlog::level::info);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A client that disconnects during a response must not end the server.
+  signal(SIGPIPE, SIG_IGN);
+
+  store::SystemClock clock;
+  auto server = ControlPlaneServer::Start(options, clock);
+  if (!server) {
+    spdlog::error("component=server event=start_failed error=\"{}\"", server.error().message);
+    return kExitFailed;
+  }
+
+  while (true) {
+    int received = 0;
+    if (sigwait(&signals, &received) != 0) continue;
+    if (received == SIGHUP) {
+      auto reloaded = (*server)->Reload("SIGHUP");
+      if (!reloaded) {
+        spdlog::error("component=server event=reload_failed error=\"{}\" config_kept=true",
+                      reloaded.error().message);
+      }
+      continue;
+    }
+    spdlog::info("component=server event=signal signal={}",
+                 received == SIGTERM ? "SIGTERM" : "SIGINT");
+    break;
+  }
+
+  const bool clean = (*server)->Stop();
+  if (!clean) {
+    // Detached workers still reference the server; end without running destructors.
+    spdlog::shutdown();
+    std::_Exit(kExitOk);
+  }
+  server->reset();
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int& exit_status) {
+  auto options = std::make_shared<ServeOptions>();
+  auto grace_seconds = std::make_shared<int>(30);
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "Run the control plane: the HTTP API and the job workers (SIGTERM stops it, SIGHUP "
+      "reloads the configuration)");
+  serve->add_option("--config", options->config_path, "YAML configuration file to load")
+      ->required()
+      ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--workers", options->workers,
+                   "Number of job worker threads that run rollbacks and validations")
+      ->default_val(2)
+      ->check(CLI::Range(1, 64));
+  serve
+      ->add_option("--shutdown-grace", *grace_seconds,
+                   "Seconds a shutdown waits for running job steps before releasing their "
+                   "leases")
+      ->default_val(30)
+      ->check(CLI::Range(0, 3600));
+  serve->callback([options, grace_seconds, &exit_status] {
+    options->shutdown_grace = std::chrono::seconds(*grace_seconds);
+    exit_status = RunServe(*options);
+  });
+}
+
+}  // namespace backout::server

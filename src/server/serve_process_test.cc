@@ -1,0 +1,157 @@
+// `backout serve` as a separate process: SIGTERM lets a running rollback step finish, then the
+// process exits with status 0.
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "support/temp_dir.h"
+
+namespace backout::server {
+namespace {
+
+using nlohmann::json;
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A `backout serve` child process with its log in a file. Stops it with SIGKILL if the test
+// ends first.
+class ServeProcess {
+ public:
+  ServeProcess(const std::filesystem::path& config, const std::filesystem::path& log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      ::execl(BACKOUT_BINARY, BACKOUT_BINARY, "serve", "--config", config.c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Sends `signal` and waits up to `timeout` for the exit; returns the wait status or -1.
+  int SignalAndWait(int signal, std::chrono::seconds timeout) {
+    ::kill(pid_, signal);
+    for (int waited_ms = 0; waited_ms < timeout.count() * 1000; waited_ms += 50) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = 0;
+};
+
+// Waits for the server's "listening" log line and returns its port, or 0.
+int WaitForPort(const std::filesystem::path& log) {
+  const std::regex listening("event=listening address=127\\.0\\.0\\.1:([0-9]+)");
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    std::smatch match;
+    const std::string text = ReadFile(log);
+    if (std::regex_search(text, match, listening)) return std::stoi(match[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return 0;
+}
+
+TEST(ServeProcessTest, SigtermLetsRunningStepFinish) {
+  testing::TempDir temp;
+  const auto& dir = temp.path();
+  std::ofstream(dir / "live") << "v2\n";
+  std::ofstream(dir / "rollback.sh") << fmt::format(
+      "#!/bin/sh\necho started >> {0}/runbook.log\nsleep 2\necho \"$BACKOUT_TARGET_VERSION\" > "
+      "{0}/live\n",
+      dir.string());
+  std::ofstream(dir / "status.sh") << fmt::format("#!/bin/sh\ncat {}/live\n", dir.string());
+  ::chmod((dir / "rollback.sh").c_str(), 0755);
+  ::chmod((dir / "status.sh").c_str(), 0755);
+  std::ofstream(dir / "backout.yaml") << fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+users:
+  - {{name: lead-1, roles: [engineering-lead]}}
+  - {{name: sre-1, roles: [devops-engineer], services: [checkout]}}
+services:
+  - name: checkout
+    provider: {{kind: command, run: [{0}/rollback.sh], status: [{0}/status.sh]}}
+)",
+                                                     dir.string());
+
+  ServeProcess server(dir / "backout.yaml", dir / "server.log");
+  const int port = WaitForPort(dir / "server.log");
+  ASSERT_NE(port, 0) << ReadFile(dir / "server.log");
+
+  httplib::Client client("127.0.0.1", port);
+  const std::string admin = [&] {
+    std::string token = ReadFile(dir / "data" / "admin.token");
+    while (!token.empty() && token.back() == '\n') token.pop_back();
+    return token;
+  }();
+  auto post = [&](const std::string& token, const std::string& path, const json& body) {
+    httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+    auto result = client.Post(path, headers, body.dump(), "application/json");
+    EXPECT_TRUE(result);
+    EXPECT_LT(result ? result->status : 500, 300) << path << ": " << (result ? result->body : "");
+    return result ? json::parse(result->body, nullptr, false) : json();
+  };
+  const std::string lead =
+      post(admin, "/api/v1/users", {{"name", "lead-1"}, {"roles", {"engineering-lead"}}})["token"];
+  const std::string sre = post(
+      admin, "/api/v1/users",
+      {{"name", "sre-1"}, {"roles", {"devops-engineer"}}, {"services", {"checkout"}}})["token"];
+  post(sre, "/api/v1/changes",
+       {{"service", "checkout"}, {"version", "v1"}, {"time", "2026-01-01T00:00:00Z"}});
+  post(sre, "/api/v1/changes/CHG-1/verify", {{"passed", true}});
+  post(sre, "/api/v1/changes", {{"service", "checkout"}, {"version", "v2"}});
+  post(lead, "/api/v1/incidents",
+       {{"service", "checkout"},
+        {"severity", "sev2"},
+        {"title", "t"},
+        {"suspected_change", "CHG-2"}});
+  post(lead, "/api/v1/incidents/INC-1/assess", json::object());
+  post(lead, "/api/v1/incidents/INC-1/decision", {{"decision", "go"}, {"reason", "v2 broke it"}});
+  post(sre, "/api/v1/incidents/INC-1/rollback", json::object());
+
+  for (int attempt = 0; attempt < 200 && ReadFile(dir / "runbook.log").empty(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(ReadFile(dir / "runbook.log"), "started\n");
+
+  const int status = server.SignalAndWait(SIGTERM, std::chrono::seconds(30));
+  ASSERT_NE(status, -1) << "the server did not exit after SIGTERM";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const std::string log = ReadFile(dir / "server.log");
+  EXPECT_NE(log.find("event=rollback_finished outcome=rolled_back"), std::string::npos) << log;
+  EXPECT_NE(log.find("event=stopped clean=true"), std::string::npos) << log;
+  EXPECT_EQ(ReadFile(dir / "live"), "v1\n");
+}
+
+}  // namespace
+}  // namespace backout::server
