@@ -129,7 +129,7 @@ void AppendAttempts(const http::Transcript& source, std::string_view action,
                         {"status", entry.status},
                         {"headers", response_headers},
                         {"body", entry.response_body},
-                        {"duration_ms", entry.timing.total.count() / 1000.0}});
+                        {"duration_us", entry.timing.total.count()}});
   }
 }
 

@@ -481,7 +481,7 @@ core::Result<ToolRecord> CodeDeployProvider::ReadBack(const ExecutionResult& exe
   if (!record) return std::unexpected(record.error().WithContext("cannot read back the rollback"));
   json details = DeploymentDetails(*record);
   details["matches_target"] = record->version == execution.target_version;
-  details["deployment_info"] = record->raw;
+  details["deployment_info"] = WithTimesAsText(record->raw);
   core::Time time = record->complete_time.value_or(record->create_time.value_or(clock_.Now()));
   return ToolRecord{time, record->version, details};
 }
@@ -537,12 +537,16 @@ core::Result<Plan> CodeDeployProvider::MakePlan(std::string_view target_version)
   Plan plan;
   plan.provider_kind = "codedeploy";
   plan.service = service_;
+  // The rule and the deployment the target came from go into the summary, not the action: the
+  // job plans again with the chosen revision as the target, and that plan must digest the same.
+  std::string rule;
   auto finish = [&](std::string type, std::string summary) {
     action["type"] = type;
     plan.noop = type == "noop";
     plan.action = action;
     plan.digest = PlanDigest(plan.action);
-    plan.summary = std::move(summary);
+    plan.summary =
+        rule.empty() ? std::move(summary) : fmt::format("{} (target: {})", summary, rule);
     return plan;
   };
 
@@ -562,12 +566,12 @@ core::Result<Plan> CodeDeployProvider::MakePlan(std::string_view target_version)
   std::optional<DeploymentRecord> target;
   if (target_version.empty() && codedeploy_rollback != nullptr) {
     target = *codedeploy_rollback;
-    action["rule"] =
+    rule =
         fmt::format("the revision CodeDeploy's own rollback {} restores", codedeploy_rollback->id);
   } else if (target_version.empty()) {
     auto good = FindKnownGood(live_version);
     if (!good) return std::unexpected(good.error().WithContext("cannot plan the rollback"));
-    action["rule"] = "CodeDeploy's rule: the latest successful deployment of another revision";
+    rule = "CodeDeploy's rule, the latest successful deployment of another revision";
     if (!*good) {
       std::string codedeploy_message = state->latest ? state->latest->rollback_message : "";
       action["target_version"] = nullptr;
@@ -588,13 +592,13 @@ core::Result<Plan> CodeDeployProvider::MakePlan(std::string_view target_version)
     auto found = FindTarget(target_version);
     if (!found) return std::unexpected(found.error());
     target = *found;
-    action["rule"] = target_version.starts_with("d-") ? "the revision of the named deployment"
-                                                      : "the named revision";
+    rule = target_version.starts_with("d-") ? "the revision of the named deployment"
+                                            : "the named revision";
   }
   plan.target_version = target->version;
   action["target_version"] = target->version;
   action["target_revision"] = target->revision;
-  action["target_source_deployment_id"] = target->id;
+  rule += fmt::format(", deployed by {}", target->id);
 
   // Step 2: what the deployment group is doing decides the action.
   json create{{"fileExistsBehavior", settings_.file_exists_behavior},

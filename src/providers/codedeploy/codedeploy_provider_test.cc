@@ -289,6 +289,25 @@ TEST_F(CodeDeployProviderTest, PlanIsStableWhileNothingChanges) {
   EXPECT_EQ(MakePlanFor(*provider, "").digest, MakePlanFor(*provider, "").digest);
 }
 
+// The rollback job plans again with the approved plan's target before it executes.
+TEST_F(CodeDeployProviderTest, PlanForItsOwnTargetDigestsTheSame) {
+  StartWith(State());
+  auto provider = MakeProvider();
+  Plan by_rule = MakePlanFor(*provider, "");
+  Plan by_target = MakePlanFor(*provider, by_rule.target_version);
+  EXPECT_EQ(by_rule.digest, by_target.digest);
+}
+
+TEST_F(CodeDeployProviderTest, StopPlanForItsOwnTargetDigestsTheSame) {
+  StartWith(State());
+  auto provider = MakeProvider();
+  StartStalledDeployment("v3.zip");
+  Plan by_rule = MakePlanFor(*provider, "");
+  Plan by_target = MakePlanFor(*provider, by_rule.target_version);
+  EXPECT_EQ(by_rule.action["type"], "stop_and_rollback");
+  EXPECT_EQ(by_rule.digest, by_target.digest);
+}
+
 TEST_F(CodeDeployProviderTest, RedeployRollsBack) {
   StartWith(State());
   auto provider = MakeProvider();
@@ -326,7 +345,7 @@ TEST_F(CodeDeployProviderTest, NamedTargetByDeploymentId) {
   auto provider = MakeProvider();
   Plan plan = MakePlanFor(*provider, "d-SEEDV1000");
   EXPECT_EQ(plan.target_version, Version("v1.zip"));
-  EXPECT_EQ(plan.action["target_source_deployment_id"], "d-SEEDV1000");
+  EXPECT_NE(plan.summary.find("deployed by d-SEEDV1000"), std::string::npos) << plan.summary;
 }
 
 TEST_F(CodeDeployProviderTest, UnknownTargetIsNotFound) {
@@ -467,7 +486,7 @@ TEST_F(CodeDeployProviderTest, FinishedCodeDeployRollbackIsANoop) {
   Plan plan = MakePlanFor(*provider, "");
   EXPECT_TRUE(plan.noop);
   EXPECT_EQ(plan.target_version, Version("v1.zip"));
-  EXPECT_NE(plan.action["rule"].get<std::string>().find("d-AUTORB000"), std::string::npos);
+  EXPECT_NE(plan.summary.find("d-AUTORB000"), std::string::npos) << plan.summary;
 }
 
 // ---- R23: the rollback itself fails on some instances

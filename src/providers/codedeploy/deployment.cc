@@ -62,6 +62,26 @@ double EpochSecondsFromTime(core::Time time) {
   return static_cast<double>(time.time_since_epoch().count()) / 1e6;
 }
 
+json WithTimesAsText(const json& value) {
+  if (value.is_number_float()) {
+    double number = value.get<double>();
+    // Epoch seconds of CodeDeploy's era; anything else keeps its written form.
+    if (number > 1e9 && number < 1e10) return core::FormatTime(TimeFromEpochSeconds(number));
+    return value.dump();
+  }
+  if (value.is_object()) {
+    json out = json::object();
+    for (const auto& [key, item] : value.items()) out[key] = WithTimesAsText(item);
+    return out;
+  }
+  if (value.is_array()) {
+    json out = json::array();
+    for (const json& item : value) out.push_back(WithTimesAsText(item));
+    return out;
+  }
+  return value;
+}
+
 core::Result<DeploymentRecord> ParseDeployment(const json& info) {
   if (!info.is_object()) {
     return core::MakeError(core::ErrorCode::kUnavailable,

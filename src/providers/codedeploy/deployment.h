@@ -55,6 +55,11 @@ struct DeploymentRecord {
 // malformed response is the tool's fault, not the caller's.
 core::Result<DeploymentRecord> ParseDeployment(const nlohmann::json& info);
 
+// Returns `value` with every fractional number replaced by text: the protocol's timestamps
+// (seconds since the epoch, with a fraction) as RFC 3339 UTC, any other fraction as written.
+// Backout's ledger records integers only, so tool records must pass through this.
+nlohmann::json WithTimesAsText(const nlohmann::json& value);
+
 // The JSON protocol's timestamps: seconds since the epoch, with a fraction.
 core::Time TimeFromEpochSeconds(double seconds);
 double EpochSecondsFromTime(core::Time time);

@@ -56,6 +56,16 @@ TEST(ParseDeploymentTest, ReadsRollbackInfoAndTimes) {
   EXPECT_EQ(EpochSecondsFromTime(*record->create_time), 1790000000.25);
 }
 
+TEST(WithTimesAsTextTest, TimestampsBecomeRfc3339) {
+  json info{{"createTime", 1790000000.5},
+            {"overview", {{"Succeeded", 3}}},
+            {"events", {{{"endTime", 1790000001.25}}}}};
+  json text = WithTimesAsText(info);
+  EXPECT_EQ(text["createTime"], "2026-09-21T14:13:20.500000Z");
+  EXPECT_EQ(text["events"][0]["endTime"], "2026-09-21T14:13:21.250000Z");
+  EXPECT_EQ(text["overview"]["Succeeded"], 3);
+}
+
 TEST(ParseDeploymentTest, RejectsMissingId) {
   auto record = ParseDeployment(json{{"status", "Succeeded"}});
   ASSERT_FALSE(record.has_value());
