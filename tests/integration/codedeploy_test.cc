@@ -149,7 +149,7 @@ TEST_F(CodeDeployIntegrationTest, IncidentRollsBackThroughCodeDeploy) {
   ASSERT_CLI_OK(rolled);
   EXPECT_EQ(rolled.Json()["outcome"], "rolled_back");
 
-  // CodeDeploy holds the rollback deployment, described with the incident.
+  // CodeDeploy records the rollback deployment, described with the incident.
   json state = emulator_->Dump();
   const json& last = state["deployments"].back();
   EXPECT_EQ(last["revision"], S3("v1.zip"));

@@ -274,6 +274,7 @@ core::Result<DeploymentRecord> CodeDeployProvider::FindTarget(std::string_view t
     return record;
   }
 
+  // NOTE: This reads the whole history (up to kMaxSearchPages pages) to find one revision.
   auto ids = ListDeploymentIds(json::object(), nullptr);
   if (!ids) return std::unexpected(ids.error());
   auto records = GetDeployments(*ids, nullptr);

@@ -34,6 +34,9 @@ namespace backout::providers::codedeploy {
 //   poll_interval: 5s                          # first wait between polls, doubling up to 30s
 //   request_timeout: 30s                       # one API call
 //
+// NOTE: Credentials are read once, when the provider is created; expiring session tokens are
+// not refreshed, and instance roles (the metadata endpoint) are not supported.
+//
 // Without `credentials` or `profile`, the credentials come from AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. The credentials file defaults to
 // $AWS_SHARED_CREDENTIALS_FILE, then $HOME/.aws/credentials. Rollback deployments default to
