@@ -56,7 +56,8 @@ core::ErrorCode CodeForName(std::string_view name, int status) {
   return CodeForStatus(status);
 }
 
-// What to do next after an error the server returned, when its own message may not say it.
+// Returns the next step to append to an error the server returned, for the statuses whose own
+// message may leave it out.
 std::string_view HintForStatus(int status) {
   switch (status) {
     case 401:
@@ -134,7 +135,7 @@ core::Error ErrorFromResponse(int status, std::string_view body) {
     }
   }
 
-  // Not Backout's error shape: a proxy or another server answered, so show what came back.
+  // Not Backout's error shape: a proxy or another server responded, so show what came back.
   std::string excerpt(body.substr(0, 200));
   if (excerpt.empty()) {
     excerpt = "empty body";

@@ -18,7 +18,7 @@ namespace backout::cli {
 
 inline constexpr std::string_view kDefaultUrl = "http://127.0.0.1:8470";
 
-// Where the server is and who is calling.
+// Connection settings: the server's base URL and the caller's bearer token.
 struct ConnectionOptions {
   std::string url{kDefaultUrl};  // base URL, e.g. http://127.0.0.1:8470; a trailing / is ignored
   std::string token;             // bearer token; empty sends no Authorization header
@@ -36,8 +36,8 @@ class ApiClient {
   ApiClient& operator=(ApiClient&&) noexcept;
   ~ApiClient();
 
-  // `path` is relative to the base URL and starts with /, e.g. "/api/v1/incidents/INC-1". Each
-  // call returns the parsed body of a 2xx answer (null when the body is empty).
+  // `path` is relative to the base URL and starts with /, e.g. "/api/v1/incidents/INC-1". Each call
+  // returns the parsed body of a 2xx response (null when the body is empty).
   core::Result<Json> Get(std::string_view path);
   core::Result<Json> Post(std::string_view path, const Json& body);
   core::Result<Json> Put(std::string_view path, const Json& body);
@@ -65,11 +65,11 @@ std::string EncodeUrlComponent(std::string_view text);
 std::string WithQuery(std::string_view path,
                       const std::vector<std::pair<std::string, std::string>>& query);
 
-// Turns a non-2xx answer into the error shown to the user: the message of the server's
+// Turns a non-2xx response into the error shown to the user: the message of the server's
 // `{"error": {"code", "message"}}` body, or the status and body when the body is not that shape.
 core::Error ErrorFromResponse(int status, std::string_view body);
 
-// The error shown when no server answers at `url`; `cause` is the transport's own message.
+// The error shown when no server responds at `url`; `cause` is the transport's own message.
 core::Error UnreachableError(std::string_view url, std::string_view cause);
 
 }  // namespace backout::cli

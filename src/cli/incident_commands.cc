@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/client_command.h"
 #include "cli/client_commands.h"
+#include "cli/incident_view.h"
 #include "cli/job_wait.h"
 #include "cli/request_fields.h"
 #include "core/time.h"
@@ -32,18 +33,18 @@ core::Result<int> PrintIncident(const ClientContext& context, const core::Result
     PrintOut(RenderSingle(*incident, context.format));
     return kExitOk;
   }
-  Json shown = Json::object();
+  Json summary = Json::object();
   for (const char* key : {"id", "service", "severity", "title", "state"}) {
     if (incident->contains(key)) {
-      shown[key] = (*incident)[key];
+      summary[key] = (*incident)[key];
     }
   }
   for (const char* key : sections) {
     if (incident->contains(key)) {
-      shown[key] = (*incident)[key];
+      summary[key] = (*incident)[key];
     }
   }
-  PrintOut(RenderObject(shown));
+  PrintOut(RenderObject(summary));
   return kExitOk;
 }
 
@@ -65,8 +66,8 @@ void AddWaitFlags(CLI::App& command, WaitFlags& flags) {
       ->capture_default_str();
 }
 
-// Shows a started job: with --wait, follows it to its end and prints the finished job; without,
-// prints the job id and how to follow it.
+// Shows a started job. With --wait it follows the job to its end and prints the finished job.
+// Without --wait it prints the job id and how to follow it.
 core::Result<int> FollowJob(const ClientContext& context, const WaitFlags& flags,
                             const std::string& incident_id, const Json& started) {
   const std::string job_id = IdField(started, "job_id");
@@ -178,9 +179,16 @@ void AddIncidentShow(CLI::App& incident, int& exit_status) {
   auto* command = incident.add_subcommand(
       "show", "Show a whole incident: assessment, decisions, rollbacks, validations, timeline");
   command->add_option("ID", flags->id, "Incident id, e.g. INC-1")->required();
-  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
-    return PrintSingle(context, context.api.Get(IncidentPath(flags->id)));
-  });
+  SetClientCallback(
+      *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
+        auto incident = context.api.Get(IncidentPath(flags->id));
+        if (!incident) {
+          return std::unexpected(incident.error());
+        }
+        PrintOut(context.format == OutputFormat::kTable ? RenderIncidentView(*incident)
+                                                        : RenderSingle(*incident, context.format));
+        return kExitOk;
+      });
 }
 
 void AddIncidentAssess(CLI::App& incident, int& exit_status) {
@@ -225,6 +233,7 @@ void AddIncidentDecide(CLI::App& incident, int& exit_status) {
   decision->add_flag("--go", flags->go, "Approve rolling back with the assessed plan");
   decision->add_flag("--no-go", flags->no_go, "Reject rolling back; the reason is documented");
   decision->require_option(1);
+
   command->add_option("--reason", flags->reason, "Why; kept with the decision in the ledger")
       ->required();
   command->add_option("--override-reason", flags->override_reason,
@@ -236,6 +245,7 @@ void AddIncidentDecide(CLI::App& incident, int& exit_status) {
   command->add_flag("--retroactive", flags->retroactive,
                     "Approve after the fact a rollback run with --emergency (by a lead other than "
                     "its executor)");
+
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     Json body = {{"decision", flags->go ? "go" : "no_go"}, {"reason", flags->reason}};
     SetIfNotEmpty(body, "approved_digest", flags->digest);

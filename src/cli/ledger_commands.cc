@@ -15,7 +15,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/cli.h"
 #include "ledger/checkpoint.h"
 #include "ledger/hash.h"
 #include "ledger/merkle.h"
@@ -72,8 +71,24 @@ core::Result<void> WriteFile(const std::string& path, std::string_view content) 
   return {};
 }
 
+// Refuses a SQLite path that does not exist, so a mistyped --database is reported instead of
+// silently creating an empty database.
+core::Result<void> CheckDatabaseExists(const std::string& url) {
+  constexpr std::string_view kSqlitePrefix = "sqlite:";
+  if (!url.starts_with(kSqlitePrefix)) return {};
+  const std::string path = url.substr(kSqlitePrefix.size());
+  if (!std::filesystem::is_regular_file(path)) {
+    return core::MakeError(core::ErrorCode::kNotFound,
+                           "no database at '{}': check --database (sqlite:PATH to an existing "
+                           "file, or postgresql://…)",
+                           path);
+  }
+  return {};
+}
+
 core::Result<std::unique_ptr<store::Store>> OpenExisting(const std::string& url,
                                                          const core::Clock& clock) {
+  if (auto exists = CheckDatabaseExists(url); !exists) return std::unexpected(exists.error());
   store::StoreOptions options;
   options.clock = &clock;
   options.migrate = false;
@@ -104,6 +119,66 @@ nlohmann::json HexList(const std::vector<ledger::Hash>& hashes) {
   return list;
 }
 
+// A consistent view of a log that a server may be appending to. Checkpoints are read before the
+// entry count: every checkpoint is committed with its entries, so none read first can sign more
+// entries than the count read after it unless entries were removed. Entries past the newest
+// checkpoint get one more look at the checkpoints, since a writer may have committed meanwhile;
+// if they are still unsigned, verification fails, because every write signs a checkpoint.
+class SnapshotLogReader final : public ledger::LogReader {
+ public:
+  static core::Result<std::unique_ptr<SnapshotLogReader>> Create(ledger::LogReader& source) {
+    auto first = source.ReadCheckpoints();
+    if (!first) return std::unexpected(first.error());
+    auto count = source.EntryCount();
+    if (!count) return std::unexpected(count.error());
+
+    std::vector<ledger::Checkpoint> checkpoints = std::move(*first);
+    if (MaxSize(checkpoints) < *count) {
+      auto again = source.ReadCheckpoints();
+      if (!again) return std::unexpected(again.error());
+      // Keep what the first read saw, even beyond the count (a removed tail), and add the newer
+      // checkpoints that fall within the count.
+      for (size_t i = checkpoints.size(); i < again->size(); ++i) {
+        if ((*again)[i].tree_size <= *count) checkpoints.push_back((*again)[i]);
+      }
+    }
+    if (*count > 0 && MaxSize(checkpoints) < *count) {
+      return core::MakeError(core::ErrorCode::kCorruption,
+                             "ledger corrupt: entries {} to {} are not covered by any signed "
+                             "checkpoint (the newest signs {} entries, the log has {}); every "
+                             "write signs one, so these entries were added outside Backout",
+                             MaxSize(checkpoints), *count - 1, MaxSize(checkpoints), *count);
+    }
+    return std::unique_ptr<SnapshotLogReader>(
+        new SnapshotLogReader(source, *count, std::move(checkpoints)));
+  }
+
+  core::Result<uint64_t> EntryCount() override { return count_; }
+
+  core::Result<std::vector<ledger::StoredEntry>> ReadEntries(uint64_t from,
+                                                             uint64_t count) override {
+    if (from >= count_) return std::vector<ledger::StoredEntry>();
+    return source_.ReadEntries(from, std::min(count, count_ - from));
+  }
+
+  core::Result<std::vector<ledger::Checkpoint>> ReadCheckpoints() override { return checkpoints_; }
+
+ private:
+  SnapshotLogReader(ledger::LogReader& source, uint64_t count,
+                    std::vector<ledger::Checkpoint> checkpoints)
+      : source_(source), count_(count), checkpoints_(std::move(checkpoints)) {}
+
+  static uint64_t MaxSize(const std::vector<ledger::Checkpoint>& checkpoints) {
+    uint64_t size = 0;
+    for (const auto& checkpoint : checkpoints) size = std::max(size, checkpoint.tree_size);
+    return size;
+  }
+
+  ledger::LogReader& source_;
+  uint64_t count_;
+  std::vector<ledger::Checkpoint> checkpoints_;
+};
+
 int RunVerify(const LedgerFlags& flags) {
   store::SystemClock clock;
   ledger::VerifyOptions options;
@@ -132,7 +207,19 @@ int RunVerify(const LedgerFlags& flags) {
 
   auto db = OpenExisting(flags.database, clock);
   if (!db) return Fail(db.error());
-  auto report = ledger::VerifyLog(**db, options);
+  auto snapshot = SnapshotLogReader::Create(**db);
+  if (!snapshot) {
+    fmt::print(stderr, "ledger verification FAILED: {}\n", snapshot.error().message);
+    return kExitFailed;
+  }
+  if ((*snapshot)->EntryCount().value() == 0 &&
+      (options.trusted_key || options.exported_checkpoint)) {
+    fmt::print(stderr,
+               "ledger verification FAILED: the ledger is empty, but --public-key or "
+               "--checkpoint says it once had entries\n");
+    return kExitFailed;
+  }
+  auto report = ledger::VerifyLog(**snapshot, options);
   if (!report) {
     fmt::print(stderr, "ledger verification FAILED: {}\n", report.error().message);
     return kExitFailed;
@@ -246,7 +333,14 @@ int RunConsistency(const LedgerFlags& flags) {
 // server has run.
 int RunSample(const LedgerFlags& flags) {
   store::SystemClock clock;
-  std::filesystem::create_directories(flags.data_dir);
+  std::error_code dir_error;
+  std::filesystem::create_directories(flags.data_dir, dir_error);
+  if (dir_error) {
+    return Fail(core::Error{core::ErrorCode::kInvalidArgument,
+                            fmt::format("--data-dir '{}': cannot create the folder: {}; pass a "
+                                        "folder for the signing key",
+                                        flags.data_dir, dir_error.message())});
+  }
   auto signer =
       ledger::Signer::LoadOrCreate(std::filesystem::path(flags.data_dir) / kLedgerKeyFile);
   if (!signer) return Fail(signer.error());
@@ -295,17 +389,32 @@ int RunRotateKey(const LedgerFlags& flags) {
         core::ErrorCode::kNotFound,
         fmt::format("no signing key at {}: pass the server's --data-dir", current_path.string())});
   }
+  if (auto exists = CheckDatabaseExists(flags.database); !exists) return Fail(exists.error());
   auto current = ledger::Signer::LoadOrCreate(current_path);
   if (!current) return Fail(current.error());
-  auto next = ledger::Signer::LoadOrCreate(next_path);
-  if (!next) return Fail(next.error());
 
   store::StoreOptions options;
   options.clock = &clock;
   options.signer = *current;
+  options.migrate = false;
   auto db = store::OpenStore(flags.database, options);
   if (!db) return Fail(db.error());
-  if (auto rotated = (*db)->RotateLedgerKey(*next); !rotated) return Fail(rotated.error());
+  auto count = (*db)->EntryCount();
+  if (!count) return Fail(count.error());
+  if (*count == 0) {
+    return Fail(core::Error{core::ErrorCode::kFailedPrecondition,
+                            fmt::format("the ledger at {} is empty: there is no key to rotate; "
+                                        "check --database",
+                                        flags.database)});
+  }
+
+  auto next = ledger::Signer::LoadOrCreate(next_path);
+  if (!next) return Fail(next.error());
+  if (auto rotated = (*db)->RotateLedgerKey(*next); !rotated) {
+    std::error_code ignored;
+    std::filesystem::remove(next_path, ignored);
+    return Fail(rotated.error());
+  }
 
   // The log now names the new key. Until the rename below, the server would refuse to append with
   // the old file, and the error names both keys, so a crash here is visible and recoverable.
@@ -339,17 +448,23 @@ void AddDatabaseOption(CLI::App* command, LedgerFlags& flags) {
 
 void AddLedgerCommands(CLI::App& app, int& exit_status) {
   auto flags = std::make_shared<LedgerFlags>();
-  auto* ledger_cmd =
-      app.add_subcommand("ledger", "Verify and export the tamper-evident ledger (offline)");
+  auto* ledger_cmd = app.add_subcommand(
+      "ledger",
+      "Verify, prove and export the tamper-evident ledger, reading the database directly");
   ledger_cmd->require_subcommand(1);
 
   auto* verify = ledger_cmd->add_subcommand(
       "verify", "Recompute the Merkle tree and check every checkpoint signature");
   AddDatabaseOption(verify, *flags);
-  verify->add_option("--public-key", flags->public_key_file,
-                     "PEM file of the Ed25519 key the log must start with");
-  verify->add_option("--checkpoint", flags->checkpoint_file,
-                     "Checkpoint exported earlier; the log must extend it");
+  verify
+      ->add_option("--public-key", flags->public_key_file,
+                   "PEM file of the Ed25519 key the log must start with; obtain it from the "
+                   "operator out of band, not from the database being audited")
+      ->check(CLI::ExistingFile);
+  verify
+      ->add_option("--checkpoint", flags->checkpoint_file,
+                   "Checkpoint exported earlier; the log must extend it")
+      ->check(CLI::ExistingFile);
   verify->callback([flags, &exit_status] { exit_status = RunVerify(*flags); });
 
   auto* checkpoint =
@@ -362,14 +477,20 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
 
   auto* proof = ledger_cmd->add_subcommand("proof", "Print the inclusion proof of one entry");
   AddDatabaseOption(proof, *flags);
-  proof->add_option("--entry", flags->entry, "Sequence number of the entry, from 0")->required();
+  proof->add_option("--entry", flags->entry, "Sequence number of the entry, from 0")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
   proof->callback([flags, &exit_status] { exit_status = RunProof(*flags); });
 
   auto* consistency = ledger_cmd->add_subcommand(
       "consistency", "Print the proof that the first TO entries extend the first FROM entries");
   AddDatabaseOption(consistency, *flags);
-  consistency->add_option("--from", flags->from, "Size of the older tree, in entries")->required();
-  consistency->add_option("--to", flags->to, "Size of the newer tree, in entries")->required();
+  consistency->add_option("--from", flags->from, "Size of the older tree, in entries")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  consistency->add_option("--to", flags->to, "Size of the newer tree, in entries")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
   consistency->callback([flags, &exit_status] { exit_status = RunConsistency(*flags); });
 
   auto* sample = ledger_cmd->add_subcommand(

@@ -9,6 +9,21 @@
 #include <yaml-cpp/yaml.h>
 
 namespace backout::cli {
+
+std::string IndentText(std::string_view text, int spaces) {
+  std::string out;
+  const std::string pad(spaces, ' ');
+  bool line_start = true;
+  for (char c : text) {
+    if (line_start && c != '\n') {
+      out += pad;
+    }
+    out += c;
+    line_start = c == '\n';
+  }
+  return out;
+}
+
 namespace {
 
 bool IsScalar(const Json& value) { return !value.is_object() && !value.is_array(); }
@@ -49,20 +64,6 @@ std::string OneLine(std::string text) {
   return text;
 }
 
-std::string Indent(std::string_view text, int indent) {
-  std::string out;
-  const std::string pad(indent, ' ');
-  bool line_start = true;
-  for (char c : text) {
-    if (line_start && c != '\n') {
-      out += pad;
-    }
-    out += c;
-    line_start = c == '\n';
-  }
-  return out;
-}
-
 // Columns for an array of objects shown inside RenderObject: every field that fits in a cell, in
 // the order the fields first appear.
 std::vector<Column> InlineColumns(const Json& items) {
@@ -89,14 +90,14 @@ std::string RenderField(const std::string& key, const Json& value, size_t width,
   }
   if (value.is_string()) {
     return fmt::format("{}{}: |\n{}\n", pad, key,
-                       Indent(value.get_ref<const std::string&>(), indent + 2));
+                       IndentText(value.get_ref<const std::string&>(), indent + 2));
   }
   if (value.is_object()) {
     return fmt::format("{}{}:\n{}", pad, key, RenderObjectAt(value, indent + 2));
   }
   if (IsObjectArray(value)) {
     return fmt::format("{}{}:\n{}", pad, key,
-                       Indent(RenderTable(value, InlineColumns(value)), indent + 2));
+                       IndentText(RenderTable(value, InlineColumns(value)), indent + 2));
   }
   // An array that mixes objects with other values: one entry per line.
   std::string out = fmt::format("{}{}:\n", pad, key);

@@ -9,7 +9,7 @@
 
 namespace backout::cli {
 
-// How a command prints the server's answer (`-o table|json|yaml`).
+// How a command prints the server's response (`-o table|json|yaml`).
 enum class OutputFormat { kTable, kJson, kYaml };
 
 // Parses "table", "json" or "yaml".
@@ -34,13 +34,16 @@ std::string RenderTable(const Json& items, const std::vector<Column>& columns);
 // under their key; arrays of objects become an indented table of their scalar fields.
 std::string RenderObject(const Json& object);
 
+// Prefixes every non-empty line of `text` with `spaces` spaces.
+std::string IndentText(std::string_view text, int spaces);
+
 // Renders any JSON value as block-style YAML through yaml-cpp's emitter.
 std::string RenderYaml(const Json& value);
 
-// Renders a list answer in `format`: a table of `columns`, or the whole items array.
+// Renders a list response in `format`: a table of `columns`, or the whole items array.
 std::string RenderList(const Json& items, const std::vector<Column>& columns, OutputFormat format);
 
-// Renders a single-object answer in `format`.
+// Renders a single-object response in `format`.
 std::string RenderSingle(const Json& object, OutputFormat format);
 
 }  // namespace backout::cli

@@ -59,13 +59,13 @@ void AddUserCreate(CLI::App& user, int& exit_status) {
           PrintOut(RenderSingle(*created, context.format));
           return kExitOk;
         }
-        Json shown = Json::object();
+        Json user = Json::object();
         if (created->is_object() && created->contains("user") && (*created)["user"].is_object()) {
-          shown = (*created)["user"];
+          user = (*created)["user"];
         }
-        shown["token_id"] = StringField(*created, "token_id");
-        shown["token"] = StringField(*created, "token");
-        PrintOut(RenderObject(shown));
+        user["token_id"] = StringField(*created, "token_id");
+        user["token"] = StringField(*created, "token");
+        PrintOut(RenderObject(user));
         PrintNote(
             "Store the token now: the server keeps only its hash and cannot show "
             "it again.\n");

@@ -212,7 +212,8 @@ namespace {
 // The write lock makes a second process wait and then find the schema up to date.
 core::Result<int> Migrate(SqliteConnection& db, const StoreOptions& options,
                           const std::string& path) {
-  if (auto begun = db.ExecuteScript("BEGIN IMMEDIATE"); !begun) {
+  // Only a migrating open needs the write lock; a verifier must not wait for, or block, writers.
+  if (auto begun = db.ExecuteScript(options.migrate ? "BEGIN IMMEDIATE" : "BEGIN"); !begun) {
     return std::unexpected(begun.error().WithContext("checking the schema version"));
   }
   auto migrated = [&]() -> core::Result<int> {

@@ -2,6 +2,7 @@
 // Write had returned, and leaves a log that verifies.
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -57,6 +58,10 @@ class StoreCrashTest : public StoreTest {
       return run;
     }
 
+    // The random delay counts from the first committed write, so a slow start (exec, key load,
+    // connecting) under load does not end every run before anything was written.
+    pollfd first_report{.fd = pipe_fds[0], .events = POLLIN, .revents = 0};
+    poll(&first_report, 1, 30000);
     std::this_thread::sleep_for(runtime);
     kill(child, SIGKILL);
     while (waitpid(child, &run.status, 0) < 0 && errno == EINTR) {

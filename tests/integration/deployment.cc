@@ -47,13 +47,15 @@ void Deployment::WriteScripts() {
   WriteFile(version_file(), "v2\n");
 
   // The rollback runbook appends one line per run, so the tests can count runs, then switches
-  // the version the status script reports.
+  // the version the status script reports. It fails for the target version "broken".
   std::string rollback = fmt::format(
       "#!/bin/sh\n"
       "set -eu\n"
       "if [ -z \"${{RUNBOOK_API_KEY:-}}\" ]; then echo 'RUNBOOK_API_KEY is not set' >&2; exit 3; "
       "fi\n"
-      "echo \"rollback to ${{BACKOUT_TARGET_VERSION}}\" >> '{0}/runbook.log'\n",
+      "echo \"rollback to ${{BACKOUT_TARGET_VERSION}}\" >> '{0}/runbook.log'\n"
+      "if [ \"${{BACKOUT_TARGET_VERSION}}\" = broken ]; then echo 'no release broken' >&2; exit 4; "
+      "fi\n",
       dir);
   if (options_.runbook_sleep_seconds > 0) {
     rollback += fmt::format("sleep {}\n", options_.runbook_sleep_seconds);

@@ -24,13 +24,14 @@ struct DeploymentOptions {
   int runbook_sleep_seconds = 0;
 };
 
-// One Backout server with the `checkout` service bound to a `command` provider whose runbook and
-// status scripts live in a temporary folder, plus the users of the end-to-end scenarios:
+// One Backout server with the `checkout` service bound to a `command` provider whose runbook,
+// status and smoke-check scripts live in a temporary folder. The config's roster allows:
 //   lead-1  engineering-lead
 //   lead-2  engineering-lead and devops-engineer on checkout (to test separation of duties)
 //   sre-1   devops-engineer on checkout
-//   sre-2   devops-engineer on payments only
-// The roster allows these grants; the tests make them through `backout user create`.
+//   sre-2   devops-engineer on checkout and payments
+//   ci-1    ci
+// Each test makes the grants it needs through `backout user create` (Grant).
 // Every secret in the config is a unique canary string, listed by Secrets().
 class Deployment {
  public:

@@ -22,5 +22,26 @@ TEST(LifecycleTest, WholeIncidentOnPostgres) {
   RunWholeLifecycle(deployment);
 }
 
+TEST(LifecycleTest, WaitExitsOneOnFailedRollback) {
+  Deployment deployment;
+  ASSERT_TRUE(deployment.Start()) << ReadFile(deployment.server_log());
+  ASSERT_NO_FATAL_FAILURE(GrantTeam(deployment));
+  std::string incident;
+  ASSERT_NO_FATAL_FAILURE(OpenIncidentOnV2(deployment, incident));
+
+  // The runbook rejects the target "broken", so the rollback job ends `failed`.
+  ASSERT_CLI_OK(deployment.Cli("lead-1", {"incident", "assess", incident, "--target", "broken"}));
+  ASSERT_CLI_OK(deployment.Cli(
+      "lead-1", {"incident", "decide", incident, "--go", "--reason", "try the broken target"}));
+  const CliResult failed = deployment.Cli("sre-1", {"incident", "rollback", incident, "--wait"});
+  ASSERT_CLI_EXIT(failed, 1);
+  EXPECT_EQ(failed.Json().value("outcome", ""), "failed") << failed.out;
+  EXPECT_NE(failed.err.find("ended failed"), std::string::npos) << failed.err;
+
+  const CliResult shown = deployment.Cli("lead-1", {"incident", "show", incident});
+  EXPECT_EQ(shown.Json().value("state", ""), "assessing") << shown.out;
+  EXPECT_EQ(ReadFile(deployment.version_file()), "v2\n");
+}
+
 }  // namespace
 }  // namespace backout::integration

@@ -28,6 +28,7 @@ TEST_F(PolicyTest, ApproverCannotExecute) {
   const CliResult refused = deployment_.Cli("lead-2", {"incident", "rollback", incident});
   ASSERT_CLI_EXIT(refused, 1);
   EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("separation of duties"), std::string::npos) << refused.err;
   EXPECT_EQ(CountLines(deployment_.runbook_log()), 0);
 
   // Another engineer granted checkout may execute the same approval.
@@ -46,6 +47,7 @@ TEST_F(PolicyTest, EngineerWithoutGrantRefused) {
   const CliResult refused = deployment_.Cli("sre-2", {"incident", "rollback", incident});
   ASSERT_CLI_EXIT(refused, 1);
   EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("no grant for service checkout"), std::string::npos) << refused.err;
   EXPECT_EQ(CountLines(deployment_.runbook_log()), 0);
 
   const CliResult shown = deployment_.Cli("lead-1", {"incident", "show", incident});
