@@ -102,6 +102,13 @@ struct UserConfig {
 // [optional strings]; readiness_timeout, poll_interval and request_timeout [optional durations];
 // soak and gitops_grace [optional durations, zero allowed]; restart_limit [optional whole number
 // from 1 to 1000]; gitops [optional: refuse or allow].
+//
+// Kind `codedeploy` (AWS CodeDeploy): application, deployment_group and region [required
+// strings]; endpoint [optional http(s) URL]; credentials [optional mapping of access_key_id,
+// secret_access_key and session_token to secret references], or profile [optional string] with
+// credentials_file [optional path]; file_exists_behavior [DISALLOW, OVERWRITE or RETAIN];
+// ignore_application_stop_failures [boolean]; deployment_config_name [string]; timeout,
+// poll_interval, max_poll_interval and request_timeout [durations].
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

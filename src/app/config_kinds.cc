@@ -1,11 +1,13 @@
 #include "app/config_kinds.h"
 
+#include <algorithm>
 #include <regex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace backout::app::config_internal {
 namespace {
@@ -32,12 +34,15 @@ enum class FieldType {
   kCredentials,  // mapping of credential role to secret reference -> object of reference strings
   kPath,         // file path, made absolute against the config file's folder -> string
   kCount,        // whole number from 1 to 1000 -> integer
+  kBoolean,      // true or false -> boolean
+  kChoice,       // one of FieldSpec::choices -> string
 };
 
 struct FieldSpec {
   std::string_view key;
   FieldType type;
   bool required = false;
+  std::span<const std::string_view> choices{};  // for kChoice and kCredentials
 };
 
 // The keys of a `command` provider, which runs an approved runbook. The providers module reads
@@ -49,6 +54,11 @@ constexpr FieldSpec kCommandProviderFields[] = {
     {"kill_grace", FieldType::kDuration}, {"working_dir", FieldType::kFolder},
     {"output_dir", FieldType::kFolder},   {"env", FieldType::kEnvironment},
 };
+
+// The roles a git provider's `credentials` may name; the provider receives each resolved value
+// under its role.
+constexpr std::string_view kCredentialRoles[] = {"username", "password", "ssh_key",
+                                                 "ssh_passphrase"};
 
 // The keys of a `releases` provider, which switches a `current` link between release folders.
 constexpr FieldSpec kReleasesProviderFields[] = {
@@ -72,18 +82,13 @@ constexpr FieldSpec kGitProviderFields[] = {
     {"push_attempts", FieldType::kAttempts},
     {"verify_for", FieldType::kWatchTime},
     {"verify_interval", FieldType::kDuration},
-    {"credentials", FieldType::kCredentials},
+    {"credentials", FieldType::kCredentials, false, kCredentialRoles},
     {"health", FieldType::kCommand},
     {"health_url", FieldType::kHttpUrl},
     {"health_timeout", FieldType::kDuration},
     {"controller_url", FieldType::kHttpUrl},
     {"controller_revision_pointer", FieldType::kJsonPointer},
 };
-
-// The roles a git provider's `credentials` may name; the provider receives each resolved value
-// under its role.
-constexpr std::string_view kCredentialRoles[] = {"username", "password", "ssh_key",
-                                                 "ssh_passphrase"};
 
 // The keys of a `kubernetes` provider, which rolls a Deployment back as `kubectl rollout undo`
 // does. The providers module reads the same keys and gives their defaults.
@@ -100,6 +105,29 @@ constexpr FieldSpec kKubernetesProviderFields[] = {
     {"restart_limit", FieldType::kCount},
     {"gitops", FieldType::kText},
     {"gitops_grace", FieldType::kWatchTime},
+};
+
+constexpr std::string_view kFileExistsBehaviors[] = {"DISALLOW", "OVERWRITE", "RETAIN"};
+constexpr std::string_view kAwsCredentialKeys[] = {"access_key_id", "secret_access_key",
+                                                   "session_token"};
+
+// The keys of a `codedeploy` provider, which rolls back through AWS CodeDeploy. The providers
+// module reads the same keys and gives their defaults; `credentials` holds secret references.
+constexpr FieldSpec kCodeDeployProviderFields[] = {
+    {"application", FieldType::kText, true},
+    {"deployment_group", FieldType::kText, true},
+    {"region", FieldType::kText, true},
+    {"endpoint", FieldType::kHttpUrl},
+    {"credentials", FieldType::kCredentials, false, kAwsCredentialKeys},
+    {"profile", FieldType::kText},
+    {"credentials_file", FieldType::kPath},
+    {"file_exists_behavior", FieldType::kChoice, false, kFileExistsBehaviors},
+    {"ignore_application_stop_failures", FieldType::kBoolean},
+    {"deployment_config_name", FieldType::kText},
+    {"timeout", FieldType::kDuration},
+    {"poll_interval", FieldType::kDuration},
+    {"max_poll_interval", FieldType::kDuration},
+    {"request_timeout", FieldType::kDuration},
 };
 
 constexpr FieldSpec kCommandCheckFields[] = {
@@ -156,6 +184,7 @@ struct KindSchema {
 
 // A new provider or check kind adds a row here and its keys above.
 const KindSchema kProviderKinds[] = {
+    {"codedeploy", kCodeDeployProviderFields},
     {"command", kCommandProviderFields},
     {"git", kGitProviderFields, &CheckGitSettings},
     {"kubernetes", kKubernetesProviderFields, &CheckKubernetesSettings},
@@ -246,6 +275,18 @@ std::optional<json> ReadWatchTime(ParseContext& context, const YamlValue& value)
   auto duration = core::ParseDuration(*text);
   if (!duration || duration->count() < 0) {
     context.reader.Fail(value, fmt::format("'{}' is not a duration such as 0s or 2m", *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+std::optional<json> ReadChoice(ParseContext& context, const YamlValue& value,
+                               std::span<const std::string_view> choices) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  if (std::find(choices.begin(), choices.end(), *text) == choices.end()) {
+    context.reader.Fail(value,
+                        fmt::format("'{}' is not one of: {}", *text, fmt::join(choices, ", ")));
     return std::nullopt;
   }
   return json(*text);
@@ -371,16 +412,16 @@ std::optional<json> ReadAttempts(ParseContext& context, const YamlValue& value) 
   return json(*number);
 }
 
-// Reads `credentials`: roles mapped to secret references, stored in their written form.
-std::optional<json> ReadCredentials(ParseContext& context, const YamlValue& value) {
-  YamlReader& reader = context.reader;
-  auto fields = reader.Mapping(value, kCredentialRoles);
+// Reads a mapping of fixed names (`keys`) to secret references, stored in their written form.
+std::optional<json> ReadCredentials(ParseContext& context, const YamlValue& value,
+                                    std::span<const std::string_view> keys) {
+  auto fields = context.reader.Mapping(value, keys);
   if (!fields) return std::nullopt;
   json credentials = json::object();
-  for (const auto& [role, entry] : fields->entries()) {
+  for (const auto& [name, entry] : fields->entries()) {
     auto reference = ReadSecret(context, entry);
     if (!reference) return std::nullopt;
-    credentials[role] = reference->ToString();
+    credentials[name] = reference->ToString();
   }
   return credentials;
 }
@@ -402,8 +443,10 @@ std::optional<json> ReadText(ParseContext& context, const YamlValue& value) {
   return json(*text);
 }
 
-std::optional<json> ReadField(ParseContext& context, const YamlValue& value, FieldType type) {
-  switch (type) {
+// Reads one key of a kind's block as its spec describes.
+std::optional<json> ReadField(ParseContext& context, const YamlValue& value,
+                              const FieldSpec& spec) {
+  switch (spec.type) {
     case FieldType::kCommand:
       return ReadCommand(context, value);
     case FieldType::kDuration:
@@ -433,7 +476,14 @@ std::optional<json> ReadField(ParseContext& context, const YamlValue& value, Fie
     case FieldType::kAttempts:
       return ReadAttempts(context, value);
     case FieldType::kCredentials:
-      return ReadCredentials(context, value);
+      return ReadCredentials(context, value, spec.choices);
+    case FieldType::kBoolean: {
+      auto flag = context.reader.Bool(value);
+      if (!flag) return std::nullopt;
+      return json(*flag);
+    }
+    case FieldType::kChoice:
+      return ReadChoice(context, value, spec.choices);
     case FieldType::kPath: {
       auto path = ReadPath(context, value);
       if (!path) return std::nullopt;
@@ -456,7 +506,7 @@ std::optional<json> ReadSettings(ParseContext& context, const YamlFields& fields
       if (spec.required) return std::nullopt;
       continue;
     }
-    auto field = ReadField(context, *value, spec.type);
+    auto field = ReadField(context, *value, spec);
     if (!field) return std::nullopt;
     settings[std::string(spec.key)] = std::move(*field);
   }

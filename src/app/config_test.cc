@@ -572,7 +572,7 @@ users:
     provider: {kind: helm, chart: checkout}
 )",
      "backout.yaml:3: services[0].provider.kind: unknown provider kind 'helm', expected one of: "
-     "command, git, kubernetes, releases"},
+     "codedeploy, command, git, kubernetes, releases"},
     {"ReleasesRootRelative", R"(services:
   - name: checkout
     provider: {kind: releases, root: srv/checkout}
@@ -734,6 +734,70 @@ INSTANTIATE_TEST_SUITE_P(Table, BadConfigTest, ::testing::ValuesIn(kBadConfigs),
                            return info.param.name;
                          });
 
+constexpr std::string_view kCodeDeployConfig = R"(services:
+  - name: shop
+    provider:
+      kind: codedeploy
+      application: shop
+      deployment_group: prod
+      region: eu-west-1
+      endpoint: http://127.0.0.1:18900
+      credentials: {access_key_id: env:SHOP_KEY, secret_access_key: file:secrets/aws}
+      file_exists_behavior: RETAIN
+      ignore_application_stop_failures: true
+      timeout: 30m
+      poll_interval: 10s
+)";
+
+TEST(ConfigCodeDeployTest, ProviderSettingsLoad) {
+  auto config = ParseConfig(kCodeDeployConfig);
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const json& settings = config->services[0].provider.settings;
+  EXPECT_EQ(config->services[0].provider.kind, "codedeploy");
+  EXPECT_EQ(settings["application"], "shop");
+  EXPECT_EQ(settings["region"], "eu-west-1");
+  EXPECT_EQ(settings["endpoint"], "http://127.0.0.1:18900");
+  EXPECT_EQ(settings["file_exists_behavior"], "RETAIN");
+  EXPECT_EQ(settings["ignore_application_stop_failures"], true);
+  EXPECT_EQ(settings["timeout"], "30m");
+}
+
+TEST(ConfigCodeDeployTest, CredentialsStayReferences) {
+  auto config = ParseConfig(kCodeDeployConfig);
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const json& credentials = config->services[0].provider.settings["credentials"];
+  EXPECT_EQ(credentials["access_key_id"], "env:SHOP_KEY");
+  EXPECT_EQ(credentials["secret_access_key"], "file:/etc/backout/secrets/aws");
+}
+
+TEST(ConfigCodeDeployTest, RejectsUnknownFileExistsBehavior) {
+  std::string text(kCodeDeployConfig);
+  text.replace(text.find("RETAIN"), 6, "REPLACE");
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().message,
+            "backout.yaml:10: services[0].provider.file_exists_behavior: 'REPLACE' is not one of: "
+            "DISALLOW, OVERWRITE, RETAIN");
+}
+
+TEST(ConfigCodeDeployTest, RejectsUnknownCredentialKey) {
+  std::string text(kCodeDeployConfig);
+  text.replace(text.find("access_key_id"), 13, "key_id");
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(config.error().message.find("credentials.key_id: unknown key"), std::string::npos)
+      << config.error().message;
+}
+
+TEST(ConfigCodeDeployTest, RequiresTheDeploymentGroup) {
+  std::string text(kCodeDeployConfig);
+  text.erase(text.find("      deployment_group: prod\n"), 29);
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(config.error().message.find("deployment_group"), std::string::npos)
+      << config.error().message;
+}
+
 // A unique string standing in for a secret, so a leak is found by searching for it.
 constexpr std::string_view kCanary = "canary-5b1e0c7d2f9a";
 
@@ -752,6 +816,10 @@ TEST(ConfigSecretTest, InlineSecretsAreNeverQuoted) {
       {"services:\n  - name: a\n    provider: {kind: git, repository: 'https://bot:" + canary +
            "@git.example.com/r.git', path: v.yaml, version_key: tag, work_dir: /w}\n",
        "services[0].provider.repository"},
+      {"services:\n  - name: a\n    provider: {kind: codedeploy, application: a, deployment_group: "
+       "g, region: us-east-1, credentials: {secret_access_key: " +
+           canary + "}}\n",
+       "services[0].provider.credentials.secret_access_key"},
       {"services:\n  - name: a\n    provider: {kind: command, run: [/opt/a]}\n    checks:\n"
        "      - {name: c, kind: command, run: [/opt/c], env: {T: " +
            canary + "}}\n",

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "providers/codedeploy/codedeploy_provider.h"
 #include "providers/command/command_provider.h"
 #include "providers/git/git_provider.h"
 #include "providers/kubernetes/kubernetes_provider.h"
@@ -26,6 +27,7 @@ struct Registration {
 
 // One line per provider folder.
 constexpr std::array kRegistrations = {
+    Registration{"codedeploy", &codedeploy::CodeDeployProvider::Create},
     Registration{"command", &command::CommandProvider::Create},
     Registration{"git", &git::GitProvider::Create},
     Registration{"kubernetes", &kubernetes::KubernetesProvider::Create},

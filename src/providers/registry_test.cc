@@ -33,9 +33,10 @@ TEST_F(RegistryTest, UnknownKindListsKnownKinds) {
   auto provider = Registry::Create("ftp", "checkout", json::object(), {}, clock_);
   ASSERT_FALSE(provider.has_value());
   EXPECT_EQ(provider.error().code, core::ErrorCode::kInvalidArgument);
-  EXPECT_EQ(provider.error().message,
-            "service checkout: unknown provider kind 'ftp'; known kinds are command, git, "
-            "kubernetes, releases");
+  EXPECT_TRUE(provider.error().message.starts_with(
+      "service checkout: unknown provider kind 'ftp'; known kinds are "))
+      << provider.error().message;
+  EXPECT_NE(provider.error().message.find("command"), std::string::npos);
 }
 
 TEST_F(RegistryTest, InvalidSettingsNameField) {

@@ -54,15 +54,19 @@ core::Result<app::ProviderMap> CreateProviders(const app::Config& config, core::
   for (const app::ServiceConfig& service : config.services) {
     nlohmann::json settings = service.provider.settings;
     providers::SecretValues secrets;
-    if (auto env = settings.find("env"); env != settings.end() && env->is_object()) {
-      for (const auto& [name, reference] : env->items()) {
+    // Secret references sit under `env` (command) and `credentials` (codedeploy); each value
+    // reaches the provider under its key.
+    for (std::string_view block : {"env", "credentials"}) {
+      auto entries = settings.find(block);
+      if (entries == settings.end() || !entries->is_object()) continue;
+      for (const auto& [name, reference] : entries->items()) {
         auto ref = app::SecretRef::Parse(reference.get<std::string>());
         if (!ref)
           return std::unexpected(ref.error().WithContext(fmt::format("service {}", service.name)));
         auto value = ref->Resolve();
         if (!value) {
           return std::unexpected(value.error().WithContext(
-              fmt::format("service {}: provider.env.{}", service.name, name)));
+              fmt::format("service {}: provider.{}.{}", service.name, block, name)));
         }
         secrets.emplace(name, *std::move(value));
       }
