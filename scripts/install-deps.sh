@@ -27,7 +27,25 @@ if ! command -v kubectl >/dev/null 2>&1; then
   missing+=(kubernetes-client)
 fi
 
+# Node.js runs LaunchDarkly's own API client against the LaunchDarkly emulator. The CI image
+# carries it (with npm) already; install Debian's only when none exists.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
+# The npm packages of the LaunchDarkly emulator's client test, exactly as its lock file pins
+# them, installed only when missing so a fresh clone gets them.
+install_launchdarkly_client() {
+  local client_dir
+  client_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/emulators/launchdarkly/client"
+  if [[ ! -d "$client_dir/node_modules" ]]; then
+    echo "install-deps: npm ci in $client_dir"
+    (cd "$client_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if ((${#missing[@]} == 0)); then
+  install_launchdarkly_client
   exit 0
 fi
 
@@ -41,3 +59,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_launchdarkly_client
