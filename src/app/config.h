@@ -109,6 +109,14 @@ struct UserConfig {
 // credentials_file [optional path]; file_exists_behavior [DISALLOW, OVERWRITE or RETAIN];
 // ignore_application_stop_failures [boolean]; deployment_config_name [string]; timeout,
 // poll_interval, max_poll_interval and request_timeout [durations].
+//
+// Kind `launchdarkly` (a LaunchDarkly flag in one environment): project, environment and flag
+// [required strings]; credentials [required mapping with api_token, a secret reference];
+// base_url [optional http(s) URL]; action [turn_off or rollout_to_zero]; new_variation,
+// safe_variation and sdk_fallback [strings: a variation's index, name or value, and the code
+// fallback as JSON text]; patch_format [semantic or json_patch]; ignore_conflicts [boolean];
+// api_version [string]; propagation_grace [duration, 0s allowed]; request_timeout, timeout and
+// max_retry_wait [durations]. rollout_to_zero needs new_variation.
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

@@ -130,6 +130,30 @@ constexpr FieldSpec kCodeDeployProviderFields[] = {
     {"request_timeout", FieldType::kDuration},
 };
 
+// The keys of a `launchdarkly` provider, which turns a LaunchDarkly flag off (or lowers its
+// rollout to 0 %) in one environment. `credentials.api_token` is a secret reference.
+constexpr std::string_view kLaunchDarklyCredentialKeys[] = {"api_token"};
+constexpr std::string_view kLaunchDarklyActions[] = {"turn_off", "rollout_to_zero"};
+constexpr std::string_view kLaunchDarklyPatchFormats[] = {"semantic", "json_patch"};
+constexpr FieldSpec kLaunchDarklyProviderFields[] = {
+    {"project", FieldType::kText, true},
+    {"environment", FieldType::kText, true},
+    {"flag", FieldType::kText, true},
+    {"credentials", FieldType::kCredentials, true, kLaunchDarklyCredentialKeys},
+    {"base_url", FieldType::kHttpUrl},
+    {"action", FieldType::kChoice, false, kLaunchDarklyActions},
+    {"new_variation", FieldType::kText},
+    {"safe_variation", FieldType::kText},
+    {"sdk_fallback", FieldType::kText},
+    {"patch_format", FieldType::kChoice, false, kLaunchDarklyPatchFormats},
+    {"ignore_conflicts", FieldType::kBoolean},
+    {"api_version", FieldType::kText},
+    {"propagation_grace", FieldType::kWatchTime},
+    {"request_timeout", FieldType::kDuration},
+    {"timeout", FieldType::kDuration},
+    {"max_retry_wait", FieldType::kDuration},
+};
+
 constexpr FieldSpec kCommandCheckFields[] = {
     {"run", FieldType::kCommand, true},
     {"timeout", FieldType::kDuration},
@@ -174,6 +198,19 @@ std::optional<CrossCheck> CheckKubernetesSettings(const nlohmann::json& settings
   return std::nullopt;
 }
 
+std::optional<CrossCheck> CheckLaunchDarklySettings(const nlohmann::json& settings) {
+  if (!settings.contains("credentials") || !settings["credentials"].contains("api_token")) {
+    return CrossCheck{"credentials",
+                      "api_token is required: a secret reference such as env:LD_API_TOKEN"};
+  }
+  if (settings.value("action", "turn_off") == "rollout_to_zero" &&
+      !settings.contains("new_variation")) {
+    return CrossCheck{"new_variation",
+                      "rollout_to_zero needs the variation whose share goes to 0 %"};
+  }
+  return std::nullopt;
+}
+
 // One provider or check kind: its name and the keys its block accepts besides `kind` (and, for
 // checks, `name`).
 struct KindSchema {
@@ -188,6 +225,7 @@ const KindSchema kProviderKinds[] = {
     {"command", kCommandProviderFields},
     {"git", kGitProviderFields, &CheckGitSettings},
     {"kubernetes", kKubernetesProviderFields, &CheckKubernetesSettings},
+    {"launchdarkly", kLaunchDarklyProviderFields, &CheckLaunchDarklySettings},
     {"releases", kReleasesProviderFields},
 };
 const KindSchema kCheckKinds[] = {

@@ -572,7 +572,7 @@ users:
     provider: {kind: helm, chart: checkout}
 )",
      "backout.yaml:3: services[0].provider.kind: unknown provider kind 'helm', expected one of: "
-     "codedeploy, command, git, kubernetes, releases"},
+     "codedeploy, command, git, kubernetes, launchdarkly, releases"},
     {"ReleasesRootRelative", R"(services:
   - name: checkout
     provider: {kind: releases, root: srv/checkout}
@@ -897,6 +897,53 @@ TEST(ConfigSecretTest, PasswordInDatabaseUrlRejected) {
             "backout.yaml:1: database: the PostgreSQL URL contains a password, but secrets must "
             "not be written inline: remove it and set PGPASSWORD or PGPASSFILE in the server's "
             "environment");
+}
+
+// ---- Kind `launchdarkly` ----
+
+constexpr std::string_view kLaunchDarklyConfig = R"(services:
+  - name: checkout-web
+    provider:
+      kind: launchdarkly
+      project: default
+      environment: production
+      flag: new-checkout
+      credentials: {api_token: env:LD_API_TOKEN}
+      action: rollout_to_zero
+      new_variation: 0
+      sdk_fallback: false
+      propagation_grace: 0s
+)";
+
+TEST(ConfigLaunchDarklyTest, ProviderSettingsLoad) {
+  auto config = ParseConfig(kLaunchDarklyConfig);
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const json& settings = config->services[0].provider.settings;
+  EXPECT_EQ(config->services[0].provider.kind, "launchdarkly");
+  EXPECT_EQ(settings["flag"], "new-checkout");
+  EXPECT_EQ(settings["action"], "rollout_to_zero");
+  EXPECT_EQ(settings["new_variation"], "0");
+  EXPECT_EQ(settings["sdk_fallback"], "false");
+  EXPECT_EQ(settings["propagation_grace"], "0s");
+  EXPECT_EQ(settings["credentials"]["api_token"], "env:LD_API_TOKEN");
+}
+
+TEST(ConfigLaunchDarklyTest, RolloutNeedsNewVariation) {
+  std::string text(kLaunchDarklyConfig);
+  text.erase(text.find("      new_variation: 0\n"), 23);
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(config.error().message.find("new_variation"), std::string::npos)
+      << config.error().message;
+}
+
+TEST(ConfigLaunchDarklyTest, RequiresApiToken) {
+  std::string text(kLaunchDarklyConfig);
+  text.replace(text.find("api_token"), 9, "sdk_key");
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(config.error().message.find("credentials"), std::string::npos)
+      << config.error().message;
 }
 
 }  // namespace

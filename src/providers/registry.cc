@@ -10,6 +10,7 @@
 #include "providers/command/command_provider.h"
 #include "providers/git/git_provider.h"
 #include "providers/kubernetes/kubernetes_provider.h"
+#include "providers/launchdarkly/launchdarkly_provider.h"
 #include "providers/releases/releases_provider.h"
 
 namespace backout::providers {
@@ -31,6 +32,7 @@ constexpr std::array kRegistrations = {
     Registration{"command", &command::CommandProvider::Create},
     Registration{"git", &git::GitProvider::Create},
     Registration{"kubernetes", &kubernetes::KubernetesProvider::Create},
+    Registration{"launchdarkly", &launchdarkly::LaunchDarklyProvider::Create},
     Registration{"releases", &releases::ReleasesProvider::Create},
 };
 
