@@ -173,6 +173,8 @@ class RollbackJob {
     providers::ExecutionContext context;
     context.incident_id = incident_id_;
     context.executor = payload_.value("executor", "");
+    // Jobs enqueued before the approver was carried in the payload have none.
+    context.approver = payload_.value("approver", "");
     context.on_started = [this](const providers::StartedAction& started) -> core::Result<void> {
       payload_["started"] = providers::ToJson(started);
       return Commit(nullptr);
