@@ -290,6 +290,19 @@ class RollbackJob {
       auto record = provider->ReadBack(result);
       read_back =
           record ? providers::ToJson(*record) : nlohmann::json{{"error", record.error().message}};
+      // The tool's own record outranks the execution's account: a controller that undid the
+      // rollback after Execute returned (a GitOps revert of the revert) leaves the old version
+      // live, so the rollback did not hold.
+      if (record && result.outcome == core::RollbackOutcome::kRolledBack) {
+        auto undo = record->details.find("reverted_by_controller");
+        if (undo != record->details.end() && undo->is_object()) {
+          result.outcome = core::RollbackOutcome::kRevertedByController;
+          result.message = fmt::format(
+              "the tool's record shows the rollback undone by {} ({}); {} is live again",
+              undo->value("author", "an unknown author"), undo->value("commit", "no commit id"),
+              undo->value("version", record->version));
+        }
+      }
     }
     return Finish(result.outcome, result.message, read_back, &result);
   }
