@@ -264,9 +264,10 @@ class RollbackJob {
         } else {
           readiness = {{"checked", true},
                        {"ready", ready->ready},
+                       {"failed", ready->failed},
                        {"message", ready->message},
                        {"attempts", attempt}};
-          if (ready->ready) break;
+          if (ready->ready || ready->failed) break;
         }
         if (attempt < attempts) {
           std::this_thread::sleep_for(options_.readiness_interval);
