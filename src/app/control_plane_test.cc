@@ -12,6 +12,7 @@
 
 #include "app/job_runner.h"
 #include "app/records.h"
+#include "app/try.h"
 #include "ledger/entry.h"
 #include "ledger/verify.h"
 #include "providers/registry.h"
@@ -54,6 +55,54 @@ enum class Backend { kSqlite, kPostgres };
 // One control plane over a real store, with three services whose runbooks are shell scripts in
 // a temporary folder: checkout (status and a command check), payments (status, no checks) and
 // inventory (no status).
+// The command provider, except that its tool record shows the rollback undone afterwards, as a
+// GitOps controller's revert of Backout's revert would.
+class UndoneByController final : public providers::Provider {
+ public:
+  explicit UndoneByController(std::shared_ptr<const providers::Provider> inner)
+      : inner_(std::move(inner)) {}
+
+  std::string_view Kind() const override { return inner_->Kind(); }
+  std::string_view Service() const override { return inner_->Service(); }
+  providers::ProviderCapabilities Capabilities() const override { return inner_->Capabilities(); }
+  core::Result<providers::LiveState> ReadLiveState() const override {
+    return inner_->ReadLiveState();
+  }
+  core::Result<std::vector<providers::HistoryEntry>> History(core::Time since) const override {
+    return inner_->History(since);
+  }
+  core::Result<std::vector<providers::Precondition>> Preconditions() const override {
+    return inner_->Preconditions();
+  }
+  core::Result<providers::Plan> MakePlan(std::string_view target) const override {
+    return inner_->MakePlan(target);
+  }
+  core::Result<providers::ExecutionResult> Execute(
+      const providers::Plan& plan, std::string_view key,
+      const providers::ExecutionContext& context) const override {
+    return inner_->Execute(plan, key, context);
+  }
+  core::Result<providers::ExecutionResult> Resume(
+      const providers::ResumeRequest& request,
+      const providers::ExecutionContext& context) const override {
+    return inner_->Resume(request, context);
+  }
+  core::Result<providers::Readiness> CheckReadiness() const override {
+    return inner_->CheckReadiness();
+  }
+  core::Result<providers::ToolRecord> ReadBack(
+      const providers::ExecutionResult& execution) const override {
+    BACKOUT_TRY(providers::ToolRecord record, inner_->ReadBack(execution));
+    record.version = "v2";
+    record.details["reverted_by_controller"] =
+        json{{"commit", "c0ffee"}, {"author", "flux"}, {"version", "v2"}};
+    return record;
+  }
+
+ private:
+  std::shared_ptr<const providers::Provider> inner_;
+};
+
 class ControlPlaneTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -72,7 +121,7 @@ data_dir: {0}/data
 users:
   - {{name: lead-1, roles: [engineering-lead]}}
   - {{name: lead-2, roles: [engineering-lead]}}
-  - {{name: sre-1, roles: [devops-engineer], services: [checkout, payments, inventory]}}
+  - {{name: sre-1, roles: [devops-engineer], services: [checkout, payments, inventory, search]}}
   - {{name: both, roles: [engineering-lead, devops-engineer], services: [checkout]}}
   - {{name: ci-bot, roles: [ci]}}
 services:
@@ -94,6 +143,8 @@ services:
     provider: {{kind: command, run: [{0}/rollback.sh], status: [{0}/status.sh], output_dir: {0}}}
   - name: inventory
     provider: {{kind: command, run: [{0}/rollback.sh], output_dir: {0}}}
+  - name: search
+    provider: {{kind: command, run: [{0}/rollback.sh], status: [{0}/status.sh], output_dir: {0}}}
 )",
                                dir.string());
     auto config = Config::Parse(config_text_, "test.yaml", dir);
@@ -104,8 +155,9 @@ services:
       auto provider = providers::Registry::Create(service.provider.kind, service.name,
                                                   service.provider.settings, {}, clock_);
       ASSERT_TRUE(provider.has_value()) << provider.error().message;
-      providers.emplace(service.name,
-                        std::shared_ptr<const providers::Provider>(*std::move(provider)));
+      std::shared_ptr<const providers::Provider> shared = *std::move(provider);
+      if (service.name == "search") shared = std::make_shared<UndoneByController>(shared);
+      providers.emplace(service.name, std::move(shared));
     }
     auto settings = Settings::Create(*std::move(config), std::move(providers));
     ASSERT_TRUE(settings.has_value()) << settings.error().message;
@@ -134,7 +186,8 @@ services:
 
     lead_ = MakeUser("lead-1", {core::Role::kEngineeringLead}, {});
     lead2_ = MakeUser("lead-2", {core::Role::kEngineeringLead}, {});
-    sre_ = MakeUser("sre-1", {core::Role::kDevopsEngineer}, {"checkout", "payments", "inventory"});
+    sre_ = MakeUser("sre-1", {core::Role::kDevopsEngineer},
+                    {"checkout", "payments", "inventory", "search"});
     ci_ = MakeUser("ci-bot", {core::Role::kCi}, {});
 
     runner_ = std::make_unique<JobRunner>(
@@ -300,6 +353,18 @@ TEST_P(ControlPlaneTest, DecisionWithStaleDigestIsRejected) {
                                                 .approved_digest = std::string(64, '0')});
   ASSERT_FALSE(decided.has_value());
   EXPECT_EQ(decided.error().code, core::ErrorCode::kFailedPrecondition);
+}
+
+TEST_P(ControlPlaneTest, ToolRecordShowingAnUndoOutranksTheExecution) {
+  const std::string id = Approved("search");
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, {}).has_value());
+  RunJobs();
+  const core::Incident incident = Get(id);
+  ASSERT_EQ(incident.rollbacks.size(), 1u);
+  EXPECT_EQ(incident.rollbacks[0].outcome, core::RollbackOutcome::kRevertedByController);
+  EXPECT_NE(incident.rollbacks[0].message.find("undone by flux (c0ffee)"), std::string::npos)
+      << incident.rollbacks[0].message;
+  EXPECT_EQ(incident.state, core::IncidentState::kAssessing);
 }
 
 TEST_P(ControlPlaneTest, LiveStateMovedEndsPreconditionFailed) {

@@ -173,6 +173,8 @@ class RollbackJob {
     providers::ExecutionContext context;
     context.incident_id = incident_id_;
     context.executor = payload_.value("executor", "");
+    // Jobs enqueued before the approver was carried in the payload have none.
+    context.approver = payload_.value("approver", "");
     context.on_started = [this](const providers::StartedAction& started) -> core::Result<void> {
       payload_["started"] = providers::ToJson(started);
       return Commit(nullptr);
@@ -262,9 +264,10 @@ class RollbackJob {
         } else {
           readiness = {{"checked", true},
                        {"ready", ready->ready},
+                       {"failed", ready->failed},
                        {"message", ready->message},
                        {"attempts", attempt}};
-          if (ready->ready) break;
+          if (ready->ready || ready->failed) break;
         }
         if (attempt < attempts) {
           std::this_thread::sleep_for(options_.readiness_interval);
@@ -288,6 +291,19 @@ class RollbackJob {
       auto record = provider->ReadBack(result);
       read_back =
           record ? providers::ToJson(*record) : nlohmann::json{{"error", record.error().message}};
+      // The tool's own record outranks the execution's account: a controller that undid the
+      // rollback after Execute returned (a GitOps revert of the revert) leaves the old version
+      // live, so the rollback did not hold.
+      if (record && result.outcome == core::RollbackOutcome::kRolledBack) {
+        auto undo = record->details.find("reverted_by_controller");
+        if (undo != record->details.end() && undo->is_object()) {
+          result.outcome = core::RollbackOutcome::kRevertedByController;
+          result.message = fmt::format(
+              "the tool's record shows the rollback undone by {} ({}); {} is live again",
+              undo->value("author", "an unknown author"), undo->value("commit", "no commit id"),
+              undo->value("version", record->version));
+        }
+      }
     }
     return Finish(result.outcome, result.message, read_back, &result);
   }

@@ -110,6 +110,7 @@ core::Result<AcceptedJob> ControlPlane::RequestRollback(const Caller& caller, st
         nlohmann::json payload = {{"incident_id", incident.id},
                                   {"service", incident.service},
                                   {"executor", caller.name()},
+                                  {"approver", rollback.approver},
                                   {"emergency", request.emergency},
                                   {"plan", plan_json},
                                   {"approved_plan_digest", approved_digest},

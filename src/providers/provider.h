@@ -171,6 +171,9 @@ struct ResumeRequest {
 struct Readiness {
   bool ready = false;
   std::string message;
+  // Not ready, and the tool says it will not become ready without another change (a crash loop,
+  // a deployment that ended failed), so waiting longer is pointless.
+  bool failed = false;
 };
 
 // The tool's own record of an execution: the rollout history row, the deployment, the audit entry.

@@ -53,7 +53,8 @@ void Deployment::WriteScripts() {
       "set -eu\n"
       "if [ -z \"${{RUNBOOK_API_KEY:-}}\" ]; then echo 'RUNBOOK_API_KEY is not set' >&2; exit 3; "
       "fi\n"
-      "echo \"rollback to ${{BACKOUT_TARGET_VERSION}}\" >> '{0}/runbook.log'\n"
+      "echo \"rollback to ${{BACKOUT_TARGET_VERSION}} by ${{BACKOUT_EXECUTOR}} approved by "
+      "${{BACKOUT_APPROVER:-nobody}}\" >> '{0}/runbook.log'\n"
       "if [ \"${{BACKOUT_TARGET_VERSION}}\" = broken ]; then echo 'no release broken' >&2; exit 4; "
       "fi\n",
       dir);

@@ -75,6 +75,8 @@ void RunWholeLifecycle(Deployment& deployment) {
   EXPECT_NE(rolled_back.err.find("succeeded"), std::string::npos) << rolled_back.err;
   EXPECT_EQ(ReadFile(deployment.version_file()), "v1\n");
   EXPECT_EQ(CountLines(deployment.runbook_log()), 1);
+  // The runbook learns who executed and who approved, so the tool's own record can name both.
+  EXPECT_EQ(ReadFile(deployment.runbook_log()), "rollback to v1 by sre-1 approved by lead-1\n");
 
   // The rollback froze checkout's deploys.
   const CliResult service = deployment.Cli("sre-1", {"service", "show", "checkout"});

@@ -453,7 +453,8 @@ core::Result<Readiness> CodeDeployProvider::CheckReadiness() const {
         false,
         fmt::format("the latest deployment {} of {} ended {}{}", latest.id, latest.version,
                     latest.status,
-                    latest.error_message.empty() ? "" : fmt::format(": {}", latest.error_message))};
+                    latest.error_message.empty() ? "" : fmt::format(": {}", latest.error_message)),
+        /*failed=*/true};
   }
 
   // A deployment can succeed with some instances failed, which is not ready.

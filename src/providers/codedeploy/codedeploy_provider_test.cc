@@ -602,6 +602,7 @@ TEST_F(CodeDeployProviderTest, ReadinessReportsAFailedRollback) {
   auto readiness = provider->CheckReadiness();
   ASSERT_TRUE(readiness.has_value());
   EXPECT_FALSE(readiness->ready);
+  EXPECT_TRUE(readiness->failed);
   EXPECT_NE(readiness->message.find("Failed"), std::string::npos) << readiness->message;
 }
 

@@ -400,18 +400,19 @@ core::Result<std::vector<Precondition>> CommandProvider::Preconditions() const {
 
 json CommandProvider::BuildAction(std::string_view target, std::string_view from_version,
                                   bool noop) const {
-  json action{{"type", noop ? "noop" : "run"},
-              {"target_version", target},
-              {"from_version", from_version.empty() ? json(nullptr) : json(from_version)},
-              {"argv", settings_.run},
-              {"working_dir", settings_.working_dir},
-              {"env", {{"BACKOUT_SERVICE", service_}, {"BACKOUT_TARGET_VERSION", target}}},
-              {"env_from_execution",
-               {"BACKOUT_EXECUTOR", "BACKOUT_IDEMPOTENCY_KEY", "BACKOUT_INCIDENT_ID"}},
-              {"secret_env", settings_.secret_names},
-              {"timeout_ms", settings_.timeout.count()},
-              {"kill_grace_ms", settings_.kill_grace.count()},
-              {"read_back", settings_.status.empty() ? json(nullptr) : json(settings_.status)}};
+  json action{
+      {"type", noop ? "noop" : "run"},
+      {"target_version", target},
+      {"from_version", from_version.empty() ? json(nullptr) : json(from_version)},
+      {"argv", settings_.run},
+      {"working_dir", settings_.working_dir},
+      {"env", {{"BACKOUT_SERVICE", service_}, {"BACKOUT_TARGET_VERSION", target}}},
+      {"env_from_execution",
+       {"BACKOUT_APPROVER", "BACKOUT_EXECUTOR", "BACKOUT_IDEMPOTENCY_KEY", "BACKOUT_INCIDENT_ID"}},
+      {"secret_env", settings_.secret_names},
+      {"timeout_ms", settings_.timeout.count()},
+      {"kill_grace_ms", settings_.kill_grace.count()},
+      {"read_back", settings_.status.empty() ? json(nullptr) : json(settings_.status)}};
   return action;
 }
 
@@ -524,6 +525,7 @@ core::Result<ExecutionResult> CommandProvider::Execute(const Plan& plan,
                    {"BACKOUT_TARGET_VERSION", plan.target_version},
                    {"BACKOUT_INCIDENT_ID", context.incident_id},
                    {"BACKOUT_EXECUTOR", context.executor},
+                   {"BACKOUT_APPROVER", context.approver},
                    {"BACKOUT_IDEMPOTENCY_KEY", idempotency_key}};
   for (const auto& [name, value] : visible_env.items()) {
     if (name != "BACKOUT_SERVICE")

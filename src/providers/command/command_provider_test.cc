@@ -65,6 +65,7 @@ class CommandProviderTest : public ::testing::Test {
     ExecutionContext context;
     context.incident_id = "INC-7";
     context.executor = "sre-1";
+    context.approver = "lead-1";
     return context;
   }
 
@@ -213,7 +214,7 @@ TEST_F(CommandProviderTest, ExecutePassesInputsAsEnvironment) {
   std::string runbook = WriteScript(
       dir_.path(), "runbook",
       "for v in BACKOUT_SERVICE BACKOUT_TARGET_VERSION BACKOUT_INCIDENT_ID BACKOUT_EXECUTOR "
-      "BACKOUT_IDEMPOTENCY_KEY; do eval \"echo $v=\\$$v\"; done > '" +
+      "BACKOUT_APPROVER BACKOUT_IDEMPOTENCY_KEY; do eval \"echo $v=\\$$v\"; done > '" +
           seen.string() +
           "'\n"
           "printf '%s\\n' \"$@\" >> '" +
@@ -228,6 +229,7 @@ TEST_F(CommandProviderTest, ExecutePassesInputsAsEnvironment) {
             "BACKOUT_TARGET_VERSION=v1 && rm -rf /\n"
             "BACKOUT_INCIDENT_ID=INC-7\n"
             "BACKOUT_EXECUTOR=sre-1\n"
+            "BACKOUT_APPROVER=lead-1\n"
             "BACKOUT_IDEMPOTENCY_KEY=job-1\n"
             "$(touch injected)\n"
             "; echo hi\n");

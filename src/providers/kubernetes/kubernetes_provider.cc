@@ -785,7 +785,8 @@ core::Result<Readiness> KubernetesProvider::CheckReadiness() const {
   if (!view) return std::unexpected(view.error());
   ReadinessRules rules{settings_.soak, settings_.restart_limit};
   ReadinessReport report = EvaluateOnce(*view, rules, clock_.Now());
-  return Readiness{report.verdict == Verdict::kReady, report.message};
+  return Readiness{report.verdict == Verdict::kReady, report.message,
+                   report.verdict == Verdict::kFailed};
 }
 
 core::Result<ReadinessReport> KubernetesProvider::WaitForRollout(const RolloutWait& wait) const {

@@ -351,6 +351,12 @@ TEST_F(KubernetesProviderTest, CrashingTargetFailsFastWhileKubectlWaits) {
   EXPECT_LT(elapsed, seconds(10));
   EXPECT_TRUE(status->Running()) << "kubectl rollout status should still be waiting";
   EXPECT_FALSE(progress.empty());
+
+  // One readiness check says the same, so the rollback job stops waiting at once.
+  auto readiness = provider->CheckReadiness();
+  ASSERT_TRUE(readiness.has_value()) << readiness.error().message;
+  EXPECT_FALSE(readiness->ready);
+  EXPECT_TRUE(readiness->failed) << readiness->message;
 }
 
 TEST_F(KubernetesProviderTest, ImagePullAndConfigErrorsFailFast) {
