@@ -59,7 +59,8 @@ TEST(ExampleConfigTest, EveryProviderKindHasAnExample) {
     if (!config) continue;  // reported by the next test
     for (const auto& service : config->services) kinds.insert(service.provider.kind);
   }
-  for (std::string_view kind : {"codedeploy", "command", "git", "kubernetes", "releases"}) {
+  for (std::string_view kind :
+       {"codedeploy", "command", "git", "kubernetes", "launchdarkly", "releases"}) {
     EXPECT_TRUE(kinds.contains(std::string(kind))) << "no example under examples/ uses " << kind;
   }
 }

@@ -8,7 +8,7 @@ namespace {
 
 using nlohmann::json;
 
-// Individual target keys quoted in a description before it says "…".
+// Individual target keys quoted in a description before the rest is cut to "…".
 constexpr size_t kQuotedKeys = 3;
 
 std::string VariationLabel(const json& flag, size_t index) {

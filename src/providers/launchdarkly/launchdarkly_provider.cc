@@ -396,15 +396,19 @@ core::Result<Readiness> LaunchDarklyProvider::CheckReadiness() const {
 
   if (view->config.value("on", false)) {
     if (settings_.action != FlagAction::kRolloutToZero || !view->new_variation) {
-      return Readiness{false, fmt::format("flag {} is on in {} (changed {})", settings_.flag,
-                                          settings_.environment, changed)};
+      // A flag's configuration does not change by itself, so waiting longer is pointless.
+      return Readiness{false,
+                       fmt::format("flag {} is on in {} (changed {})", settings_.flag,
+                                   settings_.environment, changed),
+                       /*failed=*/true};
     }
     NewVariationUse use = FindNewVariationUse(view->config, *view->new_variation);
     if (use.ServedAnywhere()) {
       return Readiness{false,
                        fmt::format("flag {} in {} still serves the new variation through "
                                    "{} (changed {})",
-                                   settings_.flag, settings_.environment, use.Describe(), changed)};
+                                   settings_.flag, settings_.environment, use.Describe(), changed),
+                       /*failed=*/true};
     }
   }
 
@@ -967,8 +971,10 @@ core::Result<ExecutionResult> LaunchDarklyProvider::Resume(const ResumeRequest& 
                         {"marker", Marker(request.idempotency_key)}};
   Run run{plan, request.idempotency_key, context, result, clock_.Now()};
 
-  // LaunchDarkly records the audit entry with the change, so the marker tells whether the change
-  // landed; the change is never sent again here.
+  // The marker in the audit log shows whether the change landed, and the change is never sent
+  // again here.
+  // NOTE: This assumes LaunchDarkly writes the audit entry together with the change. An entry
+  // written later would make a landed change look lost; the flag's state is checked too.
   if (request.idempotency_key.empty()) {
     return Finish(run, RollbackOutcome::kInterrupted,
                   fmt::format("no idempotency key was stored, so Backout cannot look for the "

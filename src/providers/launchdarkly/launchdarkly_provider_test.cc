@@ -389,6 +389,7 @@ TEST_F(LaunchDarklyProviderTest, ReadinessWaitsPropagationGrace) {
   auto settling = provider->CheckReadiness();
   ASSERT_TRUE(settling.has_value());
   EXPECT_FALSE(settling->ready);
+  EXPECT_FALSE(settling->failed);
   EXPECT_NE(settling->message.find("propagation_grace"), std::string::npos);
 
   clock.Advance(std::chrono::seconds(31));
@@ -408,6 +409,7 @@ TEST_F(LaunchDarklyProviderTest, ReadinessIsFlagStateNow) {
   auto readiness = provider->CheckReadiness();
   ASSERT_TRUE(readiness.has_value());
   EXPECT_FALSE(readiness->ready);
+  EXPECT_TRUE(readiness->failed);
 }
 
 // ---- Approval-gated environments --------------------------------------------------------------
