@@ -16,7 +16,7 @@
 namespace backout::app {
 namespace {
 
-// What one attempt produced.
+// The result of one delivery attempt.
 struct AttemptResult {
   bool delivered = false;
   int status = 0;
@@ -139,7 +139,9 @@ void JobRunner::RunNotification(const store::JobLease& lease) {
   auto written = plane_.store().Write([&](store::Transaction& tx) -> core::Result<void> {
     BACKOUT_CHECK(tx.CheckFence(job_id, token));
     BACKOUT_TRY(auto object, tx.Get(kNotificationKind, id));
-    if (!object) return core::MakeError(core::ErrorCode::kNotFound, "notification {} vanished", id);
+    if (!object)
+      return core::MakeError(core::ErrorCode::kNotFound,
+                             "notification {} was deleted during its delivery", id);
     object->body = ToJson(*notification);
     BACKOUT_CHECK(tx.Put(*object));
     if (notification->state == kDeliveryFailed) {

@@ -33,7 +33,8 @@ std::string ReadFile(const std::filesystem::path& path) {
   return text.str();
 }
 
-// A control plane over SQLite with one runbook service and the webhooks of `webhooks_yaml`.
+// A control plane over SQLite with one runbook service and the `notifications` block given to
+// Build().
 class NotificationTest : public ::testing::Test {
  protected:
   void SetUp() override {

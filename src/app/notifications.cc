@@ -33,8 +33,8 @@ bool Admits(const WebhookConfig& webhook, std::string_view event) {
   return webhook.events.empty() || std::ranges::find(webhook.events, event) != webhook.events.end();
 }
 
-// The body a webhook receives. Slack-compatible endpoints get only the text, which is what
-// Slack's incoming webhooks and their look-alikes (Mattermost, Rocket.Chat) read.
+// The body a webhook receives. Slack-compatible endpoints get only the `text` field, the payload
+// Slack's incoming webhooks accept.
 std::string RenderBody(const WebhookConfig& webhook, const NotificationEvent& event,
                        const std::string& event_id, const std::string& delivery_id,
                        core::Time now) {

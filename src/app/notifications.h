@@ -15,8 +15,8 @@
 // Signed outbound webhooks. A use case calls EnqueueNotification inside its own transaction, so
 // the notification commits or rolls back with the event it reports, and the delivery job sends it
 // later with the key fixed at that commit. A crash before the commit loses the event and the
-// notification together; a crash after it makes the job send the same body with the same key
-// again.
+// notification together. After the commit, a crash only makes the job send the same body with the
+// same key again.
 namespace backout::app {
 
 inline constexpr char kNotificationKind[] = "notification";

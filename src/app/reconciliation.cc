@@ -112,8 +112,8 @@ std::string MatchRecord(const ServiceRecords& records, const providers::HistoryE
   return "";
 }
 
-// How the version history before `time` reads: the version live just before it, and every
-// version live at some earlier point.
+// The versions live before `time`: the one live just before it, and every other one live at some
+// earlier point.
 struct Before {
   std::string previous;
   std::set<std::string> earlier;
@@ -149,7 +149,7 @@ core::Result<store::Object> LoadState(store::Transaction& tx, std::string_view s
                    {{"service", service}, {"runs", 0}});
 }
 
-// Whether the service's provider can read history; `reason` says why not.
+// Returns whether the service's provider can read history, and sets `reason` when it cannot.
 bool CanReconcile(const Settings& settings, const ServiceConfig& service, std::string& reason) {
   auto provider = settings.providers.find(service.name);
   if (provider == settings.providers.end()) {
@@ -177,7 +177,7 @@ void MarkReconcilable(json& body, const ServiceConfig& service, bool reconcilabl
       std::chrono::duration_cast<std::chrono::seconds>(service.reconcile_interval).count();
 }
 
-// Whether job `id` (a decimal text) is still queued or leased.
+// Returns whether job `id` (decimal text) is still queued or leased.
 core::Result<bool> JobPending(store::Transaction& tx, const json& id) {
   if (!id.is_string() || id.get<std::string>().empty()) return false;
   BACKOUT_TRY(auto job, tx.GetJob(std::stoll(id.get<std::string>())));

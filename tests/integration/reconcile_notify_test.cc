@@ -173,7 +173,7 @@ TEST(ReconcileNotifyTest, KilledMidDeliveryKeepsIdempotencyKey) {
                                   "--title", "first"}));
   ASSERT_TRUE(WaitFor([&] { return receiver.Arrived() >= 1; }, seconds(30)))
       << ReadFile(server.log());
-  server.Kill();  // the receiver still holds the first delivery
+  server.Kill();  // the receiver is still delaying its response to the first delivery
 
   ASSERT_TRUE(server.Start()) << ReadFile(server.log());
   ASSERT_CLI_OK(server.Cli(lead, {"incident", "open", "--service", "checkout", "--severity", "sev2",

@@ -27,8 +27,8 @@ struct ReceivedDelivery {
   bool fresh = false;            // the timestamp is within five minutes of the receiver's clock
 };
 
-// A webhook receiver on 127.0.0.1 that checks every delivery's signature the way docs/
-// notifications.md tells receivers to, with its own HMAC code rather than Backout's. It answers
+// A webhook receiver on 127.0.0.1 that checks every delivery's signature as
+// docs/notifications.md describes, with its own HMAC code rather than Backout's. It responds
 // 204 (or the status set) after an optional delay. Stop() closes the port, so senders see
 // connection refused until Start() opens the same port again.
 class WebhookReceiver {
@@ -48,9 +48,9 @@ class WebhookReceiver {
   std::string Url() const;  // http://127.0.0.1:PORT/hook
 
   std::vector<ReceivedDelivery> Deliveries() const;
-  // Status answered to every later delivery.
+  // Sets the HTTP status of the responses to later deliveries.
   void SetStatus(int status) { status_ = status; }
-  // Holds the next `count` deliveries this long before answering.
+  // Delays the response to each of the next `count` deliveries by `delay`.
   void DelayNext(int count, std::chrono::milliseconds delay);
   // Number of deliveries that arrived, counted before any delay.
   int Arrived() const { return arrived_.load(); }
