@@ -27,8 +27,9 @@ constexpr std::string_view kKnownRoles[] = {"admin",   "engineering-lead", "devo
 
 // The keys each block accepts. A new block adds its key here, a struct in config.h and a parse
 // step below. A new provider or check kind goes to config_kinds.cc.
-constexpr std::string_view kTopLevelKeys[] = {"listen",  "database", "data_dir", "tls",
-                                              "metrics", "policy",   "users",    "services"};
+constexpr std::string_view kTopLevelKeys[] = {"listen", "database", "data_dir",
+                                              "tls",    "metrics",  "policy",
+                                              "users",  "services", "notifications"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
 constexpr std::string_view kMetricsKeys[] = {"token"};
 constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_roles",
@@ -37,8 +38,9 @@ constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_rol
 constexpr std::string_view kClosureKeys[] = {"root_cause", "recovered_or_no_go", "review",
                                              "action_items", "retroactive_approval"};
 constexpr std::string_view kUserKeys[] = {"name", "roles", "services"};
-constexpr std::string_view kServiceKeys[] = {
-    "name", "environment", "owner", "tier", "customer_facing", "depends_on", "provider", "checks"};
+constexpr std::string_view kServiceKeys[] = {"name",     "environment",     "owner",
+                                             "tier",     "customer_facing", "depends_on",
+                                             "provider", "checks",          "reconcile_interval"};
 
 constexpr std::string_view kDefaultDataDir = "backout-data";
 constexpr std::string_view kDatabaseFileName = "backout.db";
@@ -255,6 +257,11 @@ std::optional<ServiceConfig> ParseService(ParseContext& context, const YamlValue
     if (!parsed) return std::nullopt;
     service.checks = std::move(*parsed);
   }
+  if (const YamlValue* interval = fields->Find("reconcile_interval")) {
+    auto parsed = config_internal::ReadReconcileInterval(context, *interval);
+    if (!parsed) return std::nullopt;
+    service.reconcile_interval = *parsed;
+  }
   return service;
 }
 
@@ -435,6 +442,11 @@ void ParseTopLevel(ParseContext& context, const YamlValue& root, Config& config)
     if (!users) return;
     config.users = std::move(*users);
   }
+  if (const YamlValue* value = fields->Find("notifications")) {
+    auto notifications = config_internal::ParseNotifications(context, *value);
+    if (!notifications) return;
+    config.notifications = std::move(*notifications);
+  }
 }
 
 // Parses the YAML text into its single document. Syntax errors name the line yaml-cpp reports.
@@ -469,6 +481,13 @@ std::string ListenAddress::ToString() const {
 }
 
 std::span<const std::string_view> KnownRoles() { return kKnownRoles; }
+
+std::span<const std::string_view> NotificationEvents() {
+  static constexpr std::string_view kEvents[] = {
+      "incident.opened", "decision.needed",  "rollback.started",    "rollback.finished",
+      "rollback.failed", "break_glass.used", "rollback.discovered", "action_item.overdue"};
+  return kEvents;
+}
 
 core::Result<Config> Config::Parse(std::string_view text, std::string_view display_name,
                                    const fs::path& base_dir) {

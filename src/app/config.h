@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -131,6 +132,36 @@ struct CheckConfig {
   nlohmann::json settings = nlohmann::json::object();
 };
 
+// ---- Reconciliation and notifications -------------------------------------------------------
+
+// How often a service's history is reconciled when its entry gives no `reconcile_interval`.
+inline constexpr core::Duration kDefaultReconcileInterval = std::chrono::minutes(5);
+
+// One endpoint of `notifications.webhooks`. Each delivery is a POST of a JSON body signed with
+// HMAC-SHA256 under `secret`; docs/notifications.md gives the headers and how to verify them.
+struct WebhookConfig {
+  std::string name;  // unique among the webhooks; deliveries and logs name the endpoint by it
+  // http:// or https:// URL. It may itself carry a token (Slack's do), so it is never logged or
+  // stored with a delivery.
+  std::string url;
+  SecretRef secret;
+  std::vector<std::string> events;  // event names from NotificationEvents(); empty: every event
+  bool slack = false;               // send {"text": "…"} instead of the event's JSON
+};
+
+// The `notifications` block.
+struct NotificationsConfig {
+  std::vector<WebhookConfig> webhooks;
+  // Delivery attempts per notification before it is dead-lettered, first attempt included.
+  int max_attempts = 8;
+  // Delay before the second attempt; each later delay doubles, up to retry_max.
+  core::Duration retry_initial = std::chrono::seconds(10);
+  core::Duration retry_max = std::chrono::minutes(10);
+};
+
+// The event names a webhook's `events` filter may list.
+std::span<const std::string_view> NotificationEvents();
+
 // One entry of `services`.
 struct ServiceConfig {
   std::string name;
@@ -142,6 +173,8 @@ struct ServiceConfig {
   std::vector<std::string> depends_on;
   ProviderConfig provider;
   std::vector<CheckConfig> checks;
+  // How often the reconciliation job reads the provider's history (`reconcile_interval`).
+  core::Duration reconcile_interval = kDefaultReconcileInterval;
 };
 
 // The server's configuration: one YAML file, validated when loaded.
@@ -162,6 +195,7 @@ struct Config {
   PolicyConfig policy;
   std::vector<UserConfig> users;
   std::vector<ServiceConfig> services;
+  NotificationsConfig notifications;
 
   // The name that error messages use for the file: its path as given to Load.
   std::string source_name;

@@ -1,11 +1,14 @@
 #include "app/config_fields.h"
 
+#include <algorithm>
 #include <charconv>
+#include <map>
 #include <ranges>
 #include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace backout::app::config_internal {
 namespace {
@@ -21,6 +24,7 @@ constexpr std::string_view kSecretFields[] = {
     "services[].provider.env.*",
     "services[].provider.credentials.*",
     "services[].checks[].env.*",
+    "notifications.webhooks[].secret",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {
@@ -200,6 +204,124 @@ std::optional<fs::path> ReadPath(ParseContext& context, const YamlValue& value) 
     return std::nullopt;
   }
   return absolute;
+}
+
+// ---- Reconciliation and notifications -------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kNotificationKeys[] = {"webhooks", "max_attempts", "retry_initial",
+                                                  "retry_max"};
+constexpr std::string_view kWebhookKeys[] = {"name", "url", "secret", "events", "slack"};
+
+std::optional<WebhookConfig> ParseWebhook(ParseContext& context, const YamlValue& value,
+                                          std::map<std::string, int, std::less<>>& first_lines) {
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value, kWebhookKeys);
+  if (!fields) return std::nullopt;
+
+  const YamlValue* name_value = reader.Required(*fields, "name");
+  const YamlValue* url_value = name_value ? reader.Required(*fields, "url") : nullptr;
+  const YamlValue* secret_value = url_value ? reader.Required(*fields, "secret") : nullptr;
+  if (secret_value == nullptr) return std::nullopt;
+
+  auto name = reader.String(*name_value);
+  if (!name) return std::nullopt;
+  if (auto problem = CheckName(*name)) {
+    reader.Fail(*name_value, *problem);
+    return std::nullopt;
+  }
+  if (auto [seen, inserted] = first_lines.emplace(*name, name_value->line); !inserted) {
+    reader.Fail(*name_value,
+                fmt::format("webhook '{}' is already defined on line {}", *name, seen->second));
+    return std::nullopt;
+  }
+
+  // The URL is not quoted in messages, because a chat webhook's URL is itself a credential.
+  auto url = reader.String(*url_value);
+  if (!url) return std::nullopt;
+  if (!url->starts_with("http://") && !url->starts_with("https://")) {
+    reader.Fail(*url_value, "invalid URL: use an http:// or https:// URL");
+    return std::nullopt;
+  }
+
+  auto secret = ReadSecret(context, *secret_value);
+  if (!secret) return std::nullopt;
+  WebhookConfig webhook{.name = *name, .url = *url, .secret = *secret};
+
+  if (const YamlValue* events = fields->Find("events")) {
+    const auto known = NotificationEvents();
+    auto names = reader.StringList(*events, [&](const std::string& event) {
+      if (std::ranges::find(known, event) != known.end()) return std::optional<std::string>();
+      return std::optional<std::string>(
+          fmt::format("unknown event '{}', expected one of: {}", event, fmt::join(known, ", ")));
+    });
+    if (!names) return std::nullopt;
+    webhook.events = std::move(*names);
+  }
+  if (const YamlValue* slack = fields->Find("slack")) {
+    auto flag = reader.Bool(*slack);
+    if (!flag) return std::nullopt;
+    webhook.slack = *flag;
+  }
+  return webhook;
+}
+
+}  // namespace
+
+std::optional<NotificationsConfig> ParseNotifications(ParseContext& context,
+                                                      const YamlValue& value) {
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value, kNotificationKeys);
+  if (!fields) return std::nullopt;
+
+  NotificationsConfig notifications;
+  if (const YamlValue* webhooks = fields->Find("webhooks")) {
+    auto items = reader.List(*webhooks);
+    if (!items) return std::nullopt;
+    std::map<std::string, int, std::less<>> first_lines;
+    for (const YamlValue& item : *items) {
+      auto webhook = ParseWebhook(context, item, first_lines);
+      if (!webhook) return std::nullopt;
+      notifications.webhooks.push_back(std::move(*webhook));
+    }
+  }
+  if (const YamlValue* attempts = fields->Find("max_attempts")) {
+    auto number = reader.Integer(*attempts);
+    if (!number) return std::nullopt;
+    if (*number < 1 || *number > 100) {
+      reader.Fail(*attempts, fmt::format("invalid max_attempts {}: use a whole number from 1 to "
+                                         "100",
+                                         *number));
+      return std::nullopt;
+    }
+    notifications.max_attempts = static_cast<int>(*number);
+  }
+  if (const YamlValue* initial = fields->Find("retry_initial")) {
+    auto duration = reader.Duration(*initial);
+    if (!duration) return std::nullopt;
+    notifications.retry_initial = *duration;
+  }
+  if (const YamlValue* maximum = fields->Find("retry_max")) {
+    auto duration = reader.Duration(*maximum);
+    if (!duration) return std::nullopt;
+    notifications.retry_max = *duration;
+  }
+  if (notifications.retry_max < notifications.retry_initial) {
+    reader.Fail(value, "retry_max must be at least retry_initial");
+    return std::nullopt;
+  }
+  return notifications;
+}
+
+std::optional<core::Duration> ReadReconcileInterval(ParseContext& context, const YamlValue& value) {
+  auto interval = context.reader.Duration(value);
+  if (!interval) return std::nullopt;
+  if (*interval < std::chrono::seconds(1)) {
+    context.reader.Fail(value, "invalid reconcile_interval: use one second or more");
+    return std::nullopt;
+  }
+  return *interval;
 }
 
 }  // namespace backout::app::config_internal

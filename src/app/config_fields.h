@@ -46,4 +46,14 @@ core::Result<ListenAddress> ParseListenAddress(std::string_view text);
 core::Result<std::string> ParseDatabase(std::string_view url,
                                         const std::filesystem::path& base_dir);
 
+// ---- Reconciliation and notifications -------------------------------------------------------
+
+// Reads the `notifications` block: webhooks with unique names, each URL http(s), each secret a
+// reference, each event filter naming known events.
+std::optional<NotificationsConfig> ParseNotifications(ParseContext& context,
+                                                      const YamlValue& value);
+
+// Reads a service's `reconcile_interval`: a duration of one second or more.
+std::optional<core::Duration> ReadReconcileInterval(ParseContext& context, const YamlValue& value);
+
 }  // namespace backout::app::config_internal

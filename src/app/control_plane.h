@@ -12,6 +12,8 @@
 
 #include "app/caller.h"
 #include "app/config.h"
+#include "app/discovery.h"
+#include "app/notifications.h"
 #include "app/requests.h"
 #include "core/clock.h"
 #include "core/domain.h"
@@ -160,6 +162,45 @@ class ControlPlane {
   // Runs `body` in a read transaction, recording refusals as Write does.
   core::Result<void> Read(const Caller& caller, std::string_view action, std::string_view subject,
                           const store::TransactionBody& body);
+
+  // ---- Reconciliation and notifications (reconciliation.cc, discovered_rollbacks.cc,
+  // notifications.cc) ------------------------------------------------------------------------
+
+  // Records for every service whether it is reconcilable, and enqueues a reconciliation job for
+  // each reconcilable service that has none queued. Called at start and after a reload.
+  core::Result<void> ScheduleReconciliation();
+
+  // Reads the provider's history of `service` and records what Backout did not: unrecorded
+  // deployments as changes with source discovered, moves back to an earlier version as discovered
+  // rollbacks. Engineering lead or devops engineer. kFailedPrecondition when the provider cannot
+  // read history.
+  core::Result<ReconcileReport> Reconcile(const Caller& caller, std::string_view service);
+  // The same run on behalf of the server's own reconciliation job, without a caller to check.
+  core::Result<ReconcileReport> ReconcileAsSystem(std::string_view service);
+
+  core::Result<Page<DiscoveredRollback>> ListDiscoveredRollbacks(
+      const Caller& caller, const DiscoveredRollbackFilter& filter, const ListOptions& options);
+  core::Result<DiscoveredRollback> GetDiscoveredRollback(const Caller& caller, std::string_view id);
+  // Links an open discovered rollback to an incident of the same service, which records it on
+  // the incident's timeline. Engineering lead or devops engineer.
+  core::Result<DiscoveredRollback> LinkDiscoveredRollback(const Caller& caller, std::string_view id,
+                                                          std::string_view incident_id);
+  // Closes an open discovered rollback with the reason it happened. Engineering lead or devops
+  // engineer.
+  core::Result<DiscoveredRollback> DocumentDiscoveredRollback(const Caller& caller,
+                                                              std::string_view id,
+                                                              std::string_view reason);
+  // The service's changes, discovered rollbacks and incidents, oldest first, as JSON items with
+  // time, kind, id and a one-line summary.
+  core::Result<nlohmann::json> ServiceTimeline(const Caller& caller, std::string_view service);
+  // The reconciliation state of a configured service, with `reconcilable` (see
+  // kReconciliationKind). Inside the caller's transaction.
+  core::Result<nlohmann::json> ReconciliationStatus(store::Transaction& tx,
+                                                    std::string_view service) const;
+
+  // Deliveries of webhook notifications, or only the dead-lettered ones.
+  core::Result<Page<Notification>> ListNotifications(const Caller& caller, bool failed_only,
+                                                     const ListOptions& options);
 
  private:
   core::Result<void> RecordRefusal(const Caller& caller, std::string_view action,

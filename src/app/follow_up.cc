@@ -237,6 +237,7 @@ core::Result<core::ActionItem> ControlPlane::AddActionItem(const Caller& caller,
         BACKOUT_CHECK(tx.Put(index));
         incident.action_items.push_back(item);
         incident.state = next;
+        BACKOUT_CHECK(ScheduleOverdueCheck(tx, item));
         AddTimeline(incident, now, caller, "action_item_added",
                     fmt::format("{} added {} for {}, due {}: {}", caller.name(), item.id,
                                 item.owner, core::FormatDate(*item.due), item.title));

@@ -100,6 +100,17 @@ core::Result<core::Incident> ControlPlane::OpenIncident(const Caller& caller,
                         core::SeverityName(request.severity), service->name, request.title));
         BACKOUT_TRY(auto stored,
                     Insert(tx, kIncidentKind, incident.id, incident.service, incident));
+        BACKOUT_CHECK(EnqueueNotification(
+            tx, current->config, now,
+            NotificationEvent{.event = "incident.opened",
+                              .subject = IncidentSubject(incident.id),
+                              .service = incident.service,
+                              .summary = fmt::format("{} opened {} on {}: {}", caller.name(),
+                                                     incident.id, incident.service, incident.title),
+                              .data = {{"incident", incident.id},
+                                       {"severity", core::SeverityName(incident.severity)},
+                                       {"title", incident.title},
+                                       {"opened_by", caller.name()}}}));
         return Ledger(tx, caller, "incident.opened", IncidentSubject(incident.id),
                       {{"service", incident.service},
                        {"severity", core::SeverityName(incident.severity)},
@@ -249,6 +260,20 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
                                 assessment.target_rule, assessment.digest));
         BACKOUT_CHECK(Save(tx, stored));
         updated = stored.value;
+        BACKOUT_CHECK(EnqueueNotification(
+            tx, current->config, assessment.assessed_at,
+            NotificationEvent{
+                .event = "decision.needed",
+                .subject = subject,
+                .service = updated.service,
+                .summary = fmt::format("{} on {} is assessed and needs a go/no-go decision "
+                                       "(target {}, digest {})",
+                                       updated.id, updated.service, assessment.target_version,
+                                       assessment.digest),
+                .data = {{"incident", updated.id},
+                         {"digest", assessment.digest},
+                         {"target_version", assessment.target_version},
+                         {"target_rule", assessment.target_rule}}}));
         return Ledger(tx, caller, "incident.assessed", subject,
                       {{"digest", assessment.digest},
                        {"target_version", assessment.target_version},

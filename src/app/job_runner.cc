@@ -43,8 +43,10 @@ JobRunner::JobRunner(ControlPlane& plane, JobRunnerOptions options)
     : plane_(plane), options_(std::move(options)) {}
 
 core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
-  auto leased =
-      plane_.store().LeaseJob(options_.owner, {kRollbackJob, kValidationJob}, options_.lease);
+  auto leased = plane_.store().LeaseJob(
+      options_.owner,
+      {kRollbackJob, kValidationJob, kReconcileJob, kNotificationJob, kActionItemDueJob},
+      options_.lease);
   if (!leased) return std::unexpected(leased.error());
   if (!leased->has_value()) return false;
   const store::JobLease& lease = **leased;
@@ -57,6 +59,12 @@ core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
   }
   if (lease.job.kind == kRollbackJob) {
     RunRollback(lease, stop);
+  } else if (lease.job.kind == kReconcileJob) {
+    RunReconcile(lease);
+  } else if (lease.job.kind == kNotificationJob) {
+    RunNotification(lease);
+  } else if (lease.job.kind == kActionItemDueJob) {
+    RunActionItemDue(lease);
   } else {
     RunValidation(lease, stop);
   }

@@ -53,6 +53,10 @@ class JobRunner {
  private:
   void RunRollback(const store::JobLease& lease, std::stop_token stop);
   void RunValidation(const store::JobLease& lease, std::stop_token stop);
+  // Reconciliation and notifications (reconciliation.cc, notification_job.cc).
+  void RunReconcile(const store::JobLease& lease);
+  void RunNotification(const store::JobLease& lease);
+  void RunActionItemDue(const store::JobLease& lease);
 
   ControlPlane& plane_;
   JobRunnerOptions options_;

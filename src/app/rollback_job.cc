@@ -376,6 +376,18 @@ class RollbackJob {
                             {"outcome", core::RollbackOutcomeName(outcome)},
                             {"message", message},
                             {"read_back", read_back}}));
+      BACKOUT_CHECK(EnqueueNotification(
+          tx, settings_->config, now,
+          NotificationEvent{
+              .event = JobSucceeded(outcome) ? "rollback.finished" : "rollback.failed",
+              .subject = IncidentSubject(incident_id_),
+              .service = incident.service,
+              .summary = fmt::format("rollback job {} of {} ended {}: {}", job, incident_id_,
+                                     core::RollbackOutcomeName(outcome), message),
+              .data = {{"incident", incident_id_},
+                       {"job_id", job},
+                       {"outcome", core::RollbackOutcomeName(outcome)},
+                       {"message", message}}}));
       if (JobSucceeded(outcome)) return tx.CompleteJob(job_id_, token_);
       return tx.FailJob(job_id_, token_, message, std::nullopt);
     });

@@ -151,6 +151,32 @@ core::Result<AcceptedJob> ControlPlane::RequestRollback(const Caller& caller, st
                              fmt::format("service/{}", incident.service),
                              {{"reason", freeze.reason}, {"incident", incident.id}}));
         accepted = AcceptedJob{.job_id = rollback.job_id, .incident = incident};
+        const nlohmann::json event_data = {{"incident", incident.id},
+                                           {"job_id", rollback.job_id},
+                                           {"executor", caller.name()},
+                                           {"emergency", request.emergency},
+                                           {"target_version", rollback.target_version}};
+        BACKOUT_CHECK(EnqueueNotification(
+            tx, current->config, now,
+            NotificationEvent{
+                .event = "rollback.started",
+                .subject = subject,
+                .service = incident.service,
+                .summary = fmt::format("{} started a rollback of {} for {} (job {})", caller.name(),
+                                       incident.service, incident.id, rollback.job_id),
+                .data = event_data}));
+        if (request.emergency) {
+          BACKOUT_CHECK(EnqueueNotification(
+              tx, current->config, now,
+              NotificationEvent{.event = "break_glass.used",
+                                .subject = subject,
+                                .service = incident.service,
+                                .summary = fmt::format(
+                                    "{} used break-glass to roll back {} for {} without a "
+                                    "decision: {}",
+                                    caller.name(), incident.service, incident.id, request.reason),
+                                .data = event_data}));
+        }
         return {};
       }));
   spdlog::info("component=app event=rollback_requested incident={} job={} by={} emergency={}", id,

@@ -47,6 +47,7 @@ core::Result<ServiceDetail> ControlPlane::ShowService(const Caller& caller, std:
   const auto current = settings();
   ServiceDetail detail;
   const ServiceConfig* service = nullptr;
+  nlohmann::json reconciliation;
   BACKOUT_CHECK(Read(caller, "service.show", fmt::format("service/{}", name),
                      [&](store::Transaction& tx) -> core::Result<void> {
                        BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead,
@@ -57,9 +58,12 @@ core::Result<ServiceDetail> ControlPlane::ShowService(const Caller& caller, std:
                                                 "service {} is not in the configuration", name);
                        }
                        BACKOUT_TRY(detail.freeze, LoadFreeze(tx, name));
+                       BACKOUT_TRY(reconciliation, ReconciliationStatus(tx, name));
                        return {};
                      }));
   detail.service = ServiceJson(*service);
+  detail.service["reconcilable"] = reconciliation["reconcilable"];
+  detail.service["reconciliation"] = reconciliation;
 
   auto provider = current->providers.find(service->name);
   if (provider == current->providers.end()) {

@@ -25,4 +25,8 @@ void AddReviewCommands(CLI::App& app, int& exit_status);
 // `action add|list|done`.
 void AddActionCommands(CLI::App& app, int& exit_status);
 
+// `discovered list|show|link|document`, `service reconcile|timeline` and `notification list`.
+// Runs after AddServiceCommands, whose `service` command it extends.
+void AddReconciliationCommands(CLI::App& app, int& exit_status);
+
 }  // namespace backout::cli

@@ -6,6 +6,7 @@
 
 #include "server/api_json.h"
 #include "server/openapi.h"
+#include "server/reconciliation_routes.h"
 #include "server/schema.h"
 
 namespace backout::server {
@@ -660,6 +661,7 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddIncidentRoutes(router, plane);
   AddFollowUpRoutes(router, plane);
   AddJobAndLedgerRoutes(router, plane);
+  AddReconciliationAndNotificationRoutes(router, plane);
 }
 
 }  // namespace backout::server

@@ -136,6 +136,9 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   if (auto policy = server->plane_->RecordPolicy("system"); !policy) {
     return std::unexpected(policy.error());
   }
+  if (auto scheduled = server->plane_->ScheduleReconciliation(); !scheduled) {
+    return std::unexpected(scheduled.error());
+  }
 
   // Step 3: the HTTP API.
   DeclareServerMetrics(server->metrics_);
@@ -242,6 +245,9 @@ core::Result<std::string> ControlPlaneServer::Reload(std::string_view loaded_by)
   if (!settings) return std::unexpected(settings.error());
   if (auto reloaded = plane_->Reload(*settings, loaded_by); !reloaded) {
     return std::unexpected(reloaded.error());
+  }
+  if (auto scheduled = plane_->ScheduleReconciliation(); !scheduled) {
+    return std::unexpected(scheduled.error());
   }
   spdlog::info("component=server event=reloaded by={} config_sha256={}", loaded_by,
                (*settings)->config_sha256);

@@ -1,0 +1,455 @@
+// Reconciliation: comparing each tool's own history with Backout's records, and its job.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "app/control_plane.h"
+#include "app/job_runner.h"
+#include "app/records.h"
+#include "app/try.h"
+#include "ledger/hash.h"
+
+namespace backout::app {
+namespace {
+
+using nlohmann::json;
+
+// A tool entry matches a recorded change of the same version, or one of Backout's own rollbacks
+// to that version, when their times are at most this far apart. CI often records a change a few
+// minutes before or after the tool logs the deployment.
+constexpr core::Duration kMatchWindow = std::chrono::minutes(15);
+
+// Each run reads history from this long before the newest entry already reconciled, so an entry
+// the tool writes late is still read. Entries read twice are recognised by their key.
+constexpr core::Duration kHistoryOverlap = std::chrono::hours(1);
+
+// The key of one tool history entry: the service and a digest of what the tool recorded about it.
+std::string EntryKey(std::string_view service, const providers::HistoryEntry& entry) {
+  const std::string time = core::FormatTime(entry.time);
+  const std::string digest =
+      ledger::ToHex(ledger::Sha256({entry.version, "\n", time, "\n", entry.actor, "\n",
+                                    providers::HistoryKindName(entry.kind)}));
+  return fmt::format("{}/{}", service, digest.substr(0, 32));
+}
+
+core::Duration Distance(core::Time a, core::Time b) { return a > b ? a - b : b - a; }
+
+// A version that was live from `time` on, by Backout's records.
+struct VersionEvent {
+  core::Time time;
+  std::string version;
+};
+
+// Backout's records of one service, read inside the reconciliation transaction.
+struct ServiceRecords {
+  std::vector<core::Change> changes;
+  std::vector<core::Rollback> rollbacks;  // of the service's incidents
+  std::vector<VersionEvent> events;       // changes, rollbacks and discovered rollbacks
+};
+
+template <typename Visit>
+core::Result<void> ForEachObject(store::Transaction& tx, std::string_view kind,
+                                 const std::string& service, Visit visit) {
+  std::string after;
+  while (true) {
+    BACKOUT_TRY(auto objects,
+                tx.List(store::ListQuery{
+                    .kind = std::string(kind), .service = service, .after_id = after}));
+    for (const store::Object& object : objects) BACKOUT_CHECK(visit(object));
+    if (objects.size() < 1000) return {};
+    after = objects.back().id;
+  }
+}
+
+core::Result<ServiceRecords> LoadRecords(store::Transaction& tx, const std::string& service) {
+  ServiceRecords records;
+  BACKOUT_CHECK(ForEachObject(
+      tx, kChangeKind, service, [&](const store::Object& object) -> core::Result<void> {
+        BACKOUT_TRY(core::Change change, core::FromJson<core::Change>(object.body));
+        records.events.push_back({change.time, change.version});
+        records.changes.push_back(std::move(change));
+        return {};
+      }));
+  BACKOUT_CHECK(ForEachObject(
+      tx, kIncidentKind, service, [&](const store::Object& object) -> core::Result<void> {
+        BACKOUT_TRY(core::Incident incident, core::FromJson<core::Incident>(object.body));
+        for (core::Rollback& rollback : incident.rollbacks) {
+          if (rollback.outcome == core::RollbackOutcome::kRolledBack) {
+            records.events.push_back(
+                {rollback.finished_at.value_or(rollback.requested_at), rollback.target_version});
+          }
+          records.rollbacks.push_back(std::move(rollback));
+        }
+        return {};
+      }));
+  BACKOUT_CHECK(ForEachObject(
+      tx, kDiscoveredRollbackKind, service, [&](const store::Object& object) -> core::Result<void> {
+        BACKOUT_TRY(DiscoveredRollback found, DiscoveredRollbackFromJson(object.body));
+        records.events.push_back({found.time, found.version});
+        return {};
+      }));
+  return records;
+}
+
+// Returns the id of the recorded change or the job of Backout's rollback that `entry` is, or ""
+// when Backout has no record of it.
+std::string MatchRecord(const ServiceRecords& records, const providers::HistoryEntry& entry) {
+  for (const core::Change& change : records.changes) {
+    if (change.version == entry.version && Distance(change.time, entry.time) <= kMatchWindow) {
+      return change.id;
+    }
+  }
+  for (const core::Rollback& rollback : records.rollbacks) {
+    if (rollback.target_version != entry.version) continue;
+    const core::Time end = rollback.finished_at.value_or(entry.time);
+    if (entry.time + kMatchWindow >= rollback.requested_at && entry.time <= end + kMatchWindow) {
+      return fmt::format("job/{}", rollback.job_id);
+    }
+  }
+  return "";
+}
+
+// The versions live before `time`: the one live just before it, and every other one live at some
+// earlier point.
+struct Before {
+  std::string previous;
+  std::set<std::string> earlier;
+};
+
+Before VersionsBefore(const std::vector<VersionEvent>& events, core::Time time) {
+  std::vector<const VersionEvent*> prior;
+  for (const VersionEvent& event : events) {
+    if (event.time < time) prior.push_back(&event);
+  }
+  std::ranges::stable_sort(prior, {}, &VersionEvent::time);
+  Before before;
+  if (prior.empty()) return before;
+  before.previous = prior.back()->version;
+  for (const VersionEvent* event : prior) {
+    if (event->version != before.previous) before.earlier.insert(event->version);
+  }
+  return before;
+}
+
+store::Object NewObject(std::string_view kind, std::string id, std::string service, json body) {
+  return store::Object{.kind = std::string(kind),
+                       .id = std::move(id),
+                       .service = std::move(service),
+                       .body = std::move(body)};
+}
+
+// Loads the service's reconciliation object, or a fresh one.
+core::Result<store::Object> LoadState(store::Transaction& tx, std::string_view service) {
+  BACKOUT_TRY(auto object, tx.Get(kReconciliationKind, service));
+  if (object) return *object;
+  return NewObject(kReconciliationKind, std::string(service), std::string(service),
+                   {{"service", service}, {"runs", 0}});
+}
+
+// Returns whether the service's provider can read history, and sets `reason` when it cannot.
+bool CanReconcile(const Settings& settings, const ServiceConfig& service, std::string& reason) {
+  auto provider = settings.providers.find(service.name);
+  if (provider == settings.providers.end()) {
+    reason = "no provider could be created for the service";
+    return false;
+  }
+  if (!provider->second->Capabilities().history) {
+    reason = fmt::format(
+        "the {} provider of this service cannot read the tool's history, so rollbacks done "
+        "outside Backout cannot be discovered",
+        service.provider.kind);
+    return false;
+  }
+  reason.clear();
+  return true;
+}
+
+void MarkReconcilable(json& body, const ServiceConfig& service, bool reconcilable,
+                      const std::string& reason) {
+  body["service"] = service.name;
+  body["provider"] = service.provider.kind;
+  body["reconcilable"] = reconcilable;
+  body["reason"] = reason;
+  body["interval_seconds"] =
+      std::chrono::duration_cast<std::chrono::seconds>(service.reconcile_interval).count();
+}
+
+// Returns whether job `id` (decimal text) is still queued or leased.
+core::Result<bool> JobPending(store::Transaction& tx, const json& id) {
+  if (!id.is_string() || id.get<std::string>().empty()) return false;
+  BACKOUT_TRY(auto job, tx.GetJob(std::stoll(id.get<std::string>())));
+  return job && (job->state == store::JobState::kQueued || job->state == store::JobState::kLeased);
+}
+
+}  // namespace
+
+core::Result<void> ControlPlane::ScheduleReconciliation() {
+  const auto current = settings();
+  const core::Time now = clock_.Now();
+  for (const ServiceConfig& service : current->config.services) {
+    std::string reason;
+    const bool reconcilable = CanReconcile(*current, service, reason);
+    bool enqueued = false;
+    BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+      BACKOUT_TRY(store::Object state, LoadState(tx, service.name));
+      MarkReconcilable(state.body, service, reconcilable, reason);
+      BACKOUT_TRY(bool pending, JobPending(tx, state.body.value("job_id", json(""))));
+      if (reconcilable && !pending) {
+        BACKOUT_TRY(int64_t job,
+                    tx.EnqueueJob(kReconcileJob, fmt::format("service/{}", service.name),
+                                  {{"service", service.name}}, now));
+        state.body["job_id"] = std::to_string(job);
+        enqueued = true;
+      }
+      return tx.Put(state);
+    }));
+    if (!reconcilable) {
+      spdlog::warn("component=reconcile service={} event=not_reconcilable reason=\"{}\"",
+                   service.name, reason);
+    } else if (enqueued) {
+      spdlog::info(
+          "component=reconcile service={} event=scheduled interval_s={}", service.name,
+          std::chrono::duration_cast<std::chrono::seconds>(service.reconcile_interval).count());
+    }
+  }
+  return {};
+}
+
+core::Result<ReconcileReport> ControlPlane::Reconcile(const Caller& caller,
+                                                      std::string_view service) {
+  const auto current = settings();
+  BACKOUT_CHECK(Read(caller, "service.reconcile", fmt::format("service/{}", service),
+                     [&](store::Transaction&) -> core::Result<void> {
+                       return core::CheckOperation(caller.user, core::Operation::kOpenIncident,
+                                                   current->policy);
+                     }));
+  BACKOUT_TRY(ReconcileReport report, ReconcileAsSystem(service));
+  if (!report.reconcilable) {
+    return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                           "service {} is not reconcilable: {}", service, report.reason);
+  }
+  return report;
+}
+
+core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view name) {
+  const auto current = settings();
+  const ServiceConfig* service = current->config.FindService(name);
+  if (service == nullptr) {
+    return core::MakeError(core::ErrorCode::kNotFound,
+                           "service {} is not in the configuration; `backout service list` shows "
+                           "the configured services",
+                           name);
+  }
+  ReconcileReport report{.service = service->name};
+  report.reconcilable = CanReconcile(*current, *service, report.reason);
+
+  // Step 1: where the last run got to. A service that cannot be reconciled is only marked.
+  std::optional<core::Time> watermark;
+  BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+    BACKOUT_TRY(store::Object state, LoadState(tx, service->name));
+    if (auto it = state.body.find("watermark"); it != state.body.end() && it->is_string()) {
+      BACKOUT_TRY(watermark, core::ParseTime(it->get<std::string>()));
+    }
+    if (report.reconcilable && state.body.value("reconcilable", false)) return {};
+    MarkReconcilable(state.body, *service, report.reconcilable, report.reason);
+    return tx.Put(state);
+  }));
+  if (!report.reconcilable) return report;
+
+  // Step 2: the tool's history, outside any transaction.
+  const auto& provider = current->providers.at(service->name);
+  const core::Time since = watermark ? *watermark - kHistoryOverlap : core::Time{};
+  auto history = provider->History(since);
+  const core::Time now = clock_.Now();
+  if (!history) {
+    (void)store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+      BACKOUT_TRY(store::Object state, LoadState(tx, service->name));
+      state.body["last_run_at"] = core::FormatTime(now);
+      state.body["last_error"] = history.error().message;
+      return tx.Put(state);
+    });
+    spdlog::warn("component=reconcile service={} event=history_failed error=\"{}\"", service->name,
+                 history.error().message);
+    return std::unexpected(history.error());
+  }
+  report.entries_read = static_cast<int>(history->size());
+
+  // Step 3: every entry not reconciled before, in one transaction with its ledger entries and
+  // notifications. A concurrent run conflicts on the entry keys and commits nothing, so the
+  // transaction runs again and then finds those entries known.
+  const Caller system = SystemCaller();
+  const ReconcileReport empty_report = report;
+  const std::optional<core::Time> read_watermark = watermark;
+  core::Result<void> written;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    report = empty_report;
+    watermark = read_watermark;
+    written = store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+      BACKOUT_TRY(ServiceRecords records, LoadRecords(tx, service->name));
+      BACKOUT_TRY(store::Object state, LoadState(tx, service->name));
+      for (const providers::HistoryEntry& entry : *history) {
+        const std::string key = EntryKey(service->name, entry);
+        BACKOUT_TRY(auto known, tx.Get(kHistoryEntryKind, key));
+        if (known) {
+          ++report.already_known;
+          continue;
+        }
+        json marker = {{"service", service->name},
+                       {"version", entry.version},
+                       {"time", core::FormatTime(entry.time)},
+                       {"actor", entry.actor},
+                       {"kind", providers::HistoryKindName(entry.kind)},
+                       {"reconciled_at", core::FormatTime(now)}};
+
+        if (std::string record = MatchRecord(records, entry); !record.empty()) {
+          ++report.matched;
+          marker["result"] = "matched";
+          marker["record"] = record;
+        } else {
+          const Before before = VersionsBefore(records.events, entry.time);
+          const bool by_tool = entry.kind == providers::HistoryKind::kRollback;
+          const bool by_order = before.earlier.contains(entry.version);
+          if (by_tool || by_order) {
+            BACKOUT_TRY(int64_t number, tx.NextNumber(kDiscoveredRollbackKind));
+            DiscoveredRollback found{.id = fmt::format("DRB-{}", number),
+                                     .service = service->name,
+                                     .environment = service->environment,
+                                     .provider = service->provider.kind,
+                                     .version = entry.version,
+                                     .from_version = before.previous,
+                                     .time = entry.time,
+                                     .actor = entry.actor,
+                                     .evidence = by_tool ? "tool" : "version order",
+                                     .details = entry.details,
+                                     .discovered_at = now};
+            store::Object object =
+                NewObject(kDiscoveredRollbackKind, found.id, found.service, ToJson(found));
+            BACKOUT_CHECK(tx.Put(object));
+            const std::string subject = fmt::format("discovered_rollback/{}", found.id);
+            BACKOUT_CHECK(Ledger(tx, system, "rollback.discovered", subject, ToJson(found)));
+            BACKOUT_CHECK(EnqueueNotification(
+                tx, current->config, now,
+                NotificationEvent{
+                    .event = "rollback.discovered",
+                    .subject = subject,
+                    .service = found.service,
+                    .summary = fmt::format(
+                        "{} was rolled back outside Backout to {} by {} at {} ({}); link it to an "
+                        "incident or document it",
+                        found.service, found.version,
+                        found.actor.empty() ? "an unknown actor" : found.actor,
+                        core::FormatTime(found.time), found.id),
+                    .data = ToJson(found)}));
+            records.events.push_back({found.time, found.version});
+            report.discovered_rollbacks.push_back(found.id);
+            marker["result"] = "discovered_rollback";
+            marker["record"] = found.id;
+          } else {
+            BACKOUT_TRY(int64_t number, tx.NextNumber(kChangeKind));
+            core::Change change{.id = fmt::format("CHG-{}", number),
+                                .service = service->name,
+                                .environment = service->environment,
+                                .version = entry.version,
+                                .previous_version = before.previous,
+                                .deployer = entry.actor,
+                                .time = entry.time,
+                                .source = core::ChangeSource::kDiscovered,
+                                .recorded_by = system.name()};
+            BACKOUT_TRY(auto stored, Insert(tx, kChangeKind, change.id, change.service, change));
+            BACKOUT_CHECK(Ledger(tx, system, "change.discovered",
+                                 fmt::format("change/{}", change.id), json(change)));
+            records.events.push_back({change.time, change.version});
+            records.changes.push_back(change);
+            report.discovered_changes.push_back(change.id);
+            marker["result"] = "discovered_change";
+            marker["record"] = change.id;
+          }
+        }
+        store::Object entry_object = NewObject(kHistoryEntryKind, key, service->name, marker);
+        BACKOUT_CHECK(tx.Put(entry_object));
+        if (!watermark || entry.time > *watermark) watermark = entry.time;
+      }
+
+      MarkReconcilable(state.body, *service, true, "");
+      state.body["last_run_at"] = core::FormatTime(now);
+      state.body["last_error"] = "";
+      state.body["runs"] = state.body.value("runs", 0) + 1;
+      if (watermark) state.body["watermark"] = core::FormatTime(*watermark);
+      return tx.Put(state);
+    });
+    if (written || written.error().code != core::ErrorCode::kConflict) break;
+  }
+  BACKOUT_CHECK(written);
+
+  spdlog::info(
+      "component=reconcile service={} event=reconciled entries={} known={} matched={} "
+      "discovered_changes={} discovered_rollbacks={}",
+      service->name, report.entries_read, report.already_known, report.matched,
+      report.discovered_changes.size(), report.discovered_rollbacks.size());
+  return report;
+}
+
+core::Result<json> ControlPlane::ReconciliationStatus(store::Transaction& tx,
+                                                      std::string_view name) const {
+  const auto current = settings();
+  const ServiceConfig* service = current->config.FindService(name);
+  if (service == nullptr) {
+    return core::MakeError(core::ErrorCode::kNotFound, "service {} is not in the configuration",
+                           name);
+  }
+  std::string reason;
+  const bool reconcilable = CanReconcile(*current, *service, reason);
+  BACKOUT_TRY(auto stored, tx.Get(kReconciliationKind, name));
+  json status = stored ? stored->body : json::object();
+  MarkReconcilable(status, *service, reconcilable, reason);
+  for (const char* key : {"last_run_at", "last_error", "watermark", "job_id"}) {
+    if (!status.contains(key)) status[key] = nullptr;
+  }
+  if (!status.contains("runs")) status["runs"] = 0;
+  return status;
+}
+
+void JobRunner::RunReconcile(const store::JobLease& lease) {
+  const int64_t job_id = lease.job.id;
+  const int64_t token = lease.fencing_token;
+  const std::string service = lease.job.payload.value("service", "");
+
+  auto report = plane_.ReconcileAsSystem(service);
+  if (!report) {
+    spdlog::warn("component=reconcile job={} service={} event=run_failed error=\"{}\"", job_id,
+                 service, report.error().message);
+  }
+
+  // The next run is enqueued in the transaction that ends this one, so exactly one job per
+  // service stays queued across restarts.
+  const auto current = plane_.settings();
+  const ServiceConfig* config = current->config.FindService(service);
+  const core::Time now = plane_.clock().Now();
+  auto written = plane_.store().Write([&](store::Transaction& tx) -> core::Result<void> {
+    BACKOUT_CHECK(tx.CheckFence(job_id, token));
+    json progress = lease.job.payload;
+    progress["outcome"] = report ? "reconciled" : "failed";
+    if (report) progress["report"] = ToJson(*report);
+    if (!report) progress["message"] = report.error().message;
+    BACKOUT_CHECK(tx.SaveJobProgress(job_id, token, progress));
+    std::string reason;
+    if (config != nullptr && CanReconcile(*current, *config, reason)) {
+      BACKOUT_TRY(int64_t next,
+                  tx.EnqueueJob(kReconcileJob, fmt::format("service/{}", service),
+                                {{"service", service}}, now + config->reconcile_interval));
+      BACKOUT_TRY(store::Object state, LoadState(tx, service));
+      state.body["job_id"] = std::to_string(next);
+      BACKOUT_CHECK(tx.Put(state));
+    }
+    return tx.CompleteJob(job_id, token);
+  });
+  if (!written) {
+    spdlog::error("component=reconcile job={} service={} event=commit_failed error=\"{}\"", job_id,
+                  service, written.error().message);
+  }
+}
+
+}  // namespace backout::app
