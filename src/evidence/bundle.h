@@ -32,20 +32,18 @@ using BundleFiles = std::map<std::string, std::string, std::less<>>;
 // Judges the four evidence items from a bundle's files (decision.json, rollback/, validation/).
 std::vector<EvidenceItem> AssessEvidenceItems(const BundleFiles& files);
 
-// Builds the evidence bundle of incident `incident_id` as tar.gz bytes. Every ledger entry of the
-// incident (and of its action items and suspected change), the policy entries in force at its
-// decisions and rollbacks, and every key entry are proven against the earliest stored checkpoint
-// that covers them all, so exporting the same incident again gives the same bytes while the
-// incident and the signing key stay the same. `signer` signs manifest.json and must be the key
-// in force in the ledger. Fails with kNotFound for an unknown incident and kCorruption when the
-// stored ledger does not match its checkpoint.
+// Builds the evidence bundle of incident `incident_id` as tar.gz bytes. The bundle proves the
+// incident's ledger entries (with those of its action items and changes), the policy entries in
+// force at its decisions and every key entry against the earliest stored checkpoint covering them
+// all. Exporting again therefore gives the same bytes until the incident or the key changes.
+// `signer` signs manifest.json and must be the key in force in the ledger. Fails with kNotFound for
+// an unknown incident and kCorruption when the stored ledger does not match its checkpoint.
 core::Result<std::string> ExportIncidentBundle(store::Store& store, std::string_view incident_id,
                                                const ledger::Signer& signer);
 
 struct BundleVerifyOptions {
-  // When set, entry 0 of the bundle's ledger entries must introduce this key; otherwise the key
-  // the bundle's own ledger entries introduce is trusted, which catches edits but not a bundle
-  // forged whole with another key.
+  // When set, entry 0 of the bundle's ledger entries must introduce this key. Otherwise the key the
+  // bundle introduces itself is trusted, which catches edits but not a bundle forged whole.
   std::optional<ledger::PublicKey> trusted_key;
 };
 

@@ -11,6 +11,7 @@
 #include "evidence/archive.h"
 #include "evidence/bundle.h"
 #include "evidence/bundle_files.h"
+#include "evidence/chart.h"
 #include "ledger/canonical.h"
 #include "ledger/entry.h"
 #include "ledger/hash.h"
@@ -33,10 +34,19 @@ bool IsKeyEntry(std::string_view action) {
   return action == "ledger.key_introduced" || action == "ledger.key_rotated";
 }
 
-// What the store holds about the incident, read in one transaction.
+// A string member of a JSON object, or "" when it is absent or not a string.
+std::string StringOf(const json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// What the store holds about the incident, read in one transaction. The bundle copies the stored
+// JSON as it is rather than decoding it into core::Incident, so fields a newer version records
+// (such as a check's raw response) reach the auditor too.
 struct IncidentRecord {
+  std::string id;
   json body;                            // the stored incident, as stored
-  core::Incident incident;              // the same, decoded
   std::map<std::string, json> jobs;     // job id -> payload, for the incident's jobs
   std::map<std::string, json> changes;  // change id -> stored change
 };
@@ -61,22 +71,23 @@ core::Result<IncidentRecord> ReadIncident(store::Store& store, std::string_view 
                              id);
     }
     record.body = (*object)->body;
-    auto incident = core::FromJson<core::Incident>(record.body);
-    if (!incident) {
-      return core::MakeError(core::ErrorCode::kCorruption, "stored incident {} cannot be read: {}",
-                             id, incident.error().message);
+    record.id = StringOf(record.body, "id");
+    if (record.id != id) {
+      return core::MakeError(core::ErrorCode::kCorruption, "stored incident {} records the id '{}'",
+                             id, record.id);
     }
-    record.incident = *std::move(incident);
 
     auto jobs = tx.ListJobs(fmt::format("incident/{}", id));
     if (!jobs) return std::unexpected(jobs.error());
     for (const store::Job& job : *jobs) record.jobs[std::to_string(job.id)] = job.payload;
 
     std::set<std::string> change_ids;
-    if (record.incident.suspected_change_id)
-      change_ids.insert(*record.incident.suspected_change_id);
-    if (record.incident.assessment && record.incident.assessment->target_change_id) {
-      change_ids.insert(*record.incident.assessment->target_change_id);
+    if (!StringOf(record.body, "suspected_change_id").empty()) {
+      change_ids.insert(StringOf(record.body, "suspected_change_id"));
+    }
+    const json assessment = record.body.value("assessment", json());
+    if (!StringOf(assessment, "target_change_id").empty()) {
+      change_ids.insert(StringOf(assessment, "target_change_id"));
     }
     for (const std::string& change_id : change_ids) {
       auto change = tx.Get("change", change_id);
@@ -90,9 +101,11 @@ core::Result<IncidentRecord> ReadIncident(store::Store& store, std::string_view 
 }
 
 std::set<std::string> SubjectsOf(const IncidentRecord& record) {
-  std::set<std::string> subjects{fmt::format("incident/{}", record.incident.id)};
-  for (const core::ActionItem& item : record.incident.action_items) {
-    if (!item.id.empty()) subjects.insert(fmt::format("action_item/{}", item.id));
+  std::set<std::string> subjects{fmt::format("incident/{}", record.id)};
+  for (const json& item : record.body.value("action_items", json::array())) {
+    if (!StringOf(item, "id").empty()) {
+      subjects.insert(fmt::format("action_item/{}", StringOf(item, "id")));
+    }
   }
   for (const auto& [change_id, change] : record.changes) {
     subjects.insert(fmt::format("change/{}", change_id));
@@ -172,7 +185,7 @@ core::Result<LedgerSelection> SelectLedger(store::Store& store, const IncidentRe
   }
   if (chosen.empty()) {
     return core::MakeError(core::ErrorCode::kNotFound, "the ledger has no entry for incident {}",
-                           record.incident.id);
+                           record.id);
   }
 
   auto checkpoint = CoveringCheckpoint(store, *chosen.rbegin(), *count);
@@ -209,7 +222,6 @@ core::Result<LedgerSelection> SelectLedger(store::Store& store, const IncidentRe
 }
 
 json DecisionFile(const IncidentRecord& record, const LedgerSelection& selection) {
-  const core::Incident& incident = record.incident;
   const json& body = record.body;
   json decisions = body.value("decisions", json::array());
   json latest = nullptr;
@@ -225,8 +237,8 @@ json DecisionFile(const IncidentRecord& record, const LedgerSelection& selection
   const std::string assessment_digest =
       assessment.is_object() ? assessment.value("digest", "") : std::string();
   const bool go = latest.is_object() && latest.value("kind", "") == "go";
-  return json{{"incident", incident.id},
-              {"external_ticket", incident.external_ticket},
+  return json{{"incident", record.id},
+              {"external_ticket", StringOf(body, "external_ticket")},
               {"go", go},
               {"decision", latest},
               {"decisions", decisions},
@@ -298,6 +310,42 @@ std::string SafeName(std::string_view text) {
   return out.empty() ? "check" : out;
 }
 
+std::optional<core::Time> TimeOf(const json& object, const char* key) {
+  auto time = core::ParseTime(StringOf(object, key));
+  if (!time) return std::nullopt;
+  return *time;
+}
+
+// Draws a Prometheus observation's recorded query_range response with the change, the rollback
+// and the recovery marked, when the validation recorded the raw response.
+std::optional<std::string> ChartOf(const IncidentRecord& record, const json& observation) {
+  json response;
+  for (const char* key : {"raw_response", "response", "query_range_response"}) {
+    if (observation.contains(key)) response = observation[key];
+  }
+  if (response.is_null()) return std::nullopt;
+  std::optional<double> threshold;
+  if (observation.value("threshold", json()).is_number()) {
+    threshold = observation["threshold"].get<double>();
+  }
+
+  internal::ChartMarks marks;
+  auto change = record.changes.find(StringOf(record.body, "suspected_change_id"));
+  if (change != record.changes.end()) marks.change = TimeOf(change->second, "time");
+  for (const json& rollback : record.body.value("rollbacks", json::array())) {
+    if (!marks.rollback) marks.rollback = TimeOf(rollback, "started_at");
+  }
+  for (const json& validation : record.body.value("validations", json::array())) {
+    if (validation.value("finding", json()) == "recovered") {
+      marks.recovery = TimeOf(validation, "finished_at");
+    }
+  }
+  const std::string query = StringOf(observation, "query");
+  const std::string title = query.empty() ? StringOf(observation, "check")
+                                          : StringOf(observation, "check") + ": " + query;
+  return internal::RenderSeriesSvg(response, title, threshold, marks);
+}
+
 void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
   const json validations = record.body.value("validations", json::array());
   if (validations.empty()) return;
@@ -327,18 +375,20 @@ void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
           fmt::format("{}{}-{}-{}.json", internal::kPrometheusFolder, SafeName(job_id), i,
                       SafeName(observation.value("check", "")));
       files[name] = internal::PrettyJson(observation);
+      if (auto svg = ChartOf(record, observation)) {
+        files[name.substr(0, name.size() - 5) + ".svg"] = *std::move(svg);
+      }
     }
   }
 }
 
 void AddFollowUpFiles(const IncidentRecord& record, BundleFiles& files) {
-  if (!record.incident.review_markdown.empty()) {
-    files[internal::kReview] = record.incident.review_markdown;
-  }
+  const std::string review = StringOf(record.body, "review_markdown");
+  if (!review.empty()) files[internal::kReview] = review;
   files[internal::kActionItems] =
-      internal::PrettyJson({{"incident", record.incident.id},
+      internal::PrettyJson({{"incident", record.id},
                             {"action_items", record.body.value("action_items", json::array())},
-                            {"no_action_reason", record.incident.no_action_reason}});
+                            {"no_action_reason", StringOf(record.body, "no_action_reason")}});
 }
 
 void AddLedgerFiles(const LedgerSelection& selection, const ledger::Signer& signer,
@@ -372,7 +422,7 @@ core::Result<std::string> ManifestBytes(const IncidentRecord& record,
                       {"size", content.size()}});
   }
   const json manifest{{"format", kBundleFormat},
-                      {"incident", record.incident.id},
+                      {"incident", record.id},
                       {"checkpoint", selection.checkpoint.ToJson()},
                       {"signing_key_id", signer.public_key().key_id()},
                       {"files", listed}};
@@ -420,8 +470,8 @@ core::Result<std::string> ExportIncidentBundle(store::Store& store, std::string_
     spdlog::info(
         "component=evidence incident={} event=bundle_exported files={} entries={} "
         "tree_size={} bytes={}",
-        record->incident.id, ordered.size(), selection->entries.size(),
-        selection->checkpoint.tree_size, archive->size());
+        record->id, ordered.size(), selection->entries.size(), selection->checkpoint.tree_size,
+        archive->size());
   }
   return archive;
 }

@@ -118,10 +118,18 @@ class BundleTest : public ::testing::Test {
                         clock_.Now());
       if (!job) return std::unexpected(job.error());
       job_id_ = *job;
-      store::Object object{.kind = "incident",
-                           .id = "INC-1",
-                           .service = "checkout",
-                           .body = json(MakeIncident(validated))};
+      json body = json(MakeIncident(validated));
+      if (validated) {
+        // Fields a Prometheus check records besides the core observation.
+        json& observation = body["validations"][0]["observations"][1];
+        observation["query"] = "rate(http_errors_total[1m])";
+        observation["prometheus_url"] = "http://127.0.0.1:9090";
+        observation["threshold"] = 0.01;
+        observation["raw_response"] =
+            R"({"status":"success","data":{"resultType":"matrix","result":[{"metric":{},)"
+            R"("values":[[1796378400,"0.2"],[1796378700,"0.001"]]}]}})";
+      }
+      store::Object object{.kind = "incident", .id = "INC-1", .service = "checkout", .body = body};
       if (auto put = tx.Put(object); !put) return put;
       for (auto [actor, action, subject] :
            std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -197,8 +205,13 @@ TEST_F(BundleTest, BundleHoldsEveryPart) {
     EXPECT_NE(std::find(paths.begin(), paths.end(), expected), paths.end()) << expected;
   }
   bool prometheus = false;
-  for (const std::string& path : paths) prometheus |= path.starts_with("validation/prometheus/");
+  bool chart = false;
+  for (const std::string& path : paths) {
+    prometheus |= path.starts_with("validation/prometheus/") && path.ends_with(".json");
+    chart |= path.starts_with("validation/prometheus/") && path.ends_with(".svg");
+  }
   EXPECT_TRUE(prometheus);
+  EXPECT_TRUE(chart);
 }
 
 TEST_F(BundleTest, ReExportIsByteIdentical) {
