@@ -19,6 +19,7 @@
 #include "core/domain.h"
 #include "core/error.h"
 #include "core/policy.h"
+#include "evidence/audit.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
@@ -152,6 +153,22 @@ class ControlPlane {
   core::Result<nlohmann::json> LedgerProof(const Caller& caller, uint64_t entry);
   core::Result<nlohmann::json> LedgerConsistency(const Caller& caller, uint64_t from, uint64_t to);
 
+  // ---- Evidence and audit (evidence_use_cases.cc) ------------------------------------------
+
+  // Sets the key that signs evidence manifests, which must be the ledger's checkpoint key. Call
+  // it once at start, before any request is served.
+  void SetEvidenceSigner(std::shared_ptr<const ledger::Signer> signer);
+  // Builds the incident's evidence bundle as tar.gz bytes (docs/evidence.md). Admin, engineering
+  // lead or auditor. kFailedPrecondition when no signer was set.
+  core::Result<std::string> ExportEvidence(const Caller& caller, std::string_view id);
+  // Runs the audit rules and returns the open findings. Admin, engineering lead or auditor.
+  core::Result<std::vector<evidence::AuditFinding>> AuditCheck(const Caller& caller,
+                                                               const AuditRequest& request);
+  // Lists every change and rollback of [from, to), one row each (evidence/population.h). Admin,
+  // engineering lead or auditor.
+  core::Result<nlohmann::json> Population(const Caller& caller, std::optional<core::Time> from,
+                                          std::optional<core::Time> to);
+
   // ---- Helpers shared by the use cases and workers -----------------------------------------
 
   // Runs `body` in one write transaction. When the result is kPermissionDenied and the caller
@@ -210,6 +227,7 @@ class ControlPlane {
   const core::Clock& clock_;
   mutable std::mutex settings_mutex_;
   std::shared_ptr<const Settings> settings_;
+  std::shared_ptr<const ledger::Signer> evidence_signer_;  // set once at start
 };
 
 }  // namespace backout::app

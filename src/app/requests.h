@@ -168,4 +168,12 @@ struct JobView {
   nlohmann::json progress;  // the step reached and its details
 };
 
+// ---- Evidence and audit --------------------------------------------------------------------
+
+struct AuditRequest {
+  std::optional<core::Time> at;    // evaluate as of this time; empty: now
+  std::optional<core::Time> from;  // only rollbacks requested at or after this time
+  std::optional<core::Time> to;    // only rollbacks requested before this time
+};
+
 }  // namespace backout::app

@@ -229,6 +229,26 @@ core::Result<Json> ApiClient::GetAll(std::string_view path, size_t limit) {
   }
 }
 
+core::Result<std::string> ApiClient::GetBytes(std::string_view path) {
+  http::Request request;
+  request.method = http::Method::kGet;
+  request.url = options_.url + std::string(path);
+  if (!options_.token.empty()) {
+    request.headers.Set("Authorization", "Bearer " + options_.token);
+  }
+  auto response = client_->Send(request);
+  if (!response) {
+    if (response.error().kind == http::ErrorKind::kUnavailable) {
+      return std::unexpected(UnreachableError(options_.url, response.error().message));
+    }
+    return core::MakeError(CodeForTransport(response.error().kind), "{}", response.error().message);
+  }
+  if (response->status < 200 || response->status > 299) {
+    return std::unexpected(ErrorFromResponse(response->status, response->body));
+  }
+  return std::move(response->body);
+}
+
 core::Result<Json> ApiClient::Send(http::Method method, std::string_view path, const Json* body) {
   http::Request request;
   request.method = method;

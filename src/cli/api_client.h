@@ -47,6 +47,10 @@ class ApiClient {
   // `next_after`, and stops once `limit` items are in hand (0: no limit).
   core::Result<Json> GetAll(std::string_view path, size_t limit = 0);
 
+  // Returns the raw body of a 2xx response to GET `path`, for routes that answer with a file
+  // (such as an evidence bundle) instead of JSON.
+  core::Result<std::string> GetBytes(std::string_view path);
+
   const std::string& url() const { return options_.url; }
 
  private:

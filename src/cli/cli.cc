@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "cli/client_commands.h"
+#include "cli/audit_commands.h"
+#include "cli/evidence_commands.h"
 #include "cli/ledger_commands.h"
 
 #ifndef BACKOUT_VERSION
@@ -26,6 +28,8 @@ void AddCommands(CLI::App& app, int& exit_status) {
   AddActionCommands(app, exit_status);
   AddReconciliationCommands(app, exit_status);
   AddLedgerCommands(app, exit_status);
+  AddEvidenceCommands(app, exit_status);
+  AddAuditCommands(app, exit_status);
 }
 
 }  // namespace backout::cli

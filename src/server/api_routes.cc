@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "server/api_json.h"
+#include "server/evidence_routes.h"
 #include "server/openapi.h"
 #include "server/reconciliation_routes.h"
 #include "server/schema.h"
@@ -662,6 +663,7 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddFollowUpRoutes(router, plane);
   AddJobAndLedgerRoutes(router, plane);
   AddReconciliationAndNotificationRoutes(router, plane);
+  AddEvidenceRoutes(router, plane);
 }
 
 }  // namespace backout::server

@@ -132,6 +132,7 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   auto settings = app::Settings::Create(*std::move(config), *std::move(providers));
   if (!settings) return std::unexpected(settings.error());
   server->plane_ = std::make_unique<app::ControlPlane>(*server->store_, clock, *settings);
+  server->plane_->SetEvidenceSigner(*signer);
   if (auto admin = server->plane_->BootstrapAdmin(); !admin) return std::unexpected(admin.error());
   if (auto policy = server->plane_->RecordPolicy("system"); !policy) {
     return std::unexpected(policy.error());

@@ -1,0 +1,62 @@
+// Evidence bundles and audit checks: read-only use cases for auditors.
+#include <spdlog/spdlog.h>
+
+#include "app/control_plane.h"
+#include "app/records.h"
+#include "app/try.h"
+#include "evidence/bundle.h"
+#include "evidence/population.h"
+
+namespace backout::app {
+
+void ControlPlane::SetEvidenceSigner(std::shared_ptr<const ledger::Signer> signer) {
+  evidence_signer_ = std::move(signer);
+}
+
+core::Result<std::string> ControlPlane::ExportEvidence(const Caller& caller, std::string_view id) {
+  const auto current = settings();
+  BACKOUT_CHECK(Read(caller, "evidence.export", IncidentSubject(id), [&](store::Transaction&) {
+    return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
+  }));
+  if (!evidence_signer_) {
+    return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                           "this server has no evidence signing key; it is set at start from the "
+                           "ledger key");
+  }
+  auto bundle = evidence::ExportIncidentBundle(store_, id, *evidence_signer_);
+  if (!bundle) {
+    spdlog::error("component=evidence incident={} user={} event=export_failed error=\"{}\"", id,
+                  caller.name(), bundle.error().message);
+  }
+  return bundle;
+}
+
+core::Result<std::vector<evidence::AuditFinding>> ControlPlane::AuditCheck(
+    const Caller& caller, const AuditRequest& request) {
+  const auto current = settings();
+  BACKOUT_CHECK(Read(caller, "audit.check", "audit", [&](store::Transaction&) {
+    return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
+  }));
+  evidence::AuditOptions options{.at = request.at.value_or(clock_.Now()),
+                                 .from = request.from,
+                                 .to = request.to,
+                                 .current_policy = current->policy};
+  auto findings = evidence::RunAuditChecks(store_, options);
+  if (findings) {
+    spdlog::info("component=evidence user={} event=audit_checked findings={}", caller.name(),
+                 findings->size());
+  }
+  return findings;
+}
+
+core::Result<nlohmann::json> ControlPlane::Population(const Caller& caller,
+                                                      std::optional<core::Time> from,
+                                                      std::optional<core::Time> to) {
+  const auto current = settings();
+  BACKOUT_CHECK(Read(caller, "evidence.population", "population", [&](store::Transaction&) {
+    return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
+  }));
+  return evidence::BuildPopulation(store_, from, to);
+}
+
+}  // namespace backout::app

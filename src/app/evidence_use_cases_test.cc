@@ -1,0 +1,457 @@
+// Evidence export and audit checks through the real use cases, job runner and command provider.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "app/control_plane.h"
+#include "app/job_runner.h"
+#include "evidence/bundle.h"
+#include "evidence/population.h"
+#include "providers/registry.h"
+#include "support/temp_dir.h"
+
+namespace backout::app {
+namespace {
+
+using std::chrono::hours;
+
+void WriteFile(const std::filesystem::path& path, const std::string& text, bool executable) {
+  std::ofstream(path) << text;
+  if (executable) ::chmod(path.c_str(), 0755);
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// A control plane over SQLite with one service, checkout, whose runbook and checks are shell
+// scripts, on a manual clock so tests can move time.
+class EvidenceUseCaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& dir = temp_.path();
+    WriteFile(dir / "live", "v2\n", false);
+    WriteFile(dir / "rollback.sh",
+              fmt::format("#!/bin/sh\necho \"$BACKOUT_TARGET_VERSION\" > {0}/live\n", dir.string()),
+              true);
+    WriteFile(dir / "status.sh", fmt::format("#!/bin/sh\ncat {}/live\n", dir.string()), true);
+    WriteFile(dir / "check.sh", "#!/bin/sh\nexit 0\n", true);
+    config_text_ = fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+users:
+  - {{name: lead-1, roles: [engineering-lead]}}
+  - {{name: lead-2, roles: [engineering-lead]}}
+  - {{name: sre-1, roles: [devops-engineer], services: [checkout]}}
+  - {{name: audit-1, roles: [auditor]}}
+  - {{name: ci-bot, roles: [ci]}}
+services:
+  - name: checkout
+    provider:
+      kind: command
+      run: [{0}/rollback.sh]
+      status: [{0}/status.sh]
+      output_dir: {0}
+    checks:
+      - name: smoke
+        kind: command
+        run: [{0}/check.sh]
+)",
+                               dir.string());
+    ASSERT_NO_FATAL_FAILURE(Configure(config_text_));
+
+    auto signer = ledger::Signer::Generate();
+    ASSERT_TRUE(signer.has_value());
+    signer_ = *signer;
+    auto store = store::OpenStore(fmt::format("sqlite:{}/backout.db", dir.string()),
+                                  store::StoreOptions{.clock = &clock_, .signer = signer_});
+    ASSERT_TRUE(store.has_value()) << store.error().message;
+    store_ = *std::move(store);
+    plane_ = std::make_unique<ControlPlane>(*store_, clock_, settings_);
+    plane_->SetEvidenceSigner(signer_);
+    ASSERT_TRUE(plane_->BootstrapAdmin().value_or(false));
+    ASSERT_TRUE(plane_->RecordPolicy("system").has_value());
+    auto admin = plane_->Authenticate(Trim(ReadFile(dir / "data" / "admin.token")));
+    ASSERT_TRUE(admin.has_value()) << admin.error().message;
+    admin_ = *admin;
+    lead_ = MakeUser("lead-1", {core::Role::kEngineeringLead}, {});
+    lead2_ = MakeUser("lead-2", {core::Role::kEngineeringLead}, {});
+    sre_ = MakeUser("sre-1", {core::Role::kDevopsEngineer}, {"checkout"});
+    auditor_ = MakeUser("audit-1", {core::Role::kAuditor}, {});
+    ci_ = MakeUser("ci-bot", {core::Role::kCi}, {});
+    runner_ = std::make_unique<JobRunner>(
+        *plane_, JobRunnerOptions{.owner = "test-worker",
+                                  .readiness_attempts = 1,
+                                  .readiness_interval = std::chrono::milliseconds(0)});
+  }
+
+  void Configure(const std::string& text) {
+    auto config = Config::Parse(text, "test.yaml", temp_.path());
+    ASSERT_TRUE(config.has_value()) << config.error().message;
+    ProviderMap providers;
+    for (const ServiceConfig& service : config->services) {
+      auto provider = providers::Registry::Create(service.provider.kind, service.name,
+                                                  service.provider.settings, {}, clock_);
+      ASSERT_TRUE(provider.has_value()) << provider.error().message;
+      providers.emplace(service.name,
+                        std::shared_ptr<const providers::Provider>(*std::move(provider)));
+    }
+    auto settings = Settings::Create(*std::move(config), std::move(providers));
+    ASSERT_TRUE(settings.has_value()) << settings.error().message;
+    settings_ = *settings;
+  }
+
+  Caller MakeUser(const std::string& name, std::vector<core::Role> roles,
+                  std::vector<std::string> services) {
+    auto created = plane_->CreateUser(
+        admin_, NewUser{.name = name, .roles = std::move(roles), .services = std::move(services)});
+    EXPECT_TRUE(created.has_value()) << created.error().message;
+    if (!created) return Caller{};
+    auto caller = plane_->Authenticate(created->token);
+    EXPECT_TRUE(caller.has_value()) << caller.error().message;
+    return caller.value_or(Caller{});
+  }
+
+  void Tick(std::chrono::microseconds step = std::chrono::seconds(1)) { clock_.Advance(step); }
+
+  std::string OpenWithChanges() {
+    auto v1 = plane_->RecordChange(ci_, NewChange{.service = "checkout", .version = "v1"});
+    EXPECT_TRUE(v1.has_value()) << v1.error().message;
+    EXPECT_TRUE(plane_->VerifyChange(ci_, v1->id, ChangeVerification{.passed = true}));
+    Tick();
+    auto v2 = plane_->RecordChange(
+        ci_, NewChange{.service = "checkout", .version = "v2", .previous_version = "v1"});
+    EXPECT_TRUE(v2.has_value());
+    Tick();
+    auto incident = plane_->OpenIncident(lead_, NewIncident{.service = "checkout",
+                                                            .severity = core::Severity::kSev2,
+                                                            .title = "errors after v2",
+                                                            .suspected_change = v2->id,
+                                                            .external_ticket = "OPS-7"});
+    EXPECT_TRUE(incident.has_value()) << incident.error().message;
+    Tick();
+    return incident ? incident->id : "";
+  }
+
+  // Opens, assesses, approves and rolls back; returns the incident id.
+  std::string RolledBack() {
+    const std::string id = OpenWithChanges();
+    EXPECT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+    Tick();
+    auto decided = plane_->Decide(
+        lead_, id, DecisionRequest{.kind = core::DecisionKind::kGo, .reason = "v2 is broken"});
+    EXPECT_TRUE(decided.has_value()) << decided.error().message;
+    Tick();
+    auto rollback = plane_->RequestRollback(sre_, id, {});
+    EXPECT_TRUE(rollback.has_value()) << rollback.error().message;
+    RunJobs();
+    Tick();
+    return id;
+  }
+
+  // Goes on to validation, documentation, review and an action item.
+  void FollowUp(const std::string& id) {
+    ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+    RunJobs();
+    Tick();
+    ASSERT_TRUE(plane_->Document(sre_, id, {.root_cause = "bad pool size"}).has_value());
+    ASSERT_TRUE(plane_->WriteReview(lead_, id, std::nullopt).has_value());
+    ASSERT_TRUE(plane_
+                    ->AddActionItem(lead_, id,
+                                    NewActionItem{.title = "add a canary",
+                                                  .owner = "sre-1",
+                                                  .due = core::ParseDate("2027-01-31").value()})
+                    .has_value());
+    Tick();
+  }
+
+  void RunJobs() {
+    while (true) {
+      auto ran = runner_->RunOnce({});
+      ASSERT_TRUE(ran.has_value()) << ran.error().message;
+      if (!*ran) return;
+    }
+  }
+
+  // The rules of the open findings as of `at` (now when empty).
+  std::vector<std::string> Rules(std::optional<core::Time> at = std::nullopt) {
+    auto findings = plane_->AuditCheck(auditor_, AuditRequest{.at = at});
+    EXPECT_TRUE(findings.has_value()) << findings.error().message;
+    std::vector<std::string> rules;
+    if (!findings) return {"<audit check failed>"};
+    for (const evidence::AuditFinding& finding : *findings) {
+      rules.push_back(finding.rule);
+    }
+    return rules;
+  }
+
+  static bool Has(const std::vector<std::string>& rules, std::string_view rule) {
+    return std::find(rules.begin(), rules.end(), rule) != rules.end();
+  }
+
+  static std::string Join(const std::vector<std::string>& rules) {
+    return fmt::format("[{}]", fmt::join(rules, ", "));
+  }
+
+  // Replaces the configuration the way a reload does, and records the new policy.
+  void Reload(const std::string& text) {
+    ASSERT_NO_FATAL_FAILURE(Configure(text));
+    ASSERT_TRUE(plane_->Reload(settings_, "admin").has_value());
+  }
+
+  // Rewrites the stored incident through `edit`, as a record imported from elsewhere would be.
+  void EditIncident(const std::string& id, const std::function<void(nlohmann::json&)>& edit) {
+    auto written = store_->Write([&](store::Transaction& tx) -> core::Result<void> {
+      auto object = tx.Get("incident", id);
+      if (!object) return std::unexpected(object.error());
+      edit((*object)->body);
+      return tx.Put(**object);
+    });
+    ASSERT_TRUE(written.has_value()) << written.error().message;
+  }
+
+  core::Time Now() const { return clock_.Now(); }
+
+  testing::TempDir temp_;
+  core::ManualClock clock_{core::ParseTime("2026-12-04T10:00:00Z").value()};
+  std::string config_text_;
+  std::shared_ptr<const Settings> settings_;
+  std::shared_ptr<ledger::Signer> signer_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ControlPlane> plane_;
+  std::unique_ptr<JobRunner> runner_;
+  Caller admin_, lead_, lead2_, sre_, auditor_, ci_;
+};
+
+TEST_F(EvidenceUseCaseTest, ExportOfDocumentedIncidentVerifies) {
+  const std::string id = RolledBack();
+  ASSERT_NO_FATAL_FAILURE(FollowUp(id));
+  auto bundle = plane_->ExportEvidence(auditor_, id);
+  ASSERT_TRUE(bundle.has_value()) << bundle.error().message;
+  auto report = evidence::VerifyBundle(*bundle, {.trusted_key = signer_->public_key()});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->items.size(), 4u);
+  for (const evidence::EvidenceItem& item : report->items) {
+    EXPECT_TRUE(item.present) << item.number << " " << item.name << ": " << item.detail;
+  }
+}
+
+TEST_F(EvidenceUseCaseTest, ReExportAfterOtherWorkIsIdentical) {
+  const std::string id = RolledBack();
+  ASSERT_NO_FATAL_FAILURE(FollowUp(id));
+  auto first = plane_->ExportEvidence(auditor_, id);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  Tick(hours(2));
+  ASSERT_FALSE(OpenWithChanges().empty());
+  auto second = plane_->ExportEvidence(lead_, id);
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(*first, *second);
+}
+
+TEST_F(EvidenceUseCaseTest, ExportWithoutValidationShowsItemThreeMissing) {
+  const std::string id = RolledBack();
+  auto bundle = plane_->ExportEvidence(auditor_, id);
+  ASSERT_TRUE(bundle.has_value()) << bundle.error().message;
+  auto report = evidence::VerifyBundle(*bundle, {});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->items.size(), 4u);
+  EXPECT_FALSE(report->items[2].present);
+  EXPECT_TRUE(report->items[3].present) << report->items[3].detail;
+}
+
+TEST_F(EvidenceUseCaseTest, ExecutorMayNotExport) {
+  const std::string id = RolledBack();
+  auto bundle = plane_->ExportEvidence(sre_, id);
+  ASSERT_FALSE(bundle.has_value());
+  EXPECT_EQ(bundle.error().code, core::ErrorCode::kPermissionDenied);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditOfCompleteIncidentIsClean) {
+  const std::string id = RolledBack();
+  ASSERT_NO_FATAL_FAILURE(FollowUp(id));
+  const auto rules = Rules(Now() + hours(24 * 10));
+  EXPECT_TRUE(rules.empty()) << Join(rules);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsMissingValidationUntilValidated) {
+  const std::string id = RolledBack();
+  EXPECT_TRUE(Has(Rules(), "not_recovered")) << Join(Rules());
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  EXPECT_FALSE(Has(Rules(), "not_recovered")) << Join(Rules());
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsUndocumentedAfterSevenDays) {
+  const std::string id = RolledBack();
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  EXPECT_FALSE(Has(Rules(Now() + hours(24 * 6)), "undocumented"));
+  const core::Time later = Now() + hours(24 * 8);
+  auto rules = Rules(later);
+  EXPECT_TRUE(Has(rules, "undocumented")) << Join(rules);
+  EXPECT_TRUE(Has(rules, "missing_review")) << Join(rules);
+
+  ASSERT_TRUE(plane_->Document(sre_, id, {.root_cause = "bad pool size"}).has_value());
+  ASSERT_TRUE(plane_->WriteReview(lead_, id, std::nullopt).has_value());
+  rules = Rules(later);
+  EXPECT_FALSE(Has(rules, "undocumented")) << Join(rules);
+  EXPECT_FALSE(Has(rules, "missing_review")) << Join(rules);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsBreakGlassWithoutApprovalAfterWindow) {
+  const std::string id = OpenWithChanges();
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  const core::Time broke_glass = Now();
+  ASSERT_TRUE(plane_
+                  ->RequestRollback(
+                      sre_, id, RollbackRequest{.emergency = true, .reason = "lead unreachable"})
+                  .has_value());
+  RunJobs();
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  Tick();
+  RunJobs();
+
+  EXPECT_FALSE(Has(Rules(broke_glass + hours(1)), "emergency_without_approval"));
+  auto rules = Rules(broke_glass + hours(25));
+  EXPECT_TRUE(Has(rules, "emergency_without_approval")) << Join(rules);
+
+  Tick(hours(1));
+  ASSERT_TRUE(plane_->Decide(lead2_, id, {.reason = "right call", .retroactive = true}));
+  rules = Rules(broke_glass + hours(25));
+  EXPECT_FALSE(Has(rules, "emergency_without_approval")) << Join(rules);
+  EXPECT_FALSE(Has(rules, "decision_after_start")) << Join(rules);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsApproverWhoExecuted) {
+  std::string both_config = config_text_;
+  both_config.replace(both_config.find("  - {name: ci-bot"), 0,
+                      "  - {name: both, roles: [engineering-lead, devops-engineer], "
+                      "services: [checkout]}\n");
+  Reload(both_config + "policy:\n  separation_of_duties: false\n");
+  const Caller both =
+      MakeUser("both", {core::Role::kEngineeringLead, core::Role::kDevopsEngineer}, {"checkout"});
+  const std::string id = OpenWithChanges();
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  ASSERT_TRUE(plane_->Decide(both, id, {.reason = "v2 is broken"}).has_value());
+  Tick();
+  auto rollback = plane_->RequestRollback(both, id, {});
+  ASSERT_TRUE(rollback.has_value()) << rollback.error().message;
+  RunJobs();
+  auto rules = Rules();
+  EXPECT_TRUE(Has(rules, "approver_is_executor")) << Join(rules);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditJudgesExecutorByPolicyOfTheTime) {
+  const std::string id = RolledBack();
+  EXPECT_FALSE(Has(Rules(), "unauthorized_executor"));
+  EditIncident(id, [](nlohmann::json& body) { body["rollbacks"][0]["executor"] = "mallory"; });
+  auto rules = Rules();
+  EXPECT_TRUE(Has(rules, "unauthorized_executor")) << Join(rules);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsDecisionAfterStart) {
+  const std::string id = RolledBack();
+  EXPECT_FALSE(Has(Rules(), "decision_after_start"));
+  EditIncident(id, [&](nlohmann::json& body) {
+    body["decisions"][0]["time"] = core::FormatTime(Now() + hours(1));
+  });
+  auto rules = Rules(Now() + hours(2));
+  EXPECT_TRUE(Has(rules, "decision_after_start")) << Join(rules);
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsOverdueActionItemUntilDone) {
+  const std::string id = RolledBack();
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  ASSERT_TRUE(plane_->Document(sre_, id, {.root_cause = "bad pool size"}).has_value());
+  auto item = plane_->AddActionItem(
+      lead_, id,
+      NewActionItem{
+          .title = "add a canary", .owner = "sre-1", .due = core::ParseDate("2026-12-05").value()});
+  ASSERT_TRUE(item.has_value()) << item.error().message;
+  const core::Time later = core::ParseTime("2026-12-07T00:00:00Z").value();
+  EXPECT_FALSE(Has(Rules(), "overdue_action_item"));
+  EXPECT_TRUE(Has(Rules(later), "overdue_action_item")) << Join(Rules(later));
+  ASSERT_TRUE(
+      plane_->CompleteActionItem(sre_, item->id, ActionItemCompletion{.evidence = "https://pr/1"}));
+  EXPECT_FALSE(Has(Rules(later), "overdue_action_item")) << Join(Rules(later));
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsGrantOffTheRoster) {
+  EXPECT_FALSE(Has(Rules(), "grant_not_on_roster"));
+  std::string narrowed = config_text_;
+  narrowed.replace(narrowed.find("services: [checkout]}"), 21, "services: []}");
+  Reload(narrowed);
+  auto rules = Rules();
+  EXPECT_TRUE(Has(rules, "grant_not_on_roster")) << Join(rules);
+  Reload(config_text_);
+  EXPECT_FALSE(Has(Rules(), "grant_not_on_roster")) << Join(Rules());
+}
+
+TEST_F(EvidenceUseCaseTest, AuditFindsLedgerTampering) {
+  RolledBack();
+  EXPECT_FALSE(Has(Rules(), "ledger_verification_failed"));
+  const std::string db = (temp_.path() / "backout.db").string();
+  auto edit_entry = [&](const char* from, const char* to) {
+    return std::system(fmt::format("sqlite3 {} \"UPDATE ledger_entries SET encoded = "
+                                   "replace(encoded, '{}', '{}') WHERE sequence = 3\"",
+                                   db, from, to)
+                           .c_str());
+  };
+  ASSERT_EQ(edit_entry("actor", "actxr"), 0);
+  auto rules = Rules();
+  EXPECT_TRUE(Has(rules, "ledger_verification_failed")) << Join(rules);
+  ASSERT_EQ(edit_entry("actxr", "actor"), 0);
+  EXPECT_FALSE(Has(Rules(), "ledger_verification_failed")) << Join(Rules());
+}
+
+TEST_F(EvidenceUseCaseTest, PopulationListsChangesAndRollbacks) {
+  const std::string id = RolledBack();
+  ASSERT_NO_FATAL_FAILURE(FollowUp(id));
+  auto rows = plane_->Population(auditor_, std::nullopt, std::nullopt);
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 3u) << rows->dump(2);
+  EXPECT_EQ((*rows)[0]["type"], "change");
+  EXPECT_EQ((*rows)[1]["type"], "change");
+  const nlohmann::json& rollback = (*rows)[2];
+  EXPECT_EQ(rollback["type"], "rollback");
+  EXPECT_EQ(rollback["incident"], id);
+  EXPECT_EQ(rollback["decider"], "lead-1");
+  EXPECT_EQ(rollback["executor"], "sre-1");
+  EXPECT_EQ(rollback["outcome"], "rolled_back");
+  EXPECT_EQ(rollback["validation"], "recovered");
+  EXPECT_EQ(rollback["from_version"], "v2");
+  EXPECT_EQ(rollback["to_version"], "v1");
+  EXPECT_EQ(rollback["external_ticket"], "OPS-7");
+
+  const std::string csv = evidence::PopulationCsv(*rows);
+  EXPECT_TRUE(csv.starts_with("type,id,incident,service,")) << csv;
+  EXPECT_NE(csv.find("rollback," + id + "/rollback/"), std::string::npos) << csv;
+}
+
+TEST_F(EvidenceUseCaseTest, PopulationKeepsToThePeriod) {
+  const std::string id = RolledBack();
+  const core::Time after = Now();
+  auto rows = plane_->Population(auditor_, after, std::nullopt);
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  EXPECT_TRUE(rows->empty()) << rows->dump(2);
+}
+
+}  // namespace
+}  // namespace backout::app

@@ -1,0 +1,75 @@
+#include "evidence/archive.h"
+
+#include <gtest/gtest.h>
+
+namespace backout::evidence {
+namespace {
+
+std::vector<ArchiveFile> SampleFiles() {
+  return {{"manifest.json", "{\"a\":1}"}, {"ledger/entries.jsonl", "line\n"}, {"empty.md", ""}};
+}
+
+TEST(TarGz, SameInputGivesSameBytes) {
+  auto first = WriteTarGz(SampleFiles(), 1'790'000'000);
+  auto second = WriteTarGz(SampleFiles(), 1'790'000'000);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(*first, *second);
+}
+
+TEST(TarGz, GzipHeaderHasNoTimeOrName) {
+  auto bytes = WriteTarGz(SampleFiles(), 1'790'000'000);
+  ASSERT_TRUE(bytes.has_value());
+  ASSERT_GT(bytes->size(), 10u);
+  EXPECT_EQ(static_cast<unsigned char>((*bytes)[0]), 0x1f);
+  EXPECT_EQ(static_cast<unsigned char>((*bytes)[1]), 0x8b);
+  // FLG: no FNAME (0x08) and no FCOMMENT (0x10).
+  EXPECT_EQ(static_cast<unsigned char>((*bytes)[3]) & 0x18, 0);
+  // MTIME, bytes 4 to 7, is zero.
+  for (int i = 4; i < 8; ++i) EXPECT_EQ((*bytes)[i], 0) << "byte " << i;
+}
+
+TEST(TarGz, RoundTripKeepsOrderAndContent) {
+  const auto files = SampleFiles();
+  auto bytes = WriteTarGz(files, 0);
+  ASSERT_TRUE(bytes.has_value());
+  auto read = ReadTarGz(*bytes);
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  ASSERT_EQ(read->size(), files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    EXPECT_EQ((*read)[i].path, files[i].path);
+    EXPECT_EQ((*read)[i].content, files[i].content);
+  }
+}
+
+TEST(TarGz, MtimeChangesBytes) {
+  auto first = WriteTarGz(SampleFiles(), 1);
+  auto second = WriteTarGz(SampleFiles(), 2);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE(*first, *second);
+}
+
+TEST(TarGz, RejectsParentSegment) {
+  auto bytes = WriteTarGz(std::vector<ArchiveFile>{{"a/../../etc/passwd", "x"}}, 0);
+  ASSERT_TRUE(bytes.has_value());
+  auto read = ReadTarGz(*bytes);
+  ASSERT_FALSE(read.has_value());
+  EXPECT_NE(read.error().message.find(".."), std::string::npos) << read.error().message;
+}
+
+TEST(TarGz, RejectsDuplicatePath) {
+  auto bytes = WriteTarGz(std::vector<ArchiveFile>{{"a", "1"}, {"a", "2"}}, 0);
+  ASSERT_TRUE(bytes.has_value());
+  auto read = ReadTarGz(*bytes);
+  ASSERT_FALSE(read.has_value());
+  EXPECT_NE(read.error().message.find("twice"), std::string::npos) << read.error().message;
+}
+
+TEST(TarGz, RejectsNonArchive) {
+  auto read = ReadTarGz("not a tar.gz at all");
+  EXPECT_FALSE(read.has_value());
+}
+
+}  // namespace
+}  // namespace backout::evidence

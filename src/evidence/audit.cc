@@ -1,0 +1,317 @@
+#include "evidence/audit.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "core/domain.h"
+#include "ledger/entry.h"
+#include "ledger/verify.h"
+
+namespace backout::evidence {
+namespace {
+
+constexpr uint64_t kReadChunk = 4096;
+
+// Each recorded policy with the time it came into force, oldest first.
+struct PolicyHistory {
+  std::vector<std::pair<core::Time, core::Policy>> policies;
+
+  const core::Policy* At(core::Time time) const {
+    const core::Policy* found = nullptr;
+    for (const auto& [since, policy] : policies) {
+      if (since <= time) found = &policy;
+    }
+    return found;
+  }
+};
+
+core::Result<PolicyHistory> ReadPolicyHistory(store::Store& store) {
+  PolicyHistory history;
+  auto count = store.EntryCount();
+  if (!count) return std::unexpected(count.error());
+  for (uint64_t from = 0; from < *count; from += kReadChunk) {
+    auto chunk = store.ReadEntries(from, std::min(kReadChunk, *count - from));
+    if (!chunk) return std::unexpected(chunk.error());
+    for (const ledger::StoredEntry& row : *chunk) {
+      auto entry = ledger::DecodeEntry(row.encoded);
+      if (!entry || entry->action != "policy.loaded") continue;
+      auto policy = core::FromJson<core::Policy>(entry->change.value("policy", nlohmann::json()));
+      if (policy) history.policies.emplace_back(entry->time, *std::move(policy));
+    }
+  }
+  return history;
+}
+
+bool Acted(const core::Rollback& rollback) {
+  return rollback.outcome == core::RollbackOutcome::kRolledBack ||
+         rollback.outcome == core::RollbackOutcome::kSkippedNoop ||
+         rollback.outcome == core::RollbackOutcome::kPartial;
+}
+
+// The incident as it stood at `at`: later decisions, rollbacks, validations, review and action
+// item changes removed. Root cause has no time of its own, so the timeline's "documented" event
+// dates it.
+core::Incident AsOf(core::Incident incident, core::Time at) {
+  std::erase_if(incident.decisions, [&](const core::Decision& d) { return d.time > at; });
+  std::erase_if(incident.rollbacks, [&](const core::Rollback& r) { return r.requested_at > at; });
+  for (core::Rollback& rollback : incident.rollbacks) {
+    if (rollback.finished_at && *rollback.finished_at > at) {
+      rollback.finished_at.reset();
+      rollback.outcome.reset();
+    }
+  }
+  std::erase_if(incident.validations,
+                [&](const core::Validation& v) { return !v.finished_at || *v.finished_at > at; });
+  if (incident.review_written_at && *incident.review_written_at > at) {
+    incident.review_markdown.clear();
+  }
+  bool documented = false;
+  for (const core::TimelineEvent& event : incident.timeline) {
+    if (event.kind == "documented" && event.time <= at) documented = true;
+  }
+  if (!documented) incident.root_cause.clear();
+  std::erase_if(incident.action_items,
+                [&](const core::ActionItem& item) { return item.created_at > at; });
+  for (core::ActionItem& item : incident.action_items) {
+    if (item.completed_at && *item.completed_at > at) {
+      item.status = core::ActionItemStatus::kOpen;
+      item.completed_at.reset();
+    }
+  }
+  return incident;
+}
+
+bool MayExecute(const core::Policy& policy, std::string_view user, std::string_view service) {
+  auto entry = std::ranges::find(policy.roster, user, &core::User::name);
+  if (entry == policy.roster.end() || !entry->active) return false;
+  const bool role =
+      std::ranges::any_of(policy.executor_roles, [&](core::Role r) { return entry->HasRole(r); });
+  return role && entry->HasService(service);
+}
+
+class Auditor {
+ public:
+  Auditor(const AuditOptions& options, const PolicyHistory& history)
+      : options_(options), history_(history) {}
+
+  void CheckIncident(const core::Incident& stored) {
+    const core::Incident incident = AsOf(stored, options_.at);
+    bool in_period = false;
+    for (const core::Rollback& rollback : incident.rollbacks) {
+      if (options_.from && rollback.requested_at < *options_.from) continue;
+      if (options_.to && rollback.requested_at >= *options_.to) continue;
+      in_period = true;
+      CheckRollback(incident, rollback);
+    }
+    if (!in_period) return;
+    CheckBreakGlass(incident);
+    CheckFollowUp(incident);
+  }
+
+  void CheckUsers(const std::vector<core::User>& users) {
+    for (const core::User& user : users) {
+      if (!user.active) continue;
+      auto on_roster = core::CheckOnRoster(user, options_.current_policy);
+      if (!on_roster) Add("grant_not_on_roster", "", "", user.name, on_roster.error().message);
+    }
+  }
+
+  void Add(std::string rule, std::string incident, std::string rollback, std::string user,
+           std::string message) {
+    findings_.push_back({std::move(rule), std::move(incident), std::move(rollback), std::move(user),
+                         std::move(message)});
+  }
+
+  std::vector<AuditFinding> Take() { return std::move(findings_); }
+
+ private:
+  void CheckRollback(const core::Incident& incident, const core::Rollback& rollback) {
+    const std::string& job = rollback.job_id;
+    const core::Policy* policy = history_.At(rollback.requested_at);
+    if (policy == nullptr) {
+      Add("no_policy_in_force", incident.id, job, rollback.executor,
+          fmt::format("rollback {} was requested at {}, before any policy was recorded in the "
+                      "ledger, so its executor cannot be judged",
+                      job, core::FormatTime(rollback.requested_at)));
+    } else if (!MayExecute(*policy, rollback.executor, incident.service)) {
+      Add("unauthorized_executor", incident.id, job, rollback.executor,
+          fmt::format("{} executed rollback {} of {} at {}, but the policy then in force did not "
+                      "authorize them to execute rollbacks of that service",
+                      rollback.executor, job, incident.service,
+                      core::FormatTime(rollback.requested_at)));
+    }
+    if (!rollback.approver.empty() && rollback.approver == rollback.executor) {
+      Add("approver_is_executor", incident.id, job, rollback.executor,
+          fmt::format("{} both approved and executed rollback {}; turn separation_of_duties back "
+                      "on and record why it was off in the incident's review",
+                      rollback.executor, job));
+    }
+    if (!rollback.emergency) CheckDecisionBeforeStart(incident, rollback);
+
+    if (!Acted(rollback)) return;
+    const bool recovered =
+        std::ranges::any_of(incident.validations, [&](const core::Validation& v) {
+          return v.rollback_job_id == job && v.finding == core::ValidationFinding::kRecovered;
+        });
+    if (!recovered) {
+      Add("not_recovered", incident.id, job, "",
+          fmt::format("rollback {} ended {} but has no `recovered` validation finding; run "
+                      "`backout incident validate {}`",
+                      job, core::RollbackOutcomeName(*rollback.outcome), incident.id));
+    }
+    if (rollback.finished_at && options_.at > *rollback.finished_at + options_.document_within &&
+        incident.root_cause.empty()) {
+      Add("undocumented", incident.id, job, "",
+          fmt::format("rollback {} ended at {}, more than {} days ago, and incident {} still has "
+                      "no root cause; run `backout incident document {}`",
+                      job, core::FormatTime(*rollback.finished_at),
+                      options_.document_within.count(), incident.id, incident.id));
+    }
+    if (rollback.finished_at && options_.at > *rollback.finished_at + options_.document_within &&
+        incident.review_markdown.empty()) {
+      Add("missing_review", incident.id, job, "",
+          fmt::format("rollback {} ended more than {} days ago and incident {} has no review; run "
+                      "`backout review write {}`",
+                      job, options_.document_within.count(), incident.id, incident.id));
+    }
+  }
+
+  void CheckDecisionBeforeStart(const core::Incident& incident, const core::Rollback& rollback) {
+    const core::Time start = rollback.started_at.value_or(rollback.requested_at);
+    const bool approved_before = std::ranges::any_of(incident.decisions, [&](const auto& d) {
+      return !d.retroactive && d.kind == core::DecisionKind::kGo && d.time <= start &&
+             (rollback.approver.empty() || d.decider == rollback.approver);
+    });
+    if (!approved_before) {
+      Add("decision_after_start", incident.id, rollback.job_id, rollback.approver,
+          fmt::format("rollback {} started at {} without a go decision made before it; a "
+                      "non-emergency rollback needs its approval first",
+                      rollback.job_id, core::FormatTime(start)));
+    }
+  }
+
+  void CheckBreakGlass(const core::Incident& incident) {
+    const core::Policy* policy = history_.At(incident.opened_at);
+    const core::Policy& judged = policy != nullptr ? *policy : options_.current_policy;
+    const core::BreakGlassStatus status =
+        core::RetroactiveApprovalStatus(incident, judged, options_.at);
+    if (status.approval == core::RetroactiveApproval::kOverdue ||
+        status.approval == core::RetroactiveApproval::kApprovedLate) {
+      Add("emergency_without_approval", incident.id, status.rollback_job_id, "",
+          fmt::format("break-glass rollback {} needed a retroactive approval by another lead by "
+                      "{}; it is {}",
+                      status.rollback_job_id,
+                      status.due ? core::FormatTime(*status.due) : std::string("?"),
+                      status.approval == core::RetroactiveApproval::kOverdue ? "still missing"
+                                                                             : "approved late"));
+    }
+  }
+
+  void CheckFollowUp(const core::Incident& incident) {
+    const auto today = std::chrono::floor<std::chrono::days>(options_.at);
+    for (const core::ActionItem& item : incident.action_items) {
+      if (item.status != core::ActionItemStatus::kOpen || !item.due || *item.due >= today) continue;
+      Add("overdue_action_item", incident.id, "", item.owner,
+          fmt::format("action item {} ({}) owned by {} was due {} and is still open", item.id,
+                      item.title, item.owner, core::FormatDate(*item.due)));
+    }
+  }
+
+  const AuditOptions& options_;
+  const PolicyHistory& history_;
+  std::vector<AuditFinding> findings_;
+};
+
+// A log reader that stops at the entry count read first, so entries a server appends while the
+// check runs are neither half-read nor reported as unsigned.
+class BoundedReader final : public ledger::LogReader {
+ public:
+  BoundedReader(ledger::LogReader& source, uint64_t count) : source_(source), count_(count) {}
+  core::Result<uint64_t> EntryCount() override { return count_; }
+  core::Result<std::vector<ledger::StoredEntry>> ReadEntries(uint64_t from,
+                                                             uint64_t count) override {
+    if (from >= count_) return std::vector<ledger::StoredEntry>();
+    return source_.ReadEntries(from, std::min(count, count_ - from));
+  }
+  core::Result<std::vector<ledger::Checkpoint>> ReadCheckpoints() override {
+    auto all = source_.ReadCheckpoints();
+    if (!all) return all;
+    std::erase_if(*all, [&](const ledger::Checkpoint& c) { return c.tree_size > count_; });
+    return all;
+  }
+
+ private:
+  ledger::LogReader& source_;
+  uint64_t count_;
+};
+
+}  // namespace
+
+nlohmann::json ToJson(const AuditFinding& finding) {
+  return nlohmann::json{{"rule", finding.rule},
+                        {"incident", finding.incident},
+                        {"rollback", finding.rollback},
+                        {"user", finding.user},
+                        {"message", finding.message}};
+}
+
+core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
+                                                       const AuditOptions& options) {
+  auto history = ReadPolicyHistory(store);
+  if (!history) return std::unexpected(history.error());
+
+  std::vector<core::Incident> incidents;
+  std::vector<core::User> users;
+  std::vector<std::string> unreadable;
+  auto read = store.Read([&](store::Transaction& tx) -> core::Result<void> {
+    for (const char* kind : {"incident", "user"}) {
+      std::string after;
+      while (true) {
+        auto page = tx.List(store::ListQuery{.kind = kind, .after_id = after, .limit = 500});
+        if (!page) return std::unexpected(page.error());
+        for (const store::Object& object : *page) {
+          if (std::string_view(kind) == "incident") {
+            auto incident = core::FromJson<core::Incident>(object.body);
+            if (incident)
+              incidents.push_back(*std::move(incident));
+            else
+              unreadable.push_back(object.id);
+          } else {
+            auto user = core::FromJson<core::User>(object.body);
+            if (user) users.push_back(*std::move(user));
+          }
+        }
+        if (page->size() < 500) break;
+        after = page->back().id;
+      }
+    }
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+
+  Auditor auditor(options, *history);
+  for (const core::Incident& incident : incidents) auditor.CheckIncident(incident);
+  for (const std::string& id : unreadable) {
+    auditor.Add("unreadable_record", id, "", "",
+                fmt::format("stored incident {} cannot be read, so it cannot be checked", id));
+  }
+  auditor.CheckUsers(users);
+
+  auto count = store.EntryCount();
+  if (!count) return std::unexpected(count.error());
+  BoundedReader bounded(store, *count);
+  auto verified = ledger::VerifyLog(bounded, {});
+  if (!verified) {
+    auditor.Add("ledger_verification_failed", "", "", "", verified.error().message);
+  }
+
+  std::vector<AuditFinding> findings = auditor.Take();
+  std::ranges::stable_sort(findings, [](const AuditFinding& a, const AuditFinding& b) {
+    return std::tie(a.incident, a.rollback, a.rule) < std::tie(b.incident, b.rollback, b.rule);
+  });
+  return findings;
+}
+
+}  // namespace backout::evidence

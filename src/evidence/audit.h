@@ -1,0 +1,46 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/policy.h"
+#include "core/time.h"
+#include "store/store.h"
+
+// Audit checks: the findings an auditor would raise, computed from the stored incidents, users
+// and ledger before the auditor looks.
+namespace backout::evidence {
+
+struct AuditOptions {
+  core::Time at;  // evaluate as of this time: later decisions, validations and reviews not yet made
+  std::optional<core::Time> from;  // only rollbacks requested at or after this time
+  std::optional<core::Time> to;    // only rollbacks requested before this time
+  // A rollback's incident must be documented (root cause and review) this long after it ended.
+  std::chrono::days document_within{7};
+  // The roster in force now, for grants held by users.
+  core::Policy current_policy;
+};
+
+// One problem an auditor would report. `rule` is a stable name such as "approver_is_executor".
+struct AuditFinding {
+  std::string rule;
+  std::string incident;  // empty for a user or ledger finding
+  std::string rollback;  // the rollback's job id, when the finding is about one rollback
+  std::string user;      // the user at fault, when there is one
+  std::string message;   // what is wrong and what fixes it
+};
+
+nlohmann::json ToJson(const AuditFinding& finding);
+
+// Runs every rule against `store` and returns the open findings, ordered by incident, rollback
+// and rule. The policy a rollback is judged against is the one the ledger recorded
+// ("policy.loaded") at or before the rollback's request time.
+core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
+                                                       const AuditOptions& options);
+
+}  // namespace backout::evidence

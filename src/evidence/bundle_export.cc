@@ -1,0 +1,496 @@
+// Export of one incident's evidence bundle.
+#include <algorithm>
+#include <set>
+#include <span>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/domain.h"
+#include "core/time.h"
+#include "evidence/archive.h"
+#include "evidence/bundle.h"
+#include "evidence/bundle_files.h"
+#include "evidence/chart.h"
+#include "ledger/canonical.h"
+#include "ledger/entry.h"
+#include "ledger/hash.h"
+#include "ledger/merkle.h"
+
+namespace backout::evidence {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kReadChunk = 4096;
+
+// Ledger actions after which the policy in force matters to an auditor.
+bool NeedsPolicyInForce(std::string_view action) {
+  return action == "incident.decided" || action == "incident.approved_retroactively" ||
+         action == "incident.rollback_requested";
+}
+
+bool IsKeyEntry(std::string_view action) {
+  return action == "ledger.key_introduced" || action == "ledger.key_rotated";
+}
+
+// A string member of a JSON object, or "" when it is absent or not a string.
+std::string StringOf(const json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// What the store holds about the incident, read in one transaction. The bundle copies the stored
+// JSON as it is rather than decoding it into core::Incident, so fields a newer version records
+// (such as a check's raw response) reach the auditor too.
+struct IncidentRecord {
+  std::string id;
+  json body;                            // the stored incident, as stored
+  std::map<std::string, json> jobs;     // job id -> payload, for the incident's jobs
+  std::map<std::string, json> changes;  // change id -> stored change
+};
+
+// The incident's ledger entries with their proofs against one checkpoint.
+struct LedgerSelection {
+  std::vector<ledger::StoredEntry> entries;  // in sequence order
+  std::vector<std::vector<ledger::Hash>> proofs;
+  ledger::Checkpoint checkpoint;
+  std::optional<json> policy_in_force;          // the last policy entry before the latest decision
+  std::map<std::string, std::string> key_pems;  // key id -> PEM, from the key entries
+};
+
+core::Result<IncidentRecord> ReadIncident(store::Store& store, std::string_view id) {
+  IncidentRecord record;
+  auto read = store.Read([&](store::Transaction& tx) -> core::Result<void> {
+    auto object = tx.Get("incident", id);
+    if (!object) return std::unexpected(object.error());
+    if (!object->has_value()) {
+      return core::MakeError(core::ErrorCode::kNotFound,
+                             "incident {} not found; list incidents with `backout incident list`",
+                             id);
+    }
+    record.body = (*object)->body;
+    record.id = StringOf(record.body, "id");
+    if (record.id != id) {
+      return core::MakeError(core::ErrorCode::kCorruption, "stored incident {} records the id '{}'",
+                             id, record.id);
+    }
+
+    auto jobs = tx.ListJobs(fmt::format("incident/{}", id));
+    if (!jobs) return std::unexpected(jobs.error());
+    for (const store::Job& job : *jobs) record.jobs[std::to_string(job.id)] = job.payload;
+
+    std::set<std::string> change_ids;
+    if (!StringOf(record.body, "suspected_change_id").empty()) {
+      change_ids.insert(StringOf(record.body, "suspected_change_id"));
+    }
+    const json assessment = record.body.value("assessment", json());
+    if (!StringOf(assessment, "target_change_id").empty()) {
+      change_ids.insert(StringOf(assessment, "target_change_id"));
+    }
+    for (const std::string& change_id : change_ids) {
+      auto change = tx.Get("change", change_id);
+      if (!change) return std::unexpected(change.error());
+      if (change->has_value()) record.changes[change_id] = (*change)->body;
+    }
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  return record;
+}
+
+std::set<std::string> SubjectsOf(const IncidentRecord& record) {
+  std::set<std::string> subjects{fmt::format("incident/{}", record.id)};
+  for (const json& item : record.body.value("action_items", json::array())) {
+    if (!StringOf(item, "id").empty()) {
+      subjects.insert(fmt::format("action_item/{}", StringOf(item, "id")));
+    }
+  }
+  for (const auto& [change_id, change] : record.changes) {
+    subjects.insert(fmt::format("change/{}", change_id));
+  }
+  return subjects;
+}
+
+// Picks the earliest stored checkpoint whose tree covers entry `last`, so the choice does not move
+// when later, unrelated entries are appended.
+core::Result<ledger::Checkpoint> CoveringCheckpoint(store::Store& store, uint64_t last,
+                                                    uint64_t entry_count) {
+  auto checkpoints = store.ReadCheckpoints();
+  if (!checkpoints) return std::unexpected(checkpoints.error());
+  const ledger::Checkpoint* chosen = nullptr;
+  for (const ledger::Checkpoint& checkpoint : *checkpoints) {
+    if (checkpoint.tree_size <= last || checkpoint.tree_size > entry_count) continue;
+    if (chosen == nullptr || checkpoint.tree_size < chosen->tree_size) chosen = &checkpoint;
+  }
+  if (chosen == nullptr) {
+    return core::MakeError(core::ErrorCode::kCorruption,
+                           "no stored checkpoint covers ledger entry {}; every write signs one, so "
+                           "run `backout ledger verify` to find the damage",
+                           last);
+  }
+  return *chosen;
+}
+
+core::Result<LedgerSelection> SelectLedger(store::Store& store, const IncidentRecord& record) {
+  const std::set<std::string> subjects = SubjectsOf(record);
+  auto count = store.EntryCount();
+  if (!count) return std::unexpected(count.error());
+
+  LedgerSelection selection;
+  std::vector<ledger::Hash> leaves;
+  leaves.reserve(*count);
+  std::set<uint64_t> chosen;
+  std::optional<ledger::StoredEntry> last_policy;
+  std::optional<uint64_t> policy_for_latest_decision;
+  std::map<uint64_t, ledger::StoredEntry> rows;
+
+  // Scan the whole log once: the incident's entries are spread among everyone else's.
+  while (leaves.size() < *count) {
+    auto chunk = store.ReadEntries(leaves.size(), std::min(kReadChunk, *count - leaves.size()));
+    if (!chunk) return std::unexpected(chunk.error());
+    if (chunk->empty()) {
+      return core::MakeError(core::ErrorCode::kCorruption,
+                             "the ledger ends at entry {} but reports {} entries", leaves.size(),
+                             *count);
+    }
+    for (ledger::StoredEntry& row : *chunk) {
+      leaves.push_back(row.leaf_hash);
+      auto entry = ledger::DecodeEntry(row.encoded);
+      if (!entry) {
+        return core::MakeError(core::ErrorCode::kCorruption,
+                               "ledger entry {} cannot be decoded: {}; run `backout ledger "
+                               "verify`",
+                               row.sequence, entry.error().message);
+      }
+      bool keep = subjects.contains(entry->subject) || IsKeyEntry(entry->action);
+      if (IsKeyEntry(entry->action)) {
+        selection.key_pems[entry->change.value("key_id", "")] =
+            entry->change.value("public_key", "");
+      }
+      if (entry->action == "policy.loaded") last_policy = row;
+      if (subjects.contains(entry->subject) && NeedsPolicyInForce(entry->action) && last_policy) {
+        chosen.insert(last_policy->sequence);
+        rows.emplace(last_policy->sequence, *last_policy);
+        if (entry->action != "incident.rollback_requested") {
+          policy_for_latest_decision = last_policy->sequence;
+        }
+      }
+      if (keep) {
+        chosen.insert(row.sequence);
+        rows.emplace(row.sequence, row);
+      }
+    }
+  }
+  if (chosen.empty()) {
+    return core::MakeError(core::ErrorCode::kNotFound, "the ledger has no entry for incident {}",
+                           record.id);
+  }
+
+  auto checkpoint = CoveringCheckpoint(store, *chosen.rbegin(), *count);
+  if (!checkpoint) return std::unexpected(checkpoint.error());
+  const std::span<const ledger::Hash> tree =
+      std::span<const ledger::Hash>(leaves).first(checkpoint->tree_size);
+  const ledger::Hash root = ledger::RootOf(tree);
+  if (root != checkpoint->root) {
+    return core::MakeError(core::ErrorCode::kCorruption,
+                           "the stored ledger's first {} entries have root {}, but their signed "
+                           "checkpoint says {}; run `backout ledger verify`",
+                           checkpoint->tree_size, ledger::ToHex(root),
+                           ledger::ToHex(checkpoint->root));
+  }
+
+  // NOTE: each proof is computed from all leaves, O(n) hashes per entry; a log of millions of
+  // entries makes an export take seconds.
+  for (uint64_t sequence : chosen) {
+    auto proof = ledger::InclusionProof(sequence, tree);
+    if (!proof) return std::unexpected(proof.error());
+    selection.entries.push_back(rows.at(sequence));
+    selection.proofs.push_back(*std::move(proof));
+  }
+  selection.checkpoint = *checkpoint;
+  if (policy_for_latest_decision) {
+    auto policy = ledger::DecodeEntry(rows.at(*policy_for_latest_decision).encoded);
+    if (policy) {
+      selection.policy_in_force =
+          json{{"ledger_sequence", policy->sequence}, {"time", core::FormatTime(policy->time)}};
+      selection.policy_in_force->update(policy->change);
+    }
+  }
+  return selection;
+}
+
+json DecisionFile(const IncidentRecord& record, const LedgerSelection& selection) {
+  const json& body = record.body;
+  json decisions = body.value("decisions", json::array());
+  json latest = nullptr;
+  json retroactive = json::array();
+  for (const json& decision : decisions) {
+    if (decision.value("retroactive", false)) {
+      retroactive.push_back(decision);
+    } else {
+      latest = decision;
+    }
+  }
+  const json assessment = body.value("assessment", json());
+  const std::string assessment_digest =
+      assessment.is_object() ? assessment.value("digest", "") : std::string();
+  const bool go = latest.is_object() && latest.value("kind", "") == "go";
+  return json{{"incident", record.id},
+              {"external_ticket", StringOf(body, "external_ticket")},
+              {"go", go},
+              {"decision", latest},
+              {"decisions", decisions},
+              {"retroactive_approvals", retroactive},
+              {"assessment", assessment},
+              {"approved_digest_matches_assessment",
+               go && !assessment_digest.empty() &&
+                   latest.value("approved_digest", "") == assessment_digest},
+              {"policy_in_force", selection.policy_in_force ? *selection.policy_in_force : json()}};
+}
+
+// The stored execution result of a rollback job, or an empty object.
+json ExecutionResultOf(const IncidentRecord& record, const std::string& job_id) {
+  auto job = record.jobs.find(job_id);
+  if (job == record.jobs.end() || !job->second.is_object()) return json::object();
+  auto result = job->second.find("result");
+  if (result == job->second.end() || !result->is_object()) return json::object();
+  return *result;
+}
+
+void AddRollbackFiles(const IncidentRecord& record, BundleFiles& files) {
+  const json rollbacks = record.body.value("rollbacks", json::array());
+  if (rollbacks.empty()) return;
+  std::string transcript;
+  json tool_records = json::array();
+  for (const json& rollback : rollbacks) {
+    const std::string job_id = rollback.value("job_id", "");
+    const json result = ExecutionResultOf(record, job_id);
+    const std::string from_version = result.value("from_version", "");
+    const std::string target_version = rollback.value("target_version", "");
+    for (const json& entry : result.value("transcript", json::array())) {
+      json line = entry;
+      line["job_id"] = job_id;
+      line["from_version"] = from_version;
+      line["target_version"] = target_version;
+      transcript += internal::CompactJson(line) + "\n";
+    }
+    tool_records.push_back({{"job_id", job_id},
+                            {"provider", rollback.value("provider", "")},
+                            {"outcome", rollback.value("outcome", json())},
+                            {"message", rollback.value("message", "")},
+                            {"approver", rollback.value("approver", "")},
+                            {"executor", rollback.value("executor", "")},
+                            {"emergency", rollback.value("emergency", false)},
+                            {"emergency_reason", rollback.value("emergency_reason", "")},
+                            {"plan_digest", rollback.value("plan_digest", "")},
+                            {"requested_at", rollback.value("requested_at", json())},
+                            {"started_at", rollback.value("started_at", json())},
+                            {"finished_at", rollback.value("finished_at", json())},
+                            {"from_version", from_version},
+                            {"target_version", target_version},
+                            {"live_version", result.value("live_version", "")},
+                            {"tool_details", result.value("details", json::object())},
+                            {"read_back", rollback.value("read_back", json())},
+                            {"confirmation", rollback.value("confirmation", json())}});
+  }
+  files[internal::kTranscript] = transcript;
+  files[internal::kToolRecord] = internal::PrettyJson(tool_records);
+}
+
+// A file name made of the characters [A-Za-z0-9._-] only.
+std::string SafeName(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '_' || c == '-';
+    out += plain ? c : '_';
+  }
+  return out.empty() ? "check" : out;
+}
+
+std::optional<core::Time> TimeOf(const json& object, const char* key) {
+  auto time = core::ParseTime(StringOf(object, key));
+  if (!time) return std::nullopt;
+  return *time;
+}
+
+// Draws a Prometheus observation's recorded query_range response with the change, the rollback
+// and the recovery marked, when the validation recorded the raw response.
+std::optional<std::string> ChartOf(const IncidentRecord& record, const json& observation) {
+  json response;
+  for (const char* key : {"raw_response", "response", "query_range_response"}) {
+    if (observation.contains(key)) response = observation[key];
+  }
+  if (response.is_null()) return std::nullopt;
+  std::optional<double> threshold;
+  if (observation.value("threshold", json()).is_number()) {
+    threshold = observation["threshold"].get<double>();
+  }
+
+  internal::ChartMarks marks;
+  auto change = record.changes.find(StringOf(record.body, "suspected_change_id"));
+  if (change != record.changes.end()) marks.change = TimeOf(change->second, "time");
+  for (const json& rollback : record.body.value("rollbacks", json::array())) {
+    if (!marks.rollback) marks.rollback = TimeOf(rollback, "started_at");
+  }
+  for (const json& validation : record.body.value("validations", json::array())) {
+    if (validation.value("finding", json()) == "recovered") {
+      marks.recovery = TimeOf(validation, "finished_at");
+    }
+  }
+  const std::string query = StringOf(observation, "query");
+  const std::string title = query.empty() ? StringOf(observation, "check")
+                                          : StringOf(observation, "check") + ": " + query;
+  return internal::RenderSeriesSvg(response, title, threshold, marks);
+}
+
+void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
+  const json validations = record.body.value("validations", json::array());
+  if (validations.empty()) return;
+  files[internal::kObservations] = internal::PrettyJson(validations);
+
+  const json& latest = validations.back();
+  files[internal::kFinding] = internal::PrettyJson(
+      {{"finding", latest.value("finding", json())},
+       {"validation_job_id", latest.value("job_id", "")},
+       {"rollback_job_id", latest.value("rollback_job_id", "")},
+       {"requested_by", latest.value("requested_by", "")},
+       {"started_at", latest.value("started_at", json())},
+       {"finished_at", latest.value("finished_at", json())},
+       {"rule",
+        "recovered only when every observation passed, each is newer than the rollback's end, and "
+        "at least one is not the provider's own readiness check"}});
+
+  // Each Prometheus check as recorded: its query, the server's URL, the raw response and its
+  // digest, when the validation recorded them.
+  for (const json& validation : validations) {
+    const std::string job_id = validation.value("job_id", "");
+    const json observations = validation.value("observations", json::array());
+    for (size_t i = 0; i < observations.size(); ++i) {
+      const json& observation = observations[i];
+      if (observation.value("kind", "") != "prometheus") continue;
+      const std::string name =
+          fmt::format("{}{}-{}-{}.json", internal::kPrometheusFolder, SafeName(job_id), i,
+                      SafeName(observation.value("check", "")));
+      files[name] = internal::PrettyJson(observation);
+      if (auto svg = ChartOf(record, observation)) {
+        files[name.substr(0, name.size() - 5) + ".svg"] = *std::move(svg);
+      }
+    }
+  }
+}
+
+void AddFollowUpFiles(const IncidentRecord& record, BundleFiles& files) {
+  const std::string review = StringOf(record.body, "review_markdown");
+  if (!review.empty()) files[internal::kReview] = review;
+  files[internal::kActionItems] =
+      internal::PrettyJson({{"incident", record.id},
+                            {"action_items", record.body.value("action_items", json::array())},
+                            {"no_action_reason", StringOf(record.body, "no_action_reason")}});
+}
+
+void AddLedgerFiles(const LedgerSelection& selection, const ledger::Signer& signer,
+                    BundleFiles& files) {
+  std::string entries;
+  json proofs = json::array();
+  for (size_t i = 0; i < selection.entries.size(); ++i) {
+    const ledger::StoredEntry& row = selection.entries[i];
+    entries += row.encoded + "\n";
+    json path = json::array();
+    for (const ledger::Hash& hash : selection.proofs[i]) path.push_back(ledger::ToHex(hash));
+    proofs.push_back(
+        {{"sequence", row.sequence}, {"leaf_hash", ledger::ToHex(row.leaf_hash)}, {"proof", path}});
+  }
+  files[internal::kEntries] = entries;
+  files[internal::kProofs] =
+      internal::PrettyJson({{"tree_size", selection.checkpoint.tree_size},
+                            {"root", ledger::ToHex(selection.checkpoint.root)},
+                            {"entries", proofs}});
+  files[internal::kCheckpoint] = internal::PrettyJson(selection.checkpoint.ToJson());
+  files[internal::kSigningKey] = signer.public_key().pem();
+}
+
+core::Result<std::string> ManifestBytes(const IncidentRecord& record,
+                                        const LedgerSelection& selection,
+                                        const ledger::Signer& signer, const BundleFiles& files) {
+  json listed = json::array();
+  for (const auto& [path, content] : files) {
+    listed.push_back({{"path", path},
+                      {"sha256", ledger::ToHex(ledger::Sha256(content))},
+                      {"size", content.size()}});
+  }
+  const json manifest{{"format", kBundleFormat},
+                      {"incident", record.id},
+                      {"checkpoint", selection.checkpoint.ToJson()},
+                      {"signing_key_id", signer.public_key().key_id()},
+                      {"files", listed}};
+  return ledger::CanonicalJson(manifest);
+}
+
+}  // namespace
+
+core::Result<std::string> ExportIncidentBundle(store::Store& store, std::string_view incident_id,
+                                               const ledger::Signer& signer) {
+  auto record = ReadIncident(store, incident_id);
+  if (!record) return std::unexpected(record.error());
+  auto selection = SelectLedger(store, *record);
+  if (!selection) return std::unexpected(selection.error());
+  if (!selection->key_pems.contains(signer.public_key().key_id())) {
+    return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                           "the evidence signing key {} is not introduced in the ledger; sign "
+                           "with the server's ledger key",
+                           signer.public_key().key_id());
+  }
+
+  BundleFiles files;
+  files[internal::kIncident] = internal::PrettyJson(record->body);
+  files[internal::kDecision] = internal::PrettyJson(DecisionFile(*record, *selection));
+  AddRollbackFiles(*record, files);
+  AddValidationFiles(*record, files);
+  AddFollowUpFiles(*record, files);
+  AddLedgerFiles(*selection, signer, files);
+  files[internal::kReport] = internal::RenderReport(files, AssessEvidenceItems(files));
+
+  auto manifest = ManifestBytes(*record, *selection, signer, files);
+  if (!manifest) return std::unexpected(manifest.error());
+  const std::string signature = signer.SignBase64(*manifest) + "\n";
+
+  // The manifest goes first so a reader streaming the archive meets it before the files.
+  std::vector<ArchiveFile> ordered;
+  ordered.push_back({internal::kManifest, *manifest});
+  ordered.push_back({internal::kManifestSignature, signature});
+  for (auto& [path, content] : files) ordered.push_back({path, std::move(content)});
+  const int64_t mtime = std::chrono::duration_cast<std::chrono::seconds>(
+                            selection->checkpoint.time.time_since_epoch())
+                            .count();
+  auto archive = WriteTarGz(ordered, mtime);
+  if (archive) {
+    spdlog::info(
+        "component=evidence incident={} event=bundle_exported files={} entries={} "
+        "tree_size={} bytes={}",
+        record->id, ordered.size(), selection->entries.size(), selection->checkpoint.tree_size,
+        archive->size());
+  }
+  return archive;
+}
+
+namespace internal {
+
+std::string PrettyJson(const nlohmann::json& value) {
+  return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string CompactJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+nlohmann::json ParseFile(const BundleFiles& files, std::string_view path) {
+  auto it = files.find(path);
+  if (it == files.end()) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return nlohmann::json::parse(it->second, nullptr, false);
+}
+
+}  // namespace internal
+}  // namespace backout::evidence
