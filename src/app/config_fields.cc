@@ -21,6 +21,8 @@ constexpr std::string_view kSecretFields[] = {
     "services[].provider.env.*",
     "services[].provider.credentials.*",
     "services[].checks[].env.*",
+    "signals.alertmanager.bearer_token",
+    "signals.alertmanager.hmac_secret",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {

@@ -44,7 +44,8 @@ JobRunner::JobRunner(ControlPlane& plane, JobRunnerOptions options)
 
 core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
   auto leased =
-      plane_.store().LeaseJob(options_.owner, {kRollbackJob, kValidationJob}, options_.lease);
+      plane_.store().LeaseJob(options_.owner, {kRollbackJob, kValidationJob, kSignalCorrelationJob},
+                              options_.lease);
   if (!leased) return std::unexpected(leased.error());
   if (!leased->has_value()) return false;
   const store::JobLease& lease = **leased;
@@ -57,6 +58,8 @@ core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
   }
   if (lease.job.kind == kRollbackJob) {
     RunRollback(lease, stop);
+  } else if (lease.job.kind == kSignalCorrelationJob) {
+    plane_.RunSignalCorrelation(lease);
   } else {
     RunValidation(lease, stop);
   }

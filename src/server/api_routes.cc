@@ -7,6 +7,7 @@
 #include "server/api_json.h"
 #include "server/openapi.h"
 #include "server/schema.h"
+#include "server/signal_routes.h"
 
 namespace backout::server {
 namespace {
@@ -660,6 +661,7 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddIncidentRoutes(router, plane);
   AddFollowUpRoutes(router, plane);
   AddJobAndLedgerRoutes(router, plane);
+  if (environment.metrics != nullptr) AddSignalRoutes(router, plane, *environment.metrics);
 }
 
 }  // namespace backout::server

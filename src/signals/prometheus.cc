@@ -86,11 +86,14 @@ core::Result<std::unique_ptr<PrometheusClient>> PrometheusClient::Create(
       new PrometheusClient(std::move(base_url), std::move(client), timeout));
 }
 
-core::Result<nlohmann::json> PrometheusClient::InstantQuery(std::string_view promql) const {
-  http::Request request{
-      .method = http::Method::kGet,
-      .url = fmt::format("{}/api/v1/query?query={}", base_url_, EncodeQueryValue(promql)),
-      .total_timeout = timeout_};
+core::Result<nlohmann::json> PrometheusClient::InstantQuery(std::string_view promql,
+                                                            std::optional<core::Time> at) const {
+  std::string url = fmt::format("{}/api/v1/query?query={}", base_url_, EncodeQueryValue(promql));
+  if (at) {
+    const auto micros = at->time_since_epoch().count();
+    url += fmt::format("&time={}.{:06d}", micros / 1'000'000, micros % 1'000'000);
+  }
+  http::Request request{.method = http::Method::kGet, .url = url, .total_timeout = timeout_};
   request.headers.Set("Accept", "application/json");
   auto response = client_->Send(request);
   if (!response) {
@@ -118,8 +121,9 @@ core::Result<nlohmann::json> PrometheusClient::InstantQuery(std::string_view pro
   return body.value("data", nlohmann::json::object());
 }
 
-ConditionResult PrometheusClient::Evaluate(std::string_view promql) const {
-  auto data = InstantQuery(promql);
+ConditionResult PrometheusClient::Evaluate(std::string_view promql,
+                                           std::optional<core::Time> at) const {
+  auto data = InstantQuery(promql, at);
   if (!data) {
     return ConditionResult{.state = ConditionState::kUnknown, .detail = data.error().message};
   }

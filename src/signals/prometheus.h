@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,10 +40,14 @@ class PrometheusClient {
   // Runs an instant query and returns the `data` object of a successful response. Fails with
   // kUnavailable or kTimeout when Prometheus does not answer, and with kInvalidArgument when it
   // rejects the query.
-  core::Result<nlohmann::json> InstantQuery(std::string_view promql) const;
+  // `at` evaluates the query at that time instead of now.
+  core::Result<nlohmann::json> InstantQuery(std::string_view promql,
+                                            std::optional<core::Time> at = std::nullopt) const;
 
-  // Evaluates `promql` as a condition. Never fails: errors become kUnknown with the reason.
-  ConditionResult Evaluate(std::string_view promql) const;
+  // Evaluates `promql` as a condition, now or at `at`. Never fails: errors become kUnknown with
+  // the reason.
+  ConditionResult Evaluate(std::string_view promql,
+                           std::optional<core::Time> at = std::nullopt) const;
 
   const std::string& base_url() const { return base_url_; }
 
