@@ -173,12 +173,12 @@ core::Result<int> ControlPlane::EvaluateDetection() {
       }
       // Only a clear result resolves a signal; an unknown one leaves it firing.
       if (evaluation.result.state != signals::ConditionState::kClear || !existing) continue;
-      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>((*existing)->body));
+      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(existing->body));
       if (signal.status != "firing") continue;
       signal.status = "resolved";
       signal.ends_at = now;
-      (*existing)->body = nlohmann::json(signal);
-      BACKOUT_CHECK(tx.Put(**existing));
+      existing->body = nlohmann::json(signal);
+      BACKOUT_CHECK(tx.Put(*existing));
       if (!signal.incident_id.empty()) {
         BACKOUT_TRY(auto incident, LoadIncident(tx, signal.incident_id));
         AddTimeline(incident.value, now, system, "signal_resolved",

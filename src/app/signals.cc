@@ -228,15 +228,15 @@ core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
       }
 
       // Seen before: a repeat of the same state changes nothing, a resolved alert closes it.
-      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>((*existing)->body));
+      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(existing->body));
       if (alert.status == signals::AlertStatus::kFiring || signal.status == "resolved") {
         ++intake.duplicates;
         continue;
       }
       signal.status = "resolved";
       signal.ends_at = alert.ends_at.value_or(now);
-      (*existing)->body = nlohmann::json(signal);
-      BACKOUT_CHECK(tx.Put(**existing));
+      existing->body = nlohmann::json(signal);
+      BACKOUT_CHECK(tx.Put(*existing));
       ++intake.resolved;
       BACKOUT_CHECK(NoteOnIncident(tx, signal, now, "signal_resolved",
                                    fmt::format("alert {} on {} resolved at {}", signal.name,
