@@ -37,7 +37,7 @@ nlohmann::json CandidatesJson(const signals::Correlation& correlation) {
   for (const signals::Candidate& candidate : correlation.candidates) {
     candidates.push_back({{"change_id", candidate.change_id},
                           {"service", candidate.service},
-                          {"score", candidate.score},
+                          {"score", fmt::format("{:.3f}", candidate.score)},
                           {"reason", candidate.reason}});
   }
   return candidates;
@@ -192,7 +192,8 @@ core::Result<SignalRecord> CorrelateOne(ControlPlane& plane,
                    {"suspected_change", correlation.suspected_change_id
                                             ? nlohmann::json(*correlation.suspected_change_id)
                                             : nlohmann::json(nullptr)},
-                   {"score", correlation.score},
+                   // The ledger records integers only, so scores go in as text.
+                   {"score", fmt::format("{:.3f}", correlation.score)},
                    {"reason", correlation.reason},
                    {"candidates", CandidatesJson(correlation)}});
   }));

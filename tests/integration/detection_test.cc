@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "harness.h"
