@@ -152,6 +152,15 @@ class DetectionServer {
     return response ? response->status : 0;
   }
 
+  // GET /api/v1/signals as lead-1: the signals with their correlation.
+  json Signals() {
+    httplib::Client client("127.0.0.1", port_);
+    auto response = client.Get("/api/v1/signals?limit=1000",
+                               {{"Authorization", "Bearer " + tokens_.at("lead-1")}});
+    if (!response || response->status != 200) return json::array();
+    return json::parse(response->body).value("items", json::array());
+  }
+
   std::string Metrics() {
     httplib::Client client("127.0.0.1", port_);
     auto response = client.Get("/metrics");
@@ -230,6 +239,12 @@ class DetectionTest : public ::testing::Test {
     return json(nullptr);
   }
 
+  // The state of the incident suspecting `change`, or "" when there is none.
+  std::string StateOf(const std::string& change) {
+    const json incident = IncidentFor(change);
+    return incident.is_object() ? incident.value("state", "") : "";
+  }
+
   std::unique_ptr<DetectionServer> backout_;
   std::string good_;
   std::string bad_;
@@ -262,7 +277,7 @@ TEST_F(DetectionTest, RealAlertRollsBackBadChange) {
                                    std::string::npos; },
                       30s))
       << backout_->Log();
-  ASSERT_TRUE(WaitFor([&] { return IncidentFor(bad_).value("state", "") == "validating"; }, 30s))
+  ASSERT_TRUE(WaitFor([&] { return StateOf(bad_) == "validating"; }, 30s))
       << IncidentFor(bad_).dump(2);
 
   const json incident = IncidentFor(bad_);
@@ -337,15 +352,32 @@ TEST_F(DetectionTest, ReplicasAndRuleMakeOneRollback) {
   EXPECT_EQ(first, 200);
   EXPECT_EQ(second, 200);
 
-  ASSERT_TRUE(WaitFor([&] { return IncidentFor(bad_).value("state", "") == "validating"; }, 60s))
+  ASSERT_TRUE(WaitFor([&] { return StateOf(bad_) == "validating"; }, 60s))
       << backout_->Log();
-  // Give the rule's signal time to be correlated too.
-  ASSERT_TRUE(WaitFor([&] { return backout_->Log().find("source=prometheus") != std::string::npos ||
-                                   backout_->Log().find("rule:checkout/error-ratio") !=
-                                       std::string::npos; },
-                      30s))
-      << backout_->Log();
-  std::this_thread::sleep_for(3s);
+  // Backout's own rule fires on the same change and joins the same incident.
+  const std::string incident_id = IncidentFor(bad_).value("id", "");
+  const std::string rule_signal = fmt::format("rule:checkout/error-ratio/{}", bad_);
+  json signal;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const json& item : backout_->Signals()) {
+          if (item.value("id", "") == rule_signal && item.value("correlated", false)) {
+            signal = item;
+            return true;
+          }
+        }
+        return false;
+      },
+      30s))
+      << backout_->Signals().dump(2) << backout_->Log();
+  EXPECT_EQ(signal.value("incident_id", ""), incident_id) << signal.dump(2);
+  EXPECT_EQ(signal.value("suspected_change_id", ""), bad_);
+  int alert_signals = 0;
+  for (const json& item : backout_->Signals()) {
+    if (item.value("source", "") == "alertmanager") ++alert_signals;
+  }
+  EXPECT_EQ(alert_signals, 1);
+  std::this_thread::sleep_for(2s);
 
   const json incidents = backout_->Incidents();
   int on_bad_change = 0;
