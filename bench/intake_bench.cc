@@ -4,6 +4,7 @@
 // machine in the same run with the same batches and the same number of concurrent clients.
 // Usage: intake_bench [--requests N] [--alerts-per-request K] [--clients C]
 #include <httplib.h>
+#include <spdlog/spdlog.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -135,8 +136,10 @@ std::unique_ptr<server::ControlPlaneServer> StartBackout(const std::filesystem::
   std::fclose(file);
   ::setenv("BACKOUT_BENCH_TOKEN", kToken, 1);
   // Intake only: no job workers, so correlation does not compete with the receiver.
-  auto server = server::ControlPlaneServer::Start(
-      server::ServeOptions{.config_path = folder / "backout.yaml", .workers = 0}, clock);
+  server::ServeOptions options;
+  options.config_path = folder / "backout.yaml";
+  options.workers = 0;
+  auto server = server::ControlPlaneServer::Start(options, clock);
   if (!server) {
     std::fprintf(stderr, "backout did not start: %s\n", server.error().message.c_str());
     std::exit(1);
@@ -173,8 +176,9 @@ int main(int argc, char** argv) {
   backout->Stop();
 
   // Alertmanager 0.25: the same alerts through its own API, with a receiver that sends nothing.
-  auto alertmanager = testing::AlertmanagerServer::Start(
-      {.config_yaml = "route:\n  receiver: none\nreceivers:\n  - name: none\n"});
+  testing::AlertmanagerOptions alertmanager_options;
+  alertmanager_options.config_yaml = "route:\n  receiver: none\nreceivers:\n  - name: none\n";
+  auto alertmanager = testing::AlertmanagerServer::Start(alertmanager_options);
   if (!alertmanager) {
     std::fprintf(stderr, "alertmanager did not start: %s\n", alertmanager.error().c_str());
     return 1;

@@ -205,6 +205,8 @@ core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
   BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
     intake.recorded = intake.duplicates = intake.resolved = 0;
     std::vector<std::string> fired;
+    // One ledger entry lists every new signal of the delivery, as one commit records them.
+    nlohmann::json received = nlohmann::json::array();
     for (const signals::Alert& alert : payload.alerts) {
       SignalRecord incoming = FromAlert(alert, payload, now);
       BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
@@ -214,16 +216,12 @@ core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
         BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, incoming.id, incoming.service, incoming));
         ++intake.recorded;
         if (alert.status == signals::AlertStatus::kFiring) fired.push_back(incoming.id);
-        BACKOUT_CHECK(Ledger(tx, system, "signal.received", signal_internal::SignalSubject(incoming.id),
-                             {{"source", incoming.source},
-                              {"name", incoming.name},
-                              {"service", incoming.service},
-                              {"severity", incoming.severity},
-                              {"status", incoming.status},
-                              {"starts_at", core::FormatTime(incoming.starts_at)},
-                              {"fingerprint", alert.fingerprint},
-                              {"group_key", incoming.group_key},
-                              {"truncated_alerts", incoming.truncated_alerts}}));
+        received.push_back({{"signal", incoming.id},
+                            {"name", incoming.name},
+                            {"service", incoming.service},
+                            {"severity", incoming.severity},
+                            {"status", incoming.status},
+                            {"starts_at", core::FormatTime(incoming.starts_at)}});
         continue;
       }
 
@@ -244,6 +242,15 @@ core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
       BACKOUT_CHECK(Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(signal.id),
                            {{"ends_at", core::FormatTime(*signal.ends_at)},
                             {"incident", signal.incident_id}}));
+    }
+
+    if (!received.empty()) {
+      BACKOUT_CHECK(Ledger(tx, system, "signal.received", "signals",
+                           {{"source", "alertmanager"},
+                            {"group_key", payload.group_key},
+                            {"receiver", payload.receiver},
+                            {"truncated_alerts", payload.truncated_alerts},
+                            {"signals", std::move(received)}}));
     }
 
     // Alertmanager drops what exceeds max_alerts and never sends it later, so the count is kept.

@@ -104,12 +104,13 @@ services:
                                   .readiness_interval = std::chrono::milliseconds(1)});
   }
 
-  // Records v1 (verified good) 20 minutes ago and v2 now on checkout; returns v2's id.
+  // Records v1 (verified good) 45 minutes ago, outside the 30m watch window, and v2 now on
+  // checkout; returns v2's id.
   std::string RecordChanges() {
     auto good = plane_->RecordChange(ci_, NewChange{.service = "checkout",
                                                     .version = "v1",
                                                     .previous_version = "v0",
-                                                    .time = clock_.Now() - 20min});
+                                                    .time = clock_.Now() - 45min});
     EXPECT_TRUE(good.has_value()) << good.error().message;
     EXPECT_TRUE(plane_->VerifyChange(ci_, good->id, {.passed = true}).has_value());
     auto bad = plane_->RecordChange(ci_, NewChange{.service = "checkout",
