@@ -12,6 +12,7 @@
 
 #include "app/config_fields.h"
 #include "app/config_kinds.h"
+#include "app/config_signals.h"
 #include "app/yaml_reader.h"
 
 namespace backout::app {
@@ -27,9 +28,10 @@ constexpr std::string_view kKnownRoles[] = {"admin",   "engineering-lead", "devo
 
 // The keys each block accepts. A new block adds its key here, a struct in config.h and a parse
 // step below. A new provider or check kind goes to config_kinds.cc.
-constexpr std::string_view kTopLevelKeys[] = {"listen", "database", "data_dir",
-                                              "tls",    "metrics",  "policy",
-                                              "users",  "services", "notifications"};
+constexpr std::string_view kTopLevelKeys[] = {"listen",   "database", "data_dir",
+                                              "tls",      "metrics",  "policy",
+                                              "users",    "services", "notifications",
+                                              "signals"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
 constexpr std::string_view kMetricsKeys[] = {"token"};
 constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_roles",
@@ -38,9 +40,9 @@ constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_rol
 constexpr std::string_view kClosureKeys[] = {"root_cause", "recovered_or_no_go", "review",
                                              "action_items", "retroactive_approval"};
 constexpr std::string_view kUserKeys[] = {"name", "roles", "services"};
-constexpr std::string_view kServiceKeys[] = {"name",     "environment",     "owner",
-                                             "tier",     "customer_facing", "depends_on",
-                                             "provider", "checks",          "reconcile_interval"};
+constexpr std::string_view kServiceKeys[] = {
+    "name",   "environment", "owner",     "tier",  "customer_facing", "depends_on", "provider",
+    "checks", "detection",   "reconcile_interval"};
 
 constexpr std::string_view kDefaultDataDir = "backout-data";
 constexpr std::string_view kDatabaseFileName = "backout.db";
@@ -262,6 +264,11 @@ std::optional<ServiceConfig> ParseService(ParseContext& context, const YamlValue
     if (!parsed) return std::nullopt;
     service.reconcile_interval = *parsed;
   }
+  if (const YamlValue* detection = fields->Find("detection")) {
+    auto parsed = config_internal::ParseDetection(context, *detection);
+    if (!parsed) return std::nullopt;
+    service.detection = std::move(*parsed);
+  }
   return service;
 }
 
@@ -446,6 +453,11 @@ void ParseTopLevel(ParseContext& context, const YamlValue& root, Config& config)
     auto notifications = config_internal::ParseNotifications(context, *value);
     if (!notifications) return;
     config.notifications = std::move(*notifications);
+  }
+  if (const YamlValue* value = fields->Find("signals")) {
+    auto signals = config_internal::ParseSignals(context, *value);
+    if (!signals) return;
+    config.signals = std::move(*signals);
   }
 }
 

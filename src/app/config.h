@@ -162,6 +162,67 @@ struct NotificationsConfig {
 // The event names a webhook's `events` filter may list.
 std::span<const std::string_view> NotificationEvents();
 
+
+// ---- Detection: signals and per-service detection rules ------------------------------------
+
+// The `signals.alertmanager` block: the Alertmanager webhook receiver. Without it the receiver
+// route answers 404.
+struct AlertmanagerReceiverConfig {
+  // Compared with the request's `Authorization: Bearer` header; Alertmanager's http_config
+  // sends it. At least one of bearer_token and hmac_secret is required.
+  std::optional<SecretRef> bearer_token;
+  // For senders that sign bodies: `X-Backout-Signature: sha256=HEX`, HMAC-SHA256 of the body.
+  std::optional<SecretRef> hmac_secret;
+  // The alert label that names the service.
+  std::string service_label = "service";
+  // A larger body is answered 413 and counted.
+  int64_t max_body_bytes = int64_t{10} * 1024 * 1024;
+};
+
+// The `signals.prometheus` block: where detection rules are evaluated.
+struct PrometheusConfig {
+  std::string url;  // http(s)://HOST:PORT of the Prometheus server
+  std::chrono::milliseconds timeout{10'000};
+};
+
+// The `signals` block.
+struct SignalsConfig {
+  std::optional<AlertmanagerReceiverConfig> alertmanager;
+  std::optional<PrometheusConfig> prometheus;
+  // How often the rules and probes of services with a change in its watch window run.
+  std::chrono::milliseconds evaluation_interval{15'000};
+};
+
+// One PromQL condition of a service: firing while the query returns a sample.
+struct DetectionRuleConfig {
+  std::string name;
+  std::string query;
+  std::string severity = "warning";  // the signal's severity, matched by automatic_rollback
+};
+
+// One HTTP probe of a service.
+struct ProbeConfig {
+  std::string name;
+  std::string url;
+  std::string method = "GET";  // GET, HEAD or POST
+  int64_t expected_status = 200;
+  std::chrono::milliseconds timeout{5'000};
+  std::string severity = "warning";
+};
+
+// A service's `detection` block. Automatic rollback is off unless `automatic_rollback.enabled`.
+struct DetectionConfig {
+  // Signals are correlated with changes this recent, and rules and probes run this long after
+  // each change.
+  std::chrono::milliseconds watch_window{30 * 60 * 1000};
+  std::vector<DetectionRuleConfig> rules;
+  std::vector<ProbeConfig> probes;
+  bool automatic_rollback = false;
+  // The signal severities (the alert's `severity` label, a rule's or probe's severity) at which
+  // an attributed signal rolls back without a person's decision.
+  std::vector<std::string> automatic_severities;
+};
+
 // One entry of `services`.
 struct ServiceConfig {
   std::string name;
@@ -175,6 +236,7 @@ struct ServiceConfig {
   std::vector<CheckConfig> checks;
   // How often the reconciliation job reads the provider's history (`reconcile_interval`).
   core::Duration reconcile_interval = kDefaultReconcileInterval;
+  DetectionConfig detection;
 };
 
 // The server's configuration: one YAML file, validated when loaded.
@@ -196,6 +258,7 @@ struct Config {
   std::vector<UserConfig> users;
   std::vector<ServiceConfig> services;
   NotificationsConfig notifications;
+  SignalsConfig signals;
 
   // The name that error messages use for the file: its path as given to Load.
   std::string source_name;

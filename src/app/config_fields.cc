@@ -25,6 +25,8 @@ constexpr std::string_view kSecretFields[] = {
     "services[].provider.credentials.*",
     "services[].checks[].env.*",
     "notifications.webhooks[].secret",
+    "signals.alertmanager.bearer_token",
+    "signals.alertmanager.hmac_secret",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {

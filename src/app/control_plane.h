@@ -15,12 +15,14 @@
 #include "app/discovery.h"
 #include "app/notifications.h"
 #include "app/requests.h"
+#include "app/signals.h"
 #include "core/clock.h"
 #include "core/domain.h"
 #include "core/error.h"
 #include "core/policy.h"
 #include "evidence/audit.h"
 #include "providers/provider.h"
+#include "signals/alertmanager.h"
 #include "store/store.h"
 
 namespace backout::app {
@@ -218,6 +220,33 @@ class ControlPlane {
   // Deliveries of webhook notifications, or only the dead-lettered ones.
   core::Result<Page<Notification>> ListNotifications(const Caller& caller, bool failed_only,
                                                      const ListOptions& options);
+
+  // ---- Detection: signals, correlation and the automatic policy (signals.cc) ---------------
+
+  // Checks a webhook request against `signals.alertmanager`: the bearer token from the
+  // Authorization header, or the HMAC-SHA256 signature ("sha256=HEX") of `body`. kNotFound
+  // when the receiver is not configured, kUnauthenticated when neither matches.
+  core::Result<void> AuthenticateSignalSender(std::string_view authorization,
+                                              std::string_view signature,
+                                              std::string_view body) const;
+
+  // Commits every alert of one webhook in one transaction, then returns; correlation runs
+  // later in a signal_correlation job. An alert already recorded (same fingerprint and
+  // startsAt) is counted as a duplicate and changes nothing; a resolved alert closes its signal.
+  core::Result<SignalIntake> IngestAlertmanager(const signals::WebhookPayload& payload);
+
+  // Runs one leased signal_correlation job: attributes each signal, opens or joins its incident
+  // and applies the service's automatic policy. Completes or fails the job itself.
+  void RunSignalCorrelation(const store::JobLease& lease);
+
+  // Evaluates the Prometheus rules and HTTP probes of every service that has a change within its
+  // watch window, commits the signals that fire and enqueues their correlation. Returns how
+  // many new signals fired.
+  core::Result<int> EvaluateDetection();
+
+  core::Result<Page<SignalRecord>> ListSignals(const Caller& caller,
+                                               std::optional<std::string> service,
+                                               const ListOptions& options);
 
  private:
   core::Result<void> RecordRefusal(const Caller& caller, std::string_view action,

@@ -43,10 +43,11 @@ JobRunner::JobRunner(ControlPlane& plane, JobRunnerOptions options)
     : plane_(plane), options_(std::move(options)) {}
 
 core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
-  auto leased = plane_.store().LeaseJob(
-      options_.owner,
-      {kRollbackJob, kValidationJob, kReconcileJob, kNotificationJob, kActionItemDueJob},
-      options_.lease);
+  auto leased = plane_.store().LeaseJob(options_.owner,
+                                        {kRollbackJob, kValidationJob, kReconcileJob,
+                                         kNotificationJob, kActionItemDueJob,
+                                         kSignalCorrelationJob},
+                                        options_.lease);
   if (!leased) return std::unexpected(leased.error());
   if (!leased->has_value()) return false;
   const store::JobLease& lease = **leased;
@@ -65,6 +66,8 @@ core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
     RunNotification(lease);
   } else if (lease.job.kind == kActionItemDueJob) {
     RunActionItemDue(lease);
+  } else if (lease.job.kind == kSignalCorrelationJob) {
+    plane_.RunSignalCorrelation(lease);
   } else {
     RunValidation(lease, stop);
   }

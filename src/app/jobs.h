@@ -5,6 +5,8 @@ namespace backout::app {
 
 inline constexpr char kRollbackJob[] = "rollback";
 inline constexpr char kValidationJob[] = "validation";
+// Correlates new signals with changes and applies the automatic policy (signals.cc).
+inline constexpr char kSignalCorrelationJob[] = "signal_correlation";
 
 // Steps of a rollback job, in order. "executing" is written before the provider is called, so a
 // job found at that step after a restart was mid-action and must be resumed, never re-run.

@@ -9,6 +9,7 @@
 #include "server/openapi.h"
 #include "server/reconciliation_routes.h"
 #include "server/schema.h"
+#include "server/signal_routes.h"
 
 namespace backout::server {
 namespace {
@@ -664,6 +665,7 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddJobAndLedgerRoutes(router, plane);
   AddReconciliationAndNotificationRoutes(router, plane);
   AddEvidenceRoutes(router, plane);
+  if (environment.metrics != nullptr) AddSignalRoutes(router, plane, *environment.metrics);
 }
 
 }  // namespace backout::server

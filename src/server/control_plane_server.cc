@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
@@ -180,6 +181,9 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
     server->workers_.emplace_back([raw = server.get(), runner = runner.get()](
                                       std::stop_token stop) { raw->WorkerLoop(stop, *runner); });
   }
+  // Step 5: detection rules and probes, when any service has them.
+  server->detection_ =
+      std::jthread([raw = server.get()](std::stop_token stop) { raw->DetectionLoop(stop); });
   spdlog::info("component=server event=started port={} workers={} store={}", server->port_,
                options.workers, server->store_->Backend());
   return server;
@@ -200,6 +204,25 @@ void ControlPlaneServer::WorkerLoop(std::stop_token stop, app::JobRunner& runner
   workers_running_--;
 }
 
+void ControlPlaneServer::DetectionLoop(std::stop_token stop) {
+  std::mutex mutex;
+  std::condition_variable_any idle;
+  while (!stop.stop_requested()) {
+    const auto settings = plane_->settings();
+    const bool any = std::ranges::any_of(settings->config.services, [](const auto& service) {
+      return !service.detection.rules.empty() || !service.detection.probes.empty();
+    });
+    if (any) {
+      if (auto fired = plane_->EvaluateDetection(); !fired) {
+        spdlog::error("component=signals event=detection_failed error=\"{}\"",
+                      fired.error().message);
+      }
+    }
+    std::unique_lock lock(mutex);
+    idle.wait_for(lock, stop, settings->config.signals.evaluation_interval, [] { return false; });
+  }
+}
+
 bool ControlPlaneServer::Stop() {
   if (stopped_.exchange(true)) return true;
   stopping_ = true;
@@ -207,6 +230,10 @@ bool ControlPlaneServer::Stop() {
   if (http_) http_->Stop();
   if (http_thread_.joinable()) http_thread_.join();
 
+  if (detection_.joinable()) {
+    detection_.request_stop();
+    detection_.join();
+  }
   for (auto& worker : workers_) worker.request_stop();
   const auto step = std::chrono::milliseconds(50);
   for (auto waited = std::chrono::milliseconds(0);

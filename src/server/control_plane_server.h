@@ -62,6 +62,8 @@ class ControlPlaneServer {
  private:
   ControlPlaneServer(const ServeOptions& options, core::Clock& clock);
   void WorkerLoop(std::stop_token stop, app::JobRunner& runner);
+  // Evaluates the detection rules and probes every signals.evaluation_interval.
+  void DetectionLoop(std::stop_token stop);
 
   ServeOptions options_;
   core::Clock& clock_;
@@ -77,6 +79,7 @@ class ControlPlaneServer {
   std::vector<std::unique_ptr<app::JobRunner>> runners_;
   std::vector<std::jthread> workers_;
   std::atomic<int> workers_running_{0};
+  std::jthread detection_;
 };
 
 }  // namespace backout::server

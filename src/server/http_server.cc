@@ -3,7 +3,10 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <map>
 #include <exception>
 #include <utility>
 
@@ -119,7 +122,12 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
 
   httplib::Server& http = *server->server_;
   http.set_tcp_nodelay(true);
-  http.set_payload_max_length(server->options_.max_body_bytes);
+  // httplib refuses larger bodies before reading them, so its limit is the largest of any route.
+  size_t largest_body = server->options_.max_body_bytes;
+  for (const Route& route : router.routes()) {
+    largest_body = std::max(largest_body, route.max_body_bytes.value_or(0));
+  }
+  http.set_payload_max_length(largest_body);
   http.set_read_timeout(std::chrono::seconds(30));
   http.set_write_timeout(std::chrono::seconds(30));
 
@@ -142,8 +150,15 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
         if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message(ReasonFor(response.status));
         if (response.status == 413) {
+          const Router::Match match = self->router_.Find(request.method, request.path);
+          const size_t limit = match.route != nullptr
+                                   ? match.route->max_body_bytes.value_or(
+                                         self->options_.max_body_bytes)
+                                   : self->options_.max_body_bytes;
           message = fmt::format("the request body is larger than the limit of {} bytes; send less",
-                                self->options_.max_body_bytes);
+                                limit);
+          self->CountTooLarge(request, match.route != nullptr ? match.route->path : "(unrouted)",
+                              limit);
         }
         response.set_content(ErrorBody(CodeForStatus(response.status), message).dump(), kJson);
         self->metrics_.Increment(kRequestsTotal, {{"method", request.method},
@@ -269,14 +284,25 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
   }
   if (auto checked = ValidateQuery(route, query); !checked) return ErrorResponse(checked.error());
 
-  if (request.body.size() > options_.max_body_bytes) {
+  const size_t body_limit = route.max_body_bytes.value_or(options_.max_body_bytes);
+  if (request.body.size() > body_limit) {
+    CountTooLarge(request, route.path, body_limit);
     return ErrorResponse(413, kPayloadTooLarge,
                          fmt::format("the request body is larger than the limit of {} bytes; "
                                      "send less",
-                                     options_.max_body_bytes));
+                                     body_limit));
   }
   nlohmann::json body;
-  if (route.request_body) {
+  std::string raw_body;
+  std::map<std::string, std::string> headers;
+  if (route.raw_body) {
+    raw_body = request.body;
+    for (const auto& [name, value] : request.headers) {
+      std::string lower = name;
+      std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      headers.emplace(std::move(lower), value);
+    }
+  } else if (route.request_body) {
     if (request.body.empty()) {
       body = nlohmann::json::object();
     } else {
@@ -304,7 +330,9 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                    .query = std::move(query),
                    .body = std::move(body),
                    .caller = caller,
-                   .remote_address = request.remote_addr};
+                   .remote_address = request.remote_addr,
+                   .raw_body = std::move(raw_body),
+                   .headers = std::move(headers)};
   core::Result<HttpResponse> answer = route.handler(call);
   if (!answer) return ErrorResponse(answer.error());
   return *std::move(answer);
@@ -349,6 +377,16 @@ std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
   }
   caller = *std::move(resolved);
   return std::nullopt;
+}
+
+void HttpServer::CountTooLarge(const httplib::Request& request, const std::string& route,
+                               size_t limit) {
+  metrics_.Increment(kPayloadTooLargeTotal, {{"route", route}});
+  spdlog::warn(
+      "component=http event=payload_too_large method={} route={} remote={} content_length={} "
+      "limit={}",
+      request.method, route, request.remote_addr, request.get_header_value("Content-Length"),
+      limit);
 }
 
 HttpResponse HttpServer::Unauthenticated(const std::string& address, std::string_view message) {

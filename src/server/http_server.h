@@ -77,6 +77,8 @@ class HttpServer {
   std::optional<HttpResponse> CheckAccess(const Route& route, const httplib::Request& request,
                                           std::optional<app::Caller>& caller);
   HttpResponse Unauthenticated(const std::string& address, std::string_view message);
+  // Logs and counts a body over `limit`, which httplib or the route check refused.
+  void CountTooLarge(const httplib::Request& request, const std::string& route, size_t limit);
 
   HttpServerOptions options_;
   const Router& router_;

@@ -88,6 +88,9 @@ void DeclareServerMetrics(Metrics& metrics) {
                   "Requests of authenticated callers rejected with 403.");
   metrics.Declare(kJobsFinishedTotal, Metrics::Kind::kCounter,
                   "Background jobs finished, by kind and outcome.");
+  metrics.Declare(kPayloadTooLargeTotal, Metrics::Kind::kCounter,
+                  "Requests rejected with 413 because the body exceeded the route's limit, by "
+                  "route pattern.");
 }
 
 }  // namespace backout::server

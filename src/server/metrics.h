@@ -42,6 +42,7 @@ inline constexpr char kUnauthenticatedTotal[] = "backout_http_unauthenticated_to
 inline constexpr char kRateLimitedTotal[] = "backout_http_rate_limited_total";
 inline constexpr char kRefusedTotal[] = "backout_http_refused_total";
 inline constexpr char kJobsFinishedTotal[] = "backout_jobs_finished_total";
+inline constexpr char kPayloadTooLargeTotal[] = "backout_http_payload_too_large_total";
 
 void DeclareServerMetrics(Metrics& metrics);
 

@@ -32,6 +32,10 @@ struct HttpRequest {
   nlohmann::json body;  // validated against the route's request schema; null without one
   std::optional<app::Caller> caller;
   std::string remote_address;
+  // For routes with raw_body: the body's bytes as received, not parsed, and the request headers
+  // with lower-case names.
+  std::string raw_body;
+  std::map<std::string, std::string> headers;
 };
 
 struct HttpResponse {
@@ -62,6 +66,11 @@ struct Route {
   Schema response = OpenObjectSchema("");
   std::string response_content_type = "application/json";
   Handler handler;
+  // The handler reads HttpRequest::raw_body itself (a webhook that verifies a signature over the
+  // exact bytes); request_body then only documents the shape.
+  bool raw_body = false;
+  // A body limit for this route instead of the server's.
+  std::optional<size_t> max_body_bytes;
 };
 
 // Matches request paths against the route table.

@@ -1,0 +1,306 @@
+// Detection intake: the Alertmanager webhook's authentication and the commit of its alerts.
+#include "app/signals.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "app/control_plane.h"
+#include "app/jobs.h"
+#include "app/records.h"
+#include "app/signal_internal.h"
+#include "app/try.h"
+#include "ledger/hash.h"
+
+namespace backout::app {
+namespace {
+
+constexpr std::string_view kBearerPrefix = "Bearer ";
+constexpr std::string_view kSignaturePrefix = "sha256=";
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view body) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest, &length);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+SignalRecord FromAlert(const signals::Alert& alert, const signals::WebhookPayload& payload,
+                       core::Time now) {
+  auto name = alert.labels.find("alertname");
+  return SignalRecord{.id = fmt::format("am:{}", alert.Identity()),
+                      .source = "alertmanager",
+                      .name = name == alert.labels.end() ? "" : name->second,
+                      .service = alert.service,
+                      .severity = alert.Severity(),
+                      .status = std::string(signals::AlertStatusName(alert.status)),
+                      .starts_at = alert.starts_at,
+                      .ends_at = alert.ends_at,
+                      .received_at = now,
+                      .labels = alert.labels,
+                      .annotations = alert.annotations,
+                      .detail = alert.generator_url,
+                      .group_key = payload.group_key,
+                      .receiver = payload.receiver,
+                      .truncated_alerts = payload.truncated_alerts};
+}
+
+// Adds a timeline event about `signal` to its incident, when it has one.
+core::Result<void> NoteOnIncident(store::Transaction& tx, const SignalRecord& signal,
+                                  core::Time now, std::string kind, std::string detail) {
+  if (signal.incident_id.empty()) return {};
+  BACKOUT_TRY(auto stored, LoadIncident(tx, signal.incident_id));
+  AddTimeline(stored.value, now, SystemCaller(), std::move(kind), std::move(detail));
+  return Save(tx, stored);
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& json, const SignalRecord& signal) {
+  json = {{"id", signal.id},
+          {"source", signal.source},
+          {"name", signal.name},
+          {"service", signal.service},
+          {"severity", signal.severity},
+          {"status", signal.status},
+          {"starts_at", core::FormatTime(signal.starts_at)},
+          {"ends_at", signal.ends_at ? nlohmann::json(core::FormatTime(*signal.ends_at))
+                                     : nlohmann::json(nullptr)},
+          {"received_at", core::FormatTime(signal.received_at)},
+          {"labels", signal.labels},
+          {"annotations", signal.annotations},
+          {"detail", signal.detail},
+          {"group_key", signal.group_key},
+          {"receiver", signal.receiver},
+          {"truncated_alerts", signal.truncated_alerts},
+          {"deliveries", signal.deliveries},
+          {"correlated", signal.correlated},
+          {"incident_id", signal.incident_id},
+          {"suspected_change_id", signal.suspected_change_id},
+          {"score", signal.score},
+          {"correlation_reason", signal.correlation_reason}};
+}
+
+void from_json(const nlohmann::json& json, SignalRecord& signal) {
+  auto time_of = [](const nlohmann::json& value) -> core::Time {
+    auto parsed = core::ParseTime(value.get<std::string>());
+    if (!parsed) throw std::invalid_argument(parsed.error().message);
+    return *parsed;
+  };
+  signal.id = json.at("id").get<std::string>();
+  signal.source = json.value("source", "");
+  signal.name = json.value("name", "");
+  signal.service = json.value("service", "");
+  signal.severity = json.value("severity", "");
+  signal.status = json.value("status", "");
+  signal.starts_at = time_of(json.at("starts_at"));
+  if (json.contains("ends_at") && !json["ends_at"].is_null()) {
+    signal.ends_at = time_of(json["ends_at"]);
+  }
+  signal.received_at = time_of(json.at("received_at"));
+  signal.labels = json.value("labels", std::map<std::string, std::string>());
+  signal.annotations = json.value("annotations", std::map<std::string, std::string>());
+  signal.detail = json.value("detail", "");
+  signal.group_key = json.value("group_key", "");
+  signal.receiver = json.value("receiver", "");
+  signal.truncated_alerts = json.value("truncated_alerts", int64_t{0});
+  signal.deliveries = json.value("deliveries", int64_t{1});
+  signal.correlated = json.value("correlated", false);
+  signal.incident_id = json.value("incident_id", "");
+  signal.suspected_change_id = json.value("suspected_change_id", "");
+  signal.score = json.value("score", 0.0);
+  signal.correlation_reason = json.value("correlation_reason", "");
+}
+
+namespace signal_internal {
+
+core::Result<std::vector<core::Change>> LoadServiceChanges(store::Transaction& tx,
+                                                           const std::string& service) {
+  std::vector<core::Change> changes;
+  std::string after;
+  while (true) {
+    BACKOUT_TRY(auto objects, tx.List(store::ListQuery{
+                                  .kind = kChangeKind, .service = service, .after_id = after}));
+    for (const store::Object& object : objects) {
+      BACKOUT_TRY(core::Change change, core::FromJson<core::Change>(object.body));
+      changes.push_back(std::move(change));
+    }
+    if (objects.size() < 1000) break;
+    after = objects.back().id;
+  }
+  return changes;
+}
+
+core::Result<std::string> EnqueueCorrelation(store::Transaction& tx,
+                                             const std::vector<std::string>& signal_ids,
+                                             core::Time now) {
+  BACKOUT_TRY(int64_t job, tx.EnqueueJob(kSignalCorrelationJob, "signals",
+                                         {{"signal_ids", signal_ids}}, now));
+  return std::to_string(job);
+}
+
+core::Severity IncidentSeverity(std::string_view signal_severity) {
+  if (auto parsed = core::ParseSeverity(signal_severity)) return *parsed;
+  if (signal_severity == "critical" || signal_severity == "page") return core::Severity::kSev1;
+  if (signal_severity == "error" || signal_severity == "major") return core::Severity::kSev2;
+  if (signal_severity == "info") return core::Severity::kSev4;
+  return core::Severity::kSev3;
+}
+
+std::string SignalSubject(std::string_view id) { return fmt::format("signal/{}", id); }
+
+}  // namespace signal_internal
+
+core::Result<void> ControlPlane::AuthenticateSignalSender(std::string_view authorization,
+                                                          std::string_view signature,
+                                                          std::string_view body) const {
+  const auto current = settings();
+  const auto& receiver = current->config.signals.alertmanager;
+  if (!receiver) {
+    return core::MakeError(core::ErrorCode::kNotFound,
+                           "the Alertmanager receiver is not configured; add signals.alertmanager "
+                           "to the config and reload");
+  }
+  if (receiver->bearer_token && authorization.starts_with(kBearerPrefix)) {
+    BACKOUT_TRY(std::string token, receiver->bearer_token->Resolve());
+    if (ConstantTimeEquals(authorization.substr(kBearerPrefix.size()), token)) return {};
+    return core::MakeError(core::ErrorCode::kUnauthenticated,
+                           "the bearer token is not the receiver's; check the http_config of "
+                           "Alertmanager's webhook_config");
+  }
+  if (receiver->hmac_secret && signature.starts_with(kSignaturePrefix)) {
+    BACKOUT_TRY(std::string secret, receiver->hmac_secret->Resolve());
+    if (ConstantTimeEquals(signature.substr(kSignaturePrefix.size()),
+                           HmacSha256Hex(secret, body))) {
+      return {};
+    }
+    return core::MakeError(core::ErrorCode::kUnauthenticated,
+                           "the X-Backout-Signature does not match the body; sign the exact body "
+                           "with HMAC-SHA256 and the receiver's hmac_secret");
+  }
+  return core::MakeError(core::ErrorCode::kUnauthenticated,
+                         "missing credentials; send `Authorization: Bearer TOKEN`{}",
+                         receiver->hmac_secret ? " or `X-Backout-Signature: sha256=HEX`" : "");
+}
+
+core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
+    const signals::WebhookPayload& payload) {
+  const core::Time now = clock_.Now();
+  const Caller system = SystemCaller();
+  SignalIntake intake{.received = static_cast<int>(payload.alerts.size()),
+                      .invalid = static_cast<int>(payload.invalid_alerts.size()),
+                      .truncated_alerts = payload.truncated_alerts};
+
+  BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+    intake.recorded = intake.duplicates = intake.resolved = 0;
+    std::vector<std::string> fired;
+    // One ledger entry lists every new signal of the delivery, as one commit records them.
+    nlohmann::json received = nlohmann::json::array();
+    for (const signals::Alert& alert : payload.alerts) {
+      SignalRecord incoming = FromAlert(alert, payload, now);
+      BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
+
+      // A new alert: record it, and correlate it when it fires.
+      if (!existing) {
+        BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, incoming.id, incoming.service, incoming));
+        ++intake.recorded;
+        if (alert.status == signals::AlertStatus::kFiring) fired.push_back(incoming.id);
+        received.push_back({{"signal", incoming.id},
+                            {"name", incoming.name},
+                            {"service", incoming.service},
+                            {"severity", incoming.severity},
+                            {"status", incoming.status},
+                            {"starts_at", core::FormatTime(incoming.starts_at)}});
+        continue;
+      }
+
+      // Seen before: a repeat of the same state changes nothing, a resolved alert closes it.
+      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(existing->body));
+      if (alert.status == signals::AlertStatus::kFiring || signal.status == "resolved") {
+        ++intake.duplicates;
+        continue;
+      }
+      signal.status = "resolved";
+      signal.ends_at = alert.ends_at.value_or(now);
+      existing->body = nlohmann::json(signal);
+      BACKOUT_CHECK(tx.Put(*existing));
+      ++intake.resolved;
+      BACKOUT_CHECK(NoteOnIncident(tx, signal, now, "signal_resolved",
+                                   fmt::format("alert {} on {} resolved at {}", signal.name,
+                                               signal.service, core::FormatTime(*signal.ends_at))));
+      BACKOUT_CHECK(Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(signal.id),
+                           {{"ends_at", core::FormatTime(*signal.ends_at)},
+                            {"incident", signal.incident_id}}));
+    }
+
+    if (!received.empty()) {
+      BACKOUT_CHECK(Ledger(tx, system, "signal.received", "signals",
+                           {{"source", "alertmanager"},
+                            {"group_key", payload.group_key},
+                            {"receiver", payload.receiver},
+                            {"truncated_alerts", payload.truncated_alerts},
+                            {"signals", std::move(received)}}));
+    }
+
+    // Alertmanager drops what exceeds max_alerts and never sends it later, so the count is kept.
+    if (payload.truncated_alerts > 0 || !payload.invalid_alerts.empty()) {
+      nlohmann::json invalid = nlohmann::json::array();
+      for (const auto& item : payload.invalid_alerts) {
+        invalid.push_back({{"index", item.index}, {"reason", item.reason}});
+      }
+      BACKOUT_CHECK(Ledger(tx, system, "signal.delivery_incomplete", "signals",
+                           {{"group_key", payload.group_key},
+                            {"receiver", payload.receiver},
+                            {"truncated_alerts", payload.truncated_alerts},
+                            {"invalid_alerts", invalid}}));
+    }
+    if (!fired.empty()) {
+      BACKOUT_TRY(intake.job_id, signal_internal::EnqueueCorrelation(tx, fired, now));
+    }
+    return {};
+  }));
+
+  spdlog::info(
+      "component=signals event=webhook_committed group_key=\"{}\" received={} recorded={} "
+      "duplicates={} resolved={} invalid={} truncated={} job={}",
+      payload.group_key, intake.received, intake.recorded, intake.duplicates, intake.resolved,
+      intake.invalid, intake.truncated_alerts, intake.job_id.empty() ? "-" : intake.job_id);
+  return intake;
+}
+
+core::Result<Page<SignalRecord>> ControlPlane::ListSignals(const Caller& caller,
+                                                           std::optional<std::string> service,
+                                                           const ListOptions& options) {
+  const auto current = settings();
+  Page<SignalRecord> page;
+  BACKOUT_CHECK(Read(caller, "signal.list", "signals", [&](store::Transaction& tx) -> core::Result<void> {
+    BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
+    BACKOUT_TRY(auto objects, tx.List(store::ListQuery{.kind = kSignalKind,
+                                                       .service = service,
+                                                       .after_id = options.after,
+                                                       .limit = options.limit + 1}));
+    for (const store::Object& object : objects) {
+      if (static_cast<int>(page.items.size()) == options.limit) {
+        page.next_after = page.items.back().id;
+        break;
+      }
+      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(object.body));
+      page.items.push_back(std::move(signal));
+    }
+    return {};
+  }));
+  return page;
+}
+
+}  // namespace backout::app

@@ -1,0 +1,68 @@
+#pragma once
+
+// Records of step 1 of the procedure (detect the failed change): the signals Backout received or
+// raised, and the automatic actions the per-service policy took on them.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/time.h"
+
+namespace backout::app {
+
+inline constexpr char kSignalKind[] = "signal";
+// One per change the automatic policy acted on (or decided not to), keyed by change id, so it
+// never acts twice for one change.
+inline constexpr char kAutomaticActionKind[] = "automatic_action";
+// Maps a suspected change id to its open incident, so later signals join it.
+inline constexpr char kSuspectIncidentKind[] = "suspect_incident";
+// Maps a service to its open incident without a suspected change.
+inline constexpr char kUnattributedIncidentKind[] = "unattributed_incident";
+
+// One signal: an Alertmanager alert, a Backout PromQL rule or an HTTP probe that fired.
+struct SignalRecord {
+  std::string id;      // "am:FINGERPRINT@STARTS_AT", "rule:SERVICE/RULE/CHANGE", "probe:…"
+  std::string source;  // "alertmanager", "prometheus", "probe"
+  std::string name;    // alertname, rule or probe name
+  std::string service;  // empty when the signal names none
+  std::string severity;
+  std::string status;  // "firing" or "resolved"
+  core::Time starts_at{};
+  std::optional<core::Time> ends_at;
+  core::Time received_at{};
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::string detail;  // the rule's samples or the probe's answer
+  // Alertmanager context: the group and how many alerts it dropped (max_alerts).
+  std::string group_key;
+  std::string receiver;
+  int64_t truncated_alerts = 0;
+  int64_t deliveries = 1;
+  // Correlation, filled by the worker.
+  bool correlated = false;
+  std::string incident_id;
+  std::string suspected_change_id;
+  double score = 0;
+  std::string correlation_reason;
+};
+
+void to_json(nlohmann::json& json, const SignalRecord& signal);
+void from_json(const nlohmann::json& json, SignalRecord& signal);
+
+// What one webhook delivery did.
+struct SignalIntake {
+  int received = 0;    // alerts in the body
+  int recorded = 0;    // new signals committed
+  int duplicates = 0;  // already recorded (retries, Alertmanager replicas)
+  int resolved = 0;    // signals closed by a resolved alert
+  int invalid = 0;     // alerts that could not be decoded
+  int64_t truncated_alerts = 0;
+  std::string job_id;  // the correlation job, empty when nothing new fired
+};
+
+}  // namespace backout::app

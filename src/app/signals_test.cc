@@ -1,0 +1,268 @@
+// The detection use cases over a real SQLite store and a real `command` runbook: intake,
+// correlation and the automatic policy, with a manual clock.
+#include "app/signals.h"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "app/control_plane.h"
+#include "app/job_runner.h"
+#include "app/records.h"
+#include "providers/registry.h"
+#include "support/temp_dir.h"
+
+namespace backout::app {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+core::Time Start() {
+  return core::Time(std::chrono::sys_days(std::chrono::year(2026) / 12 / 4)) + 12h;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class SignalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& dir = temp_.path();
+    std::ofstream(dir / "live") << "v2\n";
+    std::ofstream(dir / "rollback.sh")
+        << fmt::format("#!/bin/sh\necho \"$BACKOUT_TARGET_VERSION\" >> {0}/actions\n"
+                       "echo \"$BACKOUT_TARGET_VERSION\" > {0}/live\n",
+                       dir.string());
+    std::ofstream(dir / "status.sh") << fmt::format("#!/bin/sh\ncat {}/live\n", dir.string());
+    ::chmod((dir / "rollback.sh").c_str(), 0755);
+    ::chmod((dir / "status.sh").c_str(), 0755);
+
+    const std::string text = fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+users:
+  - {{name: ci-bot, roles: [ci]}}
+signals:
+  alertmanager: {{bearer_token: env:BACKOUT_SIGNAL_TEST_TOKEN}}
+services:
+  - name: checkout
+    depends_on: [payments]
+    provider: {{kind: command, run: [{0}/rollback.sh], status: [{0}/status.sh], output_dir: {0}}}
+    detection:
+      watch_window: 30m
+      automatic_rollback: {{enabled: true, severities: [critical]}}
+  - name: payments
+    provider: {{kind: command, run: [{0}/rollback.sh], output_dir: {0}}}
+)",
+                                         dir.string());
+    ::setenv("BACKOUT_SIGNAL_TEST_TOKEN", "signal-test-token", 1);
+    auto config = Config::Parse(text, "test.yaml", dir);
+    ASSERT_TRUE(config.has_value()) << config.error().message;
+    ProviderMap providers;
+    for (const ServiceConfig& service : config->services) {
+      auto provider = providers::Registry::Create(service.provider.kind, service.name,
+                                                  service.provider.settings, {}, clock_);
+      ASSERT_TRUE(provider.has_value()) << provider.error().message;
+      providers.emplace(service.name,
+                        std::shared_ptr<const providers::Provider>(*std::move(provider)));
+    }
+    auto settings = Settings::Create(*std::move(config), std::move(providers));
+    ASSERT_TRUE(settings.has_value()) << settings.error().message;
+    auto signer = ledger::Signer::Generate();
+    ASSERT_TRUE(signer.has_value());
+    auto store = store::OpenStore(fmt::format("sqlite:{}/backout.db", dir.string()),
+                                  store::StoreOptions{.clock = &clock_, .signer = *signer});
+    ASSERT_TRUE(store.has_value()) << store.error().message;
+    store_ = *std::move(store);
+    plane_ = std::make_unique<ControlPlane>(*store_, clock_, *settings);
+    ASSERT_TRUE(plane_->BootstrapAdmin().has_value());
+    ASSERT_TRUE(plane_->RecordPolicy("admin").has_value());
+    auto admin = plane_->Authenticate(
+        [&] {
+          std::string token = ReadFile(dir / "data" / "admin.token");
+          while (!token.empty() && token.back() == '\n') token.pop_back();
+          return token;
+        }());
+    ASSERT_TRUE(admin.has_value());
+    admin_ = *admin;
+    auto ci = plane_->CreateUser(admin_, NewUser{.name = "ci-bot", .roles = {core::Role::kCi}});
+    ASSERT_TRUE(ci.has_value()) << ci.error().message;
+    auto caller = plane_->Authenticate(ci->token);
+    ASSERT_TRUE(caller.has_value());
+    ci_ = *caller;
+    runner_ = std::make_unique<JobRunner>(
+        *plane_, JobRunnerOptions{.owner = "test", .readiness_attempts = 1,
+                                  .readiness_interval = std::chrono::milliseconds(1)});
+  }
+
+  // Records v1 (verified good) 45 minutes ago, outside the 30m watch window, and v2 now on
+  // checkout; returns v2's id.
+  std::string RecordChanges() {
+    auto good = plane_->RecordChange(ci_, NewChange{.service = "checkout",
+                                                    .version = "v1",
+                                                    .previous_version = "v0",
+                                                    .time = clock_.Now() - 45min});
+    EXPECT_TRUE(good.has_value()) << good.error().message;
+    EXPECT_TRUE(plane_->VerifyChange(ci_, good->id, {.passed = true}).has_value());
+    auto bad = plane_->RecordChange(ci_, NewChange{.service = "checkout",
+                                                   .version = "v2",
+                                                   .previous_version = "v1",
+                                                   .time = clock_.Now()});
+    EXPECT_TRUE(bad.has_value()) << bad.error().message;
+    return bad.value_or(core::Change{}).id;
+  }
+
+  signals::WebhookPayload Payload(const std::string& fingerprint, core::Time starts_at,
+                                  const std::string& status = "firing",
+                                  const std::string& severity = "critical") {
+    json body = {{"version", "4"},
+                 {"groupKey", "{}:{}"},
+                 {"status", status},
+                 {"alerts",
+                  {{{"status", status},
+                    {"labels",
+                     {{"alertname", "Errors"}, {"service", "checkout"}, {"severity", severity}}},
+                    {"startsAt", core::FormatTime(starts_at)},
+                    {"endsAt", status == "resolved" ? core::FormatTime(clock_.Now())
+                                                    : "0001-01-01T00:00:00Z"},
+                    {"fingerprint", fingerprint}}}}};
+    auto payload = signals::ParseAlertmanagerWebhook(body.dump(), "service");
+    EXPECT_TRUE(payload.has_value());
+    return *payload;
+  }
+
+  void RunJobs() {
+    for (int i = 0; i < 20; ++i) {
+      auto ran = runner_->RunOnce({});
+      ASSERT_TRUE(ran.has_value()) << ran.error().message;
+      if (!*ran) return;
+    }
+  }
+
+  std::vector<core::Incident> Incidents() {
+    auto page = plane_->ListIncidents(admin_, {}, {});
+    return page ? page->items : std::vector<core::Incident>{};
+  }
+
+  int RunbookRuns() {
+    const std::string actions = ReadFile(temp_.path() / "actions");
+    return static_cast<int>(std::count(actions.begin(), actions.end(), '\n'));
+  }
+
+  testing::TempDir temp_;
+  core::ManualClock clock_{Start()};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ControlPlane> plane_;
+  std::unique_ptr<JobRunner> runner_;
+  Caller admin_;
+  Caller ci_;
+};
+
+TEST_F(SignalTest, SameAlertTwiceIsRecordedOnce) {
+  const auto payload = Payload("00000000000000aa", clock_.Now());
+  auto first = plane_->IngestAlertmanager(payload);
+  auto second = plane_->IngestAlertmanager(payload);
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(first->recorded, 1);
+  EXPECT_EQ(second->recorded, 0);
+  EXPECT_EQ(second->duplicates, 1);
+  EXPECT_TRUE(second->job_id.empty());
+}
+
+TEST_F(SignalTest, ResolvedAlertClosesSignal) {
+  const core::Time starts = clock_.Now();
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000ab", starts)).has_value());
+  clock_.Advance(1min);
+  auto resolved = plane_->IngestAlertmanager(Payload("00000000000000ab", starts, "resolved"));
+  ASSERT_TRUE(resolved.has_value());
+  EXPECT_EQ(resolved->resolved, 1);
+  auto page = plane_->ListSignals(admin_, std::nullopt, {});
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].status, "resolved");
+}
+
+TEST_F(SignalTest, AttributedCriticalAlertRollsBackOnce) {
+  const std::string bad = RecordChanges();
+  clock_.Advance(2min);
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000b1", clock_.Now())).has_value());
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000b2", clock_.Now())).has_value());
+  ASSERT_NO_FATAL_FAILURE(RunJobs());
+
+  const auto incidents = Incidents();
+  ASSERT_EQ(incidents.size(), 1u);
+  const core::Incident& incident = incidents[0];
+  EXPECT_EQ(incident.suspected_change_id.value_or(""), bad);
+  ASSERT_EQ(incident.decisions.size(), 1u);
+  EXPECT_TRUE(incident.decisions[0].decider.starts_with("policy@"));
+  EXPECT_NE(incident.decisions[0].reason.find("loaded by admin"), std::string::npos);
+  ASSERT_EQ(incident.rollbacks.size(), 1u);
+  EXPECT_EQ(incident.rollbacks[0].target_version, "v1");
+  EXPECT_EQ(RunbookRuns(), 1);
+}
+
+TEST_F(SignalTest, AlertBeforeChangeNeverRollsBack) {
+  const core::Time before = clock_.Now() - 5min;
+  RecordChanges();
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000c1", before)).has_value());
+  ASSERT_NO_FATAL_FAILURE(RunJobs());
+  const auto incidents = Incidents();
+  ASSERT_EQ(incidents.size(), 1u);
+  EXPECT_FALSE(incidents[0].suspected_change_id.has_value());
+  EXPECT_TRUE(incidents[0].rollbacks.empty());
+  EXPECT_EQ(RunbookRuns(), 0);
+}
+
+TEST_F(SignalTest, WarningAlertOpensIncidentWithoutRollback) {
+  const std::string bad = RecordChanges();
+  clock_.Advance(1min);
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000d1", clock_.Now(), "firing",
+                                                 "warning"))
+                  .has_value());
+  ASSERT_NO_FATAL_FAILURE(RunJobs());
+  const auto incidents = Incidents();
+  ASSERT_EQ(incidents.size(), 1u);
+  EXPECT_EQ(incidents[0].suspected_change_id.value_or(""), bad);
+  EXPECT_TRUE(incidents[0].rollbacks.empty());
+  EXPECT_EQ(incidents[0].state, core::IncidentState::kOpen);
+}
+
+TEST_F(SignalTest, RollbackChangeIsNeverRolledBack) {
+  RecordChanges();
+  clock_.Advance(1min);
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000e1", clock_.Now())).has_value());
+  ASSERT_NO_FATAL_FAILURE(RunJobs());
+  ASSERT_EQ(RunbookRuns(), 1);
+
+  // CI records the rollback's deploy of v1; an alert after it must not roll it back.
+  clock_.Advance(1min);
+  auto rollback_change = plane_->RecordChange(ci_, NewChange{.service = "checkout",
+                                                             .version = "v1",
+                                                             .previous_version = "v2",
+                                                             .time = clock_.Now()});
+  ASSERT_TRUE(rollback_change.has_value()) << rollback_change.error().message;
+  clock_.Advance(1min);
+  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000e2", clock_.Now())).has_value());
+  ASSERT_NO_FATAL_FAILURE(RunJobs());
+  EXPECT_EQ(RunbookRuns(), 1);
+}
+
+TEST_F(SignalTest, WrongBearerTokenIsRejected) {
+  auto rejected = plane_->AuthenticateSignalSender("Bearer wrong", "", "{}");
+  ASSERT_FALSE(rejected.has_value());
+  EXPECT_EQ(rejected.error().code, core::ErrorCode::kUnauthenticated);
+  EXPECT_TRUE(plane_->AuthenticateSignalSender("Bearer signal-test-token", "", "{}").has_value());
+}
+
+}  // namespace
+}  // namespace backout::app

@@ -1,0 +1,134 @@
+#include "server/signal_routes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "server/api_json.h"
+#include "server/errors.h"
+#include "server/schema.h"
+#include "signals/alertmanager.h"
+
+namespace backout::server {
+namespace {
+
+using nlohmann::json;
+
+std::string HeaderOf(const HttpRequest& request, const std::string& name) {
+  auto it = request.headers.find(name);
+  return it == request.headers.end() ? "" : it->second;
+}
+
+json IntakeJson(const app::SignalIntake& intake) {
+  return {{"received", intake.received},         {"recorded", intake.recorded},
+          {"duplicates", intake.duplicates},     {"resolved", intake.resolved},
+          {"invalid", intake.invalid},           {"truncated_alerts", intake.truncated_alerts},
+          {"correlation_job", intake.job_id}};
+}
+
+core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics& metrics,
+                                               const HttpRequest& request) {
+  // Step 1: the sender's credentials, checked over the exact bytes received.
+  auto authenticated = plane.AuthenticateSignalSender(
+      HeaderOf(request, "authorization"), HeaderOf(request, "x-backout-signature"),
+      request.raw_body);
+  if (!authenticated) {
+    if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
+      metrics.Increment(kUnauthenticatedTotal);
+      metrics.Increment(kSignalWebhooksRejectedTotal, {{"reason", "unauthenticated"}});
+      spdlog::warn("component=signals event=webhook_rejected reason=unauthenticated remote={}",
+                   request.remote_address);
+    }
+    return std::unexpected(authenticated.error());
+  }
+
+  // Step 2: decode every alert on its own.
+  const auto settings = plane.settings();
+  const auto& receiver = settings->config.signals.alertmanager;
+  auto payload = signals::ParseAlertmanagerWebhook(request.raw_body, receiver->service_label);
+  if (!payload) {
+    metrics.Increment(kSignalWebhooksRejectedTotal, {{"reason", "invalid"}});
+    spdlog::warn("component=signals event=webhook_rejected reason=invalid remote={} error=\"{}\"",
+                 request.remote_address, payload.error().message);
+    return std::unexpected(payload.error());
+  }
+
+  // Step 3: commit, then reply.
+  auto intake = plane.IngestAlertmanager(*payload);
+  if (!intake) return std::unexpected(intake.error());
+  metrics.Increment(kSignalAlertsTotal, {{"result", "recorded"}}, intake->recorded);
+  metrics.Increment(kSignalAlertsTotal, {{"result", "duplicate"}}, intake->duplicates);
+  metrics.Increment(kSignalAlertsTotal, {{"result", "resolved"}}, intake->resolved);
+  metrics.Increment(kSignalAlertsTotal, {{"result", "invalid"}}, intake->invalid);
+  metrics.Increment(kSignalAlertsTotal, {{"result", "truncated"}},
+                    static_cast<double>(intake->truncated_alerts));
+  return HttpResponse{.status = 200, .body = IntakeJson(*intake)};
+}
+
+}  // namespace
+
+void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics) {
+  metrics.Declare(kSignalAlertsTotal, Metrics::Kind::kCounter,
+                  "Alerts received by the Alertmanager webhook, by result: recorded, duplicate, "
+                  "resolved, invalid, or truncated (dropped by Alertmanager's max_alerts).");
+  metrics.Declare(kSignalWebhooksRejectedTotal, Metrics::Kind::kCounter,
+                  "Alertmanager webhooks rejected, by reason: unauthenticated or invalid.");
+
+  const auto settings = plane.settings();
+  const auto& receiver = settings->config.signals.alertmanager;
+  std::optional<size_t> limit;
+  if (receiver) limit = static_cast<size_t>(receiver->max_body_bytes);
+
+  router.Add(Route{
+      .method = "POST",
+      .path = "/api/v1/signals/alertmanager",
+      .operation_id = "receiveAlertmanagerWebhook",
+      .summary = "Alertmanager webhook receiver (payload version 4). Authenticated by the "
+                 "receiver's bearer token or an X-Backout-Signature HMAC, not by a user token.",
+      .access = Access::kPublic,
+      .request_body = OpenObjectSchema("Alertmanager's webhook payload, version 4."),
+      .response = ObjectSchema(
+          "What the delivery committed.",
+          {Required("received", IntegerSchema("Alerts in the body.")),
+           Required("recorded", IntegerSchema("New signals committed.")),
+           Required("duplicates", IntegerSchema("Alerts already recorded.")),
+           Required("resolved", IntegerSchema("Signals closed by a resolved alert.")),
+           Required("invalid", IntegerSchema("Alerts that could not be decoded.")),
+           Required("truncated_alerts", IntegerSchema("Alerts Alertmanager dropped.")),
+           Required("correlation_job", StringSchema("The correlation job, or empty."))}),
+      .handler = [&plane, &metrics](const HttpRequest& request) -> core::Result<HttpResponse> {
+        return ReceiveAlertmanager(plane, metrics, request);
+      },
+      .raw_body = true,
+      .max_body_bytes = limit});
+
+  router.Add(Route{
+      .method = "GET",
+      .path = "/api/v1/signals",
+      .operation_id = "listSignals",
+      .summary = "Signals received or raised, with their correlation.",
+      .query = {{"service", StringSchema("Only this service's signals.")},
+                {"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
+                {"after", StringSchema("Return items whose id sorts after this one.")}},
+      .response = OpenObjectSchema("A page of signals."),
+      .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
+        app::ListOptions options;
+        if (auto limit = request.query.find("limit"); limit != request.query.end()) {
+          options.limit = std::clamp(std::atoi(limit->second.c_str()), 1, 1000);
+        }
+        if (auto after = request.query.find("after"); after != request.query.end()) {
+          options.after = after->second;
+        }
+        std::optional<std::string> service;
+        if (auto it = request.query.find("service"); it != request.query.end()) {
+          service = it->second;
+        }
+        auto page = plane.ListSignals(*request.caller, service, options);
+        if (!page) return std::unexpected(page.error());
+        return HttpResponse{.body = PageJson(*page, [](const app::SignalRecord& signal) {
+                              return json(signal);
+                            })};
+      }});
+}
+
+}  // namespace backout::server
