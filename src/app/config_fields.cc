@@ -21,6 +21,8 @@ constexpr std::string_view kSecretFields[] = {
     "services[].provider.env.*",
     "services[].provider.credentials.*",
     "services[].checks[].env.*",
+    "services[].checks[].bearer_token",
+    "services[].checks[].steps[].secret_headers.*",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {

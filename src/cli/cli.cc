@@ -24,6 +24,7 @@ void AddCommands(CLI::App& app, int& exit_status) {
   AddIncidentCommands(app, exit_status);
   AddReviewCommands(app, exit_status);
   AddActionCommands(app, exit_status);
+  AddCheckCommands(app, exit_status);
   AddLedgerCommands(app, exit_status);
 }
 

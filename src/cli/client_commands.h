@@ -25,4 +25,7 @@ void AddReviewCommands(CLI::App& app, int& exit_status);
 // `action add|list|done`.
 void AddActionCommands(CLI::App& app, int& exit_status);
 
+// `incident confirm-check`; call after AddIncidentCommands.
+void AddCheckCommands(CLI::App& app, int& exit_status);
+
 }  // namespace backout::cli

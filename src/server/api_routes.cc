@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "server/api_json.h"
+#include "server/check_routes.h"
 #include "server/openapi.h"
 #include "server/schema.h"
 
@@ -660,6 +661,7 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddIncidentRoutes(router, plane);
   AddFollowUpRoutes(router, plane);
   AddJobAndLedgerRoutes(router, plane);
+  AddCheckRoutes(router, plane);
 }
 
 }  // namespace backout::server
