@@ -40,7 +40,8 @@ enum class FieldType {
   kBoolean,      // true or false -> boolean
   kChoice,       // one of FieldSpec::choices -> string
   // Validation checks (http, prometheus, manual):
-  kNumber,      // a number such as 0.05 or 10 -> number
+  kNumber,      // a number such as 0.05 or 10 -> the string as written (the ledger takes no
+                // floating-point values)
   kSecret,      // one secret reference -> its written form
   kStringList,  // list of non-empty strings -> array of strings
   kTree,        // any YAML below the key -> JSON with every scalar as a string; the checks
@@ -520,7 +521,7 @@ std::optional<json> ReadNumber(ParseContext& context, const YamlValue& value) {
     context.reader.Fail(value, fmt::format("'{}' is not a number such as 0.05 or 10", *text));
     return std::nullopt;
   }
-  return json(number);
+  return json(*text);
 }
 
 // Copies a YAML subtree into JSON. Scalars stay strings, because YAML does not say whether `3`

@@ -267,11 +267,12 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
     payload["step"] = kStepDone;
     payload["outcome"] = core::ValidationFindingName(finding);
     BACKOUT_CHECK(tx.SaveJobProgress(job_id, lease.fencing_token, payload));
-    BACKOUT_CHECK(Ledger(tx, system, "incident.validated", IncidentSubject(incident_id),
-                         {{"job_id", job},
-                          {"finding", core::ValidationFindingName(finding)},
-                          {"observations", observations},
-                          {"metric_series", module_run.metric_series}}));
+    nlohmann::json change = {{"job_id", job},
+                             {"finding", core::ValidationFindingName(finding)},
+                             {"observations", observations}};
+    if (!module_run.metric_series.empty()) change["metric_series"] = module_run.metric_series;
+    BACKOUT_CHECK(
+        Ledger(tx, system, "incident.validated", IncidentSubject(incident_id), std::move(change)));
     return tx.CompleteJob(job_id, lease.fencing_token);
   });
   if (!written) {

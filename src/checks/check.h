@@ -27,8 +27,8 @@ struct ManualConfirmation {
   std::string attachment_sha256;  // lower-case hex
 };
 
-// Where `manual` checks read confirmations. The app implements it on the store. Implementations
-// must be thread-safe.
+// The source `manual` checks read confirmations from. The app implements it on the store.
+// Implementations must be thread-safe.
 class ConfirmationSource {
  public:
   virtual ~ConfirmationSource() = default;
@@ -37,7 +37,7 @@ class ConfirmationSource {
                                                              std::string_view check) const = 0;
 };
 
-// What a check needs from the validation that runs it. The pointers must outlive the run.
+// The validation's inputs to a check run. The pointers must outlive the run.
 struct CheckContext {
   std::string incident_id;
   std::string service;

@@ -60,7 +60,7 @@ class HttpCheck final : public Check {
         settings_(std::move(settings)),
         secret_values_(std::move(secret_values)) {}
 
-  // Runs the sequence once: passed or failed with the reason, and the values captured.
+  // Runs the sequence once. Returns a summary of the responses, or the first mismatch as an error.
   core::Result<std::string> RunOnce(const CheckContext& context) const;
 
   HttpCheckSettings settings_;

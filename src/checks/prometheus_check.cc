@@ -306,7 +306,11 @@ CheckResult PrometheusCheck::Run(const CheckContext& context) const {
   while (true) {
     const core::Time now = context.clock->Now();
     if (now > window_start) {
-      auto range = QueryRange(context, window_start, now, settings_.step);
+      // A validation requested long after the rollback reads only the latest points Prometheus
+      // allows in one query; they are still all newer than the rollback.
+      const core::Time earliest = now - std::chrono::duration_cast<core::Duration>(
+                                            settings_.step * (kMaxPointsPerSeries - 1));
+      auto range = QueryRange(context, std::max(window_start, earliest), now, settings_.step);
       if (!range) {
         could_evaluate = false;
         last_problem = range.error().message;
