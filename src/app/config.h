@@ -126,6 +126,14 @@ struct ProviderConfig {
 // One validation check of a service, with the same split as ProviderConfig.
 //
 // Kind `command`: run, timeout and env, as for the command provider.
+//
+// Kinds `http`, `prometheus` and `manual` are run by the checks module, which validates their
+// settings with the same rules (checks::ValidateSettings). `http`: steps [required list, stored
+// as JSON with every scalar a string], timeout, within [zero allowed] and interval. `prometheus`:
+// url and query [required], below or above [a number, exactly one], for, within, step,
+// interval, evidence_before, timeout [durations] and bearer_token [secret reference]. `manual`:
+// instructions, confirmers [list of user names], wait [zero allowed] and interval.
+// docs/validation.md gives every key's default.
 struct CheckConfig {
   std::string name;
   std::string kind;

@@ -27,6 +27,8 @@ constexpr std::string_view kSecretFields[] = {
     "notifications.webhooks[].secret",
     "signals.alertmanager.bearer_token",
     "signals.alertmanager.hmac_secret",
+    "services[].checks[].bearer_token",
+    "services[].checks[].steps[].secret_headers.*",
 };
 
 bool MatchesSecretField(const std::vector<std::string>& segments) {

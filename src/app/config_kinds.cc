@@ -1,6 +1,7 @@
 #include "app/config_kinds.h"
 
 #include <algorithm>
+#include <cmath>
 #include <regex>
 #include <span>
 #include <string>
@@ -8,6 +9,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "checks/check.h"
 
 namespace backout::app::config_internal {
 namespace {
@@ -36,6 +39,13 @@ enum class FieldType {
   kCount,        // whole number from 1 to 1000 -> integer
   kBoolean,      // true or false -> boolean
   kChoice,       // one of FieldSpec::choices -> string
+  // Validation checks (http, prometheus, manual):
+  kNumber,      // a number such as 0.05 or 10 -> the string as written (the ledger takes no
+                // floating-point values)
+  kSecret,      // one secret reference -> its written form
+  kStringList,  // list of non-empty strings -> array of strings
+  kTree,        // any YAML below the key -> JSON with every scalar as a string; the checks
+                // module validates its shape (CheckModuleSettings)
 };
 
 struct FieldSpec {
@@ -160,6 +170,34 @@ constexpr FieldSpec kCommandCheckFields[] = {
     {"env", FieldType::kEnvironment},
 };
 
+// The keys of the check kinds the checks module implements. That module checks the settings
+// again when it builds the check, with the same rules (CheckModuleSettings below).
+constexpr FieldSpec kHttpCheckFields[] = {
+    {"steps", FieldType::kTree, true},
+    {"timeout", FieldType::kDuration},
+    {"within", FieldType::kWatchTime},
+    {"interval", FieldType::kDuration},
+};
+constexpr FieldSpec kPrometheusCheckFields[] = {
+    {"url", FieldType::kHttpUrl, true},
+    {"query", FieldType::kText, true},
+    {"below", FieldType::kNumber},
+    {"above", FieldType::kNumber},
+    {"for", FieldType::kWatchTime},
+    {"within", FieldType::kDuration},
+    {"step", FieldType::kDuration},
+    {"interval", FieldType::kDuration},
+    {"evidence_before", FieldType::kWatchTime},
+    {"timeout", FieldType::kDuration},
+    {"bearer_token", FieldType::kSecret},
+};
+constexpr FieldSpec kManualCheckFields[] = {
+    {"instructions", FieldType::kText},
+    {"confirmers", FieldType::kStringList},
+    {"wait", FieldType::kWatchTime},
+    {"interval", FieldType::kDuration},
+};
+
 // Checks what no single key can: rules between the keys of a kind's block. Returns the key and
 // the message of the first problem, or std::nullopt.
 struct CrossCheck {
@@ -211,6 +249,28 @@ std::optional<CrossCheck> CheckLaunchDarklySettings(const nlohmann::json& settin
   return std::nullopt;
 }
 
+// Runs the checks module's own validation of a check kind's settings. Its messages start with
+// the key path (`steps[0].url: …`), whose first key names the line to report.
+std::optional<CrossCheck> CheckModuleSettings(std::string_view kind, const nlohmann::json& settings) {
+  auto valid = checks::ValidateSettings(kind, settings);
+  if (valid) return std::nullopt;
+  const std::string& message = valid.error().message;
+  const size_t key_end = message.find_first_of(".[:");
+  std::string key = key_end == std::string::npos ? "" : message.substr(0, key_end);
+  if (!settings.contains(key)) key.clear();
+  return CrossCheck{key, message};
+}
+
+std::optional<CrossCheck> CheckHttpCheckSettings(const nlohmann::json& settings) {
+  return CheckModuleSettings("http", settings);
+}
+std::optional<CrossCheck> CheckPrometheusCheckSettings(const nlohmann::json& settings) {
+  return CheckModuleSettings("prometheus", settings);
+}
+std::optional<CrossCheck> CheckManualCheckSettings(const nlohmann::json& settings) {
+  return CheckModuleSettings("manual", settings);
+}
+
 // One provider or check kind: its name and the keys its block accepts besides `kind` (and, for
 // checks, `name`).
 struct KindSchema {
@@ -230,6 +290,9 @@ const KindSchema kProviderKinds[] = {
 };
 const KindSchema kCheckKinds[] = {
     {"command", kCommandCheckFields},
+    {"http", kHttpCheckFields, &CheckHttpCheckSettings},
+    {"manual", kManualCheckFields, &CheckManualCheckSettings},
+    {"prometheus", kPrometheusCheckFields, &CheckPrometheusCheckSettings},
 };
 
 // The command provider passes its inputs to commands in variables with this prefix (such as
@@ -482,6 +545,40 @@ std::optional<json> ReadText(ParseContext& context, const YamlValue& value) {
 }
 
 // Reads one key of a kind's block as its spec describes.
+std::optional<json> ReadNumber(ParseContext& context, const YamlValue& value) {
+  auto text = context.reader.String(value);
+  if (!text) return std::nullopt;
+  size_t used = 0;
+  double number = 0;
+  try {
+    number = std::stod(*text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text->size() || !std::isfinite(number)) {
+    context.reader.Fail(value, fmt::format("'{}' is not a number such as 0.05 or 10", *text));
+    return std::nullopt;
+  }
+  return json(*text);
+}
+
+// Copies a YAML subtree into JSON. Scalars stay strings, because YAML does not say whether `3`
+// is text or a number; the checks module compares them as such.
+json YamlTreeToJson(const YAML::Node& node) {
+  if (node.IsMap()) {
+    json object = json::object();
+    for (const auto& entry : node) object[entry.first.Scalar()] = YamlTreeToJson(entry.second);
+    return object;
+  }
+  if (node.IsSequence()) {
+    json array = json::array();
+    for (const auto& item : node) array.push_back(YamlTreeToJson(item));
+    return array;
+  }
+  if (node.IsScalar()) return json(node.Scalar());
+  return json(nullptr);
+}
+
 std::optional<json> ReadField(ParseContext& context, const YamlValue& value,
                               const FieldSpec& spec) {
   switch (spec.type) {
@@ -529,6 +626,22 @@ std::optional<json> ReadField(ParseContext& context, const YamlValue& value,
     }
     case FieldType::kCount:
       return ReadCount(context, value);
+    case FieldType::kNumber:
+      return ReadNumber(context, value);
+    case FieldType::kSecret: {
+      auto reference = ReadSecret(context, value);
+      if (!reference) return std::nullopt;
+      return json(reference->ToString());
+    }
+    case FieldType::kStringList: {
+      auto items = context.reader.StringList(value, [](const std::string& item) {
+        return item.empty() ? std::optional<std::string>("must not be empty") : std::nullopt;
+      });
+      if (!items) return std::nullopt;
+      return json(*items);
+    }
+    case FieldType::kTree:
+      return YamlTreeToJson(value.node);
   }
   return std::nullopt;
 }
@@ -631,6 +744,17 @@ std::optional<CheckConfig> ParseCheck(ParseContext& context, const YamlValue& va
 
   auto settings = ReadSettings(context, block->fields, *block->schema);
   if (!settings) return std::nullopt;
+  if (block->schema->cross_check != nullptr) {
+    if (auto problem = block->schema->cross_check(*settings)) {
+      const YamlValue* at = problem->key.empty() ? nullptr : block->fields.Find(problem->key);
+      if (at != nullptr) {
+        reader.Fail(*at, problem->message);
+      } else {
+        reader.Fail(value, problem->message);
+      }
+      return std::nullopt;
+    }
+  }
   return CheckConfig{*name, std::string(block->schema->name), std::move(*settings)};
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/caller.h"
+#include "app/check_runner.h"
 #include "app/config.h"
 #include "app/discovery.h"
 #include "app/notifications.h"
@@ -170,6 +171,16 @@ class ControlPlane {
   // engineering lead or auditor.
   core::Result<nlohmann::json> Population(const Caller& caller, std::optional<core::Time> from,
                                           std::optional<core::Time> to);
+
+  // ---- Validation checks (check_confirmations.cc) -------------------------------------------
+
+  // Records that the caller ran the user-level test of `manual` check `check` of incident `id`,
+  // with its result, note and optional attachment. The caller must be on the roster as an
+  // engineering lead or devops engineer, and among the check's `confirmers` when it lists any.
+  // A validation running now or started later counts it when it is newer than the rollback.
+  core::Result<nlohmann::json> ConfirmCheck(const Caller& caller, std::string_view id,
+                                            std::string_view check,
+                                            const CheckConfirmationRequest& request);
 
   // ---- Helpers shared by the use cases and workers -----------------------------------------
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "app/check_runner.h"
 #include "app/job_runner.h"
 #include "app/jobs.h"
 #include "app/lease_keeper.h"
@@ -12,6 +13,7 @@
 #include "app/try.h"
 #include "core/policy.h"
 #include "core/state_machine.h"
+#include "http/client.h"
 #include "providers/command/process.h"
 
 namespace backout::app {
@@ -108,6 +110,52 @@ core::Time RollbackEnd(const core::Incident& incident, const std::string& rollba
   return incident.opened_at;
 }
 
+// The times the checks measure against: when the rollback completed and when the suspected change
+// was deployed. Read before the checks run, outside the transaction that records the finding.
+struct ValidationTimes {
+  core::Time rollback_finished_at{};
+  core::Time change_at{};
+};
+
+core::Result<ValidationTimes> ReadValidationTimes(store::Store& store,
+                                                  const std::string& incident_id,
+                                                  const std::string& rollback_job_id) {
+  ValidationTimes times;
+  auto read = store.Read([&](store::Transaction& tx) -> core::Result<void> {
+    BACKOUT_TRY(auto stored, LoadIncident(tx, incident_id));
+    const core::Incident& incident = stored.value;
+    times.rollback_finished_at = RollbackEnd(incident, rollback_job_id);
+    times.change_at = times.rollback_finished_at;
+    for (const core::Rollback& rollback : incident.rollbacks) {
+      if (rollback.job_id == rollback_job_id) times.change_at = rollback.requested_at;
+    }
+    if (incident.suspected_change_id) {
+      BACKOUT_TRY(auto change,
+                  Load<core::Change>(tx, kChangeKind, *incident.suspected_change_id, "change"));
+      times.change_at = change.value.time;
+    }
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  return times;
+}
+
+// The HTTP client of `http` and `prometheus` checks: one attempt per request, because the checks
+// repeat on their own schedule.
+std::unique_ptr<http::Client> MakeCheckClient(const core::Clock& clock) {
+  http::ClientOptions options;
+  options.name = "checks";
+  options.retry.max_attempts = 1;
+  options.now = [&clock] { return clock.Now(); };
+  auto client = http::Client::Create(std::move(options));
+  if (!client) {
+    spdlog::error("component=checks event=http_client_not_created error=\"{}\"",
+                  client.error().message);
+    return nullptr;
+  }
+  return std::move(*client);
+}
+
 }  // namespace
 
 void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop) {
@@ -121,6 +169,8 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
 
   // Checks only read, so a validation cut short is simply run again by the next lease.
   std::vector<core::Observation> observations;
+  CheckRun module_run;
+  bool any_check = false;
   {
     LeaseKeeper keeper(plane_.store(), job_id, lease.fencing_token, options_.lease);
     auto provider = settings->providers.find(service_name);
@@ -130,10 +180,45 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
     const std::filesystem::path output_dir = settings->config.data_dir / "run";
     std::error_code ignored;
     std::filesystem::create_directories(output_dir, ignored);
+
+    auto times = ReadValidationTimes(plane_.store(), incident_id, rollback_job_id);
+    if (!times) {
+      spdlog::error(
+          "component=jobs job={} incident={} event=validation_times_not_read "
+          "error=\"{}\"",
+          job_id, incident_id, times.error().message);
+    }
+    std::unique_ptr<http::Client> client = MakeCheckClient(clock);
+    StoreConfirmations confirmations(plane_.store());
+    checks::CheckContext context{
+        .incident_id = incident_id,
+        .service = service_name,
+        .rollback_finished_at = times ? times->rollback_finished_at : core::Time{},
+        .change_at = times ? times->change_at : clock.Now(),
+        .clock = &clock,
+        .http = client.get(),
+        .confirmations = &confirmations,
+        .stop_requested = [&stop] { return stop.stop_requested(); }};
+
     for (const CheckConfig& check : service ? service->checks : std::vector<CheckConfig>{}) {
+      any_check = true;
       if (check.kind == "command") {
         observations.push_back(
             CommandObservation(check, incident_id, service_name, output_dir, clock));
+      } else if (checks::IsCheckKind(check.kind) && times && client) {
+        const size_t before = module_run.observations.size();
+        RunModuleCheck(check, context, module_run);
+        observations.insert(observations.end(), module_run.observations.begin() + before,
+                            module_run.observations.end());
+      } else if (checks::IsCheckKind(check.kind)) {
+        observations.push_back(core::Observation{
+            .check = check.name,
+            .kind = check.kind,
+            .result = core::ObservationResult::kUnknown,
+            .detail =
+                times ? "the HTTP client for checks could not be created"
+                      : "the incident's rollback times could not be read: " + times.error().message,
+            .observed_at = clock.Now()});
       } else {
         observations.push_back(core::Observation{
             .check = check.name,
@@ -157,11 +242,18 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
     BACKOUT_TRY(auto stored, LoadIncident(tx, incident_id));
     core::Incident& incident = stored.value;
     finding = core::FindingFromObservations(observations, RollbackEnd(incident, rollback_job_id));
+    // The provider's readiness alone never validates a service: without checks there is nothing
+    // that shows recovery, whatever readiness says.
+    if (!any_check) finding = core::ValidationFinding::kNotValidated;
+    for (const auto& [digest, body] : module_run.response_bodies) {
+      BACKOUT_CHECK(StoreContentByDigest(tx, incident.service, body));
+    }
     for (core::Validation& validation : incident.validations) {
       if (validation.job_id != job) continue;
       validation.observations = observations;
       validation.finding = finding;
       validation.finished_at = now;
+      validation.metric_series = module_run.metric_series;
     }
     auto next = core::Transition(incident.state, core::Action::kRecordFinding, system.user.roles,
                                  settings->policy, core::ActionDetail{.finding = finding});
@@ -175,10 +267,12 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
     payload["step"] = kStepDone;
     payload["outcome"] = core::ValidationFindingName(finding);
     BACKOUT_CHECK(tx.SaveJobProgress(job_id, lease.fencing_token, payload));
-    BACKOUT_CHECK(Ledger(tx, system, "incident.validated", IncidentSubject(incident_id),
-                         {{"job_id", job},
-                          {"finding", core::ValidationFindingName(finding)},
-                          {"observations", observations}}));
+    nlohmann::json change = {{"job_id", job},
+                             {"finding", core::ValidationFindingName(finding)},
+                             {"observations", observations}};
+    if (!module_run.metric_series.empty()) change["metric_series"] = module_run.metric_series;
+    BACKOUT_CHECK(
+        Ledger(tx, system, "incident.validated", IncidentSubject(incident_id), std::move(change)));
     return tx.CompleteJob(job_id, lease.fencing_token);
   });
   if (!written) {

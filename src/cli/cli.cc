@@ -27,6 +27,7 @@ void AddCommands(CLI::App& app, int& exit_status) {
   AddReviewCommands(app, exit_status);
   AddActionCommands(app, exit_status);
   AddReconciliationCommands(app, exit_status);
+  AddCheckCommands(app, exit_status);
   AddLedgerCommands(app, exit_status);
   AddEvidenceCommands(app, exit_status);
   AddAuditCommands(app, exit_status);

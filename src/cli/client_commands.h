@@ -29,4 +29,7 @@ void AddActionCommands(CLI::App& app, int& exit_status);
 // Runs after AddServiceCommands, whose `service` command it extends.
 void AddReconciliationCommands(CLI::App& app, int& exit_status);
 
+// `incident confirm-check`; call after AddIncidentCommands.
+void AddCheckCommands(CLI::App& app, int& exit_status);
+
 }  // namespace backout::cli

@@ -631,6 +631,31 @@ void from_json(const json& in, Observation& value) {
   reader.Finish();
 }
 
+void to_json(json& out, const MetricSeries& value) {
+  out = json::object();
+  Put(out, "check", value.check);
+  Put(out, "prometheus_url", value.prometheus_url);
+  Put(out, "query", value.query);
+  Put(out, "start", value.start);
+  Put(out, "end", value.end);
+  Put(out, "step_seconds", value.step_seconds);
+  Put(out, "response_sha256", value.response_sha256);
+  Put(out, "response_size", value.response_size);
+}
+
+void from_json(const json& in, MetricSeries& value) {
+  ObjectReader reader(in);
+  reader.Read("check", value.check);
+  reader.Read("prometheus_url", value.prometheus_url);
+  reader.Read("query", value.query);
+  reader.Read("start", value.start);
+  reader.Read("end", value.end);
+  reader.Read("step_seconds", value.step_seconds);
+  reader.Read("response_sha256", value.response_sha256);
+  reader.Read("response_size", value.response_size);
+  reader.Finish();
+}
+
 void to_json(json& out, const Validation& value) {
   out = json::object();
   Put(out, "job_id", value.job_id);
@@ -640,6 +665,7 @@ void to_json(json& out, const Validation& value) {
   Put(out, "finished_at", value.finished_at);
   Put(out, "observations", value.observations);
   Put(out, "finding", value.finding);
+  if (!value.metric_series.empty()) Put(out, "metric_series", value.metric_series);
 }
 
 void from_json(const json& in, Validation& value) {
@@ -651,6 +677,7 @@ void from_json(const json& in, Validation& value) {
   reader.Read("finished_at", value.finished_at);
   reader.Read("observations", value.observations);
   reader.Read("finding", value.finding);
+  reader.Read("metric_series", value.metric_series);
   reader.Finish();
 }
 

@@ -301,6 +301,22 @@ Result<ValidationFinding> ParseValidationFinding(std::string_view text);
 // The incident state that follows a finding: documenting for recovered, else assessing.
 IncidentState NextStateAfter(ValidationFinding finding);
 
+// The Prometheus data behind a `prometheus` check, kept so the evidence shows the recovery with
+// time visible and an auditor can run the same query again. The raw query_range response body is
+// stored once per digest, as attachment contents are.
+struct MetricSeries {
+  std::string check;
+  std::string prometheus_url;
+  std::string query;
+  Time start{};  // query_range start: before the change
+  Time end{};    // query_range end: when the check finished
+  std::int64_t step_seconds = 0;
+  std::string response_sha256;  // lower-case hex SHA-256 of the raw response body
+  std::int64_t response_size = 0;
+
+  bool operator==(const MetricSeries&) const = default;
+};
+
 struct Validation {
   std::string job_id;
   std::string rollback_job_id;  // the rollback being validated
@@ -309,6 +325,7 @@ struct Validation {
   std::optional<Time> finished_at;
   std::vector<Observation> observations;
   std::optional<ValidationFinding> finding;  // empty while the job runs
+  std::vector<MetricSeries> metric_series;    // one per `prometheus` check that reached Prometheus
 
   bool operator==(const Validation&) const = default;
 };
@@ -425,6 +442,8 @@ void to_json(nlohmann::json& json, const Rollback& value);
 void from_json(const nlohmann::json& json, Rollback& value);
 void to_json(nlohmann::json& json, const Observation& value);
 void from_json(const nlohmann::json& json, Observation& value);
+void to_json(nlohmann::json& json, const MetricSeries& value);
+void from_json(const nlohmann::json& json, MetricSeries& value);
 void to_json(nlohmann::json& json, const Validation& value);
 void from_json(const nlohmann::json& json, Validation& value);
 void to_json(nlohmann::json& json, const ActionItem& value);

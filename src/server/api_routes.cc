@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "server/api_json.h"
+#include "server/check_routes.h"
 #include "server/evidence_routes.h"
 #include "server/openapi.h"
 #include "server/reconciliation_routes.h"
@@ -666,6 +667,7 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddReconciliationAndNotificationRoutes(router, plane);
   AddEvidenceRoutes(router, plane);
   if (environment.metrics != nullptr) AddSignalRoutes(router, plane, *environment.metrics);
+  AddCheckRoutes(router, plane);
 }
 
 }  // namespace backout::server

@@ -85,6 +85,17 @@ void Deployment::WriteConfig() {
   const std::string dir = folder().string();
   const std::string status =
       options_.with_status ? fmt::format("      status: ['{}/status.sh']\n", dir) : "";
+  const std::string checks =
+      !options_.checkout_checks.empty()
+          ? options_.checkout_checks
+          : fmt::format(
+                "      - name: smoke\n"
+                "        kind: command\n"
+                "        run: ['{0}/smoke-check.sh']\n"
+                "        timeout: 30s\n"
+                "        env:\n"
+                "          CHECK_PASSWORD: file:{0}/check-password\n",
+                dir);
   const std::string config = fmt::format(
       "listen: 127.0.0.1:{port}\n"
       "database: {database}\n"
@@ -110,18 +121,13 @@ void Deployment::WriteConfig() {
       "      env:\n"
       "        RUNBOOK_API_KEY: env:BACKOUT_TEST_RUNBOOK_KEY\n"
       "    checks:\n"
-      "      - name: smoke\n"
-      "        kind: command\n"
-      "        run: ['{dir}/smoke-check.sh']\n"
-      "        timeout: 30s\n"
-      "        env:\n"
-      "          CHECK_PASSWORD: file:{dir}/check-password\n"
+      "{checks}"
       "  - name: payments\n"
       "    provider:\n"
       "      kind: command\n"
       "      run: ['{dir}/rollback.sh']\n",
       fmt::arg("port", port_), fmt::arg("database", database_), fmt::arg("dir", dir),
-      fmt::arg("status", status));
+      fmt::arg("status", status), fmt::arg("checks", checks));
   WriteFile(folder() / "backout.yaml", config);
 }
 

@@ -22,6 +22,9 @@ struct DeploymentOptions {
   bool with_status = true;
   // Seconds the rollback runbook sleeps after appending its line and before switching versions.
   int runbook_sleep_seconds = 0;
+  // When set, the items of checkout's `checks` list (YAML indented by 6 spaces) instead of the
+  // default command smoke check.
+  std::string checkout_checks;
 };
 
 // One Backout server with the `checkout` service bound to a `command` provider whose runbook,

@@ -61,8 +61,7 @@ std::expected<ChildProcess, std::string> ChildProcess::Spawn(
   const pid_t child = fork();
   if (child == 0) {
     // Only async-signal-safe calls between fork and exec. The server must not inherit the test's
-    // other descriptors, because a pipe it
-    // held open would never report end of file.
+    // other descriptors, because a pipe it held open would never report end of file.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(126);  // the test died before prctl took effect
     dup2(log, STDOUT_FILENO);
