@@ -109,6 +109,12 @@ struct UserConfig {
 // credentials_file [optional path]; file_exists_behavior [DISALLOW, OVERWRITE or RETAIN];
 // ignore_application_stop_failures [boolean]; deployment_config_name [string]; timeout,
 // poll_interval, max_poll_interval and request_timeout [durations].
+//
+// Kind `unleash` (a feature flag turned off through Unleash's Admin API): url [required http(s)
+// URL]; flag and environment [required strings]; project [optional string]; credentials
+// [required mapping of api_token and sdk_token to secret references]; rollback [off, on or
+// rollout-0]; audit_tag [boolean]; audit_tag_type and sdk_user_id [strings]; sdk_evaluation
+// [optional list, as for `run`]; sdk_timeout and request_timeout [durations].
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

@@ -11,6 +11,7 @@
 #include "providers/git/git_provider.h"
 #include "providers/kubernetes/kubernetes_provider.h"
 #include "providers/releases/releases_provider.h"
+#include "providers/unleash/unleash_provider.h"
 
 namespace backout::providers {
 namespace {
@@ -32,6 +33,7 @@ constexpr std::array kRegistrations = {
     Registration{"git", &git::GitProvider::Create},
     Registration{"kubernetes", &kubernetes::KubernetesProvider::Create},
     Registration{"releases", &releases::ReleasesProvider::Create},
+    Registration{"unleash", &unleash::UnleashProvider::Create},
 };
 
 }  // namespace
