@@ -151,9 +151,11 @@ ApiResult<json> AdminClient::Call(http::Method method, const std::string& path, 
   auto response = http_->Send(request, transcript != nullptr ? &attempts : nullptr);
   if (transcript != nullptr) AppendAttempts(attempts, *transcript);
   if (!response) {
-    return std::unexpected(ApiFailure{.transport = true,
-                                      .message = response.error().message,
-                                      .transport_kind = response.error().kind});
+    ApiFailure failure;
+    failure.transport = true;
+    failure.message = response.error().message;
+    failure.transport_kind = response.error().kind;
+    return std::unexpected(failure);
   }
   if (response->status < 200 || response->status >= 300) {
     return std::unexpected(FailureFromResponse(*response));

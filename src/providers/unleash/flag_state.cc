@@ -121,7 +121,9 @@ core::Result<FlagState> ParseFlagState(const json& feature, std::string_view env
 
   std::vector<std::string> names;
   const json* found = nullptr;
-  for (const json& entry : feature.value("environments", json::array())) {
+  // `found` points into this copy, so it must outlive the loop.
+  const json environments = feature.value("environments", json::array());
+  for (const json& entry : environments) {
     std::string name = Text(entry, "name");
     names.push_back(name);
     if (name == environment) found = &entry;

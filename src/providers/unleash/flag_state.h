@@ -16,7 +16,7 @@ namespace backout::providers::unleash {
 // One activation strategy of the flag in the bound environment.
 struct Strategy {
   std::string id;
-  std::string name;  // flexibleRollout, default, userWithId…
+  std::string name;  // flexibleRollout, default, remoteAddress…
   bool disabled = false;
   // The parameter that sets the share of contexts it serves: `rollout` for flexibleRollout,
   // `percentage` for the older gradualRollout* strategies, empty for strategies without one.

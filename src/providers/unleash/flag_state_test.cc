@@ -37,12 +37,13 @@ TEST(UnleashFlagStateTest, ZeroRolloutsAreRolloutZero) {
 
 TEST(UnleashFlagStateTest, StrategyWithoutRolloutKeepsServing) {
   json strategies = json::array(
-      {Flexible("0"), {{"id", "s2"}, {"name", "userWithId"}, {"parameters", {{"userIds", "1"}}}}});
+      {Flexible("0"),
+       {{"id", "s2"}, {"name", "remoteAddress"}, {"parameters", {{"IPs", "10.0.0.1"}}}}});
   auto state = ParseFlagState(Feature(true, strategies), "production");
   ASSERT_TRUE(state.has_value()) << state.error().message;
   EXPECT_EQ(state->Version(), "on");
   ASSERT_EQ(state->ServingAtRolloutZero().size(), 1u);
-  EXPECT_EQ(state->ServingAtRolloutZero()[0].name, "userWithId");
+  EXPECT_EQ(state->ServingAtRolloutZero()[0].name, "remoteAddress");
 }
 
 TEST(UnleashFlagStateTest, DisabledStrategyDoesNotServe) {

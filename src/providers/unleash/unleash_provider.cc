@@ -58,6 +58,13 @@ bool Satisfies(std::string_view version, RollbackState state) {
   return state == RollbackState::kRolloutZero && version == "off";
 }
 
+// Whether the change to `state` landed: the state is reached, or, for a rollout of 0 %, every
+// rollout is 0 even though strategies without one still serve the flag.
+bool Reached(const FlagState& flag, RollbackState state) {
+  if (Satisfies(flag.Version(), state)) return true;
+  return state == RollbackState::kRolloutZero && flag.enabled && flag.RolloutsAboveZero().empty();
+}
+
 std::string DescribeStrategies(const std::vector<Strategy>& strategies) {
   std::vector<std::string> parts;
   for (const Strategy& strategy : strategies) parts.push_back(strategy.Describe());
@@ -178,7 +185,8 @@ core::Error UnleashProvider::ExplainMissingFlag(const ApiFailure& failure) const
 std::vector<DependentFlag> UnleashProvider::ReadDependents(const FlagState& state) const {
   std::vector<DependentFlag> dependents;
   for (const std::string& child : state.children) {
-    DependentFlag dependent{.name = child};
+    DependentFlag dependent;
+    dependent.name = child;
     if (dependents.size() < kMaxDependentsRead) {
       auto feature =
           api_->Get(fmt::format("/api/admin/projects/{}/features/{}",
@@ -634,7 +642,7 @@ ExecutionResult UnleashProvider::Conclude(ExecutionResult& result, const Plan& p
   std::optional<RollbackState> target = ParseState(plan.target_version);
   std::string change_error = result.details.value("change_error", "");
 
-  if (!target || !Satisfies(state->Version(), *target)) {
+  if (!target || !Reached(*state, *target)) {
     return Finish(result, context, RollbackOutcome::kFailed,
                   fmt::format("{} in {} is {} after the change, not {}{}", settings_.flag,
                               settings_.environment, state->Version(), plan.target_version,
@@ -696,7 +704,7 @@ core::Result<ExecutionResult> UnleashProvider::Resume(const ResumeRequest& reque
         fmt::format("cannot read {}: {}; {}", settings_.flag, state.error().message, kConfirmHint));
   }
   std::optional<RollbackState> target = ParseState(plan.target_version);
-  if (target && Satisfies(state->Version(), *target)) return Conclude(result, plan, context);
+  if (target && Reached(*state, *target)) return Conclude(result, plan, context);
   result.live_version = state->Version();
   return Finish(result, context, RollbackOutcome::kFailed,
                 fmt::format("{} in {} is still {}: the change never reached Unleash; roll back "

@@ -22,7 +22,7 @@ namespace backout::providers::unleash {
 // A version is the environment's state: `off`, `on`, or `rollout-0` (on, with every gradual
 // rollout strategy at 0 %). An empty target requests the binding's `rollback` state (`off` by
 // default). `rollout-0` is planned only when the binding's `rollback` asks for it, and then ends
-// `partial` while strategies without a rollout parameter (default, userWithId…) still serve the
+// `partial` while strategies without a rollout parameter (default, remoteAddress…) still serve the
 // flag. An archived flag, an unknown project, flag or environment fail with Unleash's cause.
 // A 403 naming SKIP_CHANGE_REQUEST ends `pending_approval` with Unleash's message.
 //

@@ -249,11 +249,11 @@ TEST_F(UnleashProviderTest, RolloutZeroLowersEveryRollout) {
   EXPECT_EQ(record->details["event"]["type"], "feature-strategy-update");
 }
 
-TEST_F(UnleashProviderTest, RolloutZeroPartialWhileUserStrategyServes) {
+TEST_F(UnleashProviderTest, RolloutZeroPartialWhileAddressStrategyServes) {
   CreateFlag(flag_);
   Reply users =
       Admin(http::Method::kPost, FeaturePath(flag_) + "/environments/production/strategies",
-            json{{"name", "userWithId"}, {"parameters", {{"userIds", "42,43"}}}});
+            json{{"name", "remoteAddress"}, {"parameters", {{"IPs", "10.0.0.1"}}}});
   ASSERT_EQ(users.status, 200) << users.body.dump();
   auto provider = MakeProvider(Settings({{"rollback", "rollout-0"}}));
   ASSERT_NE(provider, nullptr);
@@ -266,7 +266,7 @@ TEST_F(UnleashProviderTest, RolloutZeroPartialWhileUserStrategyServes) {
   auto result = provider->Execute(*plan, "job-1", Context());
   ASSERT_TRUE(result.has_value()) << result.error().message;
   EXPECT_EQ(result->outcome, RollbackOutcome::kPartial) << result->message;
-  EXPECT_NE(result->message.find("userWithId"), std::string::npos) << result->message;
+  EXPECT_NE(result->message.find("remoteAddress"), std::string::npos) << result->message;
 }
 
 TEST_F(UnleashProviderTest, RolloutChangedSincePlanIsRefused) {
