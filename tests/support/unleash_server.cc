@@ -164,7 +164,11 @@ std::expected<std::unique_ptr<UnleashServer>, std::string> UnleashServer::Start(
                   timeout.count(), tail));
 }
 
-UnleashServer::~UnleashServer() { Stop(); }
+UnleashServer::~UnleashServer() {
+  Stop();
+  std::error_code ignored;
+  std::filesystem::remove(log_file_, ignored);
+}
 
 void UnleashServer::Stop() {
   if (pid_ <= 0) return;

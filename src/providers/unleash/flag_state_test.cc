@@ -92,8 +92,10 @@ TEST(UnleashAuditTagTest, FitsUnleashLimit) {
 }
 
 TEST(UnleashAuditTagTest, CutKeepsUtf8Whole) {
-  std::string value = UnleashProvider::AuditTagValue("INC-1", std::string(40, 'x') + "é");
-  EXPECT_LE(value.size(), 50u);
+  std::string executor(32, 'x');  // "backout INC-1 by " is 17 bytes
+  executor += "\xC3\xA9";         // é at bytes 49 and 50, across the 50-byte limit
+  std::string value = UnleashProvider::AuditTagValue("INC-1", executor);
+  EXPECT_EQ(value.size(), 49u);
   EXPECT_EQ(value.find("\xC3"), std::string::npos);
 }
 

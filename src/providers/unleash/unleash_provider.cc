@@ -133,7 +133,7 @@ core::Result<FlagState> UnleashProvider::ReadFlag(Transcript* transcript) const 
   auto state = ParseFlagState(*feature, settings_.environment);
   if (state) return state;
 
-  // The project lacks the environment: say whether Unleash has it at all.
+  // The project lacks the environment, so check whether Unleash has it at all.
   auto environment = api_->Get(
       fmt::format("/api/admin/environments/{}", EncodeComponent(settings_.environment)), nullptr);
   if (!environment && !environment.error().transport && environment.error().status == 404) {
@@ -158,7 +158,7 @@ core::Error UnleashProvider::ExplainMissingFlag(const ApiFailure& failure) const
                                    service_, settings_.project, project.error().message)};
   }
 
-  // Unleash answers 404 for an archived flag too; the archive search tells them apart.
+  // Unleash returns 404 for an archived flag too, so the archive search separates the two cases.
   auto archived = api_->Get(
       fmt::format("/api/admin/search/features?query={}&project=IS:{}&archived=IS:true&limit=50",
                   EncodeComponent(settings_.flag), EncodeComponent(settings_.project)),
@@ -623,7 +623,7 @@ core::Result<ExecutionResult> UnleashProvider::Execute(const Plan& plan,
                     fmt::format("Unleash refused the change of {} in {}{}: {}", settings_.flag,
                                 settings_.environment, partly, failure->Describe()));
     }
-    // No response or a server error: the change may have landed, and the state tells.
+    // No response or a server error: the change may have landed, so read the state.
     result.details["change_error"] = failure->Describe();
   }
   return Conclude(result, plan, context);
@@ -687,7 +687,7 @@ core::Result<ExecutionResult> UnleashProvider::Resume(const ResumeRequest& reque
                    quiet);
   }
 
-  // The state tells whether the change landed; Resume never sends it again.
+  // The state shows whether the change landed, so Resume never sends it again.
   ExecutionResult result;
   result.target_version = plan.target_version;
   result.from_version = ActionText(plan.action, "from_version");

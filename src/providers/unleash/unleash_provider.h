@@ -21,9 +21,9 @@ namespace backout::providers::unleash {
 //
 // A version is the environment's state: `off`, `on`, or `rollout-0` (on, with every gradual
 // rollout strategy at 0 %). An empty target requests the binding's `rollback` state (`off` by
-// default). `rollout-0` is planned only when the binding's `rollback` asks for it, and then ends
-// `partial` while strategies without a rollout parameter (default, remoteAddress…) still serve the
-// flag. An archived flag, an unknown project, flag or environment fail with Unleash's cause.
+// default). `rollout-0` is planned only when the binding's `rollback` requests it, and then ends
+// `partial` while strategies without a rollout parameter (default, remoteAddress…) still serve
+// the flag. An archived flag, an unknown project, flag or environment fail with Unleash's cause.
 // A 403 naming SKIP_CHANGE_REQUEST ends `pending_approval` with Unleash's message.
 //
 // Unleash's on/off calls take no comment, so before the change the provider tags the flag with

@@ -95,8 +95,9 @@ class UnleashProviderTest : public ::testing::Test {
   }
 
   std::unique_ptr<Provider> MakeProvider(json settings, std::string token = "") {
-    SecretValues secrets{{"api_token", token.empty() ? server_->admin_token() : token},
-                         {"sdk_token", server_->backend_token()}};
+    SecretValues secrets{{"api_token", token.empty() ? server_->admin_token() : token}};
+    // The backend token is for production only, so other bindings go without it.
+    if (settings.contains("sdk_evaluation")) secrets["sdk_token"] = server_->backend_token();
     auto provider = Registry::Create("unleash", "checkout", settings, secrets, clock_);
     EXPECT_TRUE(provider.has_value()) << provider.error().message;
     return provider ? std::move(*provider) : nullptr;

@@ -99,6 +99,19 @@ core::Result<UnleashSettings> ParseUnleashSettings(std::string_view service, con
                           "needs credentials.sdk_token: a backend token for environment {}",
                           parsed.environment);
   }
+  // Backend tokens read PROJECT:ENVIRONMENT.SECRET, and the SDK evaluates in that environment.
+  if (size_t colon = parsed.sdk_token.find(':'); colon != std::string::npos) {
+    size_t dot = parsed.sdk_token.find('.', colon);
+    std::string token_environment =
+        dot == std::string::npos ? "" : parsed.sdk_token.substr(colon + 1, dot - colon - 1);
+    if (!token_environment.empty() && token_environment != "*" &&
+        token_environment != parsed.environment) {
+      return reader.Invalid("credentials",
+                            "sdk_token is a backend token for environment '{}', but the flag is "
+                            "bound to '{}'; give a token for '{}'",
+                            token_environment, parsed.environment, parsed.environment);
+    }
+  }
   auto user_id = reader.String("sdk_user_id", false);
   if (!user_id) return std::unexpected(user_id.error());
   parsed.sdk_user_id = *user_id;
