@@ -177,6 +177,42 @@ TEST_F(UnleashProviderTest, TranscriptHidesToken) {
   EXPECT_EQ(result->message.find(server_->admin_token()), std::string::npos);
 }
 
+TEST_F(UnleashProviderTest, UnknownTagTypeStillTurnsOff) {
+  CreateFlag(flag_);
+  auto provider = MakeProvider(Settings({{"audit_tag_type", "no-such-type"}}));
+  ASSERT_NE(provider, nullptr);
+  auto plan = provider->MakePlan("off");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+
+  auto result = provider->Execute(*plan, "job-1", Context());
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->outcome, RollbackOutcome::kRolledBack) << result->message;
+  EXPECT_NE(result->details.value("audit_tag_error", "").find("does not exist"), std::string::npos)
+      << result->details.dump();
+  EXPECT_EQ(EnvironmentState(flag_), "off");
+}
+
+TEST_F(UnleashProviderTest, ResumeReadsStateWithoutResending) {
+  CreateFlag(flag_);
+  auto provider = MakeProvider(Settings());
+  ASSERT_NE(provider, nullptr);
+  auto plan = provider->MakePlan("off");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  ResumeRequest request{.plan = *plan, .idempotency_key = "job-1", .started = std::nullopt};
+
+  auto unchanged = provider->Resume(request, Context());
+  ASSERT_TRUE(unchanged.has_value()) << unchanged.error().message;
+  EXPECT_EQ(unchanged->outcome, RollbackOutcome::kFailed) << unchanged->message;
+  EXPECT_EQ(EnvironmentState(flag_), "on");
+
+  ASSERT_EQ(Admin(http::Method::kPost, FeaturePath(flag_) + "/environments/production/off").status,
+            200);
+  auto landed = provider->Resume(request, Context());
+  ASSERT_TRUE(landed.has_value()) << landed.error().message;
+  EXPECT_EQ(landed->outcome, RollbackOutcome::kRolledBack) << landed->message;
+  EXPECT_EQ(landed->live_version, "off");
+}
+
 TEST_F(UnleashProviderTest, OffFlagPlansNoop) {
   CreateFlag(flag_);
   ASSERT_EQ(Admin(http::Method::kPost, FeaturePath(flag_) + "/environments/production/off").status,
