@@ -118,6 +118,12 @@ struct UserConfig {
 // fallback as JSON text]; patch_format [semantic or json_patch]; ignore_conflicts [boolean];
 // api_version [string]; propagation_grace [duration, 0s allowed]; request_timeout, timeout and
 // max_retry_wait [durations]. rollout_to_zero needs new_variation.
+//
+// Kind `unleash` (a feature flag turned off through Unleash's Admin API): url [required http(s)
+// URL]; flag and environment [required strings]; project [optional string]; credentials
+// [required mapping of api_token and sdk_token to secret references]; rollback [off, on or
+// rollout-0]; audit_tag [boolean]; audit_tag_type and sdk_user_id [strings]; sdk_evaluation
+// [optional list, as for `run`]; sdk_timeout and request_timeout [durations].
 struct ProviderConfig {
   std::string kind;
   nlohmann::json settings = nlohmann::json::object();

@@ -164,6 +164,27 @@ constexpr FieldSpec kLaunchDarklyProviderFields[] = {
     {"max_retry_wait", FieldType::kDuration},
 };
 
+// The roles an `unleash` provider's `credentials` may name.
+constexpr std::string_view kUnleashCredentialKeys[] = {"api_token", "sdk_token"};
+constexpr std::string_view kUnleashRollbackStates[] = {"off", "on", "rollout-0"};
+
+// The keys of an `unleash` provider, which turns a feature flag off through Unleash's Admin
+// API. The providers module reads the same keys and gives their defaults.
+constexpr FieldSpec kUnleashProviderFields[] = {
+    {"url", FieldType::kHttpUrl, true},
+    {"project", FieldType::kText},
+    {"flag", FieldType::kText, true},
+    {"environment", FieldType::kText, true},
+    {"credentials", FieldType::kCredentials, true, kUnleashCredentialKeys},
+    {"rollback", FieldType::kChoice, false, kUnleashRollbackStates},
+    {"audit_tag", FieldType::kBoolean},
+    {"audit_tag_type", FieldType::kText},
+    {"sdk_evaluation", FieldType::kCommand},
+    {"sdk_user_id", FieldType::kText},
+    {"sdk_timeout", FieldType::kDuration},
+    {"request_timeout", FieldType::kDuration},
+};
+
 constexpr FieldSpec kCommandCheckFields[] = {
     {"run", FieldType::kCommand, true},
     {"timeout", FieldType::kDuration},
@@ -287,6 +308,7 @@ const KindSchema kProviderKinds[] = {
     {"kubernetes", kKubernetesProviderFields, &CheckKubernetesSettings},
     {"launchdarkly", kLaunchDarklyProviderFields, &CheckLaunchDarklySettings},
     {"releases", kReleasesProviderFields},
+    {"unleash", kUnleashProviderFields},
 };
 const KindSchema kCheckKinds[] = {
     {"command", kCommandCheckFields},

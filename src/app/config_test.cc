@@ -572,7 +572,7 @@ users:
     provider: {kind: helm, chart: checkout}
 )",
      "backout.yaml:3: services[0].provider.kind: unknown provider kind 'helm', expected one of: "
-     "codedeploy, command, git, kubernetes, launchdarkly, releases"},
+     "codedeploy, command, git, kubernetes, launchdarkly, releases, unleash"},
     {"ReleasesRootRelative", R"(services:
   - name: checkout
     provider: {kind: releases, root: srv/checkout}
@@ -795,6 +795,53 @@ TEST(ConfigCodeDeployTest, RequiresTheDeploymentGroup) {
   auto config = ParseConfig(text);
   ASSERT_FALSE(config.has_value());
   EXPECT_NE(config.error().message.find("deployment_group"), std::string::npos)
+      << config.error().message;
+}
+
+constexpr std::string_view kUnleashConfig = R"(services:
+  - name: checkout
+    provider:
+      kind: unleash
+      url: http://127.0.0.1:4242
+      flag: checkout.new-flow
+      environment: production
+      credentials: {api_token: env:UNLEASH_ADMIN_TOKEN, sdk_token: file:secrets/unleash-sdk}
+      rollback: rollout-0
+      audit_tag: false
+      sdk_evaluation: [/usr/bin/node, /opt/backout/unleash/evaluate-flag.mjs]
+      sdk_timeout: 20s
+)";
+
+TEST(ConfigUnleashTest, ProviderSettingsLoad) {
+  auto config = ParseConfig(kUnleashConfig);
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const json& settings = config->services[0].provider.settings;
+  EXPECT_EQ(config->services[0].provider.kind, "unleash");
+  EXPECT_EQ(settings["flag"], "checkout.new-flow");
+  EXPECT_EQ(settings["rollback"], "rollout-0");
+  EXPECT_EQ(settings["audit_tag"], false);
+  EXPECT_EQ(settings["sdk_evaluation"][0], "/usr/bin/node");
+  EXPECT_EQ(settings["credentials"]["api_token"], "env:UNLEASH_ADMIN_TOKEN");
+  EXPECT_EQ(settings["credentials"]["sdk_token"], "file:/etc/backout/secrets/unleash-sdk");
+}
+
+TEST(ConfigUnleashTest, RejectsUnknownRollbackState) {
+  std::string text(kUnleashConfig);
+  text.replace(text.find("rollout-0"), 9, "rollout-5");
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().message,
+            "backout.yaml:9: services[0].provider.rollback: 'rollout-5' is not one of: off, on, "
+            "rollout-0");
+}
+
+TEST(ConfigUnleashTest, RequiresCredentials) {
+  std::string text(kUnleashConfig);
+  size_t line = text.find("      credentials:");
+  text.erase(line, text.find('\n', line) + 1 - line);
+  auto config = ParseConfig(text);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_NE(config.error().message.find("credentials"), std::string::npos)
       << config.error().message;
 }
 

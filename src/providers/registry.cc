@@ -12,6 +12,7 @@
 #include "providers/kubernetes/kubernetes_provider.h"
 #include "providers/launchdarkly/launchdarkly_provider.h"
 #include "providers/releases/releases_provider.h"
+#include "providers/unleash/unleash_provider.h"
 
 namespace backout::providers {
 namespace {
@@ -34,6 +35,7 @@ constexpr std::array kRegistrations = {
     Registration{"kubernetes", &kubernetes::KubernetesProvider::Create},
     Registration{"launchdarkly", &launchdarkly::LaunchDarklyProvider::Create},
     Registration{"releases", &releases::ReleasesProvider::Create},
+    Registration{"unleash", &unleash::UnleashProvider::Create},
 };
 
 }  // namespace
