@@ -60,7 +60,7 @@ TEST(ExampleConfigTest, EveryProviderKindHasAnExample) {
     for (const auto& service : config->services) kinds.insert(service.provider.kind);
   }
   for (std::string_view kind :
-       {"codedeploy", "command", "git", "kubernetes", "launchdarkly", "releases"}) {
+       {"codedeploy", "command", "git", "kubernetes", "launchdarkly", "releases", "unleash"}) {
     EXPECT_TRUE(kinds.contains(std::string(kind))) << "no example under examples/ uses " << kind;
   }
 }
