@@ -94,7 +94,7 @@ TEST(CheckConfigTest, InvalidSettingsNameLineAndKey) {
        "        kind: http\n"
        "        steps:\n"
        "          - url: ftp://shop.example.com/\n",
-       "backout.yaml:9: services[0].checks[0].steps: steps[0].url: 'ftp://shop.example.com/' is "
+       "backout.yaml:10: services[0].checks[0].steps: steps[0].url: 'ftp://shop.example.com/' is "
        "not an http:// or https:// URL"},
       {"      - name: flow\n"
        "        kind: http\n"

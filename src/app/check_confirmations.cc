@@ -86,9 +86,10 @@ core::Result<nlohmann::json> ControlPlane::ConfirmCheck(const Caller& caller, st
         // its confirmers.
         const ServiceConfig* service = current->config.FindService(incident.service);
         const CheckConfig* config = nullptr;
-        for (const CheckConfig& candidate :
-             service ? service->checks : std::vector<CheckConfig>{}) {
-          if (candidate.name == check) config = &candidate;
+        if (service != nullptr) {
+          for (const CheckConfig& candidate : service->checks) {
+            if (candidate.name == check) config = &candidate;
+          }
         }
         if (config == nullptr || config->kind != "manual") {
           return core::MakeError(core::ErrorCode::kNotFound,

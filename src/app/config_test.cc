@@ -690,7 +690,7 @@ users:
       - {name: smoke, kind: selenium}
 )",
      "backout.yaml:5: services[0].checks[0].kind: unknown check kind 'selenium', expected one of: "
-     "command"},
+     "command, http, manual, prometheus"},
     {"BadEnvironmentVariableName", R"(services:
   - name: checkout
     provider:

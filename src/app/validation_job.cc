@@ -242,8 +242,8 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
     BACKOUT_TRY(auto stored, LoadIncident(tx, incident_id));
     core::Incident& incident = stored.value;
     finding = core::FindingFromObservations(observations, RollbackEnd(incident, rollback_job_id));
-    // The provider's readiness alone never validates a service: without checks there is nothing
-    // that shows recovery, whatever readiness says.
+    // The provider's readiness alone never validates a service, because without checks nothing
+    // shows recovery, whatever readiness reports.
     if (!any_check) finding = core::ValidationFinding::kNotValidated;
     for (const auto& [digest, body] : module_run.response_bodies) {
       BACKOUT_CHECK(StoreContentByDigest(tx, incident.service, body));

@@ -1,8 +1,11 @@
-// Step 4 of the procedure on real Prometheus: the validation job of `backout serve` runs
+// Validating recovery on real Prometheus: the validation job of `backout serve` runs
 // Prometheus, HTTP and manual checks against a metrics target whose error rate the test sets.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
 
 #include "scenarios.h"
 #include "support/metrics_target.h"
@@ -150,7 +153,7 @@ TEST_F(ValidationTest, StoppedPrometheusIsNeverHealthy) {
   EXPECT_TRUE(validation.value("metric_series", json::array()).empty());
 }
 
-// A confirmation recorded before the rollback completed does not count; one after it does.
+// A confirmation recorded before the rollback completed does not count.
 TEST_F(ValidationTest, ConfirmationBeforeRollbackDoesNotCount) {
   const std::string manual =
       "      - name: user-test\n"
@@ -164,28 +167,55 @@ TEST_F(ValidationTest, ConfirmationBeforeRollbackDoesNotCount) {
   ASSERT_NO_FATAL_FAILURE(OpenIncidentOnV2(deployment, incident));
   const CliResult early = deployment.Cli(
       "sre-1", {"incident", "confirm-check", incident, "user-test", "--note", "looked fine"});
-  ASSERT_CLI_OK(early);
+  ASSERT_CLI_OK(early) << ReadFile(deployment.server_log());
   ASSERT_NO_FATAL_FAILURE(AssessAndApprove(deployment, incident));
   const CliResult rolled_back =
       deployment.Cli("sre-1", {"incident", "rollback", incident, "--wait"});
   ASSERT_CLI_OK(rolled_back);
 
   EXPECT_EQ(Validate(deployment, incident), "not_recovered");
-  const json before = Observation(LatestValidation(deployment, incident), "user-test");
-  EXPECT_EQ(before.value("result", ""), "unknown") << before.dump();
 
-  const std::filesystem::path screenshot = deployment.folder() / "order.txt";
-  WriteFile(screenshot, "order 1234 placed\n");
+  const json observation = Observation(LatestValidation(deployment, incident), "user-test");
+  EXPECT_EQ(observation.value("result", ""), "unknown") << observation.dump();
+  EXPECT_NE(observation.value("detail", "").find("1 older confirmation(s) do not count"),
+            std::string::npos)
+      << observation.dump();
+}
+
+// A running validation waits for the manual confirmation and counts it.
+TEST_F(ValidationTest, ConfirmationDuringValidationRecovers) {
+  const std::string manual =
+      "      - name: user-test\n"
+      "        kind: manual\n"
+      "        wait: 60s\n"
+      "        interval: 1s\n";
+  Deployment deployment(DeploymentOptions{.checkout_checks = manual});
+  std::string incident;
+  ASSERT_NO_FATAL_FAILURE(RollBack(deployment, incident));
+  const CliResult started = deployment.Cli("lead-1", {"incident", "validate", incident});
+  ASSERT_CLI_OK(started);
+
+  const std::filesystem::path receipt = deployment.folder() / "order.txt";
+  WriteFile(receipt, "order 1234 placed\n");
   const CliResult confirmed =
       deployment.Cli("lead-1", {"incident", "confirm-check", incident, "user-test", "--note",
-                                "order placed with a test card", "--attach", screenshot.string()});
+                                "order placed with a test card", "--attach", receipt.string()});
   ASSERT_CLI_OK(confirmed);
   EXPECT_EQ(confirmed.Json().value("confirmed_by", ""), "lead-1") << confirmed.out;
   EXPECT_EQ(confirmed.Json()["attachment"].value("name", ""), "order.txt") << confirmed.out;
 
-  EXPECT_EQ(Validate(deployment, incident), "recovered");
-  const json after = Observation(LatestValidation(deployment, incident), "user-test");
-  EXPECT_EQ(after.value("result", ""), "passed") << after.dump();
+  json validation;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    validation = LatestValidation(deployment, incident);
+    if (validation.contains("finding") && !validation["finding"].is_null()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(validation.value("finding", json()).dump(), "\"recovered\"") << validation.dump();
+  const json observation = Observation(validation, "user-test");
+  EXPECT_EQ(observation.value("result", ""), "passed") << observation.dump();
+  EXPECT_NE(observation.value("detail", "").find("confirmed by lead-1"), std::string::npos)
+      << observation.dump();
 }
 
 TEST_F(ValidationTest, UnknownManualCheckIsRejected) {
