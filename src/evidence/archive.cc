@@ -116,6 +116,10 @@ core::Result<std::vector<ArchiveFile>> ReadTarGz(std::string_view bytes, uint64_
     }
     const char* raw_path = archive_entry_pathname(entry);
     std::string path = raw_path == nullptr ? "" : raw_path;
+    while (path.starts_with("./")) path.erase(0, 2);
+    // Folders carry no content, and tools such as GNU tar add them when an auditor repacks a
+    // bundle, so they are skipped.
+    if (archive_entry_filetype(entry) == AE_IFDIR) continue;
     if (archive_entry_filetype(entry) != AE_IFREG) {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
                              "archive entry '{}' is not a regular file", path);
