@@ -41,6 +41,9 @@ core::Result<std::vector<evidence::AuditFinding>> ControlPlane::AuditCheck(
                                  .from = request.from,
                                  .to = request.to,
                                  .current_policy = current->policy};
+  for (const ServiceConfig& service : current->config.services) {
+    options.service_providers[service.name] = service.provider.kind;
+  }
   auto findings = evidence::RunAuditChecks(store_, options);
   if (findings) {
     spdlog::info("component=evidence user={} event=audit_checked findings={}", caller.name(),

@@ -54,6 +54,8 @@ core::Result<std::string> WriteTarGz(std::span<const ArchiveFile> files, int64_t
   if (archive_write_add_filter_gzip(writer.get()) != ARCHIVE_OK ||
       archive_write_set_filter_option(writer.get(), "gzip", "timestamp", nullptr) != ARCHIVE_OK ||
       archive_write_set_format_ustar(writer.get()) != ARCHIVE_OK ||
+      // Without this the compressed stream is padded with zeros to a 10240-byte block.
+      archive_write_set_bytes_in_last_block(writer.get(), 1) != ARCHIVE_OK ||
       archive_write_open2(writer.get(), &out, nullptr, AppendToString, nullptr, nullptr) !=
           ARCHIVE_OK) {
     return core::MakeError(core::ErrorCode::kInternal, "cannot start the tar.gz archive: {}",
@@ -114,6 +116,10 @@ core::Result<std::vector<ArchiveFile>> ReadTarGz(std::string_view bytes, uint64_
     }
     const char* raw_path = archive_entry_pathname(entry);
     std::string path = raw_path == nullptr ? "" : raw_path;
+    while (path.starts_with("./")) path.erase(0, 2);
+    // Folders carry no content, and tools such as GNU tar add them when an auditor repacks a
+    // bundle, so they are skipped.
+    if (archive_entry_filetype(entry) == AE_IFDIR) continue;
     if (archive_entry_filetype(entry) != AE_IFREG) {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
                              "archive entry '{}' is not a regular file", path);

@@ -22,9 +22,10 @@ struct ArchiveFile {
 // a file name. Writing the same input twice gives the same bytes.
 core::Result<std::string> WriteTarGz(std::span<const ArchiveFile> files, int64_t mtime);
 
-// Reads a gzip-compressed tar archive in stored order. Rejects (kInvalidArgument) entries that
-// are not regular files, absolute paths, paths with a ".." segment, a path given twice, and
-// archives whose files add up to more than `max_bytes`.
+// Reads a gzip-compressed tar archive's regular files in stored order, skipping folder entries
+// and removing a leading "./" from paths.
+// Rejects (kInvalidArgument) other entries that are not regular files, absolute paths, paths with a
+// ".." segment, a path given twice, and archives whose files add up to more than `max_bytes`.
 core::Result<std::vector<ArchiveFile>> ReadTarGz(std::string_view bytes,
                                                  uint64_t max_bytes = 1ull << 30);
 

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "support/temp_dir.h"
+
 namespace backout::evidence {
 namespace {
 
@@ -64,6 +70,22 @@ TEST(TarGz, RejectsDuplicatePath) {
   auto read = ReadTarGz(*bytes);
   ASSERT_FALSE(read.has_value());
   EXPECT_NE(read.error().message.find("twice"), std::string::npos) << read.error().message;
+}
+
+TEST(TarGz, SkipsFoldersOfRepackedArchive) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "in" / "ledger");
+  std::ofstream(dir.path() / "in" / "ledger" / "entries.jsonl") << "line\n";
+  const std::string archive = (dir.path() / "repacked.tar.gz").string();
+  ASSERT_EQ(
+      std::system(("tar -czf " + archive + " -C " + (dir.path() / "in").string() + " .").c_str()),
+      0);
+  std::ifstream in(archive, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto read = ReadTarGz(bytes);
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  ASSERT_EQ(read->size(), 1u);
+  EXPECT_EQ((*read)[0].path, "ledger/entries.jsonl");
 }
 
 TEST(TarGz, RejectsNonArchive) {

@@ -118,6 +118,55 @@ class Auditor {
     }
   }
 
+  // Checks rollbacks found in a tool's history: each must be linked to a documented incident or
+  // documented itself, and must have gone through the service's configured provider.
+  void CheckDiscovered(const nlohmann::json& rollback,
+                       const std::map<std::string, core::Incident>& incidents) {
+    const std::string id = rollback.value("id", "");
+    const std::string service = rollback.value("service", "");
+    auto time = core::ParseTime(rollback.value("time", ""));
+    if (time && (*time > options_.at || (options_.from && *time < *options_.from) ||
+                 (options_.to && *time >= *options_.to))) {
+      return;
+    }
+    std::string state = rollback.value("state", "open");
+    auto resolved = core::ParseTime(rollback.value("resolved_at", ""));
+    if (resolved && *resolved > options_.at) state = "open";
+    const std::string incident_id = rollback.value("incident", "");
+    if (state == "open") {
+      Add("discovered_not_linked", "", id, rollback.value("actor", ""),
+          fmt::format("rollback {} of {} to {} was done outside Backout and is linked to no "
+                      "incident; link it to the incident it belongs to or document why it "
+                      "happened",
+                      id, service, rollback.value("version", "")));
+    } else if (state == "linked") {
+      auto incident = incidents.find(incident_id);
+      if (incident == incidents.end() || AsOf(incident->second, options_.at).root_cause.empty()) {
+        Add("discovered_not_linked", incident_id, id, rollback.value("actor", ""),
+            fmt::format("rollback {} of {} was done outside Backout and is linked to incident {}, "
+                        "which is not documented",
+                        id, service, incident_id));
+      }
+    }
+    auto configured = options_.service_providers.find(service);
+    const std::string provider = rollback.value("provider", "");
+    if (configured != options_.service_providers.end() && !provider.empty() &&
+        provider != configured->second) {
+      Add("other_method", "", id, rollback.value("actor", ""),
+          fmt::format("rollback {} of {} went through {}, not the service's provider {}", id,
+                      service, provider, configured->second));
+    }
+  }
+
+  void CheckReconcilable(const nlohmann::json& state) {
+    if (state.value("reconcilable", true)) return;
+    const std::string service = state.value("service", "");
+    Add("not_reconcilable", "", "", "",
+        fmt::format("service {} cannot be reconciled with its tool's history ({}), so rollbacks "
+                    "done outside Backout would go unseen",
+                    service.empty() ? "?" : service, state.value("reason", "no reason recorded")));
+  }
+
   void Add(std::string rule, std::string incident, std::string rollback, std::string user,
            std::string message) {
     findings_.push_back({std::move(rule), std::move(incident), std::move(rollback), std::move(user),
@@ -149,6 +198,13 @@ class Auditor {
                       rollback.executor, job));
     }
     if (!rollback.emergency) CheckDecisionBeforeStart(incident, rollback);
+    auto configured = options_.service_providers.find(incident.service);
+    if (configured != options_.service_providers.end() && !rollback.provider.empty() &&
+        rollback.provider != configured->second) {
+      Add("other_method", incident.id, job, rollback.executor,
+          fmt::format("rollback {} went through provider {}, not the service's provider {}", job,
+                      rollback.provider, configured->second));
+    }
 
     if (!Acted(rollback)) return;
     const bool recovered =
@@ -264,15 +320,23 @@ core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
 
   std::vector<core::Incident> incidents;
   std::vector<core::User> users;
+  std::vector<nlohmann::json> discovered;
+  std::vector<nlohmann::json> reconciliation;
   std::vector<std::string> unreadable;
   auto read = store.Read([&](store::Transaction& tx) -> core::Result<void> {
-    for (const char* kind : {"incident", "user"}) {
+    for (const char* kind : {"incident", "user", "discovered_rollback", "reconciliation"}) {
       std::string after;
       while (true) {
         auto page = tx.List(store::ListQuery{.kind = kind, .after_id = after, .limit = 500});
         if (!page) return std::unexpected(page.error());
         for (const store::Object& object : *page) {
-          if (std::string_view(kind) == "incident") {
+          if (std::string_view(kind) == "discovered_rollback") {
+            discovered.push_back(object.body);
+          } else if (std::string_view(kind) == "reconciliation") {
+            nlohmann::json state = object.body;
+            if (!state.contains("service")) state["service"] = object.id;
+            reconciliation.push_back(std::move(state));
+          } else if (std::string_view(kind) == "incident") {
             auto incident = core::FromJson<core::Incident>(object.body);
             if (incident)
               incidents.push_back(*std::move(incident));
@@ -298,6 +362,10 @@ core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
                 fmt::format("stored incident {} cannot be read, so it cannot be checked", id));
   }
   auditor.CheckUsers(users);
+  std::map<std::string, core::Incident> by_id;
+  for (const core::Incident& incident : incidents) by_id.emplace(incident.id, incident);
+  for (const nlohmann::json& rollback : discovered) auditor.CheckDiscovered(rollback, by_id);
+  for (const nlohmann::json& state : reconciliation) auditor.CheckReconcilable(state);
 
   auto count = store.EntryCount();
   if (!count) return std::unexpected(count.error());

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ struct AuditOptions {
   std::chrono::days document_within{7};
   // The roster in force now, for grants held by users.
   core::Policy current_policy;
+  // The provider kind configured for each service, such as "kubernetes".
+  std::map<std::string, std::string> service_providers;
 };
 
 // One problem an auditor would report. `rule` is a stable name such as "approver_is_executor".
@@ -39,7 +42,9 @@ nlohmann::json ToJson(const AuditFinding& finding);
 
 // Runs every rule against `store` and returns the open findings, ordered by incident, rollback
 // and rule. The policy a rollback is judged against is the one the ledger recorded
-// ("policy.loaded") at or before the rollback's request time.
+// ("policy.loaded") at or before the rollback's request time. Rollbacks that reconciliation found
+// in a tool's history (objects of kind "discovered_rollback") and services it cannot reconcile
+// (kind "reconciliation" with `reconcilable` false) are read as stored JSON.
 core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
                                                        const AuditOptions& options);
 
