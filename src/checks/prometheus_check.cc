@@ -290,7 +290,8 @@ std::optional<MetricEvidence> PrometheusCheck::FetchEvidence(const CheckContext&
                                        .query = settings_.query,
                                        .start = start,
                                        .end = end,
-                                       .step_seconds = step.count()};
+                                       .step_seconds = step.count(),
+                                       .condition = settings_.ConditionText()};
   evidence.response_body = std::move(range->body);
   return evidence;
 }

@@ -641,6 +641,7 @@ void to_json(json& out, const MetricSeries& value) {
   Put(out, "step_seconds", value.step_seconds);
   Put(out, "response_sha256", value.response_sha256);
   Put(out, "response_size", value.response_size);
+  if (!value.condition.empty()) Put(out, "condition", value.condition);
 }
 
 void from_json(const json& in, MetricSeries& value) {
@@ -653,6 +654,7 @@ void from_json(const json& in, MetricSeries& value) {
   reader.Read("step_seconds", value.step_seconds);
   reader.Read("response_sha256", value.response_sha256);
   reader.Read("response_size", value.response_size);
+  reader.Read("condition", value.condition);
   reader.Finish();
 }
 

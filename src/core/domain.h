@@ -313,6 +313,9 @@ struct MetricSeries {
   std::int64_t step_seconds = 0;
   std::string response_sha256;  // lower-case hex SHA-256 of the raw response body
   std::int64_t response_size = 0;
+  // The check's condition as configured, such as "below 0.05"; empty in records made before it
+  // was kept.
+  std::string condition;
 
   bool operator==(const MetricSeries&) const = default;
 };
@@ -325,7 +328,7 @@ struct Validation {
   std::optional<Time> finished_at;
   std::vector<Observation> observations;
   std::optional<ValidationFinding> finding;  // empty while the job runs
-  std::vector<MetricSeries> metric_series;    // one per `prometheus` check that reached Prometheus
+  std::vector<MetricSeries> metric_series;   // one per `prometheus` check that reached Prometheus
 
   bool operator==(const Validation&) const = default;
 };

@@ -1,9 +1,11 @@
 // Export of one incident's evidence bundle.
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <span>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "core/domain.h"
@@ -49,7 +51,23 @@ struct IncidentRecord {
   json body;                            // the stored incident, as stored
   std::map<std::string, json> jobs;     // job id -> payload, for the incident's jobs
   std::map<std::string, json> changes;  // change id -> stored change
+  // SHA-256 hex -> raw query_range body of a Prometheus check, stored once per digest.
+  std::map<std::string, std::string> series_bodies;
 };
+
+// Decodes standard base64 with padding; empty on malformed input.
+std::optional<std::string> DecodeBase64(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  const int decoded = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                      reinterpret_cast<const unsigned char*>(text.data()),
+                                      static_cast<int>(text.size()));
+  if (decoded < 0) return std::nullopt;
+  // EVP_DecodeBlock returns the padding as zero bytes.
+  const size_t padding = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
+  out.resize(static_cast<size_t>(decoded) - padding);
+  return out;
+}
 
 // The incident's ledger entries with their proofs against one checkpoint.
 struct LedgerSelection {
@@ -93,6 +111,25 @@ core::Result<IncidentRecord> ReadIncident(store::Store& store, std::string_view 
       auto change = tx.Get("change", change_id);
       if (!change) return std::unexpected(change.error());
       if (change->has_value()) record.changes[change_id] = (*change)->body;
+    }
+
+    // The raw series of each Prometheus check, kept by the validation as an attachment object
+    // named by its digest. A missing or damaged one is left out; the manifest then lacks it.
+    for (const json& validation : record.body.value("validations", json::array())) {
+      for (const json& series : validation.value("metric_series", json::array())) {
+        const std::string digest = StringOf(series, "response_sha256");
+        if (digest.empty() || record.series_bodies.contains(digest)) continue;
+        auto stored = tx.Get("attachment", digest);
+        if (!stored) return std::unexpected(stored.error());
+        if (!stored->has_value()) continue;
+        auto body = DecodeBase64(StringOf((*stored)->body, "content_base64"));
+        if (!body) {
+          spdlog::warn("component=evidence incident={} event=series_not_decoded digest={}", id,
+                       digest);
+          continue;
+        }
+        record.series_bodies[digest] = *std::move(body);
+      }
     }
     return {};
   });
@@ -363,8 +400,48 @@ void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
         "recovered only when every observation passed, each is newer than the rollback's end, and "
         "at least one is not the provider's own readiness check"}});
 
-  // Each Prometheus check as recorded: its query, the server's URL, the raw response and its
-  // digest, when the validation recorded them.
+  // Each Prometheus check's recorded series: the query_range response bytes exactly as Prometheus
+  // returned them (so their SHA-256 equals the recorded digest), the query and URL to re-run it,
+  // and a chart with the threshold drawn.
+  for (const json& validation : validations) {
+    const std::string job_id = validation.value("job_id", "");
+    for (const json& series : validation.value("metric_series", json::array())) {
+      const std::string base = fmt::format("{}{}-{}", internal::kPrometheusFolder, SafeName(job_id),
+                                           SafeName(StringOf(series, "check")));
+      json described = series;
+      described["response_file"] = base + "-query_range.json";
+      described["re_run"] = fmt::format(
+          "curl -G {}/api/v1/query_range --data-urlencode query={} --data-urlencode start={} "
+          "--data-urlencode end={} --data-urlencode step={}",
+          StringOf(series, "prometheus_url"), json(StringOf(series, "query")).dump(),
+          StringOf(series, "start"), StringOf(series, "end"), series.value("step_seconds", 0));
+      auto body = record.series_bodies.find(StringOf(series, "response_sha256"));
+      if (body == record.series_bodies.end()) {
+        described["response_file"] = nullptr;
+        files[base + ".json"] = internal::PrettyJson(described);
+        continue;
+      }
+      files[base + "-query_range.json"] = body->second;
+      files[base + ".json"] = internal::PrettyJson(described);
+
+      std::optional<double> threshold;
+      const std::string condition = StringOf(series, "condition");
+      if (const size_t space = condition.find(' '); space != std::string::npos) {
+        try {
+          threshold = std::stod(condition.substr(space + 1));
+        } catch (const std::exception&) {
+          threshold.reset();
+        }
+      }
+      json chart_input = {{"check", StringOf(series, "check")},
+                          {"query", StringOf(series, "query")},
+                          {"raw_response", body->second}};
+      if (threshold) chart_input["threshold"] = *threshold;
+      if (auto svg = ChartOf(record, chart_input)) files[base + ".svg"] = *std::move(svg);
+    }
+  }
+
+  // Each Prometheus observation as recorded.
   for (const json& validation : validations) {
     const std::string job_id = validation.value("job_id", "");
     const json observations = validation.value("observations", json::array());

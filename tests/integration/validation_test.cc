@@ -5,8 +5,11 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
+#include "ledger/hash.h"
 #include "scenarios.h"
 #include "support/metrics_target.h"
 #include "support/prometheus_server.h"
@@ -124,6 +127,29 @@ TEST_F(ValidationTest, ErrorRateDropFindsRecovered) {
   EXPECT_EQ(series.value("response_sha256", "").size(), 64u);
   EXPECT_GT(series.value("response_size", 0), 0);
   EXPECT_LT(series.value("start", ""), series.value("end", ""));
+  EXPECT_EQ(series.value("condition", ""), "below 0.05");
+
+  // The evidence bundle carries the raw series byte for byte, with its chart, and verifies.
+  const auto bundle = deployment.folder() / "evidence.tar.gz";
+  ASSERT_CLI_OK(
+      deployment.Cli("lead-1", {"evidence", "export", incident, "--out", bundle.string()}));
+  ASSERT_CLI_OK(deployment.RawCli({"evidence", "verify", bundle.string()}));
+  const auto unpacked = deployment.folder() / "unpacked";
+  std::filesystem::create_directories(unpacked);
+  const std::string untar =
+      fmt::format("tar -xzf '{}' -C '{}'", bundle.string(), unpacked.string());
+  ASSERT_EQ(std::system(untar.c_str()), 0) << untar;
+  std::string response_file, chart_file;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(unpacked / "validation" / "prometheus")) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with("-query_range.json")) response_file = entry.path().string();
+    if (name.ends_with(".svg")) chart_file = entry.path().string();
+  }
+  ASSERT_FALSE(response_file.empty());
+  EXPECT_FALSE(chart_file.empty());
+  const std::string digest = ledger::ToHex(ledger::Sha256(ReadFile(response_file)));
+  EXPECT_EQ(digest, series.value("response_sha256", ""));
 }
 
 TEST_F(ValidationTest, ErrorRateStayingHighIsNotRecovered) {
