@@ -223,8 +223,8 @@ void ControlPlane::RunSignalCorrelation(const store::JobLease& lease) {
       failure = correlated.error();
       continue;
     }
-    // Also after a retry of a signal correlated earlier: the policy acts at most once per
-    // change, so a second pass only finds its record.
+    // Also after a retry of a signal correlated earlier: the automatic_action record, written
+    // in the rollback's own transaction, stops a second pass from acting again.
     if (!correlated->suspected_change_id.empty() && correlated->status == "firing") {
       ApplyAutomaticPolicy(*this, lease, *correlated);
     }

@@ -143,7 +143,7 @@ class DetectionServer {
     return answer.is_array() ? answer : json::array();
   }
 
-  // Posts `body` to the webhook with `token`; returns the status (0 when nothing answered).
+  // Posts `body` to the webhook with `token`; returns the status, or 0 without a response.
   int PostWebhook(const std::string& body, const std::string& token) {
     httplib::Client client("127.0.0.1", port_);
     httplib::Headers headers;
