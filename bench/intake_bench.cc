@@ -90,8 +90,8 @@ std::string PostableAlerts(int request, int count, const std::string& starts_at)
 
 // Sends `bodies` to port/path from `clients` threads, each on one keep-alive connection, and
 // returns the seconds taken. Exits when a response status is not 200.
-double Send(int port, const std::string& path, const std::vector<std::string>& bodies,
-            int clients, const httplib::Headers& headers) {
+double Send(int port, const std::string& path, const std::vector<std::string>& bodies, int clients,
+            const httplib::Headers& headers) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   const auto start = std::chrono::steady_clock::now();

@@ -68,12 +68,12 @@ core::Result<void> NoteOnIncident(store::Transaction& tx, const SignalRecord& si
 // Records one delivery's alerts inside `tx`, appending the ids of new firing signals to
 // `fired`.
 core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
-                                        const signals::WebhookPayload& delivery,
-                                        const Caller& system, core::Time now,
-                                        std::vector<std::string>& fired) {
+                                          const signals::WebhookPayload& delivery,
+                                          const Caller& system, core::Time now,
+                                          std::vector<std::string>& fired) {
   SignalIntake intake{.received = static_cast<int>(delivery.alerts.size()),
-                    .invalid = static_cast<int>(delivery.invalid_alerts.size()),
-                    .truncated_alerts = delivery.truncated_alerts};
+                      .invalid = static_cast<int>(delivery.invalid_alerts.size()),
+                      .truncated_alerts = delivery.truncated_alerts};
   // One ledger entry lists every new signal of the delivery, as one commit records them.
   nlohmann::json received = nlohmann::json::array();
   for (const signals::Alert& alert : delivery.alerts) {
@@ -108,9 +108,9 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
     BACKOUT_CHECK(NoteOnIncident(tx, signal, now, "signal_resolved",
                                  fmt::format("alert {} on {} resolved at {}", signal.name,
                                              signal.service, core::FormatTime(*signal.ends_at))));
-    BACKOUT_CHECK(Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(signal.id),
-                         {{"ends_at", core::FormatTime(*signal.ends_at)},
-                          {"incident", signal.incident_id}}));
+    BACKOUT_CHECK(
+        Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(signal.id),
+               {{"ends_at", core::FormatTime(*signal.ends_at)}, {"incident", signal.incident_id}}));
   }
 
   if (!received.empty()) {
@@ -217,8 +217,8 @@ core::Result<std::vector<core::Change>> LoadServiceChanges(store::Transaction& t
 core::Result<std::string> EnqueueCorrelation(store::Transaction& tx,
                                              const std::vector<std::string>& signal_ids,
                                              core::Time now) {
-  BACKOUT_TRY(int64_t job, tx.EnqueueJob(kSignalCorrelationJob, "signals",
-                                         {{"signal_ids", signal_ids}}, now));
+  BACKOUT_TRY(int64_t job,
+              tx.EnqueueJob(kSignalCorrelationJob, "signals", {{"signal_ids", signal_ids}}, now));
   return std::to_string(job);
 }
 
@@ -311,22 +311,23 @@ core::Result<Page<SignalRecord>> ControlPlane::ListSignals(const Caller& caller,
                                                            const ListOptions& options) {
   const auto current = settings();
   Page<SignalRecord> page;
-  BACKOUT_CHECK(Read(caller, "signal.list", "signals", [&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
-    BACKOUT_TRY(auto objects, tx.List(store::ListQuery{.kind = kSignalKind,
-                                                       .service = service,
-                                                       .after_id = options.after,
-                                                       .limit = options.limit + 1}));
-    for (const store::Object& object : objects) {
-      if (static_cast<int>(page.items.size()) == options.limit) {
-        page.next_after = page.items.back().id;
-        break;
-      }
-      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(object.body));
-      page.items.push_back(std::move(signal));
-    }
-    return {};
-  }));
+  BACKOUT_CHECK(
+      Read(caller, "signal.list", "signals", [&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
+        BACKOUT_TRY(auto objects, tx.List(store::ListQuery{.kind = kSignalKind,
+                                                           .service = service,
+                                                           .after_id = options.after,
+                                                           .limit = options.limit + 1}));
+        for (const store::Object& object : objects) {
+          if (static_cast<int>(page.items.size()) == options.limit) {
+            page.next_after = page.items.back().id;
+            break;
+          }
+          BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(object.body));
+          page.items.push_back(std::move(signal));
+        }
+        return {};
+      }));
   return page;
 }
 

@@ -74,19 +74,18 @@ class IntakeBatcher {
 };
 
 json IntakeJson(const app::SignalIntake& intake) {
-  return {{"received", intake.received},         {"recorded", intake.recorded},
-          {"duplicates", intake.duplicates},     {"resolved", intake.resolved},
-          {"invalid", intake.invalid},           {"truncated_alerts", intake.truncated_alerts},
+  return {{"received", intake.received},     {"recorded", intake.recorded},
+          {"duplicates", intake.duplicates}, {"resolved", intake.resolved},
+          {"invalid", intake.invalid},       {"truncated_alerts", intake.truncated_alerts},
           {"correlation_job", intake.job_id}};
 }
 
 core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics& metrics,
-                                               IntakeBatcher& batcher,
-                                               const HttpRequest& request) {
+                                               IntakeBatcher& batcher, const HttpRequest& request) {
   // Step 1: the sender's credentials, checked over the exact bytes received.
-  auto authenticated = plane.AuthenticateSignalSender(
-      HeaderOf(request, "authorization"), HeaderOf(request, "x-backout-signature"),
-      request.raw_body);
+  auto authenticated =
+      plane.AuthenticateSignalSender(HeaderOf(request, "authorization"),
+                                     HeaderOf(request, "x-backout-signature"), request.raw_body);
   if (!authenticated) {
     if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
       metrics.Increment(kUnauthenticatedTotal);
@@ -181,9 +180,8 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
         }
         auto page = plane.ListSignals(*request.caller, service, options);
         if (!page) return std::unexpected(page.error());
-        return HttpResponse{.body = PageJson(*page, [](const app::SignalRecord& signal) {
-                              return json(signal);
-                            })};
+        return HttpResponse{
+            .body = PageJson(*page, [](const app::SignalRecord& signal) { return json(signal); })};
       }});
 }
 
