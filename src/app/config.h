@@ -123,7 +123,6 @@ struct CheckConfig {
   nlohmann::json settings = nlohmann::json::object();
 };
 
-
 // ---- Detection: signals and per-service detection rules ------------------------------------
 
 // The `signals.alertmanager` block: the Alertmanager webhook receiver. Without it the receiver
