@@ -12,6 +12,7 @@ packages=(
   libgit2-dev libarchive-dev libkainjow-mustache-dev
   libcmark-gfm-dev libcmark-gfm-extensions-dev librsvg2-dev
   clang-format curl openssl awscli
+  prometheus prometheus-alertmanager
 )
 
 missing=()

@@ -54,6 +54,8 @@ core::Result<std::string> OpenOrJoinIncident(store::Transaction& tx, const Setti
   const std::string index_kind = attributed ? kSuspectIncidentKind : kUnattributedIncidentKind;
   const std::string index_id = attributed ? *correlation.suspected_change_id : signal.service;
 
+  // NOTE: every joining signal adds a timeline event, so an alert storm on one change grows that
+  // incident's stored JSON by one event per alert.
   BACKOUT_TRY(auto index, tx.Get(index_kind, index_id));
   if (index) {
     const std::string incident_id = index->body.value("incident", "");

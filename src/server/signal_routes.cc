@@ -86,6 +86,8 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
   auto authenticated =
       plane.AuthenticateSignalSender(HeaderOf(request, "authorization"),
                                      HeaderOf(request, "x-backout-signature"), request.raw_body);
+  // NOTE: rejected senders are counted and logged but not rate-limited, because the server's
+  // rate limiter only guards routes with Access::kAuthenticated.
   if (!authenticated) {
     if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
       metrics.Increment(kUnauthenticatedTotal);
