@@ -74,7 +74,7 @@ std::map<std::string, std::vector<std::string>> DependencyMap(const Config& conf
   return depends_on;
 }
 
-// What was read before the provider is asked for its plan.
+// Inputs read before the provider is asked for its plan.
 struct PolicyInputs {
   core::Incident incident;
   std::vector<core::Change> changes;
