@@ -2,6 +2,8 @@
 // correlation and the automatic policy, with a manual clock.
 #include "app/signals.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -52,7 +54,7 @@ data_dir: {0}/data
 users:
   - {{name: ci-bot, roles: [ci]}}
 signals:
-  alertmanager: {{bearer_token: env:BACKOUT_SIGNAL_TEST_TOKEN}}
+  alertmanager: {{bearer_token: env:BACKOUT_SIGNAL_TEST_TOKEN, hmac_secret: env:BACKOUT_SIGNAL_TEST_HMAC}}
 services:
   - name: checkout
     depends_on: [payments]
@@ -65,6 +67,7 @@ services:
 )",
                                          dir.string());
     ::setenv("BACKOUT_SIGNAL_TEST_TOKEN", "signal-test-token", 1);
+    ::setenv("BACKOUT_SIGNAL_TEST_HMAC", "signal-test-hmac", 1);
     auto config = Config::Parse(text, "test.yaml", dir);
     ASSERT_TRUE(config.has_value()) << config.error().message;
     ProviderMap providers;
@@ -262,6 +265,23 @@ TEST_F(SignalTest, WrongBearerTokenIsRejected) {
   ASSERT_FALSE(rejected.has_value());
   EXPECT_EQ(rejected.error().code, core::ErrorCode::kUnauthenticated);
   EXPECT_TRUE(plane_->AuthenticateSignalSender("Bearer signal-test-token", "", "{}").has_value());
+}
+
+TEST_F(SignalTest, HmacSignatureAuthenticatesBody) {
+  const std::string body = R"({"version":"4","alerts":[]})";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  const std::string key = "signal-test-hmac";
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest, &length);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+
+  EXPECT_TRUE(plane_->AuthenticateSignalSender("", "sha256=" + hex, body).has_value());
+  auto tampered = plane_->AuthenticateSignalSender("", "sha256=" + hex, body + " ");
+  ASSERT_FALSE(tampered.has_value());
+  EXPECT_EQ(tampered.error().code, core::ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(plane_->AuthenticateSignalSender("", "", body).has_value());
 }
 
 }  // namespace
