@@ -1,7 +1,8 @@
 // Alert intake: alerts committed per second through Backout's Alertmanager webhook receiver
-// (POST /api/v1/signals/alertmanager, each request one SQLite transaction with a ledger entry per
-// alert) against Alertmanager's own intake (POST /api/v2/alerts, kept in memory), both on this
-// machine in the same run with the same batches and the same number of concurrent clients.
+// (POST /api/v1/signals/alertmanager) against Alertmanager's own intake (POST /api/v2/alerts).
+// Backout commits each request's alerts and a ledger entry to SQLite before it replies, with
+// concurrent requests sharing one transaction; Alertmanager keeps alerts in memory. Both run on
+// this machine in the same run, with the same batches and the same number of concurrent clients.
 // Usage: intake_bench [--requests N] [--alerts-per-request K] [--clients C]
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -88,9 +89,9 @@ std::string PostableAlerts(int request, int count, const std::string& starts_at)
 }
 
 // Sends `bodies` to port/path from `clients` threads, each on one keep-alive connection, and
-// returns the seconds taken. Exits when a request does not answer 200.
-double Send(int port, const std::string& path, const std::vector<std::string>& bodies,
-            int clients, const httplib::Headers& headers) {
+// returns the seconds taken. Exits when a response status is not 200.
+double Send(int port, const std::string& path, const std::vector<std::string>& bodies, int clients,
+            const httplib::Headers& headers) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   const auto start = std::chrono::steady_clock::now();
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
   const std::string starts_at = Iso(std::chrono::system_clock::now());
   const double alerts = static_cast<double>(options.requests) * options.alerts_per_request;
 
-  // Backout: each request commits its alerts in one transaction before the reply.
+  // Backout: each request's alerts are committed before its response.
   testing::TempDir folder;
   store::SystemClock clock;
   auto backout = StartBackout(folder.path(), clock);

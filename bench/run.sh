@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 "$build_dir/bench/kube_bench" --runs 20
 "$build_dir/bench/codedeploy_bench" --calls 200 --cli-runs 5
 bench/api_bench.sh "$build_dir" 10 1000
-"$build_dir/bench/intake_bench" --requests 400 --alerts-per-request 50 --clients 4
+"$build_dir/bench/intake_bench" --requests 400 --alerts-per-request 50 --clients 8

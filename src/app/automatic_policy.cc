@@ -69,11 +69,12 @@ std::vector<core::Role> PolicyRoles(const core::Policy& policy) {
 
 std::map<std::string, std::vector<std::string>> DependencyMap(const Config& config) {
   std::map<std::string, std::vector<std::string>> depends_on;
-  for (const ServiceConfig& service : config.services) depends_on[service.name] = service.depends_on;
+  for (const ServiceConfig& service : config.services)
+    depends_on[service.name] = service.depends_on;
   return depends_on;
 }
 
-// What was read before the provider is asked for its plan.
+// Inputs read before the provider is asked for its plan.
 struct PolicyInputs {
   core::Incident incident;
   std::vector<core::Change> changes;
@@ -202,7 +203,8 @@ std::vector<std::string> BlockingReasons(const core::Assessment& assessment) {
     }
   }
   if (assessment.plan.contains("error")) {
-    reasons.push_back(fmt::format("the provider gave no plan: {}", assessment.plan["error"].dump()));
+    reasons.push_back(
+        fmt::format("the provider gave no plan: {}", assessment.plan["error"].dump()));
   }
   return reasons;
 }
@@ -261,10 +263,9 @@ core::Result<void> RecordSkip(ControlPlane& plane, const store::JobLease& lease,
                                   {"reasons", reasons},
                                   {"time", core::FormatTime(now)}}));
     }
-    return Ledger(tx, system, fmt::format("signal.{}", kind), IncidentSubject(incident.id),
-                  {{"change", signal.suspected_change_id},
-                   {"signal", signal.id},
-                   {"reasons", reasons}});
+    return Ledger(
+        tx, system, fmt::format("signal.{}", kind), IncidentSubject(incident.id),
+        {{"change", signal.suspected_change_id}, {"signal", signal.id}, {"reasons", reasons}});
   });
 }
 
@@ -362,13 +363,13 @@ core::Result<std::string> RollBack(ControlPlane& plane, const store::JobLease& l
                             job_id));
     BACKOUT_CHECK(Save(tx, stored));
 
-    Freeze freeze{.service = incident.service,
-                  .frozen = true,
-                  .reason = fmt::format("automatic rollback of {} requested (job {})", incident.id,
-                                        job_id),
-                  .since = now,
-                  .incident = incident.id,
-                  .set_by = system.name()};
+    Freeze freeze{
+        .service = incident.service,
+        .frozen = true,
+        .reason = fmt::format("automatic rollback of {} requested (job {})", incident.id, job_id),
+        .since = now,
+        .incident = incident.id,
+        .set_by = system.name()};
     BACKOUT_CHECK(SaveFreeze(tx, freeze));
     BACKOUT_CHECK(Ledger(tx, system, "incident.rollback_requested", subject,
                          {{"job_id", job_id},
@@ -410,10 +411,10 @@ core::Result<void> Apply(ControlPlane& plane, const store::JobLease& lease,
   if (!inputs.skip_reasons.empty()) {
     const bool severity_only = inputs.skip_reasons.size() == 1 && inputs.suspect &&
                                inputs.skip_reasons[0].starts_with("severity");
-    return RecordSkip(plane, lease, signal,
-                      severity_only ? "automatic_rollback_not_allowed"
-                                    : "automatic_rollback_skipped",
-                      inputs.skip_reasons, std::nullopt);
+    return RecordSkip(
+        plane, lease, signal,
+        severity_only ? "automatic_rollback_not_allowed" : "automatic_rollback_skipped",
+        inputs.skip_reasons, std::nullopt);
   }
 
   BACKOUT_TRY(PolicyVersion version, FindPolicyVersion(plane.store()));

@@ -16,8 +16,8 @@ constexpr std::string_view kDetectionKeys[] = {"watch_window", "rules", "probes"
                                                "automatic_rollback"};
 constexpr std::string_view kAutomaticKeys[] = {"enabled", "severities"};
 constexpr std::string_view kRuleKeys[] = {"name", "query", "severity"};
-constexpr std::string_view kProbeKeys[] = {"name",    "url",     "method",
-                                           "expected_status", "timeout", "severity"};
+constexpr std::string_view kProbeKeys[] = {"name",    "url",     "method", "expected_status",
+                                           "timeout", "severity"};
 constexpr std::string_view kProbeMethods[] = {"GET", "HEAD", "POST"};
 
 std::optional<std::string> CheckHttpUrl(const std::string& url) {
@@ -51,8 +51,9 @@ std::optional<AlertmanagerReceiverConfig> ParseAlertmanager(ParseContext& contex
     if (!receiver.hmac_secret) return std::nullopt;
   }
   if (!receiver.bearer_token && !receiver.hmac_secret) {
-    reader.Fail(value, "give bearer_token (Alertmanager's http_config sends it) or hmac_secret, "
-                       "so that the receiver can authenticate senders");
+    reader.Fail(value,
+                "give bearer_token (Alertmanager's http_config sends it) or hmac_secret, "
+                "so that the receiver can authenticate senders");
     return std::nullopt;
   }
   if (const YamlValue* label = fields->Find("service_label")) {
@@ -143,8 +144,7 @@ std::optional<std::vector<DetectionRuleConfig>> ParseRules(ParseContext& context
   return rules;
 }
 
-std::optional<std::vector<ProbeConfig>> ParseProbes(ParseContext& context,
-                                                    const YamlValue& value) {
+std::optional<std::vector<ProbeConfig>> ParseProbes(ParseContext& context, const YamlValue& value) {
   YamlReader& reader = context.reader;
   auto items = reader.List(value);
   if (!items) return std::nullopt;

@@ -245,6 +245,10 @@ class ControlPlane {
   // later in a signal_correlation job. An alert already recorded (same fingerprint and
   // startsAt) is counted as a duplicate and changes nothing; a resolved alert closes its signal.
   core::Result<SignalIntake> IngestAlertmanager(const signals::WebhookPayload& payload);
+  // The same for several deliveries in one transaction (group commit): one result per payload,
+  // in order, or one error for all of them.
+  core::Result<std::vector<SignalIntake>> IngestAlertmanagerBatch(
+      const std::vector<const signals::WebhookPayload*>& payloads);
 
   // Runs one leased signal_correlation job: attributes each signal, opens or joins its incident
   // and applies the service's automatic policy. Completes or fails the job itself.

@@ -79,9 +79,9 @@ core::Result<int> ControlPlane::EvaluateDetection() {
   std::shared_ptr<http::Client> shared(std::move(*client));
   std::unique_ptr<signals::PrometheusClient> prometheus;
   if (config.signals.prometheus) {
-    BACKOUT_TRY(prometheus, signals::PrometheusClient::Create(config.signals.prometheus->url,
-                                                              shared,
-                                                              config.signals.prometheus->timeout));
+    BACKOUT_TRY(prometheus,
+                signals::PrometheusClient::Create(config.signals.prometheus->url, shared,
+                                                  config.signals.prometheus->timeout));
   }
   std::vector<Evaluation> evaluations;
   for (const auto& [name, change] : watched) {
@@ -115,20 +115,22 @@ core::Result<int> ControlPlane::EvaluateDetection() {
           .name = probe.name,
           .severity = probe.severity,
           .query = probe.url,
-          .result = signals::RunProbe(*shared, signals::ProbeSpec{.name = probe.name,
-                                                                  .url = probe.url,
-                                                                  .method = probe.method,
-                                                                  .expected_status = static_cast<int>(
-                                                                      probe.expected_status),
-                                                                  .timeout = probe.timeout})});
+          .result = signals::RunProbe(
+              *shared,
+              signals::ProbeSpec{.name = probe.name,
+                                 .url = probe.url,
+                                 .method = probe.method,
+                                 .expected_status = static_cast<int>(probe.expected_status),
+                                 .timeout = probe.timeout})});
     }
   }
   for (const Evaluation& evaluation : evaluations) {
     if (evaluation.result.state == signals::ConditionState::kUnknown) {
-      spdlog::warn("component=signals event=condition_unknown service={} {}={} change={} "
-                   "error=\"{}\"",
-                   evaluation.service, evaluation.source, evaluation.name, evaluation.change_id,
-                   evaluation.result.detail);
+      spdlog::warn(
+          "component=signals event=condition_unknown service={} {}={} change={} "
+          "error=\"{}\"",
+          evaluation.service, evaluation.source, evaluation.name, evaluation.change_id,
+          evaluation.result.detail);
     }
   }
 
@@ -151,13 +153,13 @@ core::Result<int> ControlPlane::EvaluateDetection() {
             .severity = evaluation.severity,
             .status = "firing",
             // A rule that already fired at the change's time started before it.
-            .starts_at = before_change ? evaluation.change_time - std::chrono::milliseconds(1)
-                                       : now,
+            .starts_at =
+                before_change ? evaluation.change_time - std::chrono::milliseconds(1) : now,
             .received_at = now,
             .labels = {{"service", evaluation.service}},
-            .detail = fmt::format("{}: {}{}", evaluation.query, evaluation.result.detail,
-                                  before_change ? "; it already fired when the change was made"
-                                                : "")};
+            .detail =
+                fmt::format("{}: {}{}", evaluation.query, evaluation.result.detail,
+                            before_change ? "; it already fired when the change was made" : "")};
         BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, id, signal.service, signal));
         fired.push_back(id);
         BACKOUT_CHECK(Ledger(tx, system, "signal.received", signal_internal::SignalSubject(id),
@@ -182,8 +184,7 @@ core::Result<int> ControlPlane::EvaluateDetection() {
       if (!signal.incident_id.empty()) {
         BACKOUT_TRY(auto incident, LoadIncident(tx, signal.incident_id));
         AddTimeline(incident.value, now, system, "signal_resolved",
-                    fmt::format("{} {} on {} cleared", signal.source, signal.name,
-                                signal.service));
+                    fmt::format("{} {} on {} cleared", signal.source, signal.name, signal.service));
         BACKOUT_CHECK(Save(tx, incident));
       }
       BACKOUT_CHECK(Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(id),

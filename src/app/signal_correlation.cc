@@ -54,14 +54,16 @@ core::Result<std::string> OpenOrJoinIncident(store::Transaction& tx, const Setti
   const std::string index_kind = attributed ? kSuspectIncidentKind : kUnattributedIncidentKind;
   const std::string index_id = attributed ? *correlation.suspected_change_id : signal.service;
 
+  // NOTE: every joining signal adds a timeline event, so an alert storm on one change grows that
+  // incident's stored JSON by one event per alert.
   BACKOUT_TRY(auto index, tx.Get(index_kind, index_id));
   if (index) {
     const std::string incident_id = index->body.value("incident", "");
     BACKOUT_TRY(auto stored, LoadIncident(tx, incident_id));
     if (stored.value.state != core::IncidentState::kClosed) {
       AddTimeline(stored.value, now, system, "signal_joined",
-                  fmt::format("{} signal {} ({}) joined: {}", signal.source, signal.name,
-                              signal.id, correlation.reason));
+                  fmt::format("{} signal {} ({}) joined: {}", signal.source, signal.name, signal.id,
+                              correlation.reason));
       BACKOUT_CHECK(Save(tx, stored));
       return incident_id;
     }
@@ -87,10 +89,10 @@ core::Result<std::string> OpenOrJoinIncident(store::Transaction& tx, const Setti
                                           {"truncated_alerts", signal.truncated_alerts}}},
       .opened_by = system.name(),
       .opened_at = now};
-  AddTimeline(incident, now, system, "opened",
-              fmt::format("opened by {} signal {} ({}): {}", signal.source, signal.name, signal.id,
-                          attributed ? correlation.reason
-                                     : "no suspected change: " + correlation.reason));
+  AddTimeline(
+      incident, now, system, "opened",
+      fmt::format("opened by {} signal {} ({}): {}", signal.source, signal.name, signal.id,
+                  attributed ? correlation.reason : "no suspected change: " + correlation.reason));
   BACKOUT_TRY(auto stored, Insert(tx, kIncidentKind, incident.id, incident.service, incident));
   store::Object index_object{.kind = index_kind,
                              .id = index_id,
@@ -98,14 +100,15 @@ core::Result<std::string> OpenOrJoinIncident(store::Transaction& tx, const Setti
                              .body = {{"incident", incident.id}}};
   if (index) index_object.version = index->version;
   BACKOUT_CHECK(tx.Put(index_object));
-  BACKOUT_CHECK(Ledger(tx, system, "incident.opened", IncidentSubject(incident.id),
-                       {{"service", incident.service},
-                        {"severity", core::SeverityName(incident.severity)},
-                        {"title", incident.title},
-                        {"suspected_change", attributed ? nlohmann::json(*correlation.suspected_change_id)
-                                                        : nlohmann::json(nullptr)},
-                        {"suspected_change_reason", incident.suspected_change_reason},
-                        {"trigger", signal.id}}));
+  BACKOUT_CHECK(
+      Ledger(tx, system, "incident.opened", IncidentSubject(incident.id),
+             {{"service", incident.service},
+              {"severity", core::SeverityName(incident.severity)},
+              {"title", incident.title},
+              {"suspected_change", attributed ? nlohmann::json(*correlation.suspected_change_id)
+                                              : nlohmann::json(nullptr)},
+              {"suspected_change_reason", incident.suspected_change_reason},
+              {"trigger", signal.id}}));
   return incident.id;
 }
 
@@ -119,9 +122,8 @@ namespace {
 
 // Correlates one signal and returns it; a signal already correlated (by an earlier attempt) is
 // returned as stored.
-core::Result<SignalRecord> CorrelateOne(ControlPlane& plane,
-                                                       const store::JobLease& lease,
-                                                       const std::string& signal_id) {
+core::Result<SignalRecord> CorrelateOne(ControlPlane& plane, const store::JobLease& lease,
+                                        const std::string& signal_id) {
   const auto settings = plane.settings();
   const core::Time now = plane.clock().Now();
   const Caller system = SystemCaller();
@@ -202,7 +204,8 @@ core::Result<SignalRecord> CorrelateOne(ControlPlane& plane,
       "component=signals event=correlated signal={} service={} incident={} suspected={} "
       "reason=\"{}\"",
       signal.id, signal.service, signal.incident_id.empty() ? "-" : signal.incident_id,
-      signal.suspected_change_id.empty() ? "-" : signal.suspected_change_id, signal.correlation_reason);
+      signal.suspected_change_id.empty() ? "-" : signal.suspected_change_id,
+      signal.correlation_reason);
   return signal;
 }
 
@@ -223,8 +226,8 @@ void ControlPlane::RunSignalCorrelation(const store::JobLease& lease) {
       failure = correlated.error();
       continue;
     }
-    // Also after a retry of a signal correlated earlier: the policy acts at most once per
-    // change, so a second pass only finds its record.
+    // Also after a retry of a signal correlated earlier: the automatic_action record, written
+    // in the rollback's own transaction, stops a second pass from acting again.
     if (!correlated->suspected_change_id.empty() && correlated->status == "firing") {
       ApplyAutomaticPolicy(*this, lease, *correlated);
     }

@@ -65,6 +65,78 @@ core::Result<void> NoteOnIncident(store::Transaction& tx, const SignalRecord& si
   return Save(tx, stored);
 }
 
+// Records one delivery's alerts inside `tx`, appending the ids of new firing signals to
+// `fired`.
+core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
+                                          const signals::WebhookPayload& delivery,
+                                          const Caller& system, core::Time now,
+                                          std::vector<std::string>& fired) {
+  SignalIntake intake{.received = static_cast<int>(delivery.alerts.size()),
+                      .invalid = static_cast<int>(delivery.invalid_alerts.size()),
+                      .truncated_alerts = delivery.truncated_alerts};
+  // One ledger entry lists every new signal of the delivery, as one commit records them.
+  nlohmann::json received = nlohmann::json::array();
+  for (const signals::Alert& alert : delivery.alerts) {
+    SignalRecord incoming = FromAlert(alert, delivery, now);
+    BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
+
+    // A new alert: record it, and correlate it when it fires.
+    if (!existing) {
+      BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, incoming.id, incoming.service, incoming));
+      ++intake.recorded;
+      if (alert.status == signals::AlertStatus::kFiring) fired.push_back(incoming.id);
+      received.push_back({{"signal", incoming.id},
+                          {"name", incoming.name},
+                          {"service", incoming.service},
+                          {"severity", incoming.severity},
+                          {"status", incoming.status},
+                          {"starts_at", core::FormatTime(incoming.starts_at)}});
+      continue;
+    }
+
+    // Seen before: a repeat of the same state changes nothing, a resolved alert closes it.
+    BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(existing->body));
+    if (alert.status == signals::AlertStatus::kFiring || signal.status == "resolved") {
+      ++intake.duplicates;
+      continue;
+    }
+    signal.status = "resolved";
+    signal.ends_at = alert.ends_at.value_or(now);
+    existing->body = nlohmann::json(signal);
+    BACKOUT_CHECK(tx.Put(*existing));
+    ++intake.resolved;
+    BACKOUT_CHECK(NoteOnIncident(tx, signal, now, "signal_resolved",
+                                 fmt::format("alert {} on {} resolved at {}", signal.name,
+                                             signal.service, core::FormatTime(*signal.ends_at))));
+    BACKOUT_CHECK(
+        Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(signal.id),
+               {{"ends_at", core::FormatTime(*signal.ends_at)}, {"incident", signal.incident_id}}));
+  }
+
+  if (!received.empty()) {
+    BACKOUT_CHECK(Ledger(tx, system, "signal.received", "signals",
+                         {{"source", "alertmanager"},
+                          {"group_key", delivery.group_key},
+                          {"receiver", delivery.receiver},
+                          {"truncated_alerts", delivery.truncated_alerts},
+                          {"signals", std::move(received)}}));
+  }
+
+  // Alertmanager drops what exceeds max_alerts and never sends it later, so the count is kept.
+  if (delivery.truncated_alerts > 0 || !delivery.invalid_alerts.empty()) {
+    nlohmann::json invalid = nlohmann::json::array();
+    for (const auto& item : delivery.invalid_alerts) {
+      invalid.push_back({{"index", item.index}, {"reason", item.reason}});
+    }
+    BACKOUT_CHECK(Ledger(tx, system, "signal.delivery_incomplete", "signals",
+                         {{"group_key", delivery.group_key},
+                          {"receiver", delivery.receiver},
+                          {"truncated_alerts", delivery.truncated_alerts},
+                          {"invalid_alerts", invalid}}));
+  }
+  return intake;
+}
+
 }  // namespace
 
 void to_json(nlohmann::json& json, const SignalRecord& signal) {
@@ -145,8 +217,8 @@ core::Result<std::vector<core::Change>> LoadServiceChanges(store::Transaction& t
 core::Result<std::string> EnqueueCorrelation(store::Transaction& tx,
                                              const std::vector<std::string>& signal_ids,
                                              core::Time now) {
-  BACKOUT_TRY(int64_t job, tx.EnqueueJob(kSignalCorrelationJob, "signals",
-                                         {{"signal_ids", signal_ids}}, now));
+  BACKOUT_TRY(int64_t job,
+              tx.EnqueueJob(kSignalCorrelationJob, "signals", {{"signal_ids", signal_ids}}, now));
   return std::to_string(job);
 }
 
@@ -196,87 +268,42 @@ core::Result<void> ControlPlane::AuthenticateSignalSender(std::string_view autho
 
 core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
     const signals::WebhookPayload& payload) {
+  BACKOUT_TRY(auto intakes, IngestAlertmanagerBatch({&payload}));
+  return intakes.front();
+}
+
+core::Result<std::vector<SignalIntake>> ControlPlane::IngestAlertmanagerBatch(
+    const std::vector<const signals::WebhookPayload*>& payloads) {
   const core::Time now = clock_.Now();
   const Caller system = SystemCaller();
-  SignalIntake intake{.received = static_cast<int>(payload.alerts.size()),
-                      .invalid = static_cast<int>(payload.invalid_alerts.size()),
-                      .truncated_alerts = payload.truncated_alerts};
+  std::vector<SignalIntake> intakes;
 
   BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
-    intake.recorded = intake.duplicates = intake.resolved = 0;
+    intakes.clear();
     std::vector<std::string> fired;
-    // One ledger entry lists every new signal of the delivery, as one commit records them.
-    nlohmann::json received = nlohmann::json::array();
-    for (const signals::Alert& alert : payload.alerts) {
-      SignalRecord incoming = FromAlert(alert, payload, now);
-      BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
-
-      // A new alert: record it, and correlate it when it fires.
-      if (!existing) {
-        BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, incoming.id, incoming.service, incoming));
-        ++intake.recorded;
-        if (alert.status == signals::AlertStatus::kFiring) fired.push_back(incoming.id);
-        received.push_back({{"signal", incoming.id},
-                            {"name", incoming.name},
-                            {"service", incoming.service},
-                            {"severity", incoming.severity},
-                            {"status", incoming.status},
-                            {"starts_at", core::FormatTime(incoming.starts_at)}});
-        continue;
-      }
-
-      // Seen before: a repeat of the same state changes nothing, a resolved alert closes it.
-      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(existing->body));
-      if (alert.status == signals::AlertStatus::kFiring || signal.status == "resolved") {
-        ++intake.duplicates;
-        continue;
-      }
-      signal.status = "resolved";
-      signal.ends_at = alert.ends_at.value_or(now);
-      existing->body = nlohmann::json(signal);
-      BACKOUT_CHECK(tx.Put(*existing));
-      ++intake.resolved;
-      BACKOUT_CHECK(NoteOnIncident(tx, signal, now, "signal_resolved",
-                                   fmt::format("alert {} on {} resolved at {}", signal.name,
-                                               signal.service, core::FormatTime(*signal.ends_at))));
-      BACKOUT_CHECK(Ledger(tx, system, "signal.resolved", signal_internal::SignalSubject(signal.id),
-                           {{"ends_at", core::FormatTime(*signal.ends_at)},
-                            {"incident", signal.incident_id}}));
-    }
-
-    if (!received.empty()) {
-      BACKOUT_CHECK(Ledger(tx, system, "signal.received", "signals",
-                           {{"source", "alertmanager"},
-                            {"group_key", payload.group_key},
-                            {"receiver", payload.receiver},
-                            {"truncated_alerts", payload.truncated_alerts},
-                            {"signals", std::move(received)}}));
-    }
-
-    // Alertmanager drops what exceeds max_alerts and never sends it later, so the count is kept.
-    if (payload.truncated_alerts > 0 || !payload.invalid_alerts.empty()) {
-      nlohmann::json invalid = nlohmann::json::array();
-      for (const auto& item : payload.invalid_alerts) {
-        invalid.push_back({{"index", item.index}, {"reason", item.reason}});
-      }
-      BACKOUT_CHECK(Ledger(tx, system, "signal.delivery_incomplete", "signals",
-                           {{"group_key", payload.group_key},
-                            {"receiver", payload.receiver},
-                            {"truncated_alerts", payload.truncated_alerts},
-                            {"invalid_alerts", invalid}}));
+    for (const signals::WebhookPayload* delivery : payloads) {
+      BACKOUT_TRY(SignalIntake intake, RecordDelivery(tx, *delivery, system, now, fired));
+      intakes.push_back(std::move(intake));
     }
     if (!fired.empty()) {
-      BACKOUT_TRY(intake.job_id, signal_internal::EnqueueCorrelation(tx, fired, now));
+      BACKOUT_TRY(std::string job, signal_internal::EnqueueCorrelation(tx, fired, now));
+      for (SignalIntake& intake : intakes) {
+        if (intake.recorded > 0) intake.job_id = job;
+      }
     }
     return {};
   }));
 
-  spdlog::info(
-      "component=signals event=webhook_committed group_key=\"{}\" received={} recorded={} "
-      "duplicates={} resolved={} invalid={} truncated={} job={}",
-      payload.group_key, intake.received, intake.recorded, intake.duplicates, intake.resolved,
-      intake.invalid, intake.truncated_alerts, intake.job_id.empty() ? "-" : intake.job_id);
-  return intake;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    const SignalIntake& intake = intakes[i];
+    spdlog::info(
+        "component=signals event=webhook_committed group_key=\"{}\" received={} recorded={} "
+        "duplicates={} resolved={} invalid={} truncated={} job={} batch={}",
+        payloads[i]->group_key, intake.received, intake.recorded, intake.duplicates,
+        intake.resolved, intake.invalid, intake.truncated_alerts,
+        intake.job_id.empty() ? "-" : intake.job_id, payloads.size());
+  }
+  return intakes;
 }
 
 core::Result<Page<SignalRecord>> ControlPlane::ListSignals(const Caller& caller,
@@ -284,22 +311,23 @@ core::Result<Page<SignalRecord>> ControlPlane::ListSignals(const Caller& caller,
                                                            const ListOptions& options) {
   const auto current = settings();
   Page<SignalRecord> page;
-  BACKOUT_CHECK(Read(caller, "signal.list", "signals", [&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
-    BACKOUT_TRY(auto objects, tx.List(store::ListQuery{.kind = kSignalKind,
-                                                       .service = service,
-                                                       .after_id = options.after,
-                                                       .limit = options.limit + 1}));
-    for (const store::Object& object : objects) {
-      if (static_cast<int>(page.items.size()) == options.limit) {
-        page.next_after = page.items.back().id;
-        break;
-      }
-      BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(object.body));
-      page.items.push_back(std::move(signal));
-    }
-    return {};
-  }));
+  BACKOUT_CHECK(
+      Read(caller, "signal.list", "signals", [&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
+        BACKOUT_TRY(auto objects, tx.List(store::ListQuery{.kind = kSignalKind,
+                                                           .service = service,
+                                                           .after_id = options.after,
+                                                           .limit = options.limit + 1}));
+        for (const store::Object& object : objects) {
+          if (static_cast<int>(page.items.size()) == options.limit) {
+            page.next_after = page.items.back().id;
+            break;
+          }
+          BACKOUT_TRY(SignalRecord signal, core::FromJson<SignalRecord>(object.body));
+          page.items.push_back(std::move(signal));
+        }
+        return {};
+      }));
   return page;
 }
 

@@ -26,9 +26,9 @@ inline constexpr char kUnattributedIncidentKind[] = "unattributed_incident";
 
 // One signal: an Alertmanager alert, a Backout PromQL rule or an HTTP probe that fired.
 struct SignalRecord {
-  std::string id;      // "am:FINGERPRINT@STARTS_AT", "rule:SERVICE/RULE/CHANGE", "probe:…"
-  std::string source;  // "alertmanager", "prometheus", "probe"
-  std::string name;    // alertname, rule or probe name
+  std::string id;       // "am:FINGERPRINT@STARTS_AT", "rule:SERVICE/RULE/CHANGE", "probe:…"
+  std::string source;   // "alertmanager", "prometheus", "probe"
+  std::string name;     // alertname, rule or probe name
   std::string service;  // empty when the signal names none
   std::string severity;
   std::string status;  // "firing" or "resolved"

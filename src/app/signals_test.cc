@@ -2,6 +2,8 @@
 // correlation and the automatic policy, with a manual clock.
 #include "app/signals.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -39,10 +41,10 @@ class SignalTest : public ::testing::Test {
   void SetUp() override {
     const auto& dir = temp_.path();
     std::ofstream(dir / "live") << "v2\n";
-    std::ofstream(dir / "rollback.sh")
-        << fmt::format("#!/bin/sh\necho \"$BACKOUT_TARGET_VERSION\" >> {0}/actions\n"
-                       "echo \"$BACKOUT_TARGET_VERSION\" > {0}/live\n",
-                       dir.string());
+    std::ofstream(dir / "rollback.sh") << fmt::format(
+        "#!/bin/sh\necho \"$BACKOUT_TARGET_VERSION\" >> {0}/actions\n"
+        "echo \"$BACKOUT_TARGET_VERSION\" > {0}/live\n",
+        dir.string());
     std::ofstream(dir / "status.sh") << fmt::format("#!/bin/sh\ncat {}/live\n", dir.string());
     ::chmod((dir / "rollback.sh").c_str(), 0755);
     ::chmod((dir / "status.sh").c_str(), 0755);
@@ -52,7 +54,7 @@ data_dir: {0}/data
 users:
   - {{name: ci-bot, roles: [ci]}}
 signals:
-  alertmanager: {{bearer_token: env:BACKOUT_SIGNAL_TEST_TOKEN}}
+  alertmanager: {{bearer_token: env:BACKOUT_SIGNAL_TEST_TOKEN, hmac_secret: env:BACKOUT_SIGNAL_TEST_HMAC}}
 services:
   - name: checkout
     depends_on: [payments]
@@ -65,6 +67,7 @@ services:
 )",
                                          dir.string());
     ::setenv("BACKOUT_SIGNAL_TEST_TOKEN", "signal-test-token", 1);
+    ::setenv("BACKOUT_SIGNAL_TEST_HMAC", "signal-test-hmac", 1);
     auto config = Config::Parse(text, "test.yaml", dir);
     ASSERT_TRUE(config.has_value()) << config.error().message;
     ProviderMap providers;
@@ -86,12 +89,11 @@ services:
     plane_ = std::make_unique<ControlPlane>(*store_, clock_, *settings);
     ASSERT_TRUE(plane_->BootstrapAdmin().has_value());
     ASSERT_TRUE(plane_->RecordPolicy("admin").has_value());
-    auto admin = plane_->Authenticate(
-        [&] {
-          std::string token = ReadFile(dir / "data" / "admin.token");
-          while (!token.empty() && token.back() == '\n') token.pop_back();
-          return token;
-        }());
+    auto admin = plane_->Authenticate([&] {
+      std::string token = ReadFile(dir / "data" / "admin.token");
+      while (!token.empty() && token.back() == '\n') token.pop_back();
+      return token;
+    }());
     ASSERT_TRUE(admin.has_value());
     admin_ = *admin;
     auto ci = plane_->CreateUser(admin_, NewUser{.name = "ci-bot", .roles = {core::Role::kCi}});
@@ -100,7 +102,8 @@ services:
     ASSERT_TRUE(caller.has_value());
     ci_ = *caller;
     runner_ = std::make_unique<JobRunner>(
-        *plane_, JobRunnerOptions{.owner = "test", .readiness_attempts = 1,
+        *plane_, JobRunnerOptions{.owner = "test",
+                                  .readiness_attempts = 1,
                                   .readiness_interval = std::chrono::milliseconds(1)});
   }
 
@@ -124,17 +127,17 @@ services:
   signals::WebhookPayload Payload(const std::string& fingerprint, core::Time starts_at,
                                   const std::string& status = "firing",
                                   const std::string& severity = "critical") {
-    json body = {{"version", "4"},
-                 {"groupKey", "{}:{}"},
-                 {"status", status},
-                 {"alerts",
-                  {{{"status", status},
-                    {"labels",
-                     {{"alertname", "Errors"}, {"service", "checkout"}, {"severity", severity}}},
-                    {"startsAt", core::FormatTime(starts_at)},
-                    {"endsAt", status == "resolved" ? core::FormatTime(clock_.Now())
-                                                    : "0001-01-01T00:00:00Z"},
-                    {"fingerprint", fingerprint}}}}};
+    json body = {
+        {"version", "4"},
+        {"groupKey", "{}:{}"},
+        {"status", status},
+        {"alerts",
+         {{{"status", status},
+           {"labels", {{"alertname", "Errors"}, {"service", "checkout"}, {"severity", severity}}},
+           {"startsAt", core::FormatTime(starts_at)},
+           {"endsAt",
+            status == "resolved" ? core::FormatTime(clock_.Now()) : "0001-01-01T00:00:00Z"},
+           {"fingerprint", fingerprint}}}}};
     auto payload = signals::ParseAlertmanagerWebhook(body.dump(), "service");
     EXPECT_TRUE(payload.has_value());
     return *payload;
@@ -226,9 +229,9 @@ TEST_F(SignalTest, AlertBeforeChangeNeverRollsBack) {
 TEST_F(SignalTest, WarningAlertOpensIncidentWithoutRollback) {
   const std::string bad = RecordChanges();
   clock_.Advance(1min);
-  ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000d1", clock_.Now(), "firing",
-                                                 "warning"))
-                  .has_value());
+  ASSERT_TRUE(
+      plane_->IngestAlertmanager(Payload("00000000000000d1", clock_.Now(), "firing", "warning"))
+          .has_value());
   ASSERT_NO_FATAL_FAILURE(RunJobs());
   const auto incidents = Incidents();
   ASSERT_EQ(incidents.size(), 1u);
@@ -246,10 +249,10 @@ TEST_F(SignalTest, RollbackChangeIsNeverRolledBack) {
 
   // CI records the rollback's deploy of v1; an alert after it must not roll it back.
   clock_.Advance(1min);
-  auto rollback_change = plane_->RecordChange(ci_, NewChange{.service = "checkout",
-                                                             .version = "v1",
-                                                             .previous_version = "v2",
-                                                             .time = clock_.Now()});
+  auto rollback_change = plane_->RecordChange(
+      ci_,
+      NewChange{
+          .service = "checkout", .version = "v1", .previous_version = "v2", .time = clock_.Now()});
   ASSERT_TRUE(rollback_change.has_value()) << rollback_change.error().message;
   clock_.Advance(1min);
   ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000e2", clock_.Now())).has_value());
@@ -262,6 +265,23 @@ TEST_F(SignalTest, WrongBearerTokenIsRejected) {
   ASSERT_FALSE(rejected.has_value());
   EXPECT_EQ(rejected.error().code, core::ErrorCode::kUnauthenticated);
   EXPECT_TRUE(plane_->AuthenticateSignalSender("Bearer signal-test-token", "", "{}").has_value());
+}
+
+TEST_F(SignalTest, HmacSignatureAuthenticatesBody) {
+  const std::string body = R"({"version":"4","alerts":[]})";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  const std::string key = "signal-test-hmac";
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest, &length);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+
+  EXPECT_TRUE(plane_->AuthenticateSignalSender("", "sha256=" + hex, body).has_value());
+  auto tampered = plane_->AuthenticateSignalSender("", "sha256=" + hex, body + " ");
+  ASSERT_FALSE(tampered.has_value());
+  EXPECT_EQ(tampered.error().code, core::ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(plane_->AuthenticateSignalSender("", "", body).has_value());
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <map>
 #include <exception>
+#include <map>
 #include <utility>
 
 #include <fmt/format.h>
@@ -151,10 +151,10 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
         std::string message(ReasonFor(response.status));
         if (response.status == 413) {
           const Router::Match match = self->router_.Find(request.method, request.path);
-          const size_t limit = match.route != nullptr
-                                   ? match.route->max_body_bytes.value_or(
-                                         self->options_.max_body_bytes)
-                                   : self->options_.max_body_bytes;
+          const size_t limit =
+              match.route != nullptr
+                  ? match.route->max_body_bytes.value_or(self->options_.max_body_bytes)
+                  : self->options_.max_body_bytes;
           message = fmt::format("the request body is larger than the limit of {} bytes; send less",
                                 limit);
           self->CountTooLarge(request, match.route != nullptr ? match.route->path : "(unrouted)",

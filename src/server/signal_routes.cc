@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
 #include <fmt/format.h>
 
 #include "server/api_json.h"
@@ -19,19 +23,71 @@ std::string HeaderOf(const HttpRequest& request, const std::string& name) {
   return it == request.headers.end() ? "" : it->second;
 }
 
+// Group commit for the receiver: concurrent deliveries wait while one of them, the leader,
+// commits every delivery queued so far in one transaction, so one fsync serves them all. Each
+// request still gets its reply only after its own alerts are committed.
+class IntakeBatcher {
+ public:
+  core::Result<app::SignalIntake> Submit(app::ControlPlane& plane,
+                                         const signals::WebhookPayload& payload) {
+    Pending mine{.payload = &payload};
+    std::unique_lock lock(mutex_);
+    queue_.push_back(&mine);
+    while (!mine.result) {
+      if (leader_active_) {
+        committed_.wait(lock);
+        continue;
+      }
+      leader_active_ = true;
+      std::vector<Pending*> batch;
+      batch.swap(queue_);
+      lock.unlock();
+
+      std::vector<const signals::WebhookPayload*> payloads;
+      for (const Pending* pending : batch) payloads.push_back(pending->payload);
+      auto results = plane.IngestAlertmanagerBatch(payloads);
+
+      lock.lock();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (results) {
+          batch[i]->result = (*results)[i];
+        } else {
+          batch[i]->result = std::unexpected(results.error());
+        }
+      }
+      leader_active_ = false;
+      committed_.notify_all();
+    }
+    return *std::move(mine.result);
+  }
+
+ private:
+  struct Pending {
+    const signals::WebhookPayload* payload = nullptr;
+    std::optional<core::Result<app::SignalIntake>> result;
+  };
+
+  std::mutex mutex_;
+  std::condition_variable committed_;
+  std::vector<Pending*> queue_;
+  bool leader_active_ = false;
+};
+
 json IntakeJson(const app::SignalIntake& intake) {
-  return {{"received", intake.received},         {"recorded", intake.recorded},
-          {"duplicates", intake.duplicates},     {"resolved", intake.resolved},
-          {"invalid", intake.invalid},           {"truncated_alerts", intake.truncated_alerts},
+  return {{"received", intake.received},     {"recorded", intake.recorded},
+          {"duplicates", intake.duplicates}, {"resolved", intake.resolved},
+          {"invalid", intake.invalid},       {"truncated_alerts", intake.truncated_alerts},
           {"correlation_job", intake.job_id}};
 }
 
 core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics& metrics,
-                                               const HttpRequest& request) {
+                                               IntakeBatcher& batcher, const HttpRequest& request) {
   // Step 1: the sender's credentials, checked over the exact bytes received.
-  auto authenticated = plane.AuthenticateSignalSender(
-      HeaderOf(request, "authorization"), HeaderOf(request, "x-backout-signature"),
-      request.raw_body);
+  auto authenticated =
+      plane.AuthenticateSignalSender(HeaderOf(request, "authorization"),
+                                     HeaderOf(request, "x-backout-signature"), request.raw_body);
+  // NOTE: rejected senders are counted and logged but not rate-limited, because the server's
+  // rate limiter only guards routes with Access::kAuthenticated.
   if (!authenticated) {
     if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
       metrics.Increment(kUnauthenticatedTotal);
@@ -54,7 +110,7 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
   }
 
   // Step 3: commit, then reply.
-  auto intake = plane.IngestAlertmanager(*payload);
+  auto intake = batcher.Submit(plane, *payload);
   if (!intake) return std::unexpected(intake.error());
   metrics.Increment(kSignalAlertsTotal, {{"result", "recorded"}}, intake->recorded);
   metrics.Increment(kSignalAlertsTotal, {{"result", "duplicate"}}, intake->duplicates);
@@ -96,8 +152,9 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
            Required("invalid", IntegerSchema("Alerts that could not be decoded.")),
            Required("truncated_alerts", IntegerSchema("Alerts Alertmanager dropped.")),
            Required("correlation_job", StringSchema("The correlation job, or empty."))}),
-      .handler = [&plane, &metrics](const HttpRequest& request) -> core::Result<HttpResponse> {
-        return ReceiveAlertmanager(plane, metrics, request);
+      .handler = [&plane, &metrics, batcher = std::make_shared<IntakeBatcher>()](
+                     const HttpRequest& request) -> core::Result<HttpResponse> {
+        return ReceiveAlertmanager(plane, metrics, *batcher, request);
       },
       .raw_body = true,
       .max_body_bytes = limit});
@@ -125,9 +182,8 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
         }
         auto page = plane.ListSignals(*request.caller, service, options);
         if (!page) return std::unexpected(page.error());
-        return HttpResponse{.body = PageJson(*page, [](const app::SignalRecord& signal) {
-                              return json(signal);
-                            })};
+        return HttpResponse{
+            .body = PageJson(*page, [](const app::SignalRecord& signal) { return json(signal); })};
       }});
 }
 

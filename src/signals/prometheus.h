@@ -38,7 +38,7 @@ class PrometheusClient {
       std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Runs an instant query and returns the `data` object of a successful response. Fails with
-  // kUnavailable or kTimeout when Prometheus does not answer, and with kInvalidArgument when it
+  // kUnavailable or kTimeout when Prometheus does not respond, and with kInvalidArgument when it
   // rejects the query.
   // `at` evaluates the query at that time instead of now.
   core::Result<nlohmann::json> InstantQuery(std::string_view promql,

@@ -18,7 +18,7 @@ std::shared_ptr<http::Client> MakeClient() {
   return std::shared_ptr<http::Client>(std::move(*client));
 }
 
-// A stand-in answering /api/v1/query with a fixed body, for the decoding cases. The real
+// A stand-in that returns a fixed body for /api/v1/query, for the decoding cases. The real
 // Prometheus is exercised by tests/integration.
 class PrometheusClientTest : public ::testing::Test {
  protected:

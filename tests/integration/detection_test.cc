@@ -94,10 +94,9 @@ class DetectionServer {
         fmt::arg("port", port_), fmt::arg("dir", dir), fmt::arg("max_body", options.max_body_bytes),
         fmt::arg("prometheus", prometheus), fmt::arg("rules", rules));
     WriteFile(folder_.path() / "backout.yaml", config);
-    server_ = std::make_unique<ServerProcess>(folder_.path() / "backout.yaml",
-                                              folder_.path() / "server.log",
-                                              std::map<std::string, std::string>{
-                                                  {"BACKOUT_TEST_AM_TOKEN", kToken}});
+    server_ = std::make_unique<ServerProcess>(
+        folder_.path() / "backout.yaml", folder_.path() / "server.log",
+        std::map<std::string, std::string>{{"BACKOUT_TEST_AM_TOKEN", kToken}});
   }
 
   bool Start() { return server_->Start(port_); }
@@ -143,7 +142,7 @@ class DetectionServer {
     return answer.is_array() ? answer : json::array();
   }
 
-  // Posts `body` to the webhook with `token`; returns the status (0 when nothing answered).
+  // Posts `body` to the webhook with `token`; returns the status, or 0 without a response.
   int PostWebhook(const std::string& body, const std::string& token) {
     httplib::Client client("127.0.0.1", port_);
     httplib::Headers headers;
@@ -264,18 +263,17 @@ TEST_F(DetectionTest, RealAlertRollsBackBadChange) {
   ASSERT_TRUE(alertmanager.has_value()) << alertmanager.error();
   auto prometheus = testing::PrometheusServer::Start(
       {.scrape_targets = {{"checkout", {(*target)->Address()}}},
-       .rule_files = {{"rules.yml", testing::AlertingRuleFile("checkout", "CheckoutErrors",
-                                                             kErrorRatio, "0s",
-                                                             {{"severity", "critical"}})}},
+       .rule_files = {{"rules.yml",
+                       testing::AlertingRuleFile("checkout", "CheckoutErrors", kErrorRatio, "0s",
+                                                 {{"severity", "critical"}})}},
        .alertmanagers = {(*alertmanager)->Address()}});
   ASSERT_TRUE(prometheus.has_value()) << prometheus.error();
 
   // Rule → Alertmanager → webhook → incident on the bad change → automatic rollback to v1.
   ASSERT_TRUE(WaitFor([&] { return !IncidentFor(bad_).is_null(); }, 60s))
       << backout_->Log() << (*prometheus)->LogTail() << (*alertmanager)->LogTail();
-  ASSERT_TRUE(WaitFor([&] { return backout_->RunbookLog().find("rollback to v1") !=
-                                   std::string::npos; },
-                      30s))
+  ASSERT_TRUE(WaitFor(
+      [&] { return backout_->RunbookLog().find("rollback to v1") != std::string::npos; }, 30s))
       << backout_->Log();
   ASSERT_TRUE(WaitFor([&] { return StateOf(bad_) == "validating"; }, 30s))
       << IncidentFor(bad_).dump(2);
@@ -332,8 +330,8 @@ TEST_F(DetectionTest, ReplicasAndRuleMakeOneRollback) {
   auto target = testing::MetricsTarget::Start();
   ASSERT_TRUE(target.has_value()) << target.error();
   (*target)->SetTraffic("checkout", "v2", 50, 0.5);
-  auto prometheus = testing::PrometheusServer::Start(
-      {.scrape_targets = {{"checkout", {(*target)->Address()}}}});
+  auto prometheus =
+      testing::PrometheusServer::Start({.scrape_targets = {{"checkout", {(*target)->Address()}}}});
   ASSERT_TRUE(prometheus.has_value()) << prometheus.error();
   ASSERT_TRUE((*prometheus)->WaitForSeries(kErrorRatio, 30s).has_value())
       << (*prometheus)->LogTail();
@@ -342,8 +340,8 @@ TEST_F(DetectionTest, ReplicasAndRuleMakeOneRollback) {
   ASSERT_NO_FATAL_FAILURE(RecordChanges());
 
   // Two Alertmanager replicas deliver the same alert at once, while Backout's own rule fires.
-  const std::string body = WebhookBody("a1b2c3d4e5f60718", Iso(std::chrono::system_clock::now()),
-                                       "critical");
+  const std::string body =
+      WebhookBody("a1b2c3d4e5f60718", Iso(std::chrono::system_clock::now()), "critical");
   int first = 0;
   int second = 0;
   std::thread replica([&] { second = backout_->PostWebhook(body, kToken); });
@@ -352,8 +350,7 @@ TEST_F(DetectionTest, ReplicasAndRuleMakeOneRollback) {
   EXPECT_EQ(first, 200);
   EXPECT_EQ(second, 200);
 
-  ASSERT_TRUE(WaitFor([&] { return StateOf(bad_) == "validating"; }, 60s))
-      << backout_->Log();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(bad_) == "validating"; }, 60s)) << backout_->Log();
   // Backout's own rule fires on the same change and joins the same incident.
   const std::string incident_id = IncidentFor(bad_).value("id", "");
   const std::string rule_signal = fmt::format("rule:checkout/error-ratio/{}", bad_);
@@ -392,11 +389,11 @@ TEST_F(DetectionTest, ReplicasAndRuleMakeOneRollback) {
       backout_->RecordChange("v1", "v2", std::chrono::system_clock::now());
   ASSERT_FALSE(rollback_change.empty());
   std::this_thread::sleep_for(1s);
-  EXPECT_EQ(backout_->PostWebhook(WebhookBody("0f0f0f0f0f0f0f0f",
-                                              Iso(std::chrono::system_clock::now() + 1s),
-                                              "critical"),
-                                  kToken),
-            200);
+  EXPECT_EQ(
+      backout_->PostWebhook(
+          WebhookBody("0f0f0f0f0f0f0f0f", Iso(std::chrono::system_clock::now() + 1s), "critical"),
+          kToken),
+      200);
   ASSERT_TRUE(WaitFor([&] { return !IncidentFor(rollback_change).is_null(); }, 30s))
       << backout_->Log();
   std::this_thread::sleep_for(2s);
@@ -418,8 +415,8 @@ TEST_F(DetectionTest, OversizedBodyIsRejected) {
 
 TEST_F(DetectionTest, WrongBearerTokenIsRejected) {
   ASSERT_NO_FATAL_FAILURE(StartBackout({}));
-  const std::string body = WebhookBody("1111111111111111", Iso(std::chrono::system_clock::now()),
-                                       "critical");
+  const std::string body =
+      WebhookBody("1111111111111111", Iso(std::chrono::system_clock::now()), "critical");
   EXPECT_EQ(backout_->PostWebhook(body, "not-the-token"), 401);
   EXPECT_EQ(backout_->PostWebhook(body, ""), 401);
   EXPECT_TRUE(backout_->Incidents().empty());
