@@ -7,9 +7,12 @@
 // GET /metrics   Prometheus text: sample_requests_total and sample_errors_total by version
 // GET /checkout  200 with the live version, or 500 when the release's error rate is 0.5 or more
 // GET /version   the live version
+// POST /notifications  appends the body (one of Backout's webhook notifications) as one line to
+//                      the file given with --notifications, so the demo can show them
 //
-// Usage: sample_service --listen 127.0.0.1:PORT --root FOLDER
+// Usage: sample_service --listen 127.0.0.1:PORT --root FOLDER [--notifications FILE]
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -79,10 +82,12 @@ class Counters {
 int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:18490";
   fs::path root;
+  fs::path notifications;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--listen") listen = argv[i + 1];
     if (flag == "--root") root = argv[i + 1];
+    if (flag == "--notifications") notifications = argv[i + 1];
   }
   const auto colon = listen.rfind(':');
   if (root.empty() || colon == std::string::npos) {
@@ -118,6 +123,17 @@ int main(int argc, char** argv) {
     response.set_content(failing ? "checkout failed on " + live.version + "\n"
                                  : "checkout ok on " + live.version + "\n",
                          "text/plain");
+  });
+  std::mutex notifications_mutex;
+  server.Post("/notifications", [&](const httplib::Request& request, httplib::Response& response) {
+    if (!notifications.empty()) {
+      std::lock_guard lock(notifications_mutex);
+      std::ofstream out(notifications, std::ios::app);
+      std::string line = request.body;
+      std::replace(line.begin(), line.end(), '\n', ' ');
+      out << line << "\n";
+    }
+    response.status = 204;
   });
   const bool listened = server.listen(host, port);
   running = false;
