@@ -195,7 +195,8 @@ bool LostRace(const core::Error& error) {
   return error.code == core::ErrorCode::kConflict || error.code == core::ErrorCode::kAlreadyExists;
 }
 
-// Waits a little longer after each conflict, so concurrent writers stop colliding.
+// Waits a little longer after each conflict, so concurrent writers are less likely to collide
+// again.
 void PauseAfterConflict(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
 }
