@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -184,6 +185,34 @@ core::Result<bool> JobPending(store::Transaction& tx, const json& id) {
   return job && (job->state == store::JobState::kQueued || job->state == store::JobState::kLeased);
 }
 
+// Write attempts of one step when concurrent writers of the same objects (another replica, the
+// job and a manual run) keep conflicting with it.
+constexpr int kConflictAttempts = 8;
+
+// Returns whether a write lost a race with a concurrent writer: an optimistic version check
+// failed, or another transaction inserted the same object first.
+bool LostRace(const core::Error& error) {
+  return error.code == core::ErrorCode::kConflict || error.code == core::ErrorCode::kAlreadyExists;
+}
+
+// Waits a little longer after each conflict, so concurrent writers are less likely to collide
+// again.
+void PauseAfterConflict(int attempt) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
+}
+
+// Runs `body` in a write transaction, again after each conflict with a concurrent writer, up to
+// kConflictAttempts times. `body` must start from scratch on each run.
+core::Result<void> WriteRetryingConflicts(store::Store& store, const store::TransactionBody& body) {
+  core::Result<void> written;
+  for (int attempt = 1; attempt <= kConflictAttempts; ++attempt) {
+    written = store.Write(body);
+    if (written || !LostRace(written.error())) break;
+    PauseAfterConflict(attempt);
+  }
+  return written;
+}
+
 }  // namespace
 
 core::Result<void> ControlPlane::ScheduleReconciliation() {
@@ -193,19 +222,28 @@ core::Result<void> ControlPlane::ScheduleReconciliation() {
     std::string reason;
     const bool reconcilable = CanReconcile(*current, service, reason);
     bool enqueued = false;
-    BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
-      BACKOUT_TRY(store::Object state, LoadState(tx, service.name));
-      MarkReconcilable(state.body, service, reconcilable, reason);
-      BACKOUT_TRY(bool pending, JobPending(tx, state.body.value("job_id", json(""))));
-      if (reconcilable && !pending) {
-        BACKOUT_TRY(int64_t job,
-                    tx.EnqueueJob(kReconcileJob, fmt::format("service/{}", service.name),
-                                  {{"service", service.name}}, now));
-        state.body["job_id"] = std::to_string(job);
-        enqueued = true;
-      }
-      return tx.Put(state);
-    }));
+    // Replicas starting together race for the same object. The one that loses conflicts and,
+    // when it runs again, finds the winner's job pending.
+    core::Result<void> written;
+    for (int attempt = 1; attempt <= kConflictAttempts; ++attempt) {
+      enqueued = false;
+      written = store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+        BACKOUT_TRY(store::Object state, LoadState(tx, service.name));
+        MarkReconcilable(state.body, service, reconcilable, reason);
+        BACKOUT_TRY(bool pending, JobPending(tx, state.body.value("job_id", json(""))));
+        if (reconcilable && !pending) {
+          BACKOUT_TRY(int64_t job,
+                      tx.EnqueueJob(kReconcileJob, fmt::format("service/{}", service.name),
+                                    {{"service", service.name}}, now));
+          state.body["job_id"] = std::to_string(job);
+          enqueued = true;
+        }
+        return tx.Put(state);
+      });
+      if (written || !LostRace(written.error())) break;
+      PauseAfterConflict(attempt);
+    }
+    BACKOUT_CHECK(written);
     if (!reconcilable) {
       spdlog::warn("component=reconcile service={} event=not_reconcilable reason=\"{}\"",
                    service.name, reason);
@@ -248,7 +286,7 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
 
   // Step 1: where the last run got to. A service that cannot be reconciled is only marked.
   std::optional<core::Time> watermark;
-  BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
+  BACKOUT_CHECK(WriteRetryingConflicts(store_, [&](store::Transaction& tx) -> core::Result<void> {
     BACKOUT_TRY(store::Object state, LoadState(tx, service->name));
     if (auto it = state.body.find("watermark"); it != state.body.end() && it->is_string()) {
       BACKOUT_TRY(watermark, core::ParseTime(it->get<std::string>()));
@@ -284,7 +322,7 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
   const ReconcileReport empty_report = report;
   const std::optional<core::Time> read_watermark = watermark;
   core::Result<void> written;
-  for (int attempt = 1; attempt <= 3; ++attempt) {
+  for (int attempt = 1; attempt <= kConflictAttempts; ++attempt) {
     report = empty_report;
     watermark = read_watermark;
     written = store_.Write([&](store::Transaction& tx) -> core::Result<void> {
@@ -380,7 +418,8 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
       if (watermark) state.body["watermark"] = core::FormatTime(*watermark);
       return tx.Put(state);
     });
-    if (written || written.error().code != core::ErrorCode::kConflict) break;
+    if (written || !LostRace(written.error())) break;
+    PauseAfterConflict(attempt);
   }
   BACKOUT_CHECK(written);
 

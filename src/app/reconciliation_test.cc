@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include "app/records.h"
 #include "ledger/entry.h"
 #include "providers/registry.h"
+#include "support/postgres_server.h"
 #include "support/temp_dir.h"
 
 namespace backout::app {
@@ -84,8 +86,9 @@ services:
 
     auto signer = ledger::Signer::Generate();
     ASSERT_TRUE(signer.has_value());
-    auto store = store::OpenStore(fmt::format("sqlite:{}/backout.db", dir.string()),
-                                  store::StoreOptions{.clock = &clock_, .signer = *signer});
+    const std::string url = StoreUrl();
+    ASSERT_FALSE(url.empty());
+    auto store = store::OpenStore(url, store::StoreOptions{.clock = &clock_, .signer = *signer});
     ASSERT_TRUE(store.has_value()) << store.error().message;
     store_ = *std::move(store);
     plane_ = std::make_unique<ControlPlane>(*store_, clock_, *settings);
@@ -99,6 +102,10 @@ services:
     viewer_ = MakeUser("viewer-1", {core::Role::kViewer});
     ci_ = MakeUser("ci-bot", {core::Role::kCi});
     runner_ = std::make_unique<JobRunner>(*plane_, JobRunnerOptions{.owner = "test-worker"});
+  }
+
+  virtual std::string StoreUrl() {
+    return fmt::format("sqlite:{}/backout.db", temp_.path().string());
   }
 
   Caller MakeUser(const std::string& name, std::vector<core::Role> roles) {
@@ -341,6 +348,44 @@ TEST_F(ReconciliationTest, FailingHistoryRecordsError) {
   EXPECT_NE(shown->service["reconciliation"]["last_error"].get<std::string>().find("broken"),
             std::string::npos);
 }
+
+// The same store contract on each backend: concurrent runs yield one record per tool entry.
+class ReconciliationBackendTest : public ReconciliationTest,
+                                  public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string StoreUrl() override {
+    if (GetParam() != "Postgres") return ReconciliationTest::StoreUrl();
+    auto server = testing::PostgresServer::Shared();
+    EXPECT_TRUE(server.has_value()) << server.error();
+    if (!server) return "";
+    auto database = (*server)->CreateDatabase();
+    EXPECT_TRUE(database.has_value()) << database.error();
+    return database.value_or("");
+  }
+};
+
+TEST_P(ReconciliationBackendTest, ConcurrentRunsDiscoverOnce) {
+  RecordCiChanges();
+  std::vector<std::thread> threads;
+  std::vector<core::Result<ReconcileReport>> reports(4);
+  for (size_t i = 0; i < reports.size(); ++i) {
+    threads.emplace_back([&, i] { reports[i] = plane_->Reconcile(lead_, "checkout"); });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  size_t discovered = 0;
+  for (const auto& report : reports) {
+    ASSERT_TRUE(report.has_value()) << report.error().message;
+    discovered += report->discovered_rollbacks.size();
+  }
+  EXPECT_EQ(discovered, 1u);
+  EXPECT_EQ(Discovered().size(), 1u);
+  EXPECT_EQ(LedgerCount("rollback.discovered"), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReconciliationBackendTest,
+                         ::testing::Values("Sqlite", "Postgres"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace backout::app

@@ -161,7 +161,8 @@ void AddNotificationList(CLI::App& notification, int& exit_status) {
 
 void AddReconciliationCommands(CLI::App& app, int& exit_status) {
   auto* discovered = app.add_subcommand(
-      "discovered", "Review rollbacks found in the tools' own history that Backout did not do");
+      "discovered",
+      "Review rollbacks found in the tools' own history that Backout did not perform");
   discovered->require_subcommand(1);
   AddDiscoveredList(*discovered, exit_status);
   AddDiscoveredShow(*discovered, exit_status);

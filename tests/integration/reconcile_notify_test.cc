@@ -135,7 +135,7 @@ TEST(ReconcileNotifyTest, HandMadeRollbackDiscoveredOnce) {
   ASSERT_TRUE(items.is_array()) << listed.out;
   ASSERT_EQ(items.size(), 1u) << listed.out;
   EXPECT_EQ(items[0].value("actor", ""), "alice");
-  EXPECT_EQ(items[0].value("time", ""), "2026-12-03T09:30:00Z");
+  EXPECT_EQ(items[0].value("time", ""), "2026-12-03T09:30:00.000000Z");
   EXPECT_EQ(items[0].value("version", ""), "v1");
 
   const CliResult shown = server.Cli(lead, {"service", "show", "checkout"});
