@@ -5,7 +5,6 @@
 #include <span>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include "core/domain.h"
@@ -55,17 +54,32 @@ struct IncidentRecord {
   std::map<std::string, std::string> series_bodies;
 };
 
-// Decodes standard base64 with padding; empty on malformed input.
+// Decodes padded RFC 4648 base64, as the store keeps attachments; empty on malformed input.
 std::optional<std::string> DecodeBase64(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  const int decoded = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                      reinterpret_cast<const unsigned char*>(text.data()),
-                                      static_cast<int>(text.size()));
-  if (decoded < 0) return std::nullopt;
-  // EVP_DecodeBlock returns the padding as zero bytes.
-  const size_t padding = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
-  out.resize(static_cast<size_t>(decoded) - padding);
+  auto value_of = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const int padding = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+    uint32_t group = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      const int value = j >= 4 - static_cast<size_t>(padding) ? 0 : value_of(text[i + j]);
+      if (value < 0) return std::nullopt;
+      group = (group << 6) | static_cast<uint32_t>(value);
+    }
+    out += static_cast<char>((group >> 16) & 0xff);
+    if (padding < 2) out += static_cast<char>((group >> 8) & 0xff);
+    if (padding < 1) out += static_cast<char>(group & 0xff);
+  }
   return out;
 }
 
