@@ -28,10 +28,9 @@ constexpr std::string_view kKnownRoles[] = {"admin",   "engineering-lead", "devo
 
 // The keys each block accepts. A new block adds its key here, a struct in config.h and a parse
 // step below. A new provider or check kind goes to config_kinds.cc.
-constexpr std::string_view kTopLevelKeys[] = {"listen",   "database", "data_dir",
-                                              "tls",      "metrics",  "policy",
-                                              "users",    "services", "notifications",
-                                              "signals"};
+constexpr std::string_view kTopLevelKeys[] = {"listen",        "database", "data_dir", "tls",
+                                              "metrics",       "policy",   "users",    "services",
+                                              "notifications", "signals"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
 constexpr std::string_view kMetricsKeys[] = {"token"};
 constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_roles",
@@ -41,8 +40,8 @@ constexpr std::string_view kClosureKeys[] = {"root_cause", "recovered_or_no_go",
                                              "action_items", "retroactive_approval"};
 constexpr std::string_view kUserKeys[] = {"name", "roles", "services"};
 constexpr std::string_view kServiceKeys[] = {
-    "name",   "environment", "owner",     "tier",  "customer_facing", "depends_on", "provider",
-    "checks", "detection",   "reconcile_interval"};
+    "name",       "environment", "owner",  "tier",      "customer_facing",
+    "depends_on", "provider",    "checks", "detection", "reconcile_interval"};
 
 constexpr std::string_view kDefaultDataDir = "backout-data";
 constexpr std::string_view kDatabaseFileName = "backout.db";

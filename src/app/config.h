@@ -176,7 +176,6 @@ struct NotificationsConfig {
 // The event names a webhook's `events` filter may list.
 std::span<const std::string_view> NotificationEvents();
 
-
 // ---- Detection: signals and per-service detection rules ------------------------------------
 
 // The `signals.alertmanager` block: the Alertmanager webhook receiver. Without it the receiver

@@ -272,7 +272,8 @@ std::optional<CrossCheck> CheckLaunchDarklySettings(const nlohmann::json& settin
 
 // Runs the checks module's own validation of a check kind's settings. Its messages start with
 // the key path (`steps[0].url: …`), whose first key names the line to report.
-std::optional<CrossCheck> CheckModuleSettings(std::string_view kind, const nlohmann::json& settings) {
+std::optional<CrossCheck> CheckModuleSettings(std::string_view kind,
+                                              const nlohmann::json& settings) {
   auto valid = checks::ValidateSettings(kind, settings);
   if (valid) return std::nullopt;
   const std::string& message = valid.error().message;

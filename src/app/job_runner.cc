@@ -43,11 +43,11 @@ JobRunner::JobRunner(ControlPlane& plane, JobRunnerOptions options)
     : plane_(plane), options_(std::move(options)) {}
 
 core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
-  auto leased = plane_.store().LeaseJob(options_.owner,
-                                        {kRollbackJob, kValidationJob, kReconcileJob,
-                                         kNotificationJob, kActionItemDueJob,
-                                         kSignalCorrelationJob},
-                                        options_.lease);
+  auto leased =
+      plane_.store().LeaseJob(options_.owner,
+                              {kRollbackJob, kValidationJob, kReconcileJob, kNotificationJob,
+                               kActionItemDueJob, kSignalCorrelationJob},
+                              options_.lease);
   if (!leased) return std::unexpected(leased.error());
   if (!leased->has_value()) return false;
   const store::JobLease& lease = **leased;

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/client_commands.h"
 #include "cli/audit_commands.h"
+#include "cli/client_commands.h"
 #include "cli/evidence_commands.h"
 #include "cli/ledger_commands.h"
 

@@ -85,17 +85,16 @@ void Deployment::WriteConfig() {
   const std::string dir = folder().string();
   const std::string status =
       options_.with_status ? fmt::format("      status: ['{}/status.sh']\n", dir) : "";
-  const std::string checks =
-      !options_.checkout_checks.empty()
-          ? options_.checkout_checks
-          : fmt::format(
-                "      - name: smoke\n"
-                "        kind: command\n"
-                "        run: ['{0}/smoke-check.sh']\n"
-                "        timeout: 30s\n"
-                "        env:\n"
-                "          CHECK_PASSWORD: file:{0}/check-password\n",
-                dir);
+  const std::string checks = !options_.checkout_checks.empty()
+                                 ? options_.checkout_checks
+                                 : fmt::format(
+                                       "      - name: smoke\n"
+                                       "        kind: command\n"
+                                       "        run: ['{0}/smoke-check.sh']\n"
+                                       "        timeout: 30s\n"
+                                       "        env:\n"
+                                       "          CHECK_PASSWORD: file:{0}/check-password\n",
+                                       dir);
   const std::string config = fmt::format(
       "listen: 127.0.0.1:{port}\n"
       "database: {database}\n"

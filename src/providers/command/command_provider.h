@@ -18,9 +18,10 @@ namespace backout::providers::command {
 // Rolls a service back by running an approved runbook: a fixed program and arguments from the
 // configuration, run without a shell. The variable inputs arrive as environment variables:
 // BACKOUT_SERVICE, BACKOUT_TARGET_VERSION, BACKOUT_INCIDENT_ID, BACKOUT_EXECUTOR,
-// BACKOUT_APPROVER (empty for a break-glass rollback) and BACKOUT_IDEMPOTENCY_KEY (BACKOUT_HISTORY_SINCE for `history`). Besides those and the secret
-// variables of `env`, a command sees only PATH, HOME, LANG, LC_ALL, TZ and TMPDIR from the
-// server's environment, so secrets the server itself holds do not leak into runbooks.
+// BACKOUT_APPROVER (empty for a break-glass rollback) and BACKOUT_IDEMPOTENCY_KEY
+// (BACKOUT_HISTORY_SINCE for `history`). Besides those and the secret variables of `env`, a command
+// sees only PATH, HOME, LANG, LC_ALL, TZ and TMPDIR from the server's environment, so secrets the
+// server itself holds do not leak into runbooks.
 //
 // The optional `status` command serves ReadLiveState and ReadBack, `history` serves History,
 // and `readiness` (or else `status`) serves CheckReadiness. The provider cannot tell whether a
