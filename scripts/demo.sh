@@ -60,12 +60,15 @@ mkdir -p "$demo/data" "$demo/tokens" "$demo/prometheus" "$demo/alertmanager"
 
 step "lay out the shop: releases v0, v1 (good) and v2 (fails half its requests)"
 shop="$demo/shop"
+# Each release completes after the one before, as deploys do: v0 three days ago, v1 two days ago,
+# v2 now.
 for version in v0 v1 v2; do
   mkdir -p "$shop/releases/$version"
   echo "$version" > "$shop/releases/$version/VERSION"
-  touch "$shop/releases/$version/.backout-release-complete"
-  sleep 1  # each release completes after the one before, as deploys do
 done
+touch -d '3 days ago' "$shop/releases/v0/.backout-release-complete"
+touch -d '2 days ago' "$shop/releases/v1/.backout-release-complete"
+touch "$shop/releases/v2/.backout-release-complete"
 echo 0.5 > "$shop/releases/v2/error_rate"
 ln -s "$shop/releases/v1" "$shop/current"
 echo "Branch main (at 1a2b3c4) deployed as release v1 by ci" > "$shop/revisions.log"
@@ -269,9 +272,13 @@ step "someone switches current to releases/v0 by hand, outside Backout"
 sleep 1
 ln -sfn "$shop/releases/v0" "$shop/current.tmp" && mv -T "$shop/current.tmp" "$shop/current"
 as lead-1 service reconcile shop > /dev/null
-if as lead-1 audit check; then
-  fail "the audit check missed the rollback done by hand"
-fi
+audit_status=0
+as lead-1 audit check > "$demo/audit-after-hand-switch.txt" 2>&1 || audit_status=$?
+cat "$demo/audit-after-hand-switch.txt"
+echo
+[[ $audit_status == 1 ]] || fail "the audit check ended with status $audit_status, expected 1"
+grep -q discovered_not_linked "$demo/audit-after-hand-switch.txt" ||
+  fail "the audit check did not report the rollback done by hand"
 echo "the audit check reports the discovered rollback (exit status 1)"
 
 step "done in $(($(date +%s) - started)) s"

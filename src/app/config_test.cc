@@ -359,14 +359,14 @@ TEST_P(BadConfigTest, RejectedWithExactMessage) {
 const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKey", "listen: 127.0.0.1:8470\nlistne: 127.0.0.1:8471\n",
      "backout.yaml:2: listne: unknown key, expected one of: listen, database, data_dir, tls, "
-     "metrics, policy, users, services, notifications"},
+     "metrics, policy, users, services, notifications, signals"},
     {"UnknownServiceKey", R"(services:
   - name: checkout
     envirnoment: production
     provider: {kind: command, run: [/opt/rollback]}
 )",
      "backout.yaml:3: services[0].envirnoment: unknown key, expected one of: name, environment, "
-     "owner, tier, customer_facing, depends_on, provider, checks, reconcile_interval"},
+     "owner, tier, customer_facing, depends_on, provider, checks, detection, reconcile_interval"},
     {"UnknownProviderKey", R"(services:
   - name: checkout
     provider: {kind: command, run: [/opt/rollback], retries: 3}

