@@ -179,7 +179,7 @@ std::span<const std::string_view> NotificationEvents();
 // ---- Detection: signals and per-service detection rules ------------------------------------
 
 // The `signals.alertmanager` block: the Alertmanager webhook receiver. Without it the receiver
-// route answers 404.
+// route returns 404.
 struct AlertmanagerReceiverConfig {
   // Compared with the request's `Authorization: Bearer` header; Alertmanager's http_config
   // sends it. At least one of bearer_token and hmac_secret is required.
@@ -188,7 +188,7 @@ struct AlertmanagerReceiverConfig {
   std::optional<SecretRef> hmac_secret;
   // The alert label that names the service.
   std::string service_label = "service";
-  // A larger body is answered 413 and counted.
+  // A larger body gets 413 and is counted.
   int64_t max_body_bytes = int64_t{10} * 1024 * 1024;
 };
 

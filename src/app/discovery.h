@@ -13,7 +13,7 @@
 namespace backout::app {
 
 inline constexpr char kDiscoveredRollbackKind[] = "discovered_rollback";
-// One object per service, id = service name. Its `reconcilable` field says whether the service's
+// One object per service, id = service name. Its `reconcilable` field records whether the service's
 // provider can read the tool's history; audit checks read it from the store.
 inline constexpr char kReconciliationKind[] = "reconciliation";
 // One object per tool history entry already reconciled, so the same entry never yields a second

@@ -49,8 +49,8 @@ core::Result<std::string> WriteTarGz(std::span<const ArchiveFile> files, int64_t
   std::unique_ptr<archive, ArchiveWriterDeleter> writer(archive_write_new());
   if (!writer) return core::MakeError(core::ErrorCode::kInternal, "archive_write_new failed");
 
-  // The gzip filter stores the current time in its header unless told not to, which would make
-  // two exports of the same incident differ.
+  // The gzip filter stores the current time in its header unless configured not to, which would
+  // make two exports of the same incident differ.
   if (archive_write_add_filter_gzip(writer.get()) != ARCHIVE_OK ||
       archive_write_set_filter_option(writer.get(), "gzip", "timestamp", nullptr) != ARCHIVE_OK ||
       archive_write_set_format_ustar(writer.get()) != ARCHIVE_OK ||

@@ -22,7 +22,7 @@ struct ChartMarks {
 // Draws the series of a recorded Prometheus query_range response as SVG: a UTC time axis, one
 // line per series, the marks, and the threshold as a horizontal line when `threshold` is set.
 // `response` is the response body as an object or as its JSON text. Returns nothing when it
-// holds no matrix result with samples. The same input always gives the same text.
+// contains no matrix result with samples. The same input always gives the same text.
 std::optional<std::string> RenderSeriesSvg(const nlohmann::json& response, std::string_view title,
                                            std::optional<double> threshold,
                                            const ChartMarks& marks);

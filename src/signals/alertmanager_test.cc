@@ -35,7 +35,7 @@ nlohmann::json AlertJson(const std::string& status, nlohmann::json labels,
 }
 
 TEST(AlertmanagerWebhook, DecidesEachAlertOnItsOwnStatus) {
-  // The group says firing, but the second alert has resolved.
+  // The group status is firing, but the second alert has resolved.
   auto payload = ParseAlertmanagerWebhook(
       Body({AlertJson("firing", {{"alertname", "A"}, {"service", "web"}}, "0000000000000001"),
             AlertJson("resolved", {{"alertname", "B"}, {"service", "web"}}, "0000000000000002")}),

@@ -148,8 +148,8 @@ TEST_F(ValidationTest, ErrorRateDropFindsRecovered) {
   }
   ASSERT_FALSE(response_file.empty()) << listing;
   // NOTE: no chart is asserted here. The test's changes carry a time days before the run, so the
-  // kept range is coarse (20 s steps) and may hold no sample of the few seconds of traffic; the
-  // chart itself is covered by the evidence module's own tests.
+  // kept range is coarse (20 s steps) and may contain no sample of the few seconds of traffic.
+  // The evidence module's own tests cover the chart.
   const std::string digest = ledger::ToHex(ledger::Sha256(ReadFile(response_file)));
   EXPECT_EQ(digest, series.value("response_sha256", ""));
 }

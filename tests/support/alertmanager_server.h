@@ -30,7 +30,7 @@ struct AlertmanagerOptions {
 
 // A real Alertmanager (Debian's /usr/bin/prometheus-alertmanager, 0.25 here) for tests, on a free
 // port of 127.0.0.1 with clustering off (`--cluster.listen-address=` empty, because otherwise
-// gossip listens on 0.0.0.0:9094). Start() returns once /-/ready answers 200. Destroying the object
+// gossip listens on 0.0.0.0:9094). Start() returns once /-/ready returns 200. Destroying the object
 // stops it by its PID and removes its folder. Tests fail, never skip, when Start() returns an
 // error. Not thread-safe.
 class AlertmanagerServer {
@@ -50,7 +50,7 @@ class AlertmanagerServer {
 
   // POST /api/v2/alerts with `alerts` (a JSON array of postable alerts); returns the HTTP status.
   std::expected<int, std::string> PostAlerts(const nlohmann::json& alerts) const;
-  // GET /api/v2/alerts: the alerts Alertmanager holds now.
+  // GET /api/v2/alerts: the alerts Alertmanager contains now.
   std::expected<nlohmann::json, std::string> GetAlerts() const;
 
   std::string LogTail() const;

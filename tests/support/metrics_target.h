@@ -17,7 +17,7 @@ class Server;
 
 namespace backout::testing {
 
-// A request that reached a MetricsTarget route, as the test sees it.
+// A request that reached a MetricsTarget route, as recorded for the test.
 struct TargetRequest {
   std::string method;
   std::string path;
@@ -66,12 +66,12 @@ class MetricsTarget {
   void SetTraffic(const std::string& service, const std::string& version,
                   double requests_per_second, double error_ratio);
 
-  // The answer of GET /health.
+  // The response of GET /health.
   void SetHealth(int status, std::string body);
 
-  // Answers `method` `path` (exact match) with `handler`.
+  // Serves `method` `path` (exact match) with `handler`.
   void SetRoute(const std::string& method, const std::string& path, Handler handler);
-  // Answers `method` `path` with a fixed response.
+  // Serves `method` `path` with a fixed response.
   void SetRoute(const std::string& method, const std::string& path, TargetResponse response);
 
   // The current /metrics text.
