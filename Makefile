@@ -1,6 +1,8 @@
 # Entry points named in README.md. Each target installs what it needs, builds, then runs.
 BUILD_DIR ?= build
 JOBS ?= 2
+# Options of bench/run.sh for `make bench`, such as --quick or --only intake,latency.
+BENCH_FLAGS ?=
 
 .PHONY: deps build demo test format format-check bench clean
 
@@ -25,7 +27,7 @@ format-check:
 	bash scripts/format-check.sh
 
 bench: build
-	bash bench/run.sh $(BUILD_DIR)
+	bash bench/run.sh $(BUILD_DIR) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

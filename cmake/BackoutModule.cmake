@@ -24,7 +24,7 @@ set(BACKOUT_EXTERNAL_providers spdlog::spdlog Threads::Threads OpenSSL::Crypto P
     yaml-cpp)
 set(BACKOUT_EXTERNAL_signals spdlog::spdlog)
 set(BACKOUT_EXTERNAL_checks spdlog::spdlog)
-set(BACKOUT_EXTERNAL_evidence LibArchive::LibArchive spdlog::spdlog)
+set(BACKOUT_EXTERNAL_evidence LibArchive::LibArchive spdlog::spdlog PkgConfig::RSVG)
 set(BACKOUT_EXTERNAL_app yaml-cpp spdlog::spdlog OpenSSL::Crypto Threads::Threads)
 set(BACKOUT_EXTERNAL_server PkgConfig::HTTPLIB spdlog::spdlog Threads::Threads CLI11::CLI11)
 set(BACKOUT_EXTERNAL_cli CLI11::CLI11 spdlog::spdlog yaml-cpp)

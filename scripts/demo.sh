@@ -247,10 +247,11 @@ echo "current -> $(readlink "$shop/current")"
 step "lead-1 validates recovery: Prometheus error ratio below 5 % for 5 s, and a checkout smoke test"
 as lead-1 incident validate "$incident" --wait -o json | json_field '["outcome"]'
 
-step "sre-2 documents the root cause; lead-1 writes the review and adds an action item"
+step "sre-2 documents the root cause; lead-1 writes and completes the review, adds an action item"
 as sre-2 incident document "$incident" --root-cause "v2 shipped a connection pool of size 1" \
   --factor "no canary stage" > /dev/null
 as lead-1 review write "$incident" > /dev/null
+as lead-1 review status "$incident" completed > /dev/null
 as lead-1 action add "$incident" --title "add a canary stage for shop" --owner sre-2 \
   --due "$(date -u -d '+14 days' +%F)" > /dev/null
 echo "root cause, review and action item recorded"

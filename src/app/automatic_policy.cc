@@ -81,6 +81,7 @@ struct PolicyInputs {
   std::optional<core::Change> suspect;
   std::vector<std::string> skip_reasons;  // why the policy does not act at all
   bool already_acted = false;
+  ReleaseTargetAdvisor release_advisor;  // the release manifest's view on the target
 };
 
 core::Result<PolicyInputs> ReadInputs(ControlPlane& plane, const SignalRecord& signal,
@@ -139,6 +140,10 @@ core::Result<PolicyInputs> ReadInputs(ControlPlane& plane, const SignalRecord& s
     }
     return {};
   }));
+  if (!inputs.already_acted) {
+    BACKOUT_TRY(inputs.release_advisor, ReleaseTargetAdvisor::Load(plane.store(), *plane.settings(),
+                                                                   inputs.incident.service));
+  }
   return inputs;
 }
 
@@ -158,6 +163,7 @@ core::Result<core::Assessment> BuildAssessment(const Settings& settings, const P
   std::optional<std::string_view> suspected;
   if (incident.suspected_change_id) suspected = *incident.suspected_change_id;
   BACKOUT_TRY(core::TargetChoice target, core::ChooseTarget(inputs.changes, suspected));
+  inputs.release_advisor.Refine(inputs.changes, suspected, target);
   assessment.target_version = target.version;
   assessment.target_change_id = target.change_id;
   assessment.target_rule = target.rule;
@@ -179,6 +185,9 @@ core::Result<core::Assessment> BuildAssessment(const Settings& settings, const P
     }
     if (auto plan = provider->second->MakePlan(target.version); plan) {
       assessment.plan = providers::ToJson(*plan);
+      if (auto check = inputs.release_advisor.CheckPlanned(plan->target_version)) {
+        assessment.preconditions.push_back(*std::move(check));
+      }
     } else {
       assessment.plan = {{"error", plan.error().message}};
     }

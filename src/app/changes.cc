@@ -52,6 +52,7 @@ core::Result<core::Change> ControlPlane::RecordChange(const Caller& caller,
             .source = core::ChangeSource::kRecorded,
             .recorded_by = caller.name()};
         BACKOUT_TRY(auto stored, Insert(tx, kChangeKind, change.id, change.service, change));
+        BACKOUT_CHECK(NoteReleaseDeployed(tx, *current, caller, change));
         return Ledger(tx, caller, "change.recorded", fmt::format("change/{}", change.id),
                       nlohmann::json(change));
       }));
@@ -77,6 +78,7 @@ core::Result<core::Change> ControlPlane::VerifyChange(const Caller& caller, std:
             request.passed ? core::ChangeValidation::kGood : core::ChangeValidation::kBad;
         BACKOUT_CHECK(Save(tx, stored));
         change = stored.value;
+        BACKOUT_CHECK(NoteChangeVerified(tx, *current, caller, change, request.passed, now));
         return Ledger(tx, caller, "change.verified", subject,
                       {{"passed", request.passed}, {"details", request.details}});
       }));

@@ -252,6 +252,13 @@ struct ServiceConfig {
   DetectionConfig detection;
 };
 
+// ---- Post-incident reviews (the `review` block) ----------------------------------------------
+
+struct ReviewConfig {
+  std::filesystem::path template_path;  // `review.template`; empty: the built-in template
+  std::string template_text;            // the file's contents, read and checked at load
+};
+
 // The server's configuration: one YAML file, validated when loaded.
 //
 // Relative paths in the file (data_dir, a sqlite: database, file: secret references) resolve
@@ -272,6 +279,7 @@ struct Config {
   std::vector<ServiceConfig> services;
   NotificationsConfig notifications;
   SignalsConfig signals;
+  ReviewConfig review;
 
   // The name that error messages use for the file: its path as given to Load.
   std::string source_name;

@@ -1,14 +1,20 @@
 #include "app/config_fields.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <ranges>
+#include <sstream>
 #include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "app/review_template.h"
 
 namespace backout::app::config_internal {
 namespace {
@@ -326,6 +332,37 @@ std::optional<core::Duration> ReadReconcileInterval(ParseContext& context, const
     return std::nullopt;
   }
   return *interval;
+}
+
+// ---- Post-incident reviews ------------------------------------------------------------------
+
+std::optional<ReviewConfig> ParseReview(ParseContext& context, const YamlValue& value) {
+  static constexpr std::string_view kReviewKeys[] = {"template"};
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value, kReviewKeys);
+  if (!fields) return std::nullopt;
+
+  ReviewConfig review;
+  if (const YamlValue* file = fields->Find("template")) {
+    auto path = ReadPath(context, *file);
+    if (!path) return std::nullopt;
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) {
+      reader.Fail(*file, fmt::format("cannot read review template {}: {}; check the path",
+                                     path->string(), std::strerror(errno)));
+      return std::nullopt;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto checked = CheckReviewTemplate(text.str());
+    if (!checked) {
+      reader.Fail(*file, fmt::format("{}: {}", path->string(), checked.error().message));
+      return std::nullopt;
+    }
+    review.template_path = *path;
+    review.template_text = text.str();
+  }
+  return review;
 }
 
 }  // namespace backout::app::config_internal

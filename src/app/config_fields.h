@@ -56,4 +56,9 @@ std::optional<NotificationsConfig> ParseNotifications(ParseContext& context,
 // Reads a service's `reconcile_interval`: a duration of one second or more.
 std::optional<core::Duration> ReadReconcileInterval(ParseContext& context, const YamlValue& value);
 
+// ---- Post-incident reviews ------------------------------------------------------------------
+
+// Reads the `review` block: `template`, a Mustache file that must exist and parse.
+std::optional<ReviewConfig> ParseReview(ParseContext& context, const YamlValue& value);
+
 }  // namespace backout::app::config_internal

@@ -359,7 +359,7 @@ TEST_P(BadConfigTest, RejectedWithExactMessage) {
 const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKey", "listen: 127.0.0.1:8470\nlistne: 127.0.0.1:8471\n",
      "backout.yaml:2: listne: unknown key, expected one of: listen, database, data_dir, tls, "
-     "metrics, policy, users, services, notifications, signals"},
+     "metrics, policy, users, services, notifications, signals, review"},
     {"UnknownServiceKey", R"(services:
   - name: checkout
     envirnoment: production

@@ -10,12 +10,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/access_review.h"
 #include "app/caller.h"
 #include "app/check_runner.h"
 #include "app/config.h"
 #include "app/discovery.h"
 #include "app/notifications.h"
+#include "app/release_manifest.h"
 #include "app/requests.h"
+#include "app/reviews.h"
 #include "app/signals.h"
 #include "core/clock.h"
 #include "core/domain.h"
@@ -262,6 +265,55 @@ class ControlPlane {
   core::Result<Page<SignalRecord>> ListSignals(const Caller& caller,
                                                std::optional<std::string> service,
                                                const ListOptions& options);
+
+  // ---- Release manifest (release_manifest_use_cases.cc, reconciliation.cc) -------------------
+
+  // The release manifest of `service` with the folder's state read now: each release's status,
+  // when it changed and which change or incident set it. Any role that may read. kNotFound for an
+  // unknown service, kFailedPrecondition when its provider keeps no inventory of versions.
+  core::Result<nlohmann::json> ListReleases(const Caller& caller, std::string_view service);
+
+  // Reads the tool's inventory of `service` and corrects its release manifest where the two
+  // disagree, in one transaction with the ledger entries. Runs in every reconciliation of the
+  // service and at start.
+  core::Result<ManifestReconciliation> ReconcileReleaseManifest(std::string_view service);
+
+  // ---- Reviews, action item reports and access reviews (follow_up.cc, access_review.cc) ----
+
+  // Stores the review's Markdown (request.markdown, or the template named by `review.template`,
+  // or the built-in one, filled from the incident) and sets its owner. The first write makes it
+  // a draft owned by request.owner or the caller; replacing the text of a completed review moves
+  // it back to in_review. Engineering lead, while the incident is documenting.
+  core::Result<ReviewView> SaveReview(const Caller& caller, std::string_view id,
+                                      const ReviewWrite& request);
+  // Changes the review's status or owner, each change in the ledger. The incident must be
+  // documenting or closed; an engineering lead or the review's owner may. Completing needs a
+  // stored review with an owner.
+  core::Result<ReviewView> UpdateReview(const Caller& caller, std::string_view id,
+                                        const ReviewUpdate& request);
+  core::Result<ReviewView> ShowReview(const Caller& caller, std::string_view id);
+  // The review rendered to a self-contained HTML page by cmark-gfm.
+  core::Result<std::string> ReviewHtml(const Caller& caller, std::string_view id);
+  // Action items of every incident, filtered, ordered by due date, with days overdue as of now.
+  core::Result<std::vector<ActionItemRow>> ListAllActionItems(const Caller& caller,
+                                                              const ActionItemFilter& filter);
+  // Builds the access review from the stored users and tokens and the roster in force. Admin,
+  // engineering lead or auditor.
+  core::Result<AccessReviewReport> AccessReview(const Caller& caller);
+  // Builds the access review and records an attestation of it (who, when, its SHA-256) in the
+  // ledger as "access_review.attested". Admin or engineering lead.
+  core::Result<AccessAttestation> AttestAccessReview(const Caller& caller);
+
+  // ---- Period evidence (evidence_use_cases.cc) ----------------------------------------------
+
+  // Builds the evidence bundle of the period [from, to) as tar.gz bytes: its incidents, its
+  // population, the policies in force and a consistency proof (docs/evidence.md). Admin,
+  // engineering lead or auditor. kFailedPrecondition when no signer was set.
+  core::Result<std::string> ExportPeriodEvidence(const Caller& caller, core::Time from,
+                                                 core::Time to);
+  // Each service's provider binding (service, environment, provider kind and settings, which hold
+  // secrets only as references), as "policy.loaded" records it for period evidence.
+  static nlohmann::json ProviderBindingsOf(const Config& config);
 
  private:
   core::Result<void> RecordRefusal(const Caller& caller, std::string_view action,

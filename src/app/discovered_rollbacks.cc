@@ -108,7 +108,8 @@ json ToJson(const ReconcileReport& report) {
           {"already_known", report.already_known},
           {"matched", report.matched},
           {"discovered_changes", report.discovered_changes},
-          {"discovered_rollbacks", report.discovered_rollbacks}};
+          {"discovered_rollbacks", report.discovered_rollbacks},
+          {"live_problem", report.live_problem}};
 }
 
 core::Result<Page<DiscoveredRollback>> ControlPlane::ListDiscoveredRollbacks(

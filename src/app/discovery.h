@@ -65,6 +65,7 @@ struct ReconcileReport {
   int matched = 0;        // entries that match a recorded change or one of Backout's rollbacks
   std::vector<std::string> discovered_changes;    // change ids, source discovered
   std::vector<std::string> discovered_rollbacks;  // discovered rollback ids
+  std::string live_problem;  // why the tool shows no live version, when the release check found so
 };
 
 nlohmann::json ToJson(const ReconcileReport& report);

@@ -1,4 +1,5 @@
 // Evidence bundles and audit checks: read-only use cases for auditors.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "app/control_plane.h"
@@ -60,6 +61,39 @@ core::Result<nlohmann::json> ControlPlane::Population(const Caller& caller,
     return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
   }));
   return evidence::BuildPopulation(store_, from, to);
+}
+
+core::Result<std::string> ControlPlane::ExportPeriodEvidence(const Caller& caller, core::Time from,
+                                                             core::Time to) {
+  const auto current = settings();
+  const std::string subject =
+      fmt::format("evidence/{}..{}", core::FormatTime(from), core::FormatTime(to));
+  BACKOUT_CHECK(Read(caller, "evidence.export_period", subject, [&](store::Transaction&) {
+    return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
+  }));
+  if (!evidence_signer_) {
+    return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                           "this server has no evidence signing key; it is set at start from the "
+                           "ledger key");
+  }
+  auto bundle = evidence::ExportPeriodBundle(store_, from, to, *evidence_signer_);
+  if (!bundle) {
+    spdlog::error(
+        "component=evidence from={} to={} user={} event=period_export_failed error=\"{}\"",
+        core::FormatTime(from), core::FormatTime(to), caller.name(), bundle.error().message);
+  }
+  return bundle;
+}
+
+nlohmann::json ControlPlane::ProviderBindingsOf(const Config& config) {
+  nlohmann::json bindings = nlohmann::json::array();
+  for (const ServiceConfig& service : config.services) {
+    bindings.push_back({{"service", service.name},
+                        {"environment", service.environment},
+                        {"provider", service.provider.kind},
+                        {"settings", service.provider.settings}});
+  }
+  return bindings;
 }
 
 }  // namespace backout::app

@@ -12,6 +12,7 @@
 
 #include "app/control_plane.h"
 #include "app/job_runner.h"
+#include "evidence/archive.h"
 #include "evidence/bundle.h"
 #include "evidence/population.h"
 #include "providers/registry.h"
@@ -170,6 +171,7 @@ services:
     Tick();
     ASSERT_TRUE(plane_->Document(sre_, id, {.root_cause = "bad pool size"}).has_value());
     ASSERT_TRUE(plane_->WriteReview(lead_, id, std::nullopt).has_value());
+    ASSERT_TRUE(plane_->UpdateReview(lead_, id, {.status = "completed"}).has_value());
     ASSERT_TRUE(plane_
                     ->AddActionItem(lead_, id,
                                     NewActionItem{.title = "add a canary",
@@ -309,6 +311,9 @@ TEST_F(EvidenceUseCaseTest, AuditFindsUndocumentedAfterSevenDays) {
   ASSERT_TRUE(plane_->Document(sre_, id, {.root_cause = "bad pool size"}).has_value());
   ASSERT_TRUE(plane_->WriteReview(lead_, id, std::nullopt).has_value());
   rules = Rules(later);
+  EXPECT_TRUE(Has(rules, "missing_review")) << "a draft review does not count: " << Join(rules);
+  ASSERT_TRUE(plane_->UpdateReview(lead_, id, {.status = "completed"}).has_value());
+  rules = Rules(later);
   EXPECT_FALSE(Has(rules, "undocumented")) << Join(rules);
   EXPECT_FALSE(Has(rules, "missing_review")) << Join(rules);
 }
@@ -356,6 +361,8 @@ TEST_F(EvidenceUseCaseTest, AuditFindsApproverWhoExecuted) {
   EXPECT_TRUE(Has(rules, "approver_is_executor")) << Join(rules);
 }
 
+// The API refuses a rollback by an executor without the role or the service grant, so the
+// violation is planted in the stored record, as a record imported from elsewhere would carry it.
 TEST_F(EvidenceUseCaseTest, AuditJudgesExecutorByPolicyOfTheTime) {
   const std::string id = RolledBack();
   EXPECT_FALSE(Has(Rules(), "unauthorized_executor"));
@@ -364,6 +371,8 @@ TEST_F(EvidenceUseCaseTest, AuditJudgesExecutorByPolicyOfTheTime) {
   EXPECT_TRUE(Has(rules, "unauthorized_executor")) << Join(rules);
 }
 
+// The API refuses a non-emergency rollback before its go decision, so the decision time is moved
+// in the stored record.
 TEST_F(EvidenceUseCaseTest, AuditFindsDecisionAfterStart) {
   const std::string id = RolledBack();
   EXPECT_FALSE(Has(Rules(), "decision_after_start"));
@@ -390,6 +399,27 @@ TEST_F(EvidenceUseCaseTest, AuditFindsOverdueActionItemUntilDone) {
   EXPECT_TRUE(Has(Rules(later), "overdue_action_item")) << Join(Rules(later));
   ASSERT_TRUE(
       plane_->CompleteActionItem(sre_, item->id, ActionItemCompletion{.evidence = "https://pr/1"}));
+  EXPECT_FALSE(Has(Rules(later), "overdue_action_item")) << Join(Rules(later));
+}
+
+// A no-go decision ends the incident without a rollback; its action items are still audited.
+TEST_F(EvidenceUseCaseTest, AuditFindsOverdueActionItemWithoutRollback) {
+  const std::string id = OpenWithChanges();
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  Tick();
+  auto decided = plane_->Decide(
+      lead_, id, DecisionRequest{.kind = core::DecisionKind::kNoGo, .reason = "forward fix"});
+  ASSERT_TRUE(decided.has_value()) << decided.error().message;
+  auto item = plane_->AddActionItem(
+      lead_, id,
+      NewActionItem{
+          .title = "ship the fix", .owner = "sre-1", .due = core::ParseDate("2026-12-05").value()});
+  ASSERT_TRUE(item.has_value()) << item.error().message;
+  const core::Time later = core::ParseTime("2026-12-07T00:00:00Z").value();
+  EXPECT_FALSE(Has(Rules(), "overdue_action_item"));
+  EXPECT_TRUE(Has(Rules(later), "overdue_action_item")) << Join(Rules(later));
+  ASSERT_TRUE(
+      plane_->CompleteActionItem(sre_, item->id, ActionItemCompletion{.evidence = "https://pr/2"}));
   EXPECT_FALSE(Has(Rules(later), "overdue_action_item")) << Join(Rules(later));
 }
 
@@ -451,6 +481,84 @@ TEST_F(EvidenceUseCaseTest, PopulationKeepsToThePeriod) {
   auto rows = plane_->Population(auditor_, after, std::nullopt);
   ASSERT_TRUE(rows.has_value()) << rows.error().message;
   EXPECT_TRUE(rows->empty()) << rows->dump(2);
+}
+
+TEST_F(EvidenceUseCaseTest, PeriodExportVerifiesAndNamesTamperedFile) {
+  // The tool's own history: CI deployed v0, v1 and v2, then alice put v0 back by hand at 20:00,
+  // which reconciliation reports as a discovered rollback.
+  const auto& dir = temp_.path();
+  WriteFile(dir / "history.jsonl",
+            "{\"version\": \"v0\", \"time\": \"2026-12-04T08:00:00Z\", \"actor\": \"ci\"}\n"
+            "{\"version\": \"v1\", \"time\": \"2026-12-04T09:00:00Z\", \"actor\": \"ci\"}\n"
+            "{\"version\": \"v2\", \"time\": \"2026-12-04T09:30:00Z\", \"actor\": \"ci\"}\n"
+            "{\"version\": \"v0\", \"time\": \"2026-12-04T20:00:00Z\", \"actor\": \"alice\"}\n",
+            false);
+  WriteFile(dir / "history.sh", fmt::format("#!/bin/sh\ncat {}/history.jsonl\n", dir.string()),
+            true);
+  std::string with_history = config_text_;
+  const std::string status_line = fmt::format("      status: [{}/status.sh]\n", dir.string());
+  with_history.replace(with_history.find(status_line), status_line.size(),
+                       status_line + fmt::format("      history: [{}/history.sh]\n", dir.string()));
+
+  const core::Time from = Now();
+  const std::string first = RolledBack();
+  ASSERT_NO_FATAL_FAILURE(FollowUp(first));
+  const std::string second = OpenWithChanges();
+  ASSERT_NO_FATAL_FAILURE(Reload(with_history));
+  auto reconciled = plane_->Reconcile(lead_, "checkout");
+  ASSERT_TRUE(reconciled.has_value()) << reconciled.error().message;
+  ASSERT_EQ(reconciled->discovered_rollbacks.size(), 1u) << ToJson(*reconciled).dump(2);
+  const core::Time to = core::ParseTime("2026-12-05T00:00:00Z").value();
+  Tick(hours(24));
+  const std::string later = OpenWithChanges();  // after the period, so a checkpoint follows it
+
+  auto bundle = plane_->ExportPeriodEvidence(auditor_, from, to);
+  ASSERT_TRUE(bundle.has_value()) << bundle.error().message;
+  auto report = evidence::VerifyPeriodBundle(*bundle, {.trusted_key = signer_->public_key()});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->incidents.size(), 2u);
+  EXPECT_EQ(report->incidents[0].incident_id, first);
+  EXPECT_EQ(report->incidents[1].incident_id, second);
+  EXPECT_TRUE(report->period_closed);
+  EXPECT_TRUE(report->start_checkpoint.has_value());
+  EXPECT_EQ(report->policy_loads, 2u);  // in force at the start, and the reload
+
+  auto files = evidence::ReadTarGz(*bundle);
+  ASSERT_TRUE(files.has_value()) << files.error().message;
+  std::string population;
+  std::string policies;
+  for (const evidence::ArchiveFile& file : *files) {
+    EXPECT_FALSE(file.path.starts_with("incidents/" + later + "/")) << file.path;
+    if (file.path == "population.csv") population = file.content;
+    if (file.path == "config/policy-history.json") policies = file.content;
+  }
+  EXPECT_NE(population.find("discovered_rollback," + reconciled->discovered_rollbacks[0]),
+            std::string::npos)
+      << population;
+  EXPECT_NE(population.find(",alice,"), std::string::npos) << population;
+  EXPECT_NE(policies.find("\"provider_bindings\""), std::string::npos) << policies;
+  EXPECT_NE(policies.find("history.sh"), std::string::npos) << policies;
+
+  auto again = plane_->ExportPeriodEvidence(lead_, from, to);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(*again, *bundle);
+
+  std::vector<evidence::ArchiveFile> tampered = *files;
+  const std::string target = "incidents/" + first + "/incident.json";
+  auto it = std::find_if(tampered.begin(), tampered.end(),
+                         [&](const evidence::ArchiveFile& file) { return file.path == target; });
+  ASSERT_NE(it, tampered.end());
+  it->content[it->content.size() / 2] ^= 0x01;
+  auto failed = evidence::VerifyPeriodBundle(evidence::WriteTarGz(tampered, 0).value(), {});
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, core::ErrorCode::kCorruption);
+  EXPECT_NE(failed.error().message.find(target), std::string::npos) << failed.error().message;
+}
+
+TEST_F(EvidenceUseCaseTest, ExecutorMayNotExportPeriod) {
+  auto bundle = plane_->ExportPeriodEvidence(sre_, Now() - hours(1), Now() + hours(1));
+  ASSERT_FALSE(bundle.has_value());
+  EXPECT_EQ(bundle.error().code, core::ErrorCode::kPermissionDenied);
 }
 
 }  // namespace

@@ -268,7 +268,8 @@ core::Result<void> ControlPlane::RecordPolicy(std::string_view loaded_by) {
                   {{"config_file", current->config.source_name},
                    {"config_sha256", current->config_sha256},
                    {"loaded_by", loaded_by},
-                   {"policy", nlohmann::json(current->policy)}});
+                   {"policy", nlohmann::json(current->policy)},
+                   {"provider_bindings", ProviderBindingsOf(current->config)}});
   });
 }
 

@@ -201,6 +201,7 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
   }
   std::optional<std::string_view> suspected;
   if (incident.suspected_change_id) suspected = *incident.suspected_change_id;
+  BACKOUT_TRY(auto release_advisor, ReleaseTargetAdvisor::Load(store_, *current, incident.service));
   core::TargetChoice target;
   if (request.target_version && !request.target_version->empty()) {
     target.version = *request.target_version;
@@ -210,6 +211,7 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
     }
   } else {
     BACKOUT_TRY(target, core::ChooseTarget(inputs.changes, suspected));
+    release_advisor.Refine(inputs.changes, suspected, target);
   }
   assessment.target_version = target.version;
   assessment.target_change_id = target.change_id;
@@ -233,6 +235,9 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
     }
     if (auto plan = provider->second->MakePlan(target.version); plan) {
       assessment.plan = providers::ToJson(*plan);
+      if (auto check = release_advisor.CheckPlanned(plan->target_version)) {
+        assessment.preconditions.push_back(*std::move(check));
+      }
     } else {
       assessment.plan = {{"error", plan.error().message}};
     }

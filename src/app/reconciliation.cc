@@ -10,6 +10,7 @@
 #include "app/control_plane.h"
 #include "app/job_runner.h"
 #include "app/records.h"
+#include "app/release_manifest.h"
 #include "app/try.h"
 #include "ledger/hash.h"
 
@@ -42,6 +43,7 @@ core::Duration Distance(core::Time a, core::Time b) { return a > b ? a - b : b -
 struct VersionEvent {
   core::Time time;
   std::string version;
+  std::string record;  // the change, "job/<id>" of Backout's rollback, or the discovered rollback
 };
 
 // Backout's records of one service, read inside the reconciliation transaction.
@@ -70,7 +72,7 @@ core::Result<ServiceRecords> LoadRecords(store::Transaction& tx, const std::stri
   BACKOUT_CHECK(ForEachObject(
       tx, kChangeKind, service, [&](const store::Object& object) -> core::Result<void> {
         BACKOUT_TRY(core::Change change, core::FromJson<core::Change>(object.body));
-        records.events.push_back({change.time, change.version});
+        records.events.push_back({change.time, change.version, change.id});
         records.changes.push_back(std::move(change));
         return {};
       }));
@@ -79,8 +81,9 @@ core::Result<ServiceRecords> LoadRecords(store::Transaction& tx, const std::stri
         BACKOUT_TRY(core::Incident incident, core::FromJson<core::Incident>(object.body));
         for (core::Rollback& rollback : incident.rollbacks) {
           if (rollback.outcome == core::RollbackOutcome::kRolledBack) {
-            records.events.push_back(
-                {rollback.finished_at.value_or(rollback.requested_at), rollback.target_version});
+            records.events.push_back({rollback.finished_at.value_or(rollback.requested_at),
+                                      rollback.target_version,
+                                      fmt::format("job/{}", rollback.job_id)});
           }
           records.rollbacks.push_back(std::move(rollback));
         }
@@ -89,16 +92,18 @@ core::Result<ServiceRecords> LoadRecords(store::Transaction& tx, const std::stri
   BACKOUT_CHECK(ForEachObject(
       tx, kDiscoveredRollbackKind, service, [&](const store::Object& object) -> core::Result<void> {
         BACKOUT_TRY(DiscoveredRollback found, DiscoveredRollbackFromJson(object.body));
-        records.events.push_back({found.time, found.version});
+        records.events.push_back({found.time, found.version, found.id});
         return {};
       }));
   return records;
 }
 
 // Returns the id of the recorded change or the job of Backout's rollback that `entry` is, or ""
-// when Backout has no record of it.
+// when Backout has no record of it. An entry the tool marks as a rollback matches only one of
+// Backout's rollbacks: a switch back to a version soon after its deploy is not that deploy.
 std::string MatchRecord(const ServiceRecords& records, const providers::HistoryEntry& entry) {
   for (const core::Change& change : records.changes) {
+    if (entry.kind == providers::HistoryKind::kRollback) break;
     if (change.version == entry.version && Distance(change.time, entry.time) <= kMatchWindow) {
       return change.id;
     }
@@ -117,6 +122,7 @@ std::string MatchRecord(const ServiceRecords& records, const providers::HistoryE
 // earlier point.
 struct Before {
   std::string previous;
+  std::string previous_record;  // the record that made `previous` live
   std::set<std::string> earlier;
 };
 
@@ -129,6 +135,7 @@ Before VersionsBefore(const std::vector<VersionEvent>& events, core::Time time) 
   Before before;
   if (prior.empty()) return before;
   before.previous = prior.back()->version;
+  before.previous_record = prior.back()->record;
   for (const VersionEvent* event : prior) {
     if (event->version != before.previous) before.earlier.insert(event->version);
   }
@@ -252,6 +259,15 @@ core::Result<void> ControlPlane::ScheduleReconciliation() {
           "component=reconcile service={} event=scheduled interval_s={}", service.name,
           std::chrono::duration_cast<std::chrono::seconds>(service.reconcile_interval).count());
     }
+
+    // At start the manifest is corrected at once, before any job runs: a switch whose store
+    // write was lost when the server stopped must not steer the next assessment.
+    if (KeepsReleaseManifest(*current, service.name)) {
+      if (auto manifest = ReconcileReleaseManifest(service.name); !manifest) {
+        spdlog::warn("component=reconcile service={} event=manifest_not_reconciled error=\"{}\"",
+                     service.name, manifest.error().message);
+      }
+    }
   }
   return {};
 }
@@ -342,12 +358,21 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
                        {"kind", providers::HistoryKindName(entry.kind)},
                        {"reconciled_at", core::FormatTime(now)}};
 
+        const Before before = VersionsBefore(records.events, entry.time);
         if (std::string record = MatchRecord(records, entry); !record.empty()) {
           ++report.matched;
           marker["result"] = "matched";
           marker["record"] = record;
+        } else if (entry.kind == providers::HistoryKind::kRollback &&
+                   before.previous == entry.version) {
+          // Backout's records already show this version live, so the entry names no version it
+          // moved away from: the tool saw the link replaced by one to the same release, or an
+          // earlier switch away was never read. A rollback from a version to itself is no
+          // rollback, so the entry counts as the record that made the version live.
+          ++report.matched;
+          marker["result"] = "matched";
+          marker["record"] = before.previous_record;
         } else {
-          const Before before = VersionsBefore(records.events, entry.time);
           const bool by_tool = entry.kind == providers::HistoryKind::kRollback;
           const bool by_order = before.earlier.contains(entry.version);
           if (by_tool || by_order) {
@@ -381,7 +406,7 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
                         found.actor.empty() ? "an unknown actor" : found.actor,
                         core::FormatTime(found.time), found.id),
                     .data = ToJson(found)}));
-            records.events.push_back({found.time, found.version});
+            records.events.push_back({found.time, found.version, found.id});
             report.discovered_rollbacks.push_back(found.id);
             marker["result"] = "discovered_rollback";
             marker["record"] = found.id;
@@ -399,7 +424,8 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
             BACKOUT_TRY(auto stored, Insert(tx, kChangeKind, change.id, change.service, change));
             BACKOUT_CHECK(Ledger(tx, system, "change.discovered",
                                  fmt::format("change/{}", change.id), json(change)));
-            records.events.push_back({change.time, change.version});
+            BACKOUT_CHECK(NoteReleaseDeployed(tx, *current, system, change));
+            records.events.push_back({change.time, change.version, change.id});
             records.changes.push_back(change);
             report.discovered_changes.push_back(change.id);
             marker["result"] = "discovered_change";
@@ -428,6 +454,48 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
       "discovered_changes={} discovered_rollbacks={}",
       service->name, report.entries_read, report.already_known, report.matched,
       report.discovered_changes.size(), report.discovered_rollbacks.size());
+
+  // Step 4: the release manifest against the folder, after the history so that a change
+  // discovered above is already in the manifest. A failure here leaves the history's records.
+  if (KeepsReleaseManifest(*current, service->name)) {
+    if (auto manifest = ReconcileReleaseManifest(service->name); !manifest) {
+      spdlog::warn("component=reconcile service={} event=manifest_not_reconciled error=\"{}\"",
+                   service->name, manifest.error().message);
+    } else {
+      report.live_problem = manifest->live_problem;
+    }
+  }
+  return report;
+}
+
+core::Result<ManifestReconciliation> ControlPlane::ReconcileReleaseManifest(std::string_view name) {
+  const auto current = settings();
+  auto provider = current->providers.find(std::string(name));
+  if (provider == current->providers.end() || !KeepsReleaseManifest(*current, name)) {
+    return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                           "service {} keeps no release manifest: its provider does not list the "
+                           "versions it keeps",
+                           name);
+  }
+
+  // The folder first, outside any transaction; then the comparison and the corrections.
+  BACKOUT_TRY(providers::Inventory inventory, provider->second->ReadInventory());
+  const core::Time now = clock_.Now();
+  const Caller system = SystemCaller();
+  ManifestReconciliation report;
+  BACKOUT_CHECK(WriteRetryingConflicts(store_, [&](store::Transaction& tx) -> core::Result<void> {
+    BACKOUT_TRY(report, app::ReconcileReleaseManifest(tx, system, name, inventory, now));
+    return {};
+  }));
+  if (report.corrections.empty()) {
+    spdlog::debug("component=reconcile service={} event=manifest_agrees live={}", name,
+                  report.live_version);
+  } else {
+    spdlog::warn(
+        "component=reconcile service={} event=manifest_corrected live={} corrections={} "
+        "first=\"{}\"",
+        name, report.live_version, report.corrections.size(), report.corrections.front());
+  }
   return report;
 }
 

@@ -367,6 +367,11 @@ class RollbackJob {
         spdlog::error("component=jobs job={} incident={} event=state_not_moved error=\"{}\"",
                       job_id_, incident_id_, next.error().message);
       }
+      for (const core::Rollback& rollback : incident.rollbacks) {
+        if (rollback.job_id != job) continue;
+        BACKOUT_CHECK(NoteRollbackFinished(tx, *settings_, system, incident, rollback,
+                                           result != nullptr ? result->from_version : "", now));
+      }
       AddTimeline(incident, now, system, "rollback_finished",
                   fmt::format("rollback job {} ended {}: {}", job,
                               core::RollbackOutcomeName(outcome), message));

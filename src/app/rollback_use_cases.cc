@@ -231,6 +231,7 @@ core::Result<core::Incident> ControlPlane::Confirm(const Caller& caller, std::st
                         request.happened ? "happened" : "did not happen", request.reason));
         BACKOUT_CHECK(Save(tx, stored));
         updated = incident;
+        BACKOUT_CHECK(NoteRollbackFinished(tx, *current, caller, incident, rollback, "", now));
         return Ledger(tx, caller, "incident.rollback_confirmed", subject,
                       {{"job_id", rollback.job_id},
                        {"happened", request.happened},

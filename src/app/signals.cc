@@ -76,21 +76,42 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
                       .truncated_alerts = delivery.truncated_alerts};
   // One ledger entry lists every new signal of the delivery, as one commit records them.
   nlohmann::json received = nlohmann::json::array();
+  // A new signal is recorded, and correlated when it fires.
+  auto record_new = [&](const SignalRecord& incoming, bool firing) {
+    ++intake.recorded;
+    if (firing) fired.push_back(incoming.id);
+    received.push_back({{"signal", incoming.id},
+                        {"name", incoming.name},
+                        {"service", incoming.service},
+                        {"severity", incoming.severity},
+                        {"status", incoming.status},
+                        {"starts_at", core::FormatTime(incoming.starts_at)}});
+  };
   for (const signals::Alert& alert : delivery.alerts) {
     SignalRecord incoming = FromAlert(alert, delivery, now);
-    BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
 
-    // A new alert: record it, and correlate it when it fires.
+    // A firing alert seen before is a duplicate whatever its stored state, so the insert alone
+    // decides. This saves reading and decoding the stored signal for every new alert.
+    if (alert.status == signals::AlertStatus::kFiring) {
+      store::Object object{.kind = kSignalKind,
+                           .id = incoming.id,
+                           .service = incoming.service,
+                           .body = nlohmann::json(incoming)};
+      auto inserted = tx.Put(object);
+      if (inserted) {
+        record_new(incoming, true);
+      } else if (inserted.error().code == core::ErrorCode::kAlreadyExists) {
+        ++intake.duplicates;
+      } else {
+        return std::unexpected(inserted.error());
+      }
+      continue;
+    }
+
+    BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
     if (!existing) {
       BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, incoming.id, incoming.service, incoming));
-      ++intake.recorded;
-      if (alert.status == signals::AlertStatus::kFiring) fired.push_back(incoming.id);
-      received.push_back({{"signal", incoming.id},
-                          {"name", incoming.name},
-                          {"service", incoming.service},
-                          {"severity", incoming.severity},
-                          {"status", incoming.status},
-                          {"starts_at", core::FormatTime(incoming.starts_at)}});
+      record_new(incoming, false);
       continue;
     }
 
@@ -140,28 +161,32 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
 }  // namespace
 
 void to_json(nlohmann::json& json, const SignalRecord& signal) {
-  json = {{"id", signal.id},
-          {"source", signal.source},
-          {"name", signal.name},
-          {"service", signal.service},
-          {"severity", signal.severity},
-          {"status", signal.status},
-          {"starts_at", core::FormatTime(signal.starts_at)},
-          {"ends_at", signal.ends_at ? nlohmann::json(core::FormatTime(*signal.ends_at))
-                                     : nlohmann::json(nullptr)},
-          {"received_at", core::FormatTime(signal.received_at)},
-          {"labels", signal.labels},
-          {"annotations", signal.annotations},
-          {"detail", signal.detail},
-          {"group_key", signal.group_key},
-          {"receiver", signal.receiver},
-          {"truncated_alerts", signal.truncated_alerts},
-          {"deliveries", signal.deliveries},
-          {"correlated", signal.correlated},
-          {"incident_id", signal.incident_id},
-          {"suspected_change_id", signal.suspected_change_id},
-          {"score", signal.score},
-          {"correlation_reason", signal.correlation_reason}};
+  // Emplaced one by one: an initializer list copies every value twice, and this runs once per
+  // alert inside the intake's write transaction.
+  json = nlohmann::json::object();
+  auto& object = json.get_ref<nlohmann::json::object_t&>();
+  object.emplace("id", signal.id);
+  object.emplace("source", signal.source);
+  object.emplace("name", signal.name);
+  object.emplace("service", signal.service);
+  object.emplace("severity", signal.severity);
+  object.emplace("status", signal.status);
+  object.emplace("starts_at", core::FormatTime(signal.starts_at));
+  object.emplace("ends_at", signal.ends_at ? nlohmann::json(core::FormatTime(*signal.ends_at))
+                                           : nlohmann::json(nullptr));
+  object.emplace("received_at", core::FormatTime(signal.received_at));
+  object.emplace("labels", signal.labels);
+  object.emplace("annotations", signal.annotations);
+  object.emplace("detail", signal.detail);
+  object.emplace("group_key", signal.group_key);
+  object.emplace("receiver", signal.receiver);
+  object.emplace("truncated_alerts", signal.truncated_alerts);
+  object.emplace("deliveries", signal.deliveries);
+  object.emplace("correlated", signal.correlated);
+  object.emplace("incident_id", signal.incident_id);
+  object.emplace("suspected_change_id", signal.suspected_change_id);
+  object.emplace("score", signal.score);
+  object.emplace("correlation_reason", signal.correlation_reason);
 }
 
 void from_json(const nlohmann::json& json, SignalRecord& signal) {

@@ -262,6 +262,8 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
                 fmt::format("validation job {} found {} ({} observations)", job,
                             core::ValidationFindingName(finding), observations.size()));
     BACKOUT_CHECK(Save(tx, stored));
+    BACKOUT_CHECK(
+        NoteValidationFinding(tx, *settings, system, incident, rollback_job_id, finding, now));
 
     nlohmann::json payload = lease.job.payload;
     payload["step"] = kStepDone;

@@ -1,7 +1,9 @@
-// `backout action add|list|done`.
+// `backout action add|list|overdue|done`.
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "cli/cli.h"
 #include "cli/client_command.h"
@@ -13,6 +15,18 @@ namespace {
 const std::vector<Column> kActionColumns = {
     {"ID", "id"},       {"STATUS", "status"},          {"OWNER", "owner"},   {"DUE", "due"},
     {"TITLE", "title"}, {"EVIDENCE", "evidence_link"}, {"REASON", "reason"},
+};
+
+// Columns of the report across incidents, which adds each item's incident, service and lateness.
+const std::vector<Column> kReportColumns = {
+    {"ID", "id"},
+    {"INCIDENT", "incident_id"},
+    {"SERVICE", "service"},
+    {"STATUS", "status"},
+    {"OWNER", "owner"},
+    {"DUE", "due"},
+    {"DAYS_OVERDUE", "days_overdue"},
+    {"TITLE", "title"},
 };
 
 std::string ActionItemsPath(const std::string& incident_id) {
@@ -69,21 +83,82 @@ void AddActionAdd(CLI::App& action, int& exit_status) {
   });
 }
 
+// Reads the action item report across incidents as an array of items, keeping only
+// `incident_id`'s items when it is set.
+core::Result<Json> ReadReport(ClientContext& context, const std::string& incident_id,
+                              const std::string& owner, const std::string& service, bool overdue) {
+  auto answer = context.api.Get(
+      WithQuery("/api/v1/action-items",
+                {{"owner", owner}, {"service", service}, {"overdue", overdue ? "true" : ""}}));
+  if (!answer) return std::unexpected(answer.error());
+  Json kept = Json::array();
+  for (const Json& item : answer->value("items", Json::array())) {
+    if (incident_id.empty() || item.value("incident_id", "") == incident_id) kept.push_back(item);
+  }
+  return kept;
+}
+
 void AddActionList(CLI::App& action, int& exit_status) {
   struct Flags {
     ClientFlags client;
     std::string incident_id;
     size_t limit = 0;
+    bool overdue = false;
+    std::string owner;
+    std::string service;
   };
   auto flags = std::make_shared<Flags>();
-  auto* command = action.add_subcommand("list", "List an incident's action items");
-  command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1")->required();
+  auto* command = action.add_subcommand(
+      "list", "List action items: one incident's, or with no ID every incident's, by due date");
+  command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1; all incidents if absent");
   command->add_option("--limit", flags->limit, "Show at most this many items; 0 shows all")
       ->capture_default_str();
-  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
-    return PrintList(context, context.api.GetAll(ActionItemsPath(flags->incident_id), flags->limit),
-                     kActionColumns);
-  });
+  command->add_flag("--overdue", flags->overdue, "Only open items past their due date (UTC)");
+  command->add_option("--owner", flags->owner, "Only items owned by this user");
+  command->add_option("--service", flags->service, "Only items of this service's incidents");
+  SetClientCallback(
+      *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
+        const bool filtered = flags->overdue || !flags->owner.empty() || !flags->service.empty();
+        if (!flags->incident_id.empty() && !filtered) {
+          return PrintList(context,
+                           context.api.GetAll(ActionItemsPath(flags->incident_id), flags->limit),
+                           kActionColumns);
+        }
+        auto report =
+            ReadReport(context, flags->incident_id, flags->owner, flags->service, flags->overdue);
+        if (report && flags->limit > 0 && report->size() > flags->limit) {
+          report->erase(report->begin() + static_cast<std::ptrdiff_t>(flags->limit), report->end());
+        }
+        return PrintList(context, report, kReportColumns);
+      });
+}
+
+void AddActionOverdue(CLI::App& action, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string owner;
+    std::string service;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = action.add_subcommand(
+      "overdue",
+      "Report open action items past their due date with the days each is late. Exit status: 0 "
+      "none overdue, 1 some overdue, 2 usage error (such as an unknown --service or --owner), 3 "
+      "could not check (server unreachable, token rejected, server error)");
+  command->add_option("--owner", flags->owner, "Only items owned by this user");
+  command->add_option("--service", flags->service, "Only items of this service's incidents");
+  SetCheckCallback(*command, flags->client, exit_status,
+                   [flags](ClientContext& context) -> core::Result<int> {
+                     auto report = ReadReport(context, "", flags->owner, flags->service, true);
+                     if (!report) return std::unexpected(report.error());
+                     const size_t overdue = report->size();
+                     auto printed = PrintList(context, report, kReportColumns);
+                     if (!printed) return printed;
+                     if (context.format == OutputFormat::kTable) {
+                       PrintNote(fmt::format("{} overdue action item(s)\n", overdue));
+                     }
+                     return overdue == 0 ? kExitOk : kExitFailed;
+                   });
 }
 
 void AddActionDone(CLI::App& action, int& exit_status) {
@@ -102,8 +177,9 @@ void AddActionDone(CLI::App& action, int& exit_status) {
   command->add_option("ACTION_ID", flags->action_id, "Action item id, from `action list`")
       ->required();
   auto* outcome = command->add_option_group("outcome", "How the item ends (one is needed)");
-  outcome->add_option("--evidence", flags->evidence,
-                      "Link to what shows the work is done, e.g. a merged pull request URL");
+  outcome->add_option(
+      "--evidence", flags->evidence,
+      "Absolute URL (scheme://...) of what shows the work is done, e.g. a merged pull request");
   auto* not_doing = outcome->add_flag("--not-doing", flags->not_doing,
                                       "Close the item without doing it; needs --reason");
   outcome->require_option(1);
@@ -125,6 +201,7 @@ void AddActionCommands(CLI::App& app, int& exit_status) {
   action->require_subcommand(1);
   AddActionAdd(*action, exit_status);
   AddActionList(*action, exit_status);
+  AddActionOverdue(*action, exit_status);
   AddActionDone(*action, exit_status);
 }
 

@@ -92,7 +92,83 @@ std::shared_ptr<spdlog::logger> StderrLogger() {
   return logger;
 }
 
+// Returns the JSON path ("/markdown", "/factors/2") of the first string in `value`, key or
+// element, that is not UTF-8, with the offset of its first invalid byte.
+std::optional<std::pair<std::string, size_t>> FindInvalidString(const Json& value,
+                                                                const std::string& path) {
+  if (value.is_string()) {
+    if (auto offset = FindInvalidUtf8(value.get_ref<const std::string&>())) {
+      return std::pair{path.empty() ? std::string("/") : path, *offset};
+    }
+    return std::nullopt;
+  }
+  if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) {
+      if (auto offset = FindInvalidUtf8(key)) return std::pair{path + "/" + key, *offset};
+      if (auto found = FindInvalidString(item, path + "/" + key)) return found;
+    }
+  }
+  if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (auto found = FindInvalidString(value[i], fmt::format("{}/{}", path, i))) return found;
+    }
+  }
+  return std::nullopt;
+}
+
+// Serializes a request body. nlohmann::json throws type_error on a string that is not UTF-8, so
+// the body is checked first and the error names the field.
+core::Result<std::string> SerializeBody(const Json& body) {
+  if (auto invalid = FindInvalidString(body, "")) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "request field {} is not UTF-8 text (invalid byte at offset {}); "
+                           "pass UTF-8 text for it",
+                           invalid->first, invalid->second);
+  }
+  try {
+    return body.dump();
+  } catch (const Json::exception& error) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "the request body cannot be serialized as JSON: {}", error.what());
+  }
+}
+
 }  // namespace
+
+std::optional<size_t> FindInvalidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;   // overlong
+      if (lead == 0xED) high = 0x9F;  // surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;   // overlong
+      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + length > text.size()) return i;
+    const auto second = static_cast<unsigned char>(text[i + 1]);
+    if (second < low || second > high) return i;
+    for (size_t k = 2; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if (next < 0x80 || next > 0xBF) return i;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
 
 std::string EncodeUrlComponent(std::string_view text) {
   std::string out;
@@ -258,8 +334,10 @@ core::Result<Json> ApiClient::Send(http::Method method, std::string_view path, c
     request.headers.Set("Authorization", "Bearer " + options_.token);
   }
   if (body != nullptr) {
+    auto serialized = SerializeBody(*body);
+    if (!serialized) return std::unexpected(serialized.error());
     request.headers.Set("Content-Type", "application/json");
-    request.body = body->dump();
+    request.body = *std::move(serialized);
   }
 
   auto response = client_->Send(request);

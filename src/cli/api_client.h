@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,7 +38,8 @@ class ApiClient {
   ~ApiClient();
 
   // `path` is relative to the base URL and starts with /, e.g. "/api/v1/incidents/INC-1". Each call
-  // returns the parsed body of a 2xx response (null when the body is empty).
+  // returns the parsed body of a 2xx response (null when the body is empty). A body with a string
+  // that is not UTF-8 fails with kInvalidArgument naming its field, and nothing is sent.
   core::Result<Json> Get(std::string_view path);
   core::Result<Json> Post(std::string_view path, const Json& body);
   core::Result<Json> Put(std::string_view path, const Json& body);
@@ -61,6 +63,10 @@ class ApiClient {
   ConnectionOptions options_;
   std::unique_ptr<http::Client> client_;
 };
+
+// Returns the offset of the first byte in `text` that is not part of well-formed UTF-8 (RFC 3629:
+// no overlong forms, surrogates or code points above U+10FFFF), or nullopt when all of it is.
+std::optional<size_t> FindInvalidUtf8(std::string_view text);
 
 // Percent-encodes one path segment or query value (RFC 3986 unreserved characters stay).
 std::string EncodeUrlComponent(std::string_view text);

@@ -75,5 +75,38 @@ TEST(ApiClientTest, StripsTrailingSlash) {
   EXPECT_EQ(client->url(), "http://127.0.0.1:8470");
 }
 
+TEST(FindInvalidUtf8Test, AcceptsWellFormedText) {
+  EXPECT_FALSE(FindInvalidUtf8("").has_value());
+  EXPECT_FALSE(FindInvalidUtf8("plain ASCII\n").has_value());
+  EXPECT_FALSE(FindInvalidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80").has_value());
+}
+
+TEST(FindInvalidUtf8Test, ReportsFirstInvalidByte) {
+  EXPECT_EQ(FindInvalidUtf8("ab\xff"), 2u);
+  EXPECT_EQ(FindInvalidUtf8("\xc3"), 0u);              // truncated sequence
+  EXPECT_EQ(FindInvalidUtf8("x\xc0\xaf"), 1u);         // overlong '/'
+  EXPECT_EQ(FindInvalidUtf8("\xed\xa0\x80"), 0u);      // UTF-16 surrogate
+  EXPECT_EQ(FindInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(FindInvalidUtf8("ok\xe2\x82"), 2u);        // truncated at the end
+}
+
+TEST(ApiClientTest, InvalidUtf8BodyIsErrorNotThrow) {
+  // Nothing listens on port 9 of the loopback; the body check fails before any connection.
+  auto api = ApiClient::Create({.url = "http://127.0.0.1:9", .token = ""});
+  ASSERT_TRUE(api.has_value()) << api.error().message;
+  const Json body = {{"markdown", std::string("# Review\n\xff\xfe")}};
+  core::Result<Json> answer = api->Put("/api/v1/incidents/INC-1/review", body);
+  ASSERT_FALSE(answer.has_value());
+  EXPECT_EQ(answer.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(answer.error().message.find("request field /markdown is not UTF-8 text"),
+            std::string::npos)
+      << answer.error().message;
+
+  const Json nested = {{"factors", {"fine", std::string("bad \xc3")}}};
+  answer = api->Post("/api/v1/incidents/INC-1/document", nested);
+  ASSERT_FALSE(answer.has_value());
+  EXPECT_NE(answer.error().message.find("/factors/1"), std::string::npos) << answer.error().message;
+}
+
 }  // namespace
 }  // namespace backout::cli

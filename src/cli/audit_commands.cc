@@ -22,35 +22,36 @@ void AddCheck(CLI::App& audit, int& exit_status) {
   auto flags = std::make_shared<Flags>();
   auto* command = audit.add_subcommand(
       "check",
-      "List open audit findings; exits 1 while any is open (undocumented, unauthorized, "
-      "unapproved or unvalidated rollbacks, overdue follow-up, grants off the roster, ledger "
-      "failures)");
+      "List open audit findings (undocumented, unauthorized, unapproved or unvalidated "
+      "rollbacks, overdue follow-up, grants off the roster, stale access reviews, ledger "
+      "failures). Exit status: 0 no open finding, 1 findings open, 2 usage error, 3 could not "
+      "check (server unreachable, token rejected, server error)");
   command->add_option("--from", flags->from, "Only rollbacks requested at or after this time")
       ->check(TimeValidator());
   command->add_option("--to", flags->to, "Only rollbacks requested before this time")
       ->check(TimeValidator());
   command->add_option("--at", flags->at, "Evaluate as of this time (RFC 3339); now when absent")
       ->check(TimeValidator());
-  SetClientCallback(*command, flags->client, exit_status,
-                    [flags](ClientContext& context) -> core::Result<int> {
-                      auto answer = context.api.Get(
-                          WithQuery("/api/v1/audit/findings",
-                                    {{"from", flags->from}, {"to", flags->to}, {"at", flags->at}}));
-                      if (!answer) return std::unexpected(answer.error());
-                      const Json findings = answer->value("findings", Json::array());
-                      if (context.format == OutputFormat::kTable) {
-                        PrintOut(RenderTable(findings, {{"RULE", "rule"},
-                                                        {"INCIDENT", "incident"},
-                                                        {"ROLLBACK", "rollback"},
-                                                        {"USER", "user"},
-                                                        {"FINDING", "message"}}));
-                        PrintNote(fmt::format("{} open finding(s) as of {}", findings.size(),
-                                              answer->value("evaluated_at", "")));
-                      } else {
-                        PrintOut(RenderSingle(*answer, context.format));
-                      }
-                      return findings.empty() ? kExitOk : kExitFailed;
-                    });
+  SetCheckCallback(*command, flags->client, exit_status,
+                   [flags](ClientContext& context) -> core::Result<int> {
+                     auto answer = context.api.Get(
+                         WithQuery("/api/v1/audit/findings",
+                                   {{"from", flags->from}, {"to", flags->to}, {"at", flags->at}}));
+                     if (!answer) return std::unexpected(answer.error());
+                     const Json findings = answer->value("findings", Json::array());
+                     if (context.format == OutputFormat::kTable) {
+                       PrintOut(RenderTable(findings, {{"RULE", "rule"},
+                                                       {"INCIDENT", "incident"},
+                                                       {"ROLLBACK", "rollback"},
+                                                       {"USER", "user"},
+                                                       {"FINDING", "message"}}));
+                       PrintNote(fmt::format("{} open finding(s) as of {}\n", findings.size(),
+                                             answer->value("evaluated_at", "")));
+                     } else {
+                       PrintOut(RenderSingle(*answer, context.format));
+                     }
+                     return findings.empty() ? kExitOk : kExitFailed;
+                   });
 }
 
 }  // namespace

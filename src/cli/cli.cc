@@ -31,6 +31,7 @@ void AddCommands(CLI::App& app, int& exit_status) {
   AddLedgerCommands(app, exit_status);
   AddEvidenceCommands(app, exit_status);
   AddAuditCommands(app, exit_status);
+  AddAccessCommands(app, exit_status);
 }
 
 }  // namespace backout::cli

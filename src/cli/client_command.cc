@@ -34,28 +34,62 @@ void AddClientFlags(CLI::App& command, ClientFlags& flags) {
       ->group("Connection");
 }
 
-int RunClient(const ClientFlags& flags, const ClientBody& body) {
+int CheckErrorStatus(const core::Error& error) {
+  switch (error.code) {
+    case core::ErrorCode::kInvalidArgument:
+    case core::ErrorCode::kNotFound:
+      return kExitUsage;
+    default:
+      return kExitCouldNotCheck;
+  }
+}
+
+int RunClient(const ClientFlags& flags, const ClientBody& body,
+              const std::function<int(const core::Error&)>& error_status) {
+  auto fail = [&error_status](const core::Error& error) {
+    PrintNote(fmt::format("error: {}\n", error.message));
+    return error_status ? error_status(error) : kExitFailed;
+  };
+
   // The validator on -o already restricted the text, so parsing cannot fail here.
   const OutputFormat format = ParseOutputFormat(flags.output).value_or(OutputFormat::kTable);
-
   auto api = ApiClient::Create(flags.connection);
-  if (!api) {
-    PrintNote(fmt::format("error: {}\n", api.error().message));
-    return kExitFailed;
-  }
+  if (!api) return fail(api.error());
   ClientContext context{*api, format};
   auto status = body(context);
-  if (!status) {
-    PrintNote(fmt::format("error: {}\n", status.error().message));
-    return kExitFailed;
-  }
+  if (!status) return fail(status.error());
   return *status;
 }
 
+namespace {
+
+// Wraps `body` so it first checks every option of `command` for UTF-8 text.
+// NOTE: this also rejects a file path option whose name is not UTF-8.
+ClientBody WithTextCheck(const CLI::App& command, ClientBody body) {
+  return [&command, body = std::move(body)](ClientContext& context) -> core::Result<int> {
+    for (const CLI::Option* option : command.get_options()) {
+      if (auto checked = CheckOptionText(*option); !checked) {
+        return std::unexpected(checked.error());
+      }
+    }
+    return body(context);
+  };
+}
+
+}  // namespace
+
 void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body) {
   AddClientFlags(command, flags);
-  command.callback(
-      [&flags, &exit_status, body = std::move(body)] { exit_status = RunClient(flags, body); });
+  command.callback([&flags, &exit_status, body = WithTextCheck(command, std::move(body))] {
+    exit_status = RunClient(flags, body);
+  });
+}
+
+void SetCheckCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body) {
+  AddClientFlags(command, flags);
+  command.callback([&flags, &exit_status, body = WithTextCheck(command, std::move(body))] {
+    exit_status = RunClient(flags, body, CheckErrorStatus);
+  });
 }
 
 core::Result<int> PrintSingle(const ClientContext& context, const core::Result<Json>& answer) {
@@ -97,6 +131,48 @@ core::Result<std::string> ReadWholeFile(const std::string& path) {
     return core::MakeError(core::ErrorCode::kInvalidArgument, "reading {} failed", path);
   }
   return content.str();
+}
+
+core::Result<std::string> ReadTextFile(const std::string& path) {
+  // The server refuses text bodies over 1 MiB, so reading stops one byte past that: a huge file
+  // or a device such as /dev/zero is refused here instead of filling memory.
+  constexpr size_t kMaxTextBytes = size_t{1} << 20;
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "cannot open {}: check the path and its permissions", path);
+  }
+  std::string content(kMaxTextBytes + 1, '\0');
+  file.read(content.data(), static_cast<std::streamsize>(content.size()));
+  if (file.bad()) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "reading {} failed", path);
+  }
+  content.resize(static_cast<size_t>(file.gcount()));
+  if (content.size() > kMaxTextBytes) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "{} is larger than the limit of {} bytes (1 MiB) for text the server "
+                           "stores; shorten it",
+                           path, kMaxTextBytes);
+  }
+  if (auto offset = FindInvalidUtf8(content)) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "{} is not UTF-8 text (invalid byte 0x{:02X} at offset {}); pass a "
+                           "UTF-8 text file",
+                           path, static_cast<unsigned char>(content[*offset]), *offset);
+  }
+  return content;
+}
+
+core::Result<void> CheckOptionText(const CLI::Option& option) {
+  for (const std::string& value : option.results()) {
+    if (auto offset = FindInvalidUtf8(value)) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "{}: the value is not UTF-8 text (invalid byte at offset {}); pass "
+                             "UTF-8 text",
+                             option.get_name(), *offset);
+    }
+  }
+  return {};
 }
 
 CLI::Validator TimeValidator() {

@@ -32,13 +32,24 @@ using ClientBody = std::function<core::Result<int>(ClientContext&)>;
 // Adds --url (env BACKOUT_URL), --token (env BACKOUT_TOKEN) and -o/--output to `command`.
 void AddClientFlags(CLI::App& command, ClientFlags& flags);
 
+// Maps an error to the exit status of a check command: kExitUsage for a wrong input
+// (kInvalidArgument, kNotFound), kExitCouldNotCheck for everything else (server unreachable,
+// token rejected, permission denied, server error).
+int CheckErrorStatus(const core::Error& error);
+
 // Connects with `flags`, runs `body` and returns the exit status. Errors go to stderr as one
-// "error: …" line.
-int RunClient(const ClientFlags& flags, const ClientBody& body);
+// "error: …" line and exit with `error_status(error)`, kExitFailed when it is empty.
+int RunClient(const ClientFlags& flags, const ClientBody& body,
+              const std::function<int(const core::Error&)>& error_status = {});
 
 // Makes `command` a leaf client command: adds the client flags and a callback that runs `body`
-// and stores the exit status in `exit_status`.
+// and stores the exit status in `exit_status`. Before `body` runs, every option value must be
+// UTF-8 text, because values go into JSON request bodies; an invalid one is an error naming it.
 void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body);
+
+// Like SetClientCallback for a check command, whose findings exit kExitFailed: an error exits
+// with CheckErrorStatus instead of kExitFailed.
+void SetCheckCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body);
 
 // Prints a single-object answer in the context's format and returns kExitOk, or returns the
 // answer's error.
@@ -57,6 +68,13 @@ void PrintNote(std::string_view text);
 
 // Reads a whole file; fails with kInvalidArgument naming the path when it cannot be read.
 core::Result<std::string> ReadWholeFile(const std::string& path);
+
+// Reads a whole text file that goes into a JSON request; fails with kInvalidArgument naming the
+// path when it cannot be read or is not UTF-8 text.
+core::Result<std::string> ReadTextFile(const std::string& path);
+
+// Checks that each value of `option` is UTF-8 text; the error names the option.
+core::Result<void> CheckOptionText(const CLI::Option& option);
 
 // Validates an RFC 3339 time option ("2026-12-04T17:05:41Z").
 CLI::Validator TimeValidator();

@@ -19,10 +19,10 @@ void AddServiceCommands(CLI::App& app, int& exit_status);
 // `incident open|list|show|assess|decide|rollback|confirm|validate|document|close`.
 void AddIncidentCommands(CLI::App& app, int& exit_status);
 
-// `review write|show`.
+// `review write|show|status`.
 void AddReviewCommands(CLI::App& app, int& exit_status);
 
-// `action add|list|done`.
+// `action add|list|overdue|done`.
 void AddActionCommands(CLI::App& app, int& exit_status);
 
 // `discovered list|show|link|document`, `service reconcile|timeline` and `notification list`.
@@ -31,5 +31,8 @@ void AddReconciliationCommands(CLI::App& app, int& exit_status);
 
 // `incident confirm-check`; call after AddIncidentCommands.
 void AddCheckCommands(CLI::App& app, int& exit_status);
+
+// `access review [--attest]`.
+void AddAccessCommands(CLI::App& app, int& exit_status);
 
 }  // namespace backout::cli

@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <string>
 
 #include <fmt/format.h>
@@ -27,29 +28,175 @@ core::Result<void> WriteBytes(const std::string& path, const std::string& bytes)
   return {};
 }
 
+// Accepts an RFC 3339 time, or a date (YYYY-MM-DD) meaning the start of that day in UTC, and
+// rewrites a date to its RFC 3339 form.
+CLI::Validator TimeOrDateValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        static const std::regex kDate("[0-9]{4}-[0-9]{2}-[0-9]{2}");
+        const std::string time = std::regex_match(text, kDate) ? text + "T00:00:00Z" : text;
+        auto parsed = core::ParseTime(time);
+        if (!parsed) {
+          return fmt::format(
+              "'{}' is neither a date (2026-12-31) nor an RFC 3339 time "
+              "(2026-12-31T08:00:00Z)",
+              text);
+        }
+        text = time;
+        return std::string();
+      },
+      "DATE|TIME", "date or RFC 3339 time");
+}
+
+// Checks that exactly one of an incident id and a period is given. Otherwise it throws a usage
+// error that names the form to use.
+void CheckExportForm(const std::string& incident_id, const std::string& from,
+                     const std::string& to) {
+  const bool period = !from.empty() || !to.empty();
+  if (!incident_id.empty() && period) {
+    throw CLI::ValidationError(
+        "export",
+        "give either an INCIDENT id or --from and --to, not both: an incident's bundle "
+        "and a period's bundle are separate files");
+  }
+  if (incident_id.empty() && !period) {
+    throw CLI::ValidationError(
+        "export",
+        "give an INCIDENT id (`evidence export INC-7 --out INC-7.tar.gz`) or a period "
+        "(`evidence export --from 2026-10-01 --to 2027-01-01 --out q4.tar.gz`)");
+  }
+  if (period && (from.empty() || to.empty())) {
+    throw CLI::ValidationError("export", "a period needs both --from and --to (--to is exclusive)");
+  }
+}
+
 void AddExport(CLI::App& evidence, int& exit_status) {
   struct Flags {
     ClientFlags client;
     std::string incident_id;
+    std::string from;
+    std::string to;
     std::string out;
   };
   auto flags = std::make_shared<Flags>();
   auto* command = evidence.add_subcommand(
-      "export", "Download an incident's evidence bundle (tar.gz with a signed manifest)");
-  command->add_option("INCIDENT", flags->incident_id, "Incident id, e.g. INC-1")->required();
+      "export",
+      "Download the evidence bundle (tar.gz with a signed manifest) of one incident, or of a "
+      "period with --from and --to");
+  command->add_option("INCIDENT", flags->incident_id, "Incident id, e.g. INC-1");
+  command
+      ->add_option("--from", flags->from,
+                   "Start of the period, inclusive: a date (UTC midnight) or an RFC 3339 time")
+      ->transform(TimeOrDateValidator());
+  command
+      ->add_option("--to", flags->to,
+                   "End of the period, exclusive: a date (UTC midnight) or an RFC 3339 time")
+      ->transform(TimeOrDateValidator());
   command->add_option("--out", flags->out, "File to write, e.g. INC-1.tar.gz")->required();
-  SetClientCallback(
-      *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
-        auto bundle = context.api.GetBytes("/api/v1/incidents/" +
-                                           EncodeUrlComponent(flags->incident_id) + "/evidence");
-        if (!bundle) return std::unexpected(bundle.error());
-        if (auto written = WriteBytes(flags->out, *bundle); !written) {
-          return std::unexpected(written.error());
-        }
-        PrintNote(fmt::format("wrote {} ({} bytes, SHA-256 {})", flags->out, bundle->size(),
-                              ledger::ToHex(ledger::Sha256(*bundle))));
-        return kExitOk;
-      });
+  AddClientFlags(*command, flags->client);
+  const ClientBody body = [flags](ClientContext& context) -> core::Result<int> {
+    const bool period = flags->incident_id.empty();
+    const std::string path =
+        period ? WithQuery("/api/v1/evidence", {{"from", flags->from}, {"to", flags->to}})
+               : "/api/v1/incidents/" + EncodeUrlComponent(flags->incident_id) + "/evidence";
+    auto bundle = context.api.GetBytes(path);
+    if (!bundle) return std::unexpected(bundle.error());
+    if (auto written = WriteBytes(flags->out, *bundle); !written) {
+      return std::unexpected(written.error());
+    }
+    PrintNote(fmt::format("wrote {} ({} bytes, SHA-256 {})", flags->out, bundle->size(),
+                          ledger::ToHex(ledger::Sha256(*bundle))));
+    return kExitOk;
+  };
+  // The form is checked before connecting, so a usage error exits 2 and names the fix.
+  command->callback([flags, body, &exit_status] {
+    CheckExportForm(flags->incident_id, flags->from, flags->to);
+    exit_status = RunClient(flags->client, body);
+  });
+}
+
+Json ItemsJson(const std::vector<evidence::EvidenceItem>& items) {
+  Json out = Json::array();
+  for (const evidence::EvidenceItem& item : items) {
+    out.push_back({{"number", item.number},
+                   {"name", item.name},
+                   {"present", item.present},
+                   {"detail", item.detail}});
+  }
+  return out;
+}
+
+// The names of the evidence items `report` lacks, or "none".
+std::string MissingItems(const evidence::BundleReport& report) {
+  std::string missing;
+  for (const evidence::EvidenceItem& item : report.items) {
+    if (item.present) continue;
+    missing += fmt::format("{}{}. {}", missing.empty() ? "" : ", ", item.number, item.name);
+  }
+  return missing.empty() ? "none" : missing;
+}
+
+int RunVerifyPeriod(const std::string& bytes, const evidence::BundleVerifyOptions& options,
+                    const std::string& output) {
+  auto report = evidence::VerifyPeriodBundle(bytes, options);
+  if (!report) {
+    fmt::print(stderr, "evidence verification FAILED: {}\n", report.error().message);
+    return kExitFailed;
+  }
+  const std::optional<ledger::Checkpoint>& start = report->start_checkpoint;
+  if (output == "json") {
+    Json incidents = Json::array();
+    for (const evidence::BundleReport& incident : report->incidents) {
+      incidents.push_back({{"incident", incident.incident_id},
+                           {"files", incident.files},
+                           {"ledger_entries", incident.ledger_entries},
+                           {"checkpoint", incident.checkpoint.ToJson()},
+                           {"items", ItemsJson(incident.items)}});
+    }
+    fmt::print("{}\n", Json{{"verified", true},
+                            {"format", evidence::kPeriodBundleFormat},
+                            {"from", core::FormatTime(report->from)},
+                            {"to", core::FormatTime(report->to)},
+                            {"files", report->files},
+                            {"incidents", incidents},
+                            {"population_rows", report->population_rows},
+                            {"policy_loads", report->policy_loads},
+                            {"ledger_entries", report->ledger_entries},
+                            {"start_checkpoint", start ? Json(start->ToJson()) : Json()},
+                            {"end_checkpoint", report->end_checkpoint.ToJson()},
+                            {"period_closed", report->period_closed},
+                            {"signing_key_id", report->signing_key_id},
+                            {"trusted_key_matched", report->trusted_key_matched}}
+                           .dump(2));
+    return kExitOk;
+  }
+  fmt::print(
+      "period bundle verified: {} to {}, {} files, {} incidents, {} population rows, {} "
+      "config loads\n",
+      core::FormatTime(report->from), core::FormatTime(report->to), report->files,
+      report->incidents.size(), report->population_rows, report->policy_loads);
+  fmt::print(
+      "consistency proven from the checkpoint of {} entries ({}) to the checkpoint of {} "
+      "entries ({}, root {})\n",
+      start ? start->tree_size : 0,
+      start ? core::FormatTime(start->time) : std::string("the empty log"),
+      report->end_checkpoint.tree_size, core::FormatTime(report->end_checkpoint.time),
+      ledger::ToHex(report->end_checkpoint.root));
+  if (!report->period_closed) {
+    fmt::print(
+        "NOTE: no checkpoint at or after the period's end existed at export; entries "
+        "after {} are not covered\n",
+        core::FormatTime(report->end_checkpoint.time));
+  }
+  fmt::print("signed by key {}{}\n", report->signing_key_id,
+             report->trusted_key_matched
+                 ? ", introduced by entry 0 as --public-key requires"
+                 : " (introduced by the bundle itself; pass --public-key to pin it)");
+  for (const evidence::BundleReport& incident : report->incidents) {
+    fmt::print("  {:<12} {} entries proven, missing evidence items: {}\n", incident.incident_id,
+               incident.ledger_entries, MissingItems(incident));
+  }
+  return kExitOk;
 }
 
 int RunVerify(const std::string& file, const std::string& public_key_file,
@@ -73,6 +220,10 @@ int RunVerify(const std::string& file, const std::string& public_key_file,
     fmt::print(stderr, "error: {}\n", bytes.error().message);
     return kExitFailed;
   }
+  auto format = evidence::BundleFormatOf(*bytes);
+  if (format && *format == evidence::kPeriodBundleFormat) {
+    return RunVerifyPeriod(*bytes, options, output);
+  }
   auto report = evidence::VerifyBundle(*bytes, options);
   if (!report) {
     fmt::print(stderr, "evidence verification FAILED: {}\n", report.error().message);
@@ -80,13 +231,7 @@ int RunVerify(const std::string& file, const std::string& public_key_file,
   }
 
   if (output == "json") {
-    Json items = Json::array();
-    for (const evidence::EvidenceItem& item : report->items) {
-      items.push_back({{"number", item.number},
-                       {"name", item.name},
-                       {"present", item.present},
-                       {"detail", item.detail}});
-    }
+    const Json items = ItemsJson(report->items);
     fmt::print("{}\n", Json{{"verified", true},
                             {"incident", report->incident_id},
                             {"files", report->files},
@@ -124,8 +269,9 @@ void AddVerify(CLI::App& evidence, int& exit_status) {
   auto flags = std::make_shared<Flags>();
   auto* command = evidence.add_subcommand(
       "verify",
-      "Check a bundle offline: manifest signature, file digests, checkpoint signature and "
-      "inclusion proofs; then list which evidence items it holds");
+      "Check an incident or period bundle offline: manifest signature, file digests, checkpoint "
+      "signatures, inclusion proofs and, for a period, the consistency proof; then list which "
+      "evidence items each incident holds");
   command->add_option("FILE", flags->file, "The bundle, a .tar.gz file")
       ->required()
       ->check(CLI::ExistingFile);
@@ -152,10 +298,14 @@ void AddPopulation(CLI::App& evidence, int& exit_status) {
   auto* command = evidence.add_subcommand(
       "population",
       "Print every change and rollback of a period, one row each, for sampling by an auditor");
-  command->add_option("--from", flags->from, "Start of the period (RFC 3339), inclusive")
-      ->check(TimeValidator());
-  command->add_option("--to", flags->to, "End of the period (RFC 3339), exclusive")
-      ->check(TimeValidator());
+  command
+      ->add_option("--from", flags->from,
+                   "Start of the period, inclusive: a date (UTC midnight) or an RFC 3339 time")
+      ->transform(TimeOrDateValidator());
+  command
+      ->add_option("--to", flags->to,
+                   "End of the period, exclusive: a date (UTC midnight) or an RFC 3339 time")
+      ->transform(TimeOrDateValidator());
   command
       ->add_option("--url", flags->client.connection.url,
                    "Base URL of the Backout server, e.g. http://127.0.0.1:8470")

@@ -1,6 +1,8 @@
-// `backout service list|show|unfreeze`.
+// `backout service list|show|unfreeze|releases`.
 #include <memory>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "cli/cli.h"
 #include "cli/client_command.h"
@@ -66,14 +68,64 @@ void AddServiceUnfreeze(CLI::App& service, int& exit_status) {
   });
 }
 
+// One line above the table: the live release by the manifest and by the folder, which differ
+// until reconciliation corrects the manifest.
+std::string ReleasesHeader(const Json& answer) {
+  const Json& folder = answer.value("folder", Json::object());
+  std::string text =
+      fmt::format("service {}: live release {} by the manifest, {} by the folder",
+                  answer.value("service", ""), FormatCell(answer.value("live_version", Json())),
+                  FormatCell(folder.value("live_version", Json())));
+  if (folder.contains("error") && !folder["error"].is_null()) {
+    text += fmt::format(" (folder not read: {})", FormatCell(folder["error"]));
+  }
+  if (const std::string problem = folder.value("live_problem", ""); !problem.empty()) {
+    text += fmt::format(" (no live release in the folder: {})", problem);
+  }
+  text += fmt::format("; reconciled {}\n", FormatCell(answer.value("reconciled_at", Json())));
+  return text;
+}
+
+void AddServiceReleases(CLI::App& service, int& exit_status) {
+  struct Flags {
+    ClientFlags client;
+    std::string name;
+  };
+  auto flags = std::make_shared<Flags>();
+  auto* command = service.add_subcommand(
+      "releases",
+      "Show the release manifest of a service deployed by release folders: each release's "
+      "status (deployed, validated_good, failed, rolled_back), when it changed and what set it");
+  command->add_option("NAME", flags->name, "Service name")->required();
+  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
+    auto answer = context.api.Get(ServicePath(flags->name) + "/releases");
+    if (!answer) return core::Result<int>(std::unexpected(answer.error()));
+    if (context.format != OutputFormat::kTable) return PrintSingle(context, answer);
+    PrintOut(ReleasesHeader(*answer));
+    PrintOut(
+        RenderTable(answer->value("releases", Json::array()), {{"VERSION", "version"},
+                                                               {"STATUS", "status"},
+                                                               {"LIVE", "live"},
+                                                               {"CHANGED_AT", "status_changed_at"},
+                                                               {"SET_BY", "set_by"},
+                                                               {"COMPLETE", "complete"},
+                                                               {"IN_FOLDER", "in_folder"},
+                                                               {"CHANGES", "change_ids"}}));
+    return core::Result<int>(kExitOk);
+  });
+}
+
 }  // namespace
 
 void AddServiceCommands(CLI::App& app, int& exit_status) {
-  auto* service = app.add_subcommand("service", "Inspect services and lift deploy freezes");
+  auto* service = app.add_subcommand("service",
+                                     "Inspect services, their release manifests and lift deploy "
+                                     "freezes");
   service->require_subcommand(1);
   AddServiceList(*service, exit_status);
   AddServiceShow(*service, exit_status);
   AddServiceUnfreeze(*service, exit_status);
+  AddServiceReleases(*service, exit_status);
 }
 
 }  // namespace backout::cli

@@ -90,6 +90,18 @@ core::Incident AsOf(core::Incident incident, core::Time at) {
   return incident;
 }
 
+// Whether the stored review metadata (kind "review") shows the review completed at `at`: the
+// status of the last history event at or before `at` is "completed".
+bool ReviewCompletedAt(const nlohmann::json* review, core::Time at) {
+  if (review == nullptr) return false;
+  std::string status;
+  for (const nlohmann::json& event : review->value("history", nlohmann::json::array())) {
+    auto time = core::ParseTime(TextOf(event, "time"));
+    if (time && *time <= at) status = TextOf(event, "status");
+  }
+  return status == "completed";
+}
+
 bool MayExecute(const core::Policy& policy, std::string_view user, std::string_view service) {
   auto entry = std::ranges::find(policy.roster, user, &core::User::name);
   if (entry == policy.roster.end() || !entry->active) return false;
@@ -100,8 +112,9 @@ bool MayExecute(const core::Policy& policy, std::string_view user, std::string_v
 
 class Auditor {
  public:
-  Auditor(const AuditOptions& options, const PolicyHistory& history)
-      : options_(options), history_(history) {}
+  Auditor(const AuditOptions& options, const PolicyHistory& history,
+          const std::map<std::string, nlohmann::json>& reviews)
+      : options_(options), history_(history), reviews_(reviews) {}
 
   void CheckIncident(const core::Incident& stored) {
     const core::Incident incident = AsOf(stored, options_.at);
@@ -112,15 +125,25 @@ class Auditor {
       in_period = true;
       CheckRollback(incident, rollback);
     }
+    // An incident without a rollback (a no-go, a forward fix) still has follow-up to audit; it
+    // belongs to the period it was opened in.
+    if (incident.rollbacks.empty()) {
+      in_period = incident.opened_at <= options_.at &&
+                  (!options_.from || incident.opened_at >= *options_.from) &&
+                  (!options_.to || incident.opened_at < *options_.to);
+    }
     if (!in_period) return;
     CheckBreakGlass(incident);
     CheckFollowUp(incident);
   }
 
+  // Judges the stored grants against the roster in force at `at`.
   void CheckUsers(const std::vector<core::User>& users) {
+    const core::Policy* recorded = history_.At(options_.at);
+    const core::Policy& roster = recorded != nullptr ? *recorded : options_.current_policy;
     for (const core::User& user : users) {
       if (!user.active) continue;
-      auto on_roster = core::CheckOnRoster(user, options_.current_policy);
+      auto on_roster = core::CheckOnRoster(user, roster);
       if (!on_roster) Add("grant_not_on_roster", "", "", user.name, on_roster.error().message);
     }
   }
@@ -165,6 +188,26 @@ class Auditor {
     }
   }
 
+  // Finds an access review overdue when the latest attestation at or before `at`, or the first
+  // recorded policy when there is none, is older than options_.access_review_every.
+  void CheckAccessReview(const std::vector<nlohmann::json>& attestations) {
+    std::optional<core::Time> latest;
+    for (const nlohmann::json& attestation : attestations) {
+      auto time = core::ParseTime(TextOf(attestation, "attested_at"));
+      if (time && *time <= options_.at && (!latest || *time > *latest)) latest = *time;
+    }
+    std::optional<core::Time> since = latest;
+    if (!since && !history_.policies.empty()) since = history_.policies.front().first;
+    if (!since || options_.at <= *since + options_.access_review_every) return;
+    Add("access_review_overdue", "", "", "",
+        latest ? fmt::format("the last access review was attested at {}, more than {} days ago; "
+                             "run `backout access review --attest`",
+                             core::FormatTime(*latest), options_.access_review_every.count())
+               : fmt::format("no access review was attested since the first policy was recorded "
+                             "at {}, more than {} days ago; run `backout access review --attest`",
+                             core::FormatTime(*since), options_.access_review_every.count()));
+  }
+
   void CheckReconcilable(const nlohmann::json& state) {
     if (state.value("reconcilable", true)) return;
     const std::string service = state.value("service", "");
@@ -172,6 +215,22 @@ class Auditor {
         fmt::format("service {} cannot be reconciled with its tool's history ({}), so rollbacks "
                     "done outside Backout would go unseen",
                     service.empty() ? "?" : service, state.value("reason", "no reason recorded")));
+  }
+
+  // Finds the release link broken when the last reconciliation of a release manifest (kind
+  // "release_manifest") found no live release in the folder, and found it at or before `at`.
+  void CheckReleaseLink(const nlohmann::json& manifest) {
+    const std::string problem = TextOf(manifest, "live_problem");
+    if (problem.empty()) return;
+    auto since = core::ParseTime(TextOf(manifest, "live_problem_since"));
+    if (since && *since > options_.at) return;
+    const std::string service = TextOf(manifest, "service", "?");
+    const std::string last_live = TextOf(manifest, "live_version");
+    Add("release_link_broken", "", "", "",
+        fmt::format("service {} has no live release in its folder since {}: {}; the last release "
+                    "known live is {}. Repair the link, then run `backout service reconcile {}`",
+                    service, since ? core::FormatTime(*since) : std::string("an unknown time"),
+                    problem, last_live.empty() ? "unknown" : last_live, service));
   }
 
   void Add(std::string rule, std::string incident, std::string rollback, std::string user,
@@ -233,11 +292,14 @@ class Auditor {
                       options_.document_within.count(), incident.id, incident.id));
     }
     if (rollback.finished_at && options_.at > *rollback.finished_at + options_.document_within &&
-        incident.review_markdown.empty()) {
+        (incident.review_markdown.empty() ||
+         !ReviewCompletedAt(ReviewOf(incident.id), options_.at))) {
       Add("missing_review", incident.id, job, "",
-          fmt::format("rollback {} ended more than {} days ago and incident {} has no review; run "
-                      "`backout review write {}`",
-                      job, options_.document_within.count(), incident.id, incident.id));
+          fmt::format("rollback {} ended more than {} days ago and incident {} has no completed "
+                      "review; write it with `backout review write {}` and complete it with "
+                      "`backout review status {} completed`",
+                      job, options_.document_within.count(), incident.id, incident.id,
+                      incident.id));
     }
   }
 
@@ -282,8 +344,14 @@ class Auditor {
     }
   }
 
+  const nlohmann::json* ReviewOf(const std::string& incident_id) const {
+    auto it = reviews_.find(incident_id);
+    return it == reviews_.end() ? nullptr : &it->second;
+  }
+
   const AuditOptions& options_;
   const PolicyHistory& history_;
+  const std::map<std::string, nlohmann::json>& reviews_;
   std::vector<AuditFinding> findings_;
 };
 
@@ -329,15 +397,27 @@ core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
   std::vector<core::User> users;
   std::vector<nlohmann::json> discovered;
   std::vector<nlohmann::json> reconciliation;
+  std::vector<nlohmann::json> manifests;
+  std::map<std::string, nlohmann::json> reviews;
+  std::vector<nlohmann::json> attestations;
   std::vector<std::string> unreadable;
   auto read = store.Read([&](store::Transaction& tx) -> core::Result<void> {
-    for (const char* kind : {"incident", "user", "discovered_rollback", "reconciliation"}) {
+    for (const char* kind : {"incident", "user", "discovered_rollback", "reconciliation", "review",
+                             "access_attestation", "release_manifest"}) {
       std::string after;
       while (true) {
         auto page = tx.List(store::ListQuery{.kind = kind, .after_id = after, .limit = 500});
         if (!page) return std::unexpected(page.error());
         for (const store::Object& object : *page) {
-          if (std::string_view(kind) == "discovered_rollback") {
+          if (std::string_view(kind) == "review") {
+            reviews[object.id] = object.body;
+          } else if (std::string_view(kind) == "access_attestation") {
+            attestations.push_back(object.body);
+          } else if (std::string_view(kind) == "release_manifest") {
+            nlohmann::json manifest = object.body;
+            if (!manifest.contains("service")) manifest["service"] = object.id;
+            manifests.push_back(std::move(manifest));
+          } else if (std::string_view(kind) == "discovered_rollback") {
             discovered.push_back(object.body);
           } else if (std::string_view(kind) == "reconciliation") {
             nlohmann::json state = object.body;
@@ -362,7 +442,7 @@ core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
   });
   if (!read) return std::unexpected(read.error());
 
-  Auditor auditor(options, *history);
+  Auditor auditor(options, *history, reviews);
   for (const core::Incident& incident : incidents) auditor.CheckIncident(incident);
   for (const std::string& id : unreadable) {
     auditor.Add("unreadable_record", id, "", "",
@@ -373,6 +453,8 @@ core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
   for (const core::Incident& incident : incidents) by_id.emplace(incident.id, incident);
   for (const nlohmann::json& rollback : discovered) auditor.CheckDiscovered(rollback, by_id);
   for (const nlohmann::json& state : reconciliation) auditor.CheckReconcilable(state);
+  for (const nlohmann::json& manifest : manifests) auditor.CheckReleaseLink(manifest);
+  auditor.CheckAccessReview(attestations);
 
   auto count = store.EntryCount();
   if (!count) return std::unexpected(count.error());

@@ -23,6 +23,9 @@ struct AuditOptions {
   std::optional<core::Time> to;    // only rollbacks requested before this time
   // A rollback's incident must be documented (root cause and review) this long after it ended.
   std::chrono::days document_within{7};
+  // An access review must be attested at least this often, counted from the first recorded
+  // policy when none was ever attested.
+  std::chrono::days access_review_every{90};
   // The roster in force now, for grants held by users.
   core::Policy current_policy;
   // The provider kind configured for each service, such as "kubernetes".
@@ -44,7 +47,11 @@ nlohmann::json ToJson(const AuditFinding& finding);
 // and rule. The policy a rollback is judged against is the one the ledger recorded
 // ("policy.loaded") at or before the rollback's request time. Rollbacks that reconciliation found
 // in a tool's history (objects of kind "discovered_rollback") and services it cannot reconcile
-// (kind "reconciliation" with `reconcilable` false) are read as stored JSON.
+// (kind "reconciliation" with `reconcilable` false) are read as stored JSON, as are review owners
+// and statuses (kind "review", whose `history` dates each status), access review attestations
+// (kind "access_attestation") and release manifests (kind "release_manifest", whose
+// `live_problem` says the folder showed no live release). A review counts only once its status
+// is completed.
 core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
                                                        const AuditOptions& options);
 

@@ -95,5 +95,42 @@ TEST_F(AuditTest, UnreconcilableServiceIsFoundUntilFixed) {
   EXPECT_FALSE(Has(Rules(), "not_reconcilable"));
 }
 
+TEST_F(AuditTest, BrokenReleaseLinkIsFoundUntilRepaired) {
+  json manifest = {{"service", "web"},
+                   {"live_version", "2"},
+                   {"live_problem", "/srv/web/current links to 'releases/9', which does not exist"},
+                   {"live_problem_since", "2026-12-04T09:30:00.000000Z"}};
+  Put("release_manifest", "web", manifest);
+  EXPECT_TRUE(Has(Rules(), "release_link_broken"));
+
+  // Evaluated before the reconciliation that found it, the problem is not known yet.
+  AuditOptions earlier{.at = core::ParseTime("2026-12-04T09:00:00Z").value()};
+  auto findings = RunAuditChecks(*store_, earlier);
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  for (const AuditFinding& finding : *findings) EXPECT_NE(finding.rule, "release_link_broken");
+
+  manifest["live_problem"] = "";
+  manifest["live_problem_since"] = nullptr;
+  Put("release_manifest", "web", manifest);
+  EXPECT_FALSE(Has(Rules(), "release_link_broken"));
+}
+
+TEST_F(AuditTest, StaleAccessAttestationIsFoundUntilRenewed) {
+  Put("access_attestation", "AR-1",
+      {{"id", "AR-1"}, {"attested_by", "lead-1"}, {"attested_at", "2026-08-01T09:00:00.000000Z"}});
+  EXPECT_TRUE(Has(Rules(), "access_review_overdue"));
+  Put("access_attestation", "AR-2",
+      {{"id", "AR-2"}, {"attested_by", "lead-1"}, {"attested_at", "2026-12-01T09:00:00.000000Z"}});
+  EXPECT_FALSE(Has(Rules(), "access_review_overdue"));
+}
+
+TEST_F(AuditTest, AttestationAfterEvaluationTimeDoesNotCount) {
+  Put("access_attestation", "AR-1",
+      {{"id", "AR-1"}, {"attested_by", "lead-1"}, {"attested_at", "2026-08-01T09:00:00.000000Z"}});
+  Put("access_attestation", "AR-2",
+      {{"id", "AR-2"}, {"attested_by", "lead-1"}, {"attested_at", "2026-12-05T09:00:00.000000Z"}});
+  EXPECT_TRUE(Has(Rules(), "access_review_overdue"));
+}
+
 }  // namespace
 }  // namespace backout::evidence

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/time.h"
 #include "ledger/checkpoint.h"
 #include "store/store.h"
 
@@ -63,5 +64,54 @@ struct BundleReport {
 // verifies may still lack evidence items: see BundleReport::items.
 core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
                                         const BundleVerifyOptions& options);
+
+// The `format` of a bundle's manifest.json, such as kBundleFormat or kPeriodBundleFormat, read
+// without verifying anything, so a caller can choose the verifier. kCorruption when the archive
+// or its manifest cannot be read.
+core::Result<std::string> BundleFormatOf(std::string_view tar_gz);
+
+// ---- Period bundles -------------------------------------------------------------------------
+
+inline constexpr std::string_view kPeriodBundleFormat = "backout-evidence-period/v1";
+
+// Builds the evidence of the period [from, to) as tar.gz bytes: the bundle of every incident
+// opened in the period or with a rollback requested in it (under incidents/<ID>/, each a complete
+// incident bundle), the population of the period (BuildPopulation) as CSV and JSON, the
+// "policy.loaded" ledger entries in force during the period (the last one at or before `from`
+// and each one inside the period) with their policies, rosters and provider bindings, and a
+// consistency proof from the last checkpoint at or before `from` to the first at or after `to`.
+// When no checkpoint is that late yet, the latest stored one ends the proof and the manifest states
+// the period is not closed. docs/evidence.md specifies the format. Exporting again gives the same
+// bytes until a record of the period or the key changes. `signer` must be the key in force.
+// Fails with kInvalidArgument when `from` is not before `to`, with kFailedPrecondition when the
+// key that signs was introduced after the period's end checkpoint, and with kCorruption when the
+// stored ledger does not match its checkpoints.
+core::Result<std::string> ExportPeriodBundle(store::Store& store, core::Time from, core::Time to,
+                                             const ledger::Signer& signer);
+
+struct PeriodReport {
+  core::Time from;
+  core::Time to;
+  size_t files = 0;  // files listed in the top-level manifest
+  std::vector<BundleReport> incidents;
+  size_t population_rows = 0;
+  size_t policy_loads = 0;    // config loads in force during the period
+  size_t ledger_entries = 0;  // top-level entries proven against the end checkpoint
+  // The proof's ends. A missing start means the period begins before the first checkpoint, and
+  // the proof then starts from the empty log.
+  std::optional<ledger::Checkpoint> start_checkpoint;
+  ledger::Checkpoint end_checkpoint;
+  bool period_closed = false;  // the end checkpoint is at or after `to`
+  std::string signing_key_id;
+  bool trusted_key_matched = false;
+};
+
+// Verifies a period bundle offline: everything VerifyBundle checks for the top-level manifest and
+// ledger files, the start checkpoint's signature, the consistency proof from the start to the end
+// checkpoint, each incident folder as a bundle of its own, and that population.csv and
+// config/policy-history.json match population.json and the ledger entries. Fails with kCorruption
+// naming the file at fault.
+core::Result<PeriodReport> VerifyPeriodBundle(std::string_view tar_gz,
+                                              const BundleVerifyOptions& options);
 
 }  // namespace backout::evidence

@@ -13,6 +13,8 @@
 #include "evidence/bundle.h"
 #include "evidence/bundle_files.h"
 #include "evidence/chart.h"
+#include "evidence/png.h"
+#include "evidence/review_document.h"
 #include "ledger/canonical.h"
 #include "ledger/entry.h"
 #include "ledger/hash.h"
@@ -52,6 +54,7 @@ struct IncidentRecord {
   std::map<std::string, json> changes;  // change id -> stored change
   // SHA-256 hex -> raw query_range body of a Prometheus check, stored once per digest.
   std::map<std::string, std::string> series_bodies;
+  json review;  // the review's owner and status (object of kind "review"), null without one
 };
 
 // Decodes padded RFC 4648 base64, as the store keeps attachments; empty on malformed input.
@@ -108,6 +111,10 @@ core::Result<IncidentRecord> ReadIncident(store::Store& store, std::string_view 
       return core::MakeError(core::ErrorCode::kCorruption, "stored incident {} records the id '{}'",
                              id, record.id);
     }
+
+    auto review = tx.Get("review", id);
+    if (!review) return std::unexpected(review.error());
+    if (review->has_value()) record.review = (*review)->body;
 
     auto jobs = tx.ListJobs(fmt::format("incident/{}", id));
     if (!jobs) return std::unexpected(jobs.error());
@@ -397,6 +404,21 @@ std::optional<std::string> ChartOf(const IncidentRecord& record, const json& obs
   return internal::RenderSeriesSvg(response, title, threshold, marks);
 }
 
+// Adds a chart as `base`.svg and, rendered from it, `base`.png for readers that cannot show SVG.
+// A chart that cannot be rendered keeps its SVG only: the recorded response is the evidence and
+// the pictures are conveniences.
+void AddChart(const std::string& incident_id, const std::string& base, std::string svg,
+              BundleFiles& files) {
+  auto png = RenderPng(svg);
+  if (png) {
+    files[base + ".png"] = *std::move(png);
+  } else {
+    spdlog::warn("component=evidence incident={} event=chart_not_rendered file={}.svg error=\"{}\"",
+                 incident_id, base, png.error().message);
+  }
+  files[base + ".svg"] = std::move(svg);
+}
+
 void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
   const json validations = record.body.value("validations", json::array());
   if (validations.empty()) return;
@@ -451,7 +473,8 @@ void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
                           {"query", StringOf(series, "query")},
                           {"raw_response", body->second}};
       if (threshold) chart_input["threshold"] = *threshold;
-      if (auto svg = ChartOf(record, chart_input)) files[base + ".svg"] = *std::move(svg);
+      if (auto svg = ChartOf(record, chart_input))
+        AddChart(record.id, base, *std::move(svg), files);
     }
   }
 
@@ -467,7 +490,7 @@ void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
                       SafeName(observation.value("check", "")));
       files[name] = internal::PrettyJson(observation);
       if (auto svg = ChartOf(record, observation)) {
-        files[name.substr(0, name.size() - 5) + ".svg"] = *std::move(svg);
+        AddChart(record.id, name.substr(0, name.size() - 5), *std::move(svg), files);
       }
     }
   }
@@ -475,7 +498,10 @@ void AddValidationFiles(const IncidentRecord& record, BundleFiles& files) {
 
 void AddFollowUpFiles(const IncidentRecord& record, BundleFiles& files) {
   const std::string review = StringOf(record.body, "review_markdown");
-  if (!review.empty()) files[internal::kReview] = review;
+  if (!review.empty()) {
+    files[internal::kReview] = ReviewForBundle(review, StringOf(record.review, "owner"),
+                                               StringOf(record.review, "status"));
+  }
   files[internal::kActionItems] =
       internal::PrettyJson({{"incident", record.id},
                             {"action_items", record.body.value("action_items", json::array())},
@@ -522,7 +548,9 @@ core::Result<std::string> ManifestBytes(const IncidentRecord& record,
 
 }  // namespace
 
-core::Result<std::string> ExportIncidentBundle(store::Store& store, std::string_view incident_id,
+namespace internal {
+
+core::Result<IncidentFiles> BuildIncidentFiles(store::Store& store, std::string_view incident_id,
                                                const ledger::Signer& signer) {
   auto record = ReadIncident(store, incident_id);
   if (!record) return std::unexpected(record.error());
@@ -536,32 +564,43 @@ core::Result<std::string> ExportIncidentBundle(store::Store& store, std::string_
   }
 
   BundleFiles files;
-  files[internal::kIncident] = internal::PrettyJson(record->body);
-  files[internal::kDecision] = internal::PrettyJson(DecisionFile(*record, *selection));
+  files[kIncident] = PrettyJson(record->body);
+  files[kDecision] = PrettyJson(DecisionFile(*record, *selection));
   AddRollbackFiles(*record, files);
   AddValidationFiles(*record, files);
   AddFollowUpFiles(*record, files);
   AddLedgerFiles(*selection, signer, files);
-  files[internal::kReport] = internal::RenderReport(files, AssessEvidenceItems(files));
+  files[kReport] = RenderReport(files, AssessEvidenceItems(files));
 
   auto manifest = ManifestBytes(*record, *selection, signer, files);
   if (!manifest) return std::unexpected(manifest.error());
   const std::string signature = signer.SignBase64(*manifest) + "\n";
 
   // The manifest goes first so a reader streaming the archive meets it before the files.
-  std::vector<ArchiveFile> ordered;
-  ordered.push_back({internal::kManifest, *manifest});
-  ordered.push_back({internal::kManifestSignature, signature});
-  for (auto& [path, content] : files) ordered.push_back({path, std::move(content)});
-  const int64_t mtime = std::chrono::duration_cast<std::chrono::seconds>(
-                            selection->checkpoint.time.time_since_epoch())
-                            .count();
-  auto archive = WriteTarGz(ordered, mtime);
+  IncidentFiles out{.checkpoint = selection->checkpoint, .entries = selection->entries.size()};
+  out.ordered.push_back({kManifest, *manifest});
+  out.ordered.push_back({kManifestSignature, signature});
+  for (auto& [path, content] : files) out.ordered.push_back({path, std::move(content)});
+  return out;
+}
+
+int64_t ArchiveTime(const ledger::Checkpoint& checkpoint) {
+  return std::chrono::duration_cast<std::chrono::seconds>(checkpoint.time.time_since_epoch())
+      .count();
+}
+
+}  // namespace internal
+
+core::Result<std::string> ExportIncidentBundle(store::Store& store, std::string_view incident_id,
+                                               const ledger::Signer& signer) {
+  auto built = internal::BuildIncidentFiles(store, incident_id, signer);
+  if (!built) return std::unexpected(built.error());
+  auto archive = WriteTarGz(built->ordered, internal::ArchiveTime(built->checkpoint));
   if (archive) {
     spdlog::info(
         "component=evidence incident={} event=bundle_exported files={} entries={} "
         "tree_size={} bytes={}",
-        record->id, ordered.size(), selection->entries.size(), selection->checkpoint.tree_size,
+        incident_id, built->ordered.size(), built->entries, built->checkpoint.tree_size,
         archive->size());
   }
   return archive;

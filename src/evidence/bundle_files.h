@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evidence/archive.h"
 #include "evidence/bundle.h"
+#include "ledger/entry.h"
 
 namespace backout::evidence::internal {
 
@@ -28,6 +30,15 @@ inline constexpr char kProofs[] = "ledger/proofs.json";
 inline constexpr char kSigningKey[] = "ledger/signing-key.pem";
 inline constexpr char kReport[] = "report.html";
 
+// Files of a period bundle besides the manifest and the ledger files above.
+inline constexpr char kIncidentsFolder[] = "incidents/";
+inline constexpr char kPopulationJson[] = "population.json";
+inline constexpr char kPopulationCsv[] = "population.csv";
+inline constexpr char kPolicyHistory[] = "config/policy-history.json";
+inline constexpr char kStartCheckpoint[] = "ledger/start-checkpoint.json";
+inline constexpr char kConsistency[] = "ledger/consistency.json";
+inline constexpr char kIncidentConsistency[] = "ledger/incident-consistency.json";
+
 // Pretty JSON with sorted keys and a final newline. Invalid UTF-8 is replaced rather than thrown,
 // because stored transcripts may carry a tool's raw bytes.
 std::string PrettyJson(const nlohmann::json& value);
@@ -37,6 +48,61 @@ std::string CompactJson(const nlohmann::json& value);
 
 // Parses a bundle file as JSON; a missing or unparsable file gives a discarded value.
 nlohmann::json ParseFile(const BundleFiles& files, std::string_view path);
+
+// One incident's bundle as files, before they are packed.
+struct IncidentFiles {
+  std::vector<ArchiveFile> ordered;  // manifest.json, manifest.sig, then the rest sorted by path
+  ledger::Checkpoint checkpoint;     // the checkpoint the ledger entries are proven against
+  size_t entries = 0;                // ledger entries in the bundle
+};
+
+// Builds the files of incident `incident_id`'s bundle, as ExportIncidentBundle describes.
+core::Result<IncidentFiles> BuildIncidentFiles(store::Store& store, std::string_view incident_id,
+                                               const ledger::Signer& signer);
+
+// The modification time of every archive entry: the checkpoint's time in whole seconds.
+int64_t ArchiveTime(const ledger::Checkpoint& checkpoint);
+
+// One line of ledger/entries.jsonl: the raw bytes and the decoded entry.
+struct BundleEntry {
+  std::string line;
+  ledger::Entry entry;
+};
+
+// The keys of a bundle's key entries, oldest first, each with the tree size from which it signs.
+using KeyChainItems = std::vector<std::pair<uint64_t, ledger::PublicKey>>;
+
+// Results of the checks shared by both bundle formats.
+struct SignedFiles {
+  nlohmann::json manifest;
+  std::string signing_key_id;
+  size_t files = 0;  // files listed in the manifest
+  ledger::Checkpoint checkpoint;
+  KeyChainItems keys;
+  std::vector<BundleEntry> entries;
+};
+
+// Unpacks a bundle; kCorruption when it is not a readable tar.gz.
+core::Result<BundleFiles> ReadBundleFiles(std::string_view tar_gz);
+
+// The key that signs checkpoints of `tree_size` entries, or null when none does.
+const ledger::PublicKey* KeyInForce(const KeyChainItems& keys, uint64_t tree_size);
+
+// Checks a bundle's manifest (canonical JSON of `format`), its signature by a key that
+// ledger/entries.jsonl introduces, every listed file's SHA-256 and size, the key chain,
+// ledger/checkpoint.json against the manifest's checkpoint and its signature, each entry's
+// inclusion proof in ledger/proofs.json, and ledger/signing-key.pem when present. Fails with
+// kCorruption naming the file at fault.
+core::Result<SignedFiles> VerifySignedFiles(const BundleFiles& files, std::string_view format,
+                                            const BundleVerifyOptions& options);
+
+// Verifies an incident bundle's files, as VerifyBundle describes.
+core::Result<BundleReport> VerifyIncidentFiles(const BundleFiles& files,
+                                               const BundleVerifyOptions& options);
+
+// config/policy-history.json of a period bundle: one item per "policy.loaded" entry among
+// `entries`, in their order, with the policy, the roster and the provider bindings it recorded.
+nlohmann::json PolicyHistory(const std::vector<ledger::Entry>& entries);
 
 // Renders report.html from the other files.
 std::string RenderReport(const BundleFiles& files, const std::vector<EvidenceItem>& items);

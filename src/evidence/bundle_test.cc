@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include <fmt/format.h>
 
 #include "core/domain.h"
 #include "evidence/archive.h"
+#include "evidence/png.h"
 #include "support/temp_dir.h"
 
 namespace backout::evidence {
@@ -212,6 +216,31 @@ TEST_F(BundleTest, BundleHoldsEveryPart) {
   }
   EXPECT_TRUE(prometheus);
   EXPECT_TRUE(chart);
+}
+
+TEST_F(BundleTest, EveryChartHasItsPng) {
+  Plant(true);
+  auto files = ReadTarGz(Export());
+  ASSERT_TRUE(files.has_value()) << files.error().message;
+  std::map<std::string, std::string> by_path;
+  for (const ArchiveFile& file : *files) by_path[file.path] = file.content;
+  const json manifest = json::parse(by_path["manifest.json"]);
+  std::set<std::string> listed;
+  for (const json& file : manifest["files"]) listed.insert(file["path"].get<std::string>());
+
+  int charts = 0;
+  for (const auto& [path, content] : by_path) {
+    if (!path.ends_with(".svg")) continue;
+    ++charts;
+    const std::string png_path = path.substr(0, path.size() - 4) + ".png";
+    ASSERT_TRUE(by_path.contains(png_path)) << png_path;
+    EXPECT_TRUE(by_path[png_path].starts_with("\x89PNG")) << png_path;
+    EXPECT_TRUE(listed.contains(png_path)) << png_path << " is not in manifest.json";
+    auto rendered = RenderPng(content);
+    ASSERT_TRUE(rendered.has_value()) << rendered.error().message;
+    EXPECT_EQ(*rendered, by_path[png_path]) << png_path << " is not the rendering of " << path;
+  }
+  EXPECT_GT(charts, 0);
 }
 
 TEST_F(BundleTest, ReExportIsByteIdentical) {

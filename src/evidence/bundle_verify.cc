@@ -41,13 +41,13 @@ std::vector<std::string> Lines(const std::string& text) {
 
 // The manifest, parsed and checked to be exactly its canonical form.
 struct Manifest {
-  std::string incident;
+  json parsed;
   std::string signing_key_id;
   ledger::Checkpoint checkpoint;
   std::map<std::string, std::pair<std::string, uint64_t>> files;  // path -> sha256, size
 };
 
-core::Result<Manifest> ParseManifest(const std::string& bytes) {
+core::Result<Manifest> ParseManifest(const std::string& bytes, std::string_view format) {
   const json parsed = json::parse(bytes, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) {
     return Corrupt(internal::kManifest, "not valid JSON");
@@ -56,12 +56,12 @@ core::Result<Manifest> ParseManifest(const std::string& bytes) {
   if (!canonical || *canonical != bytes) {
     return Corrupt(internal::kManifest, "not in canonical JSON form (RFC 8785)");
   }
-  if (parsed.value("format", "") != kBundleFormat) {
+  if (parsed.value("format", "") != format) {
     return Corrupt(internal::kManifest, fmt::format("format is '{}', expected '{}'",
-                                                    parsed.value("format", ""), kBundleFormat));
+                                                    parsed.value("format", ""), format));
   }
   Manifest manifest;
-  manifest.incident = parsed.value("incident", "");
+  manifest.parsed = parsed;
   manifest.signing_key_id = parsed.value("signing_key_id", "");
   auto checkpoint = ledger::Checkpoint::FromJson(parsed.value("checkpoint", json()));
   if (!checkpoint) return Corrupt(internal::kManifest, checkpoint.error().message);
@@ -103,11 +103,8 @@ std::vector<std::string> DigestMismatches(const Manifest& manifest, const Bundle
   return problems;
 }
 
-// The decoded entries of ledger/entries.jsonl with the raw line of each.
-struct BundleEntry {
-  std::string line;
-  ledger::Entry entry;
-};
+using internal::BundleEntry;
+using internal::KeyChainItems;
 
 core::Result<std::vector<BundleEntry>> ReadEntries(const BundleFiles& files) {
   auto it = files.find(internal::kEntries);
@@ -132,9 +129,9 @@ core::Result<std::vector<BundleEntry>> ReadEntries(const BundleFiles& files) {
 
 // Follows the key entries: entry 0 introduces a key, each rotation is signed by the key before.
 // Returns the keys in order with the sequence from which each is in force.
-core::Result<std::vector<std::pair<uint64_t, ledger::PublicKey>>> KeyChain(
-    const std::vector<BundleEntry>& entries, const BundleVerifyOptions& options) {
-  std::vector<std::pair<uint64_t, ledger::PublicKey>> keys;
+core::Result<KeyChainItems> KeyChain(const std::vector<BundleEntry>& entries,
+                                     const BundleVerifyOptions& options) {
+  KeyChainItems keys;
   for (const BundleEntry& item : entries) {
     const ledger::Entry& entry = item.entry;
     const bool introduced = entry.action == "ledger.key_introduced";
@@ -216,8 +213,9 @@ core::Result<void> CheckProofs(const std::vector<BundleEntry>& entries,
 
 }  // namespace
 
-core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
-                                        const BundleVerifyOptions& options) {
+namespace internal {
+
+core::Result<BundleFiles> ReadBundleFiles(std::string_view tar_gz) {
   auto archive = ReadTarGz(tar_gz);
   if (!archive) {
     return core::MakeError(core::ErrorCode::kCorruption, "the bundle cannot be read: {}",
@@ -225,14 +223,27 @@ core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
   }
   BundleFiles files;
   for (ArchiveFile& file : *archive) files[file.path] = std::move(file.content);
-  for (const char* required : {internal::kManifest, internal::kManifestSignature}) {
+  return files;
+}
+
+const ledger::PublicKey* KeyInForce(const KeyChainItems& keys, uint64_t tree_size) {
+  const ledger::PublicKey* in_force = nullptr;
+  for (const auto& [from, key] : keys) {
+    if (from <= tree_size) in_force = &key;
+  }
+  return in_force;
+}
+
+core::Result<SignedFiles> VerifySignedFiles(const BundleFiles& files, std::string_view format,
+                                            const BundleVerifyOptions& options) {
+  for (const char* required : {kManifest, kManifestSignature}) {
     if (!files.contains(required)) return Corrupt(required, "missing from the bundle");
   }
 
   // Step 1: the manifest and the digests it lists. A digest mismatch is reported after the
   // signature check, so a change to the manifest itself is blamed on the manifest.
-  const std::string& manifest_bytes = files[internal::kManifest];
-  auto manifest = ParseManifest(manifest_bytes);
+  const std::string& manifest_bytes = files.find(kManifest)->second;
+  auto manifest = ParseManifest(manifest_bytes, format);
   if (!manifest) return std::unexpected(manifest.error());
   const std::vector<std::string> mismatches = DigestMismatches(*manifest, files);
   auto first_mismatch_of = [&](std::string_view path) -> const std::string* {
@@ -245,12 +256,12 @@ core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
   // Step 2: the signing key's chain from the ledger entries, and the manifest signature.
   auto entries = ReadEntries(files);
   if (!entries) {
-    if (auto* problem = first_mismatch_of(internal::kEntries)) return Corrupt("", *problem);
+    if (auto* problem = first_mismatch_of(kEntries)) return Corrupt("", *problem);
     return std::unexpected(entries.error());
   }
   auto keys = KeyChain(*entries, options);
   if (!keys) {
-    if (auto* problem = first_mismatch_of(internal::kEntries)) return Corrupt("", *problem);
+    if (auto* problem = first_mismatch_of(kEntries)) return Corrupt("", *problem);
     return std::unexpected(keys.error());
   }
   const ledger::PublicKey* signing_key = nullptr;
@@ -258,35 +269,32 @@ core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
     if (key.key_id() == manifest->signing_key_id) signing_key = &key;
   }
   if (signing_key == nullptr) {
-    return Corrupt(internal::kManifest,
-                   fmt::format("names signing key {}, which no key entry of {} introduces",
-                               manifest->signing_key_id, internal::kEntries));
+    return Corrupt(kManifest, fmt::format("names signing key {}, which no key entry of {} "
+                                          "introduces",
+                                          manifest->signing_key_id, kEntries));
   }
-  if (!signing_key->Verify(manifest_bytes, Trimmed(files[internal::kManifestSignature]))) {
+  if (!signing_key->Verify(manifest_bytes, Trimmed(files.find(kManifestSignature)->second))) {
     return core::MakeError(core::ErrorCode::kCorruption,
                            "{}: the Ed25519 signature does not verify over {} with key {}: "
                            "{} or {} was changed",
-                           internal::kManifestSignature, internal::kManifest, signing_key->key_id(),
-                           internal::kManifest, internal::kManifestSignature);
+                           kManifestSignature, kManifest, signing_key->key_id(), kManifest,
+                           kManifestSignature);
   }
   if (!mismatches.empty()) return Corrupt("", mismatches.front());
 
   // Step 3: the checkpoint, signed by the key in force at its size, and each entry's proof.
-  const json checkpoint_json = internal::ParseFile(files, internal::kCheckpoint);
+  const json checkpoint_json = ParseFile(files, kCheckpoint);
   auto checkpoint = ledger::Checkpoint::FromJson(checkpoint_json);
   if (checkpoint_json.is_discarded() || !checkpoint) {
-    return Corrupt(internal::kCheckpoint, "missing or not a checkpoint");
+    return Corrupt(kCheckpoint, "missing or not a checkpoint");
   }
   if (checkpoint->ToJson() != manifest->checkpoint.ToJson()) {
-    return Corrupt(internal::kCheckpoint, "differs from the checkpoint the manifest names");
+    return Corrupt(kCheckpoint, "differs from the checkpoint the manifest names");
   }
-  const ledger::PublicKey* in_force = nullptr;
-  for (const auto& [from, key] : *keys) {
-    if (from <= checkpoint->tree_size) in_force = &key;
-  }
+  const ledger::PublicKey* in_force = KeyInForce(*keys, checkpoint->tree_size);
   if (in_force == nullptr || !in_force->Verify(*checkpoint)) {
     return Corrupt(
-        internal::kCheckpoint,
+        kCheckpoint,
         fmt::format("the signature does not verify with the key in force at tree size "
                     "{} ({})",
                     checkpoint->tree_size, in_force == nullptr ? "none" : in_force->key_id()));
@@ -295,29 +303,63 @@ core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
     return std::unexpected(proven.error());
   }
 
-  // Step 4: the signing key file and the incident named by the manifest.
-  auto pem = files.find(internal::kSigningKey);
+  // Step 4: the signing key file, when present.
+  auto pem = files.find(kSigningKey);
   if (pem != files.end()) {
     auto key = ledger::PublicKey::FromPem(pem->second);
     if (!key || key->key_id() != manifest->signing_key_id) {
-      return Corrupt(internal::kSigningKey, "is not the key that signed the manifest");
+      return Corrupt(kSigningKey, "is not the key that signed the manifest");
     }
   }
-  const json incident = internal::ParseFile(files, internal::kIncident);
-  if (incident.is_discarded() || incident.value("id", "") != manifest->incident) {
-    return Corrupt(internal::kIncident,
-                   fmt::format("is not the record of incident {}", manifest->incident));
+
+  return SignedFiles{.manifest = std::move(manifest->parsed),
+                     .signing_key_id = manifest->signing_key_id,
+                     .files = manifest->files.size(),
+                     .checkpoint = *checkpoint,
+                     .keys = *std::move(keys),
+                     .entries = *std::move(entries)};
+}
+
+core::Result<BundleReport> VerifyIncidentFiles(const BundleFiles& files,
+                                               const BundleVerifyOptions& options) {
+  auto verified = VerifySignedFiles(files, kBundleFormat, options);
+  if (!verified) return std::unexpected(verified.error());
+
+  const std::string incident_id = verified->manifest.value("incident", "");
+  const json incident = ParseFile(files, kIncident);
+  if (incident.is_discarded() || !incident.is_object() || incident.value("id", "") != incident_id) {
+    return Corrupt(kIncident, fmt::format("is not the record of incident {}", incident_id));
   }
 
   BundleReport report;
-  report.incident_id = manifest->incident;
-  report.files = manifest->files.size();
-  report.ledger_entries = entries->size();
-  report.checkpoint = *checkpoint;
-  report.signing_key_id = manifest->signing_key_id;
+  report.incident_id = incident_id;
+  report.files = verified->files;
+  report.ledger_entries = verified->entries.size();
+  report.checkpoint = verified->checkpoint;
+  report.signing_key_id = verified->signing_key_id;
   report.trusted_key_matched = options.trusted_key.has_value();
   report.items = AssessEvidenceItems(files);
   return report;
+}
+
+}  // namespace internal
+
+core::Result<BundleReport> VerifyBundle(std::string_view tar_gz,
+                                        const BundleVerifyOptions& options) {
+  auto files = internal::ReadBundleFiles(tar_gz);
+  if (!files) return std::unexpected(files.error());
+  return internal::VerifyIncidentFiles(*files, options);
+}
+
+core::Result<std::string> BundleFormatOf(std::string_view tar_gz) {
+  auto files = internal::ReadBundleFiles(tar_gz);
+  if (!files) return std::unexpected(files.error());
+  const json manifest = internal::ParseFile(*files, internal::kManifest);
+  if (manifest.is_discarded() || !manifest.is_object() ||
+      !manifest.value("format", json()).is_string()) {
+    return Corrupt(internal::kManifest, "missing, not valid JSON, or without a format");
+  }
+  return manifest["format"].get<std::string>();
 }
 
 }  // namespace backout::evidence

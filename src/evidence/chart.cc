@@ -174,15 +174,21 @@ std::optional<std::string> RenderSeriesSvg(const json& response, std::string_vie
       mark_styles[] = {{&marks.change, {"change", "#ff7f0e"}},
                        {&marks.rollback, {"rollback", "#1f77b4"}},
                        {&marks.recovery, {"recovery", "#2ca02c"}}};
+  // Each mark's label sits on its own line, so marks close in time do not overlap, and a mark in
+  // the right half is labelled on its left, so the label stays inside the frame.
+  int mark_line = 0;
   for (const auto& [mark, style] : mark_styles) {
     if (!*mark) continue;
     const double mx = x(Seconds(**mark));
+    const bool label_left = mx > kLeft + plot_width / 2;
     svg += fmt::format(
         "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" "
         "stroke=\"{3}\" stroke-dasharray=\"3 3\"/>\n"
-        "<text x=\"{4:.1f}\" y=\"{5:.1f}\" fill=\"{3}\">{6} {7}</text>\n",
-        mx, kTop, kTop + plot_height, style.second, mx + 3, kTop + 12, style.first,
-        UtcClock(Seconds(**mark)));
+        "<text x=\"{4:.1f}\" y=\"{5:.1f}\" fill=\"{3}\"{8}>{6} {7}</text>\n",
+        mx, kTop, kTop + plot_height, style.second, label_left ? mx - 3 : mx + 3,
+        kTop + 12 + 13.0 * mark_line, style.first, UtcClock(Seconds(**mark)),
+        label_left ? " text-anchor=\"end\"" : "");
+    ++mark_line;
   }
   for (size_t i = 0; i < series.size(); ++i) {
     const char* color = kSeriesColors[i % std::size(kSeriesColors)];

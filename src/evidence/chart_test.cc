@@ -36,6 +36,21 @@ TEST(SeriesChart, DrawsMarksThresholdAndUtcAxis) {
   EXPECT_NE(svg->find("<polyline"), std::string::npos);
 }
 
+// The recovery mark lies at the right edge of the range: its label must end at the line, not
+// start there and run out of the frame. Each label has its own line.
+TEST(SeriesChart, RightMarkLabelEndsAtLine) {
+  auto svg = RenderSeriesSvg(Response(), "error rate", std::nullopt, Marks());
+  ASSERT_TRUE(svg.has_value());
+  EXPECT_NE(svg->find("text-anchor=\"end\">recovery 10:02:00<"), std::string::npos) << *svg;
+  EXPECT_EQ(svg->find("text-anchor=\"end\">change 10:00:30<"), std::string::npos) << *svg;
+  const auto y_of = [&](std::string_view label) {
+    const size_t at = svg->rfind(" y=\"", svg->find(label));
+    return svg->substr(at, svg->find('"', at + 4) - at);
+  };
+  EXPECT_NE(y_of(">change"), y_of(">rollback"));
+  EXPECT_NE(y_of(">rollback"), y_of(">recovery"));
+}
+
 TEST(SeriesChart, ReadsResponseText) {
   auto from_text = RenderSeriesSvg(Response().dump(), "error rate", std::nullopt, {});
   auto from_object = RenderSeriesSvg(Response(), "error rate", std::nullopt, {});

@@ -1,5 +1,7 @@
 #include "evidence/population.h"
 
+#include <map>
+
 #include <fmt/format.h>
 
 #include "core/domain.h"
@@ -71,6 +73,34 @@ json RollbackRow(const core::Incident& incident, const core::Rollback& rollback,
       {"external_ticket", incident.external_ticket}};
 }
 
+// A rollback that reconciliation found in a tool's history, done outside Backout. It has no
+// decider, because nobody approved it through Backout; the executor is the tool's actor. Its
+// validation is that of the incident it was linked to, when that incident recorded one.
+json DiscoveredRollbackRow(const json& body, const std::map<std::string, std::string>& findings) {
+  auto text = [&](const char* key) {
+    auto it = body.find(key);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string incident = text("incident");
+  auto finding = findings.find(incident);
+  return json{{"type", "discovered_rollback"},
+              {"id", text("id")},
+              {"incident", incident},
+              {"service", text("service")},
+              {"environment", text("environment")},
+              {"source", "discovered"},
+              {"from_version", text("from_version")},
+              {"to_version", text("version")},
+              {"time", text("time")},
+              {"finished_at", text("time")},
+              {"decider", ""},
+              {"executor", text("actor")},
+              {"emergency", "false"},
+              {"outcome", "rolled_back"},
+              {"validation", finding == findings.end() ? "none" : finding->second},
+              {"external_ticket", ""}};
+}
+
 std::string CsvField(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string out = "\"";
@@ -86,13 +116,19 @@ std::string CsvField(const std::string& text) {
 core::Result<json> BuildPopulation(store::Store& store, std::optional<core::Time> from,
                                    std::optional<core::Time> to) {
   json rows = json::array();
+  std::vector<json> discovered;
+  std::map<std::string, std::string> findings;  // incident id -> latest validation finding
   auto read = store.Read([&](store::Transaction& tx) -> core::Result<void> {
-    for (const char* kind : {"change", "incident"}) {
+    for (const char* kind : {"change", "incident", "discovered_rollback"}) {
       std::string after;
       while (true) {
         auto page = tx.List(store::ListQuery{.kind = kind, .after_id = after, .limit = 500});
         if (!page) return std::unexpected(page.error());
         for (const store::Object& object : *page) {
+          if (std::string_view(kind) == "discovered_rollback") {
+            discovered.push_back(object.body);
+            continue;
+          }
           if (std::string_view(kind) == "change") {
             auto change = core::FromJson<core::Change>(object.body);
             if (!change) {
@@ -108,6 +144,11 @@ core::Result<json> BuildPopulation(store::Store& store, std::optional<core::Time
             return core::MakeError(core::ErrorCode::kCorruption,
                                    "stored incident {} cannot be read: {}", object.id,
                                    incident.error().message);
+          }
+          for (const core::Validation& validation : incident->validations) {
+            if (validation.finding) {
+              findings[incident->id] = core::ValidationFindingName(*validation.finding);
+            }
           }
           auto jobs = tx.ListJobs(fmt::format("incident/{}", incident->id));
           if (!jobs) return std::unexpected(jobs.error());
@@ -129,6 +170,15 @@ core::Result<json> BuildPopulation(store::Store& store, std::optional<core::Time
     return {};
   });
   if (!read) return std::unexpected(read.error());
+
+  // Discovered rollbacks carry the tool's time; one without a readable time is listed anyway
+  // when no period is given, so an auditor still sees it.
+  for (const json& body : discovered) {
+    auto time = core::ParseTime(
+        body.value("time", json()).is_string() ? body["time"].get<std::string>() : std::string());
+    if (time ? !InPeriod(*time, from, to) : (from || to)) continue;
+    rows.push_back(DiscoveredRollbackRow(body, findings));
+  }
   std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
     return a["time"].get<std::string>() < b["time"].get<std::string>();
   });

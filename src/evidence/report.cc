@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "evidence/bundle_files.h"
+#include "evidence/review_document.h"
 
 namespace backout::evidence::internal {
 namespace {
@@ -160,7 +161,8 @@ std::string ReviewSection(const BundleFiles& files) {
   std::string out = "<h2>Review</h2>\n";
   auto review = files.find(kReview);
   if (review == files.end()) return out + "<p class=\"missing\">No review was written.</p>\n";
-  out += "<pre class=\"review\">" + Escape(review->second) + "</pre>\n";
+  // The Markdown rendered by cmark-gfm, which escapes raw HTML, inside a bordered block.
+  out += "<div class=\"review\">\n" + MarkdownToHtml(review->second) + "</div>\n";
   const json items = ParseFile(files, kActionItems);
   out += "<h3>Action items</h3>\n<table>\n";
   out += Row({"id", "title", "owner", "due", "status", "evidence or reason"}, "th");
@@ -178,7 +180,7 @@ constexpr char kStyle[] =
     "th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top;"
     "font-size:.9rem}th{background:#f2f2f2}code{font-size:.8rem;word-break:break-all}"
     ".present{color:#0a6b2d;font-weight:bold}.missing{color:#b00020;font-weight:bold}"
-    "pre.review{white-space:pre-wrap;background:#fafafa;border:1px solid #ddd;padding:1rem}"
+    "div.review{background:#fafafa;border:1px solid #ddd;padding:1rem}"
     "figure{margin:1rem 0}";
 
 }  // namespace

@@ -378,6 +378,52 @@ TEST(MerkleTest, CompactTreeMatchesRootOfEveryPrefix) {
   }
 }
 
+// The roots a log signs in its checkpoints come from CompactTree, so proofs must hold between
+// those roots, and must fail once an entry below the older checkpoint is altered or removed.
+TEST(MerkleTest, ConsistencyBetweenCompactTreeCheckpoints) {
+  std::mt19937_64 random(11);
+  const std::vector<Hash> leaves = RandomLeaves(random, 300);
+  std::vector<Hash> roots{CompactTree().Root()};  // roots[size]
+  CompactTree tree;
+  for (const Hash& leaf : leaves) {
+    tree.Append(leaf);
+    roots.push_back(tree.Root());
+  }
+
+  for (uint64_t old_size : {0, 1, 7, 64, 100, 255}) {
+    for (uint64_t new_size : {old_size, old_size + 1, uint64_t{256}, uint64_t{300}}) {
+      if (new_size < old_size || new_size > leaves.size()) continue;
+      const std::span<const Hash> prefix = std::span<const Hash>(leaves).first(new_size);
+      auto proof = ConsistencyProof(old_size, prefix);
+      ASSERT_TRUE(proof.has_value()) << proof.error().message;
+      EXPECT_TRUE(VerifyConsistency(old_size, new_size, roots[old_size], roots[new_size], *proof))
+          << old_size << " -> " << new_size;
+    }
+  }
+
+  // A log rewritten below the old checkpoint: entry 40 altered, or entry 40 removed.
+  std::vector<Hash> altered = leaves;
+  altered[40] = LeafHash("altered");
+  std::vector<Hash> removed = leaves;
+  removed.erase(removed.begin() + 40);
+  for (const std::vector<Hash>* rewritten : {&altered, &removed}) {
+    const std::span<const Hash> prefix = std::span<const Hash>(*rewritten).first(256);
+    auto proof = ConsistencyProof(100, prefix);
+    ASSERT_TRUE(proof.has_value());
+    EXPECT_FALSE(VerifyConsistency(100, 256, roots[100], RootOf(prefix), *proof));
+  }
+
+  // A good proof with one hash changed, or presented for other checkpoints.
+  auto proof = ConsistencyProof(100, std::span<const Hash>(leaves).first(256));
+  ASSERT_TRUE(proof.has_value());
+  ASSERT_FALSE(proof->empty());
+  std::vector<Hash> flipped = *proof;
+  flipped.back()[0] ^= 0x01;
+  EXPECT_FALSE(VerifyConsistency(100, 256, roots[100], roots[256], flipped));
+  EXPECT_FALSE(VerifyConsistency(100, 256, roots[99], roots[256], *proof));
+  EXPECT_FALSE(VerifyConsistency(100, 256, roots[100], roots[255], *proof));
+}
+
 TEST(MerkleTest, CompactTreeSerializeRoundTrip) {
   std::mt19937_64 random(7);
   const std::vector<Hash> leaves = RandomLeaves(random, 300);

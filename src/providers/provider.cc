@@ -109,6 +109,38 @@ std::string PlanDigest(const json& action) {
   return hex;
 }
 
+core::Result<Inventory> Provider::ReadInventory() const {
+  return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                         "service {}: the {} provider keeps no inventory of versions", Service(),
+                         Kind());
+}
+
+core::Result<void> CheckPlanOrigin(const Plan& plan, std::string_view kind,
+                                   std::string_view service) {
+  if (plan.provider_kind != kind || plan.service != service) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "service {}: the plan is for provider {} of service {}, not for this "
+                           "{} provider; plan again with the service's own provider",
+                           service, plan.provider_kind, plan.service, kind);
+  }
+  std::string digest = PlanDigest(plan.action);
+  if (digest != plan.digest) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "service {}: the plan's digest {} does not match its action, whose "
+                           "digest is {}; the stored plan was altered, so plan again",
+                           service, plan.digest, digest);
+  }
+  auto target = plan.action.find("target_version");
+  if (target != plan.action.end() && target->is_string() &&
+      target->get<std::string>() != plan.target_version) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "service {}: the plan's target {} differs from its action's target {}; "
+                           "the stored plan was altered, so plan again",
+                           service, plan.target_version, target->get<std::string>());
+  }
+  return {};
+}
+
 json ToJson(const Plan& plan) {
   return json{{"provider_kind", plan.provider_kind},
               {"service", plan.service},

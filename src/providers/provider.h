@@ -47,6 +47,7 @@ struct ProviderCapabilities {
   bool live_state = false;  // ReadLiveState and ReadBack can read the running version
   bool history = false;     // History returns the tool's own record
   bool readiness = false;   // CheckReadiness can evaluate readiness
+  bool inventory = false;   // ReadInventory lists the versions the tool keeps
 };
 
 // The version running now, by the tool's own account.
@@ -54,6 +55,21 @@ struct LiveState {
   std::string version;
   core::Time observed_at;
   nlohmann::json details = nlohmann::json::object();  // tool-specific, never secret
+};
+
+// One version the tool keeps and could make live again, such as a release folder.
+struct InventoryItem {
+  std::string version;
+  bool complete = false;                   // the tool marks it completely deployed
+  std::optional<core::Time> completed_at;  // when it was marked complete, when known
+};
+
+// Every version the tool keeps, read in one pass, and the one live now.
+struct Inventory {
+  std::string live_version;  // empty when nothing is live
+  std::string live_problem;  // why nothing is live, when live_version is empty
+  core::Time observed_at;
+  std::vector<InventoryItem> items;  // oldest completion first
 };
 
 enum class HistoryKind { kDeploy, kRollback };
@@ -229,7 +245,20 @@ class Provider {
 
   // Reads the tool's own record of `execution` after it ended.
   virtual core::Result<ToolRecord> ReadBack(const ExecutionResult& execution) const = 0;
+
+  // Lists the versions the tool keeps, complete or not, and the live one. Backout's release
+  // manifest is reconciled against it. Providers that set Capabilities().inventory override it;
+  // the default fails with kFailedPrecondition.
+  virtual core::Result<Inventory> ReadInventory() const;
 };
+
+// Checks what every provider checks before it runs or resumes a stored plan: the plan was made by
+// a provider of kind `kind` for `service`, its digest matches its action, and, when the action
+// names a `target_version`, that matches the plan's. Fails with kInvalidArgument naming the
+// service and the mismatching values; provider-specific checks (the bound deployment, flag or
+// application) follow it in each provider.
+core::Result<void> CheckPlanOrigin(const Plan& plan, std::string_view kind,
+                                   std::string_view service);
 
 // JSON forms the job uses to persist plans and executions. Parsing rejects missing or mistyped
 // fields with a message naming the field.

@@ -66,6 +66,65 @@ TEST(PlanJsonTest, WrongTypeIsNamed) {
   EXPECT_NE(parsed.error().message.find("field 'noop' must be a boolean"), std::string::npos);
 }
 
+Plan TargetedPlan() {
+  Plan plan = SamplePlan();
+  plan.action["target_version"] = "v1";
+  plan.digest = PlanDigest(plan.action);
+  return plan;
+}
+
+TEST(CheckPlanOriginTest, AcceptsOwnPlan) {
+  auto checked = CheckPlanOrigin(TargetedPlan(), "command", "checkout");
+  EXPECT_TRUE(checked.has_value()) << checked.error().message;
+}
+
+TEST(CheckPlanOriginTest, RejectsOtherKind) {
+  auto checked = CheckPlanOrigin(TargetedPlan(), "releases", "checkout");
+  ASSERT_FALSE(checked.has_value());
+  EXPECT_EQ(checked.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(checked.error().message.find("for provider command of service checkout"),
+            std::string::npos)
+      << checked.error().message;
+  EXPECT_NE(checked.error().message.find("not for this releases provider"), std::string::npos);
+}
+
+TEST(CheckPlanOriginTest, RejectsOtherService) {
+  auto checked = CheckPlanOrigin(TargetedPlan(), "command", "billing");
+  ASSERT_FALSE(checked.has_value());
+  EXPECT_NE(checked.error().message.find("service billing: the plan is for provider command of "
+                                         "service checkout"),
+            std::string::npos)
+      << checked.error().message;
+}
+
+TEST(CheckPlanOriginTest, RejectsAlteredAction) {
+  Plan plan = TargetedPlan();
+  plan.action["argv"] = json::array({"/bin/other"});
+  auto checked = CheckPlanOrigin(plan, "command", "checkout");
+  ASSERT_FALSE(checked.has_value());
+  EXPECT_NE(checked.error().message.find("digest " + plan.digest + " does not match its action"),
+            std::string::npos)
+      << checked.error().message;
+  EXPECT_NE(checked.error().message.find(PlanDigest(plan.action)), std::string::npos);
+}
+
+TEST(CheckPlanOriginTest, RejectsTargetMismatch) {
+  Plan plan = TargetedPlan();
+  plan.target_version = "v9";
+  auto checked = CheckPlanOrigin(plan, "command", "checkout");
+  ASSERT_FALSE(checked.has_value());
+  EXPECT_NE(checked.error().message.find("target v9 differs from its action's target v1"),
+            std::string::npos)
+      << checked.error().message;
+}
+
+TEST(CheckPlanOriginTest, IgnoresNullActionTarget) {
+  Plan plan = SamplePlan();
+  plan.action["target_version"] = nullptr;
+  plan.digest = PlanDigest(plan.action);
+  EXPECT_TRUE(CheckPlanOrigin(plan, "command", "checkout").has_value());
+}
+
 TEST(StartedActionJsonTest, RoundTripsProcess) {
   StartedAction started{T0(), ProcessIdentity{4242, 987654321}, json::object()};
   auto parsed = StartedActionFromJson(ToJson(started));

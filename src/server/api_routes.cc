@@ -9,6 +9,8 @@
 #include "server/evidence_routes.h"
 #include "server/openapi.h"
 #include "server/reconciliation_routes.h"
+#include "server/release_routes.h"
+#include "server/review_routes.h"
 #include "server/schema.h"
 #include "server/signal_routes.h"
 
@@ -524,33 +526,6 @@ void AddFollowUpRoutes(Router& router, app::ControlPlane& plane) {
                       IncidentJson);
       }});
   router.Add(Route{
-      .method = "PUT",
-      .path = ApiPath("/incidents/{id}/review"),
-      .operation_id = "writeReview",
-      .summary = "Store the post-incident review; without markdown, the built-in template filled "
-                 "from the incident.",
-      .request_body = ObjectSchema("", {Optional("markdown", StringSchema(""))}),
-      .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-        std::optional<std::string> markdown;
-        if (request.body.contains("markdown") && request.body["markdown"].is_string()) {
-          markdown = request.body["markdown"].get<std::string>();
-        }
-        return Answer(plane.WriteReview(CallerOf(request), Parameter(request, "id"), markdown),
-                      [](const std::string& review) {
-                        return json{{"markdown", review}};
-                      });
-      }});
-  router.Add(Route{.method = "GET",
-                   .path = ApiPath("/incidents/{id}/review"),
-                   .operation_id = "getReview",
-                   .summary = "The stored review.",
-                   .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-                     return Answer(plane.GetReview(CallerOf(request), Parameter(request, "id")),
-                                   [](const std::string& review) {
-                                     return json{{"markdown", review}};
-                                   });
-                   }});
-  router.Add(Route{
       .method = "POST",
       .path = ApiPath("/incidents/{id}/action-items"),
       .operation_id = "addActionItem",
@@ -668,6 +643,8 @@ void AddApiRoutes(Router& router, app::ControlPlane& plane, ApiEnvironment envir
   AddEvidenceRoutes(router, plane);
   if (environment.metrics != nullptr) AddSignalRoutes(router, plane, *environment.metrics);
   AddCheckRoutes(router, plane);
+  AddReleaseRoutes(router, plane);
+  AddReviewAndAccessRoutes(router, plane);
 }
 
 }  // namespace backout::server

@@ -1,5 +1,9 @@
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -27,6 +31,29 @@ std::string ReadFile(const std::filesystem::path& path) {
   std::string out = text.str();
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
+}
+
+// Sends `request` as-is to 127.0.0.1:port and returns the status line of the response, or "" when
+// no server responds. httplib's client always adds Content-Length, and this sends what curl -X POST
+// sends without -d: a POST with no Content-Length header and no body.
+std::string RawStatusLine(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      ::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+    char buffer[4096];
+    ssize_t received = 0;
+    while ((received = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) {
+      response.append(buffer, static_cast<size_t>(received));
+    }
+  }
+  ::close(fd);
+  return response.substr(0, response.find("\r\n"));
 }
 
 // The whole server in this process on a free port, with a SQLite store in a temporary folder.
@@ -270,6 +297,65 @@ TEST_F(ApiServerTest, ReloadRecordsPolicyByCaller) {
   ASSERT_EQ(reloaded->status, 200) << reloaded->body;
   EXPECT_EQ(json::parse(reloaded->body)["loaded_by"], "admin");
   EXPECT_EQ(LastLedgerAction(), "policy.loaded by admin");
+}
+
+TEST_F(ApiServerTest, ReloadAcceptsEmptyBody) {
+  auto empty = Client(admin_token_).Post("/api/v1/config/reload", "", "application/json");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->status, 200) << empty->body;
+
+  auto no_type = Client(admin_token_).Post("/api/v1/config/reload");
+  ASSERT_TRUE(no_type);
+  EXPECT_EQ(no_type->status, 200) << no_type->body;
+
+  const std::string status = RawStatusLine(
+      server_->port(), fmt::format("POST /api/v1/config/reload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   "Authorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                                   admin_token_));
+  EXPECT_EQ(status, "HTTP/1.1 200 OK");
+}
+
+// Clients that send headers announcing a body and then stall each hold a worker thread; a dozen
+// of them must not keep the server from serving others.
+TEST_F(ApiServerTest, StalledClientsDoNotBlockOthers) {
+  std::vector<int> stalled;
+  for (int i = 0; i < 12; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const std::string head =
+        "POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n";
+    ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    stalled.push_back(fd);
+  }
+  httplib::Client client = Client("");
+  client.set_read_timeout(std::chrono::seconds(5));
+  auto ready = client.Get("/readyz");
+  for (int fd : stalled) ::close(fd);
+  ASSERT_TRUE(ready) << "no answer within 5 s while 12 clients stalled";
+  EXPECT_EQ(ready->status, 200) << ready->body;
+}
+
+// Percent-encoded bytes that do not decode to UTF-8 get a 400 naming the part, not a 500.
+TEST_F(ApiServerTest, PathOrQueryNotUtf8IsRejected) {
+  auto path = Client(lead_token_).Get("/api/v1/incidents/INC-%FF");
+  ASSERT_TRUE(path);
+  EXPECT_EQ(path->status, 400) << path->body;
+  EXPECT_NE(path->body.find("the request path is not UTF-8"), std::string::npos) << path->body;
+
+  auto query = Client(lead_token_).Get("/api/v1/changes?service=%C3");
+  ASSERT_TRUE(query);
+  EXPECT_EQ(query->status, 400) << query->body;
+  EXPECT_NE(query->body.find("query parameter service is not UTF-8"), std::string::npos)
+      << query->body;
+
+  auto fine = Client(lead_token_).Get("/api/v1/changes?service=%C3%A9");
+  ASSERT_TRUE(fine);
+  EXPECT_EQ(fine->body.find("not UTF-8"), std::string::npos) << fine->body;
 }
 
 TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {

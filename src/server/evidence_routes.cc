@@ -20,6 +20,15 @@ core::Result<std::optional<core::Time>> QueryTime(const HttpRequest& request, co
   return *time;
 }
 
+// The date and time of `time` in a form fit for a file name: 20261204T170541Z.
+std::string FileDate(core::Time time) {
+  std::string text;
+  for (char c : core::FormatTime(time).substr(0, 19)) {
+    if (c != '-' && c != ':') text += c;
+  }
+  return text + "Z";
+}
+
 }  // namespace
 
 void AddEvidenceRoutes(Router& router, app::ControlPlane& plane) {
@@ -70,6 +79,35 @@ void AddEvidenceRoutes(Router& router, app::ControlPlane& plane) {
         return HttpResponse{.body = {{"evaluated_at", core::FormatTime(at)},
                                      {"open", items.size()},
                                      {"findings", items}}};
+      }});
+  router.Add(Route{
+      .method = "GET",
+      .path = "/api/v1/evidence",
+      .operation_id = "getPeriodEvidence",
+      .summary = "The evidence bundle of a period: a deterministic tar.gz with every incident of "
+                 "the period, the population, the policies in force and a consistency proof "
+                 "between the checkpoints around it. Admin, engineering lead or auditor.",
+      .query = {{"from", StringSchema("Start of the period (RFC 3339), inclusive. Required.")},
+                {"to", StringSchema("End of the period (RFC 3339), exclusive. Required.")}},
+      .response_content_type = kGzip,
+      .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
+        auto from = QueryTime(request, "from");
+        if (!from) return std::unexpected(from.error());
+        auto to = QueryTime(request, "to");
+        if (!to) return std::unexpected(to.error());
+        if (!*from || !*to) {
+          return core::MakeError(core::ErrorCode::kInvalidArgument,
+                                 "query parameters `from` and `to` are both required, e.g. "
+                                 "?from=2026-10-01T00:00:00Z&to=2027-01-01T00:00:00Z");
+        }
+        auto bundle = plane.ExportPeriodEvidence(*request.caller, **from, **to);
+        if (!bundle) return std::unexpected(bundle.error());
+        return HttpResponse{
+            .text = *std::move(bundle),
+            .content_type = kGzip,
+            .headers = {{"Content-Disposition",
+                         fmt::format("attachment; filename=\"evidence-{}-{}.tar.gz\"",
+                                     FileDate(**from), FileDate(**to))}}};
       }});
   router.Add(Route{
       .method = "GET",

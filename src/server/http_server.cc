@@ -62,6 +62,17 @@ std::string_view ReasonFor(int status) {
   }
 }
 
+// Returns true when `text` is valid UTF-8. It uses nlohmann::json's serializer, which every JSON
+// response of the server passes through.
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
 std::string_view CodeForStatus(int status) {
   switch (status) {
     case 400:
@@ -128,8 +139,52 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
     largest_body = std::max(largest_body, route.max_body_bytes.value_or(0));
   }
   http.set_payload_max_length(largest_body);
-  http.set_read_timeout(std::chrono::seconds(30));
+  // Each connection occupies a worker thread while httplib reads it, so a few clients that send
+  // headers and then stall would otherwise occupy cpp-httplib's default pool (8 threads on a
+  // small machine) and starve every other request. A pool of kWorkerThreads and a 10 s read
+  // timeout raise that bar; they do not remove it.
+  constexpr size_t kWorkerThreads = 64;
+  http.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  http.set_read_timeout(std::chrono::seconds(10));
   http.set_write_timeout(std::chrono::seconds(30));
+
+  // cpp-httplib 0.11 reads the body of a POST, PUT, PATCH or DELETE without Content-Length or
+  // Transfer-Encoding until the connection closes, so `curl -X POST URL` waited for the read
+  // timeout and got 400. RFC 9112 section 6.3 gives such a request an empty body, which the added
+  // header states before httplib reads it. The request object is not const, only the parameter.
+  //
+  // A path or query value that is not UTF-8 once percent-decoded cannot go into a JSON response or
+  // a log line, so it gets a 400 naming the part before any route sees it.
+  http.set_pre_routing_handler([](const httplib::Request& request, httplib::Response& response) {
+    if (!request.has_header("Content-Length") && !request.has_header("Transfer-Encoding")) {
+      const_cast<httplib::Request&>(request).headers.emplace("Content-Length", "0");
+    }
+    std::string invalid;
+    if (!IsUtf8(request.path)) {
+      invalid = "the request path";
+    } else {
+      for (const auto& [name, value] : request.params) {
+        if (!IsUtf8(name)) {
+          invalid = "a query parameter name";
+          break;
+        }
+        if (!IsUtf8(value)) {
+          invalid = fmt::format("query parameter {}", name);
+          break;
+        }
+      }
+    }
+    if (invalid.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    response.status = 400;
+    response.set_content(
+        ErrorBody("invalid_argument",
+                  fmt::format("{} is not UTF-8 text once percent-decoded; send UTF-8 text, "
+                              "percent-encoded",
+                              invalid))
+            .dump(),
+        kJson);
+    return httplib::Server::HandlerResponse::Handled;
+  });
 
   HttpServer* self = server.get();
   auto dispatch = [self](const httplib::Request& request, httplib::Response& response) {

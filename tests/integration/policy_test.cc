@@ -116,6 +116,7 @@ TEST(CliErrorTest, EveryCommandHasHelp) {
       {"incident", "confirm"}, {"incident", "validate"}, {"incident", "document"},
       {"incident", "close"},   {"review", "write"},      {"review", "show"},
       {"action", "add"},       {"action", "list"},       {"action", "done"},
+      {"review", "status"},    {"action", "overdue"},    {"access", "review"},
   };
   for (std::vector<std::string> command : commands) {
     const std::string name = command[0] + " " + command[1];

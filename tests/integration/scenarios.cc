@@ -100,6 +100,17 @@ void RunWholeLifecycle(Deployment& deployment) {
   const CliResult review = deployment.Cli("lead-1", {"review", "write", incident});
   ASSERT_CLI_OK(review);
   EXPECT_NE(review.Json().value("markdown", "").find(incident), std::string::npos) << review.out;
+  EXPECT_EQ(review.Json().value("status", ""), "draft") << review.out;
+
+  // Only a completed review counts for the audit; its HTML page renders the timeline table.
+  const CliResult completed =
+      deployment.Cli("lead-1", {"review", "status", incident, "completed", "--owner", "sre-2"});
+  ASSERT_CLI_OK(completed);
+  EXPECT_EQ(completed.Json().value("status", ""), "completed") << completed.out;
+  EXPECT_EQ(completed.Json().value("owner", ""), "sre-2") << completed.out;
+  const CliResult html = deployment.Cli("lead-1", {"review", "show", incident, "--html"});
+  ASSERT_CLI_OK(html);
+  EXPECT_NE(html.out.find("<table>"), std::string::npos) << html.out;
 
   const CliResult action =
       deployment.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary stage",
@@ -112,6 +123,16 @@ void RunWholeLifecycle(Deployment& deployment) {
                                                   "https://git.example.test/checkout/pull/42"});
   ASSERT_CLI_OK(done);
   EXPECT_EQ(done.Json().value("status", ""), "done") << done.out;
+  const CliResult overdue = deployment.Cli("lead-1", {"action", "overdue"});
+  ASSERT_CLI_OK(overdue);
+  EXPECT_TRUE(overdue.Json().is_array()) << overdue.out;
+  EXPECT_TRUE(overdue.Json().empty()) << overdue.out;
+
+  // The attestation records the digest the review printed.
+  const CliResult access = deployment.Cli("lead-1", {"access", "review", "--attest"});
+  EXPECT_LE(access.exit_code, 1) << access.err;
+  EXPECT_EQ(access.Json()["attestation"].value("sha256", ""), access.Json().value("sha256", "x"))
+      << access.out;
 
   const CliResult closed = deployment.Cli("lead-1", {"incident", "close", incident});
   ASSERT_CLI_OK(closed);

@@ -648,18 +648,8 @@ core::Result<Plan> CodeDeployProvider::MakePlan(std::string_view target_version)
 }
 
 core::Result<void> CodeDeployProvider::ValidatePlan(const Plan& plan) const {
-  if (plan.provider_kind != "codedeploy" || plan.service != service_) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan is for provider {} of service {}, not for this "
-                           "codedeploy provider",
-                           service_, plan.provider_kind, plan.service);
-  }
-  std::string digest = PlanDigest(plan.action);
-  if (digest != plan.digest) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's digest {} does not match its action, whose "
-                           "digest is {}; the stored plan was altered, so plan again",
-                           service_, plan.digest, digest);
+  if (auto origin = CheckPlanOrigin(plan, "codedeploy", service_); !origin) {
+    return std::unexpected(origin.error());
   }
   if (ActionText(plan.action, "application") != settings_.application ||
       ActionText(plan.action, "deployment_group") != settings_.deployment_group) {

@@ -220,26 +220,7 @@ core::Result<Plan> GitProvider::MakePlan(std::string_view target_version) const 
 }
 
 core::Result<void> GitProvider::ValidatePlan(const Plan& plan) const {
-  if (plan.provider_kind != "git" || plan.service != service_) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan is for provider {} of service {}, not for this "
-                           "git provider",
-                           service_, plan.provider_kind, plan.service);
-  }
-  std::string digest = PlanDigest(plan.action);
-  if (digest != plan.digest) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's digest {} does not match its action, whose "
-                           "digest is {}; the stored plan was altered, so plan again",
-                           service_, plan.digest, digest);
-  }
-  if (ActionString(plan.action, "target_version") != plan.target_version) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's target {} differs from its action's target {}",
-                           service_, plan.target_version,
-                           ActionString(plan.action, "target_version"));
-  }
-  return {};
+  return CheckPlanOrigin(plan, "git", service_);
 }
 
 std::string GitProvider::CommitMessage(const RevertPlan& plan, const ExecutionContext& context,

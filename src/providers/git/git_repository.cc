@@ -1,10 +1,17 @@
 #include "providers/git/git_repository.h"
 
+#include <arpa/inet.h>
 #include <git2.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -73,6 +80,28 @@ struct CallbackState {
   std::string rejection;  // the remote's status for a reference it did not update
 };
 
+// Describes a fetch or push that failed with libgit2's return `code`. A rejected or missing
+// credential gets its own fix, so the person does not chase the network instead.
+std::string TransferFailure(int code, const CallbackState& state, std::string_view access) {
+  std::string error = LastError();
+  if (code == GIT_ECERTIFICATE) {
+    return fmt::format(
+        "the remote's TLS certificate is not trusted ({}); give the CA that signed it in the "
+        "provider's ca_file, or fix the server's certificate",
+        error);
+  }
+  const bool refused = code == GIT_EAUTH || error.find("authentication") != std::string::npos ||
+                       state.attempts > kCredentialAttemptsMax;
+  if (refused) {
+    return fmt::format(
+        "the remote rejected the credentials or asked for ones the binding does not give "
+        "({}); check the secrets that provider.credentials references (username and password "
+        "for https, ssh_key for ssh) and that the account may {} the repository",
+        error, access);
+  }
+  return fmt::format("{}; check the URL, the network and the credentials", error);
+}
+
 int AcquireCredential(git_credential** out, const char* url, const char* username_from_url,
                       unsigned int allowed_types, void* payload) {
   auto* state = static_cast<CallbackState*>(payload);
@@ -98,6 +127,60 @@ int AcquireCredential(git_credential** out, const char* url, const char* usernam
   git_error_set_str(GIT_ERROR_NET,
                     "the remote requires credentials the provider's `credentials` do not give");
   return GIT_EAUTH;
+}
+
+// Trusts a server certificate that libgit2's own checks rejected when it was issued for `host`
+// by one of the CA certificates of the binding's `ca_file`. libgit2 hands over only the server's
+// own certificate, so the CA file must hold the certificate that signed it directly.
+int CheckCertificate(git_cert* cert, int valid, const char* host, void* payload) {
+  if (valid != 0) return 0;
+  const GitSettings& settings = *static_cast<CallbackState*>(payload)->settings;
+  // GIT_PASSTHROUGH leaves the decision to libgit2's own check, which rejected it. libgit2 1.5
+  // proceeds on any return value that is not negative, despite the header's "> 0" wording.
+  if (settings.ca_pem.empty() || cert->cert_type != GIT_CERT_X509) return GIT_PASSTHROUGH;
+  const auto* x509 = reinterpret_cast<const git_cert_x509*>(cert);
+
+  auto fail = [&](std::string reason) {
+    git_error_set_str(
+        GIT_ERROR_SSL,
+        fmt::format("the certificate of {} is not trusted: {}", host, reason).c_str());
+    return GIT_ECERTIFICATE;
+  };
+  const auto* der = static_cast<const unsigned char*>(x509->data);
+  std::unique_ptr<X509, decltype(&X509_free)> leaf(
+      d2i_X509(nullptr, &der, static_cast<long>(x509->len)), X509_free);
+  if (!leaf) return fail("the server sent a certificate that cannot be parsed");
+
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> pem(
+      BIO_new_mem_buf(settings.ca_pem.data(), static_cast<int>(settings.ca_pem.size())), BIO_free);
+  int loaded = 0;
+  while (X509* ca = PEM_read_bio_X509(pem.get(), nullptr, nullptr, nullptr)) {
+    if (X509_STORE_add_cert(store.get(), ca) == 1) ++loaded;
+    X509_free(ca);
+  }
+  ERR_clear_error();  // the loop ends on an expected end-of-data error
+  if (loaded == 0) return fail(fmt::format("{} holds no usable certificate", settings.ca_file));
+
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> context(X509_STORE_CTX_new(),
+                                                                          X509_STORE_CTX_free);
+  if (X509_STORE_CTX_init(context.get(), store.get(), leaf.get(), nullptr) != 1) {
+    return fail("the certificate check could not start");
+  }
+  X509_VERIFY_PARAM* params = X509_STORE_CTX_get0_param(context.get());
+  unsigned char address[16];
+  const bool is_ip =
+      inet_pton(AF_INET, host, address) == 1 || inet_pton(AF_INET6, host, address) == 1;
+  if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(params, host) != 1
+            : X509_VERIFY_PARAM_set1_host(params, host, 0) != 1) {
+    return fail("the host name cannot be checked");
+  }
+  if (X509_verify_cert(context.get()) != 1) {
+    int error = X509_STORE_CTX_get_error(context.get());
+    return fail(fmt::format("{} (checked against {}); put the CA that signed it in ca_file",
+                            X509_verify_cert_error_string(error), settings.ca_file));
+  }
+  return 0;
 }
 
 std::string SafeRefName(std::string_view key) {
@@ -242,16 +325,16 @@ core::Result<std::string> GitRepository::Fetch() {
   CallbackState state{settings_, 0, ""};
   git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
   options.callbacks.credentials = AcquireCredential;
+  options.callbacks.certificate_check = CheckCertificate;
   options.callbacks.payload = &state;
   options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
   std::string refspec = fmt::format("+refs/heads/{0}:refs/remotes/origin/{0}", settings_->branch);
   char* refspecs[] = {refspec.data()};
   git_strarray specs{refspecs, 1};
-  if (git_remote_fetch(remote.get(), &specs, &options, "backout fetch") != 0) {
-    return core::MakeError(core::ErrorCode::kUnavailable,
-                           "cannot fetch branch {} from {}: {}; check the URL, the network and "
-                           "the credentials",
-                           settings_->branch, display, LastError());
+  if (int fetched = git_remote_fetch(remote.get(), &specs, &options, "backout fetch");
+      fetched != 0) {
+    return core::MakeError(core::ErrorCode::kUnavailable, "cannot fetch branch {} from {}: {}",
+                           settings_->branch, display, TransferFailure(fetched, state, "read"));
   }
 
   // The advertised heads are the remote's truth; a tracking ref may outlive a deleted branch.
@@ -602,6 +685,7 @@ core::Result<PushResult> GitRepository::Push(std::string_view commit, std::strin
   CallbackState state{settings_, 0, ""};
   git_push_options options = GIT_PUSH_OPTIONS_INIT;
   options.callbacks.credentials = AcquireCredential;
+  options.callbacks.certificate_check = CheckCertificate;
   options.callbacks.push_update_reference = [](const char*, const char* status, void* data) -> int {
     if (status != nullptr) static_cast<CallbackState*>(data)->rejection = status;
     return 0;
@@ -618,7 +702,7 @@ core::Result<PushResult> GitRepository::Push(std::string_view commit, std::strin
   }
   if (pushed != 0) {
     return core::MakeError(core::ErrorCode::kUnavailable, "cannot push to {}: {}", display,
-                           LastError());
+                           TransferFailure(pushed, state, "push to"));
   }
   if (!state.rejection.empty()) return PushResult{PushStatus::kRejected, state.rejection};
   return PushResult{PushStatus::kPushed, ""};

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <regex>
 
 #include "core/time.h"
@@ -10,13 +12,17 @@
 namespace backout::providers::git {
 namespace {
 
-constexpr std::array<std::string_view, 18> kKnownFields = {
+constexpr std::array<std::string_view, 19> kKnownFields = {
     "repository",      "branch",         "path",
     "version_pattern", "version_key",    "work_dir",
     "author_name",     "author_email",   "suspend_automation",
     "push_attempts",   "verify_for",     "verify_interval",
     "credentials",     "health",         "health_url",
-    "health_timeout",  "controller_url", "controller_revision_pointer"};
+    "health_timeout",  "controller_url", "controller_revision_pointer",
+    "ca_file"};
+
+// The largest CA file read; a bundle of every public CA is about 200 KiB.
+constexpr size_t kCaFileMaxBytes = 4 * 1024 * 1024;
 
 constexpr std::array<std::string_view, 4> kCredentialRoles = {"username", "password", "ssh_key",
                                                               "ssh_passphrase"};
@@ -211,6 +217,28 @@ core::Result<GitSettings> ParseGitSettings(std::string_view service, const nlohm
 
   if (auto credentials = ParseCredentials(reader, settings, secrets, out); !credentials) {
     return std::unexpected(credentials.error());
+  }
+
+  auto ca_file = reader.AbsolutePath("ca_file", false);
+  if (!ca_file) return std::unexpected(ca_file.error());
+  if (!ca_file->empty()) {
+    std::ifstream file(*ca_file, std::ios::binary);
+    std::string pem((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (!file.good() && !file.eof()) pem.clear();
+    if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos ||
+        pem.size() > kCaFileMaxBytes) {
+      return reader.Invalid("ca_file",
+                            "{} cannot be read or holds no PEM certificate; give a readable "
+                            "file of at most {} bytes with the CA certificates that sign the "
+                            "remote's certificate",
+                            *ca_file, kCaFileMaxBytes);
+    }
+    if (!out.repository.starts_with("https://")) {
+      return reader.Invalid("ca_file", "applies only to an https:// repository, not {}",
+                            DisplayUrl(out.repository));
+    }
+    out.ca_file = *ca_file;
+    out.ca_pem = std::move(pem);
   }
 
   auto health = reader.Command("health");

@@ -29,6 +29,8 @@ namespace backout::providers::git {
 //   verify_for: 0s                                # how long Execute watches the branch after
 //   verify_interval: 10s                          #   the push for a revert undone by automation
 //   credentials: {username: env:GIT_USER, password: env:GIT_TOKEN}  # or ssh_key, ssh_passphrase
+//   ca_file: /etc/backout/git-ca.pem              # optional; CA certificates (PEM) trusted for
+//                                                 #   an https remote besides the system's
 //   health: [/opt/checks/checkout]                # optional; exit code 0 means healthy
 //   health_url: http://127.0.0.1:8080/healthz     # optional; a 2xx status means healthy
 //   health_timeout: 10s
@@ -55,6 +57,8 @@ struct GitSettings {
   std::string password;
   std::string ssh_key;
   std::string ssh_passphrase;
+  std::string ca_file;  // absolute path, or empty
+  std::string ca_pem;   // its content, read when the settings are parsed
   HealthProbeSettings health;
   std::string controller_url;
   std::string controller_revision_pointer;

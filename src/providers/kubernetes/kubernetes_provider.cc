@@ -516,16 +516,8 @@ core::Result<Plan> KubernetesProvider::MakePlan(std::string_view target_version)
 }
 
 core::Result<void> KubernetesProvider::ValidatePlan(const Plan& plan) const {
-  if (plan.provider_kind != "kubernetes" || plan.service != service_) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan belongs to provider {} of service {}", service_,
-                           plan.provider_kind, plan.service);
-  }
-  if (PlanDigest(plan.action) != plan.digest) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's digest {} does not match its action; the plan "
-                           "was altered after it was made",
-                           service_, plan.digest);
+  if (auto origin = CheckPlanOrigin(plan, "kubernetes", service_); !origin) {
+    return std::unexpected(origin.error());
   }
   if (plan.action.value("kind", "") != kActionKind || plan.action.value("namespace", "") != ns_ ||
       plan.action.value("deployment", "") != settings_.deployment ||

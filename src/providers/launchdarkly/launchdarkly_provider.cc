@@ -637,18 +637,8 @@ core::Result<Plan> LaunchDarklyProvider::MakePlan(std::string_view target_versio
 }
 
 core::Result<void> LaunchDarklyProvider::ValidatePlan(const Plan& plan) const {
-  if (plan.provider_kind != "launchdarkly" || plan.service != service_) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan is for provider {} of service {}, not for this "
-                           "launchdarkly provider",
-                           service_, plan.provider_kind, plan.service);
-  }
-  std::string digest = PlanDigest(plan.action);
-  if (digest != plan.digest) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's digest {} does not match its action, whose "
-                           "digest is {}; the stored plan was altered, so plan again",
-                           service_, plan.digest, digest);
+  if (auto origin = CheckPlanOrigin(plan, "launchdarkly", service_); !origin) {
+    return std::unexpected(origin.error());
   }
   if (ActionText(plan.action, "project") != settings_.project ||
       ActionText(plan.action, "environment") != settings_.environment ||

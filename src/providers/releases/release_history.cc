@@ -10,10 +10,23 @@ namespace {
 
 using nlohmann::json;
 
-const Release* NewestComplete(const std::vector<Release>& releases) {
-  // ListReleases sorts incomplete releases first, then by completion time.
-  if (releases.empty() || !releases.back().complete) return nullptr;
-  return &releases.back();
+// The newest complete release deployed after the live one that was complete when `current`
+// last changed; nullptr when the live release was the newest then. Only such a release makes the
+// switch a rollback: a release completed after the switch was deployed without being made live.
+const Release* NewerAtSwitch(const std::vector<Release>& releases, const CurrentLink& current) {
+  // ListReleases returns deployment order, so the releases after the live one are newer.
+  const Release* newer = nullptr;
+  bool after_live = false;
+  for (const Release& release : releases) {
+    if (release.version == current.version) {
+      after_live = true;
+      continue;
+    }
+    if (after_live && release.complete && release.completed_at <= current.changed_at) {
+      newer = &release;
+    }
+  }
+  return newer;
 }
 
 HistoryEntry FromLogLine(const RevisionLogLine& line, const std::map<std::string, Release>& known,
@@ -85,7 +98,7 @@ core::Result<std::vector<HistoryEntry>> ReadReleaseHistory(const ReleaseTree& tr
 
   // Step 3: the latest switch of `current`, when nothing above explains it.
   if (current.live()) {
-    const Release* newest = NewestComplete(*releases);
+    const Release* newer = NewerAtSwitch(*releases, current);
     bool explained = false;
     if (last_logged) {
       HistoryEntry& last = entries[*last_logged];
@@ -96,19 +109,25 @@ core::Result<std::vector<HistoryEntry>> ReadReleaseHistory(const ReleaseTree& tr
         last.details["time_source"] = "current link status change time";
       }
     } else {
-      explained = newest != nullptr && newest->version == current.version;
+      // The deploy of the live release explains the link when no newer release was complete at
+      // the switch.
+      explained = newer == nullptr;
     }
 
     if (!explained) {
       HistoryEntry entry;
       entry.version = current.version;
       entry.time = current.changed_at;
-      bool is_newest = newest != nullptr && newest->version == current.version;
-      entry.kind = is_newest ? HistoryKind::kDeploy : HistoryKind::kRollback;
+      entry.kind = newer != nullptr ? HistoryKind::kRollback : HistoryKind::kDeploy;
       entry.details = json{{"source", "current link"},
                            {"time_source", "current link status change time"},
                            {"discovered", true},
                            {"link_target", current.target}};
+      if (newer != nullptr) entry.details["newer_release"] = newer->version;
+      if (current.relative) {
+        entry.details["link_relative"] = true;
+        entry.details["link_note"] = tree.DescribeNote(current);
+      }
       if (last_logged) {
         entry.details["log_out_of_sync"] = true;
         entry.details["last_logged_version"] = entries[*last_logged].version;

@@ -19,9 +19,11 @@ namespace backout::providers::releases {
 // - Each complete release that no deploy line names becomes a deploy at its marker's
 //   modification time.
 // - When neither explains where `current` points (the log's last line names another release, or
-//   there is no log and the live release is not the newest), the latest switch becomes an entry
-//   at the link's status change time with `details.discovered` set: a rollback when the live
-//   release is older than the newest complete one, a deploy otherwise.
+//   there is no log and a release newer than the live one was complete when the link last
+//   changed), the latest switch becomes an entry at the link's status change time with
+//   `details.discovered` set: a rollback when such a newer release existed (named in
+//   `details.newer_release`), a deploy otherwise. A relative link that resolves to a release
+//   counts like an absolute one, with `details.link_relative` set.
 //
 // Only the latest switch of `current` leaves a trace in the file system, so earlier switches
 // that revisions.log does not record are missing.

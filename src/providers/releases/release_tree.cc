@@ -192,14 +192,13 @@ CurrentLink ReleaseTree::ReadCurrent() const {
     link.state = LinkState::kMissing;
     return link;
   }
-  if (!fs::path(link.target).is_absolute()) {
-    link.state = LinkState::kRelative;
-    return link;
-  }
+  // A relative target resolves against the folder that holds the link, <root>.
+  link.relative = !fs::path(link.target).is_absolute();
+  const fs::path absolute = link.relative ? root_ / link.target : fs::path(link.target);
 
   // The target must name a folder directly under <root>/releases, either as the root is
   // configured or through its real path (when the root itself is reached by a link).
-  fs::path target(NormalPath(link.target));
+  fs::path target(NormalPath(absolute.string()));
   std::string parent = target.parent_path().string();
   std::string name = target.filename().string();
   fs::path real_releases = fs::weakly_canonical(ReleasesPath(), error);
@@ -215,6 +214,18 @@ CurrentLink ReleaseTree::ReadCurrent() const {
   if (::stat(path.c_str(), &resolved) != 0 || !S_ISDIR(resolved.st_mode)) {
     link.state = LinkState::kDangling;
     return link;
+  }
+
+  // A relative target is normalized lexically above, but the kernel resolves "..", and links on
+  // the way, physically: it must reach the same folder.
+  if (link.relative) {
+    struct stat release {};
+    if (::stat(ReleasePath(name).c_str(), &release) != 0 || release.st_dev != resolved.st_dev ||
+        release.st_ino != resolved.st_ino) {
+      link.version.clear();
+      link.state = LinkState::kOutsideReleases;
+      return link;
+    }
   }
   link.state = LinkState::kLive;
   return link;
@@ -233,11 +244,6 @@ std::string ReleaseTree::DescribeProblem(const CurrentLink& link) const {
       return fmt::format("{} does not exist, so no release is live; {}", path, repair);
     case LinkState::kNotALink:
       return fmt::format("{} is not a symbolic link; replace it with a link: {}", path, repair);
-    case LinkState::kRelative:
-      return fmt::format(
-          "{} is a relative link to '{}', which resolves against {} rather than "
-          "naming a release; {}",
-          path, link.target, root_.string(), repair);
     case LinkState::kOutsideReleases:
       return fmt::format("{} links to '{}', which is not a folder directly under {}; {}", path,
                          link.target, ReleasesPath().string(), repair);
@@ -246,6 +252,14 @@ std::string ReleaseTree::DescribeProblem(const CurrentLink& link) const {
                          link.target, repair);
   }
   return "";
+}
+
+std::string ReleaseTree::DescribeNote(const CurrentLink& link) const {
+  if (!link.live() || !link.relative) return "";
+  return fmt::format(
+      "{} is a relative link to '{}', which resolves to release {}; a switch by Backout "
+      "replaces it with the absolute target {}",
+      LinkPath().string(), link.target, link.version, ReleasePath(link.version).string());
 }
 
 core::Result<std::vector<Release>> ReleaseTree::ListReleases() const {

@@ -18,26 +18,28 @@
 //
 //   <root>/releases/<version>/          one folder per release, never deleted here
 //   <root>/releases/<version>/<marker>  present once the release was completely deployed
-//   <root>/current -> <root>/releases/<version>   an absolute symbolic link
+//   <root>/current -> <root>/releases/<version>   a symbolic link; Backout writes it absolute
 //   <root>/revisions.log                optional, Capistrano's one-line-per-event log
 //
 // Every function may be called from any thread. Concurrent switches of one root are the job
 // queue's to prevent; two of them still leave `current` pointing at one complete release.
 namespace backout::providers::releases {
 
+// A relative link's text resolves against <root>, as the kernel resolves it, so
+// `current -> releases/3` is live like `current -> <root>/releases/3`.
 enum class LinkState {
-  kLive,             // an absolute link to an existing folder <root>/releases/<version>
+  kLive,             // a link to an existing folder <root>/releases/<version>
   kMissing,          // no `current` at all
   kNotALink,         // `current` is a folder or a file, not a symbolic link
-  kRelative,         // the link's text is a relative path, which resolves against <root>
-  kOutsideReleases,  // an absolute link to something other than <root>/releases/<version>
-  kDangling,         // an absolute link into <root>/releases whose folder does not exist
+  kOutsideReleases,  // a link to something other than <root>/releases/<version>
+  kDangling,         // a link into <root>/releases whose folder does not exist
 };
 
 // The state of `current`, read with lstat and readlink.
 struct CurrentLink {
   LinkState state = LinkState::kMissing;
   std::string target;       // the link's text; empty unless `current` is a symbolic link
+  bool relative = false;    // the link's text is a relative path
   std::string version;      // the release's name when the target names <root>/releases/<name>
   core::Time changed_at{};  // the link's status change time (lstat st_ctime) when it exists
 
@@ -103,6 +105,8 @@ class ReleaseTree {
   CurrentLink ReadCurrent() const;
   // Says what is wrong with `link` and how to repair it; empty when it is live.
   std::string DescribeProblem(const CurrentLink& link) const;
+  // Says that a live `link` is relative and that a switch rewrites it; empty otherwise.
+  std::string DescribeNote(const CurrentLink& link) const;
 
   // Lists the release folders, oldest completion first (incomplete ones first, then by name).
   core::Result<std::vector<Release>> ListReleases() const;

@@ -55,22 +55,68 @@ TEST_F(ReleaseTreeTest, CurrentWithTrailingSlashIsLive) {
   EXPECT_EQ(link.version, "1");
 }
 
-TEST_F(ReleaseTreeTest, RelativeLinkIsReportedEvenWhenItResolves) {
+TEST_F(ReleaseTreeTest, RelativeLinkToReleaseIsLive) {
   Release("1");
   PointCurrent(root_, "releases/1");
   CurrentLink link = tree_.ReadCurrent();
-  EXPECT_EQ(link.state, LinkState::kRelative);
-  std::string problem = tree_.DescribeProblem(link);
-  EXPECT_NE(problem.find("relative link to 'releases/1'"), std::string::npos) << problem;
+  EXPECT_EQ(link.state, LinkState::kLive);
+  EXPECT_TRUE(link.relative);
+  EXPECT_EQ(link.version, "1");
+  EXPECT_EQ(link.target, "releases/1");
+  EXPECT_EQ(tree_.DescribeProblem(link), "");
+  std::string note = tree_.DescribeNote(link);
+  EXPECT_NE(note.find("relative link to 'releases/1'"), std::string::npos) << note;
+  EXPECT_NE(note.find((root_ / "releases/1").string()), std::string::npos) << note;
+}
+
+TEST_F(ReleaseTreeTest, RelativeLinkThroughParentIsLive) {
+  Release("1");
+  PointCurrent(root_, "../app/releases/1");
+  CurrentLink link = tree_.ReadCurrent();
+  EXPECT_EQ(link.state, LinkState::kLive);
+  EXPECT_EQ(link.version, "1");
+}
+
+TEST_F(ReleaseTreeTest, AbsoluteLinkHasNoNote) {
+  Release("1");
+  PointCurrent(root_, (root_ / "releases/1").string());
+  CurrentLink link = tree_.ReadCurrent();
+  EXPECT_FALSE(link.relative);
+  EXPECT_EQ(tree_.DescribeNote(link), "");
 }
 
 TEST_F(ReleaseTreeTest, DeployerDoubleCdRelativeLink) {
-  // `ln -nfs --relative` run from the wrong folder wrote current -> "10".
+  // `ln -nfs --relative` run from the wrong folder wrote current -> "10", which resolves to
+  // <root>/10, outside the release folders.
   Release("10");
   PointCurrent(root_, "10");
   CurrentLink link = tree_.ReadCurrent();
-  EXPECT_EQ(link.state, LinkState::kRelative);
+  EXPECT_EQ(link.state, LinkState::kOutsideReleases);
   EXPECT_NE(tree_.DescribeProblem(link).find("'10'"), std::string::npos);
+}
+
+TEST_F(ReleaseTreeTest, RelativeDanglingLinkNamesTarget) {
+  Release("1");
+  PointCurrent(root_, "releases/9");
+  CurrentLink link = tree_.ReadCurrent();
+  EXPECT_EQ(link.state, LinkState::kDangling);
+  EXPECT_EQ(link.version, "9");
+  std::string problem = tree_.DescribeProblem(link);
+  EXPECT_NE(problem.find("'releases/9'"), std::string::npos) << problem;
+  EXPECT_NE(problem.find("dangling"), std::string::npos) << problem;
+}
+
+TEST_F(ReleaseTreeTest, RelativeDotDotThroughLinkIsOutside) {
+  // Lexically "releases/hop/../1" is releases/1, but the kernel follows the link `hop` first and
+  // so resolves ".." in another root, whose folder 1 is no release of this one.
+  Release("1");
+  fs::create_directories(dir_.path() / "other/deep");
+  fs::create_directories(dir_.path() / "other/1");
+  fs::create_directory_symlink(dir_.path() / "other/deep", root_ / "releases/hop");
+  PointCurrent(root_, "releases/hop/../1");
+  CurrentLink link = tree_.ReadCurrent();
+  EXPECT_EQ(link.state, LinkState::kOutsideReleases);
+  EXPECT_EQ(link.version, "");
 }
 
 TEST_F(ReleaseTreeTest, DanglingLinkNamesTarget) {

@@ -69,7 +69,7 @@ ReleasesProvider::ReleasesProvider(std::string service, ReleasesSettings setting
 
 ProviderCapabilities ReleasesProvider::Capabilities() const {
   return ProviderCapabilities{
-      .live_state = true, .history = true, .readiness = probe_->Configured()};
+      .live_state = true, .history = true, .readiness = probe_->Configured(), .inventory = true};
 }
 
 core::Result<LiveState> ReleasesProvider::ReadLiveState() const {
@@ -86,8 +86,10 @@ core::Result<LiveState> ReleasesProvider::ReadLiveState() const {
   state.details = json{{"link", tree_.LinkPath().string()},
                        {"link_target", current.target},
                        {"link_changed_at", core::FormatTime(current.changed_at)},
+                       {"link_relative", current.relative},
                        {"complete", release.has_value() && release->complete},
                        {"release_log", DescribeLogSync(tree_, current)}};
+  if (current.relative) state.details["link_note"] = tree_.DescribeNote(current);
   return state;
 }
 
@@ -112,10 +114,14 @@ core::Result<std::vector<Precondition>> ReleasesProvider::Preconditions() const 
                                                   tree_.ReleasesPath().string())});
 
   CurrentLink current = tree_.ReadCurrent();
-  checks.push_back(Precondition{
-      "current links to a release", current.live(),
-      current.live() ? fmt::format("{} -> {}", tree_.LinkPath().string(), current.target)
-                     : tree_.DescribeProblem(current)});
+  std::string link_detail = tree_.DescribeProblem(current);
+  if (current.live()) {
+    link_detail = current.relative
+                      ? tree_.DescribeNote(current)
+                      : fmt::format("{} -> {}", tree_.LinkPath().string(), current.target);
+  }
+  checks.push_back(
+      Precondition{"current links to a release", current.live(), std::move(link_detail)});
 
   bool writable = ::access(tree_.root().c_str(), W_OK | X_OK) == 0;
   checks.push_back(Precondition{
@@ -232,24 +238,8 @@ core::Result<Plan> ReleasesProvider::MakePlan(std::string_view target_version) c
 }
 
 core::Result<void> ReleasesProvider::ValidatePlan(const Plan& plan) const {
-  if (plan.provider_kind != "releases" || plan.service != service_) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan is for provider {} of service {}, not for this "
-                           "releases provider",
-                           service_, plan.provider_kind, plan.service);
-  }
-  std::string digest = PlanDigest(plan.action);
-  if (digest != plan.digest) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's digest {} does not match its action, whose "
-                           "digest is {}; the stored plan was altered, so plan again",
-                           service_, plan.digest, digest);
-  }
-  if (ActionString(plan.action, "target_version") != plan.target_version) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's target {} differs from its action's target {}",
-                           service_, plan.target_version,
-                           ActionString(plan.action, "target_version"));
+  if (auto origin = CheckPlanOrigin(plan, "releases", service_); !origin) {
+    return std::unexpected(origin.error());
   }
   if (auto valid = CheckVersionName(plan.target_version); !valid) {
     return std::unexpected(valid.error().WithContext(fmt::format("service {}", service_)));
@@ -568,6 +558,29 @@ core::Result<ToolRecord> ReleasesProvider::ReadBack(const ExecutionResult& execu
     details["marker_time"] = core::FormatTime(release->completed_at);
   }
   return ToolRecord{current.changed_at, current.version, std::move(details)};
+}
+
+core::Result<Inventory> ReleasesProvider::ReadInventory() const {
+  auto releases = tree_.ListReleases();
+  if (!releases) {
+    return std::unexpected(releases.error().WithContext(fmt::format("service {}", service_)));
+  }
+  CurrentLink current = tree_.ReadCurrent();
+  Inventory inventory;
+  inventory.observed_at = clock_.Now();
+  if (current.live()) {
+    inventory.live_version = current.version;
+  } else {
+    inventory.live_problem = tree_.DescribeProblem(current);
+  }
+  for (const Release& release : *releases) {
+    InventoryItem item;
+    item.version = release.version;
+    item.complete = release.complete;
+    if (release.complete) item.completed_at = release.completed_at;
+    inventory.items.push_back(std::move(item));
+  }
+  return inventory;
 }
 
 }  // namespace backout::providers::releases

@@ -59,6 +59,8 @@ class ReleasesProvider final : public Provider {
                                        const ExecutionContext& context) const override;
   core::Result<Readiness> CheckReadiness() const override;
   core::Result<ToolRecord> ReadBack(const ExecutionResult& execution) const override;
+  // Lists every release folder with its marker time, and the release `current` points at.
+  core::Result<Inventory> ReadInventory() const override;
 
  private:
   ReleasesProvider(std::string service, ReleasesSettings settings,

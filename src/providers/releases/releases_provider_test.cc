@@ -142,16 +142,18 @@ TEST_F(ReleasesProviderTest, LiveStateReadsLink) {
   EXPECT_EQ(live->details["complete"], true);
 }
 
-TEST_F(ReleasesProviderTest, RelativeLinkFailsLiveStateNamingTarget) {
+TEST_F(ReleasesProviderTest, RelativeLinkIsLiveWithNote) {
   PointCurrent(root_, "releases/2");
   auto provider = Make();
   auto live = provider->ReadLiveState();
-  ASSERT_FALSE(live.has_value());
-  EXPECT_EQ(live.error().code, core::ErrorCode::kFailedPrecondition);
-  EXPECT_NE(live.error().message.find("'releases/2'"), std::string::npos) << live.error().message;
+  ASSERT_TRUE(live.has_value()) << live.error().message;
+  EXPECT_EQ(live->version, "2");
+  EXPECT_EQ(live->details["link_relative"], true);
+  EXPECT_NE(live->details.value("link_note", "").find("'releases/2'"), std::string::npos)
+      << live->details.dump();
 }
 
-TEST_F(ReleasesProviderTest, RelativeLinkFailsPrecondition) {
+TEST_F(ReleasesProviderTest, RelativeLinkOutsideFailsPrecondition) {
   PointCurrent(root_, "10");
   auto provider = Make();
   auto checks = provider->Preconditions();
@@ -162,7 +164,20 @@ TEST_F(ReleasesProviderTest, RelativeLinkFailsPrecondition) {
   }
   ASSERT_NE(link, nullptr);
   EXPECT_FALSE(link->satisfied);
-  EXPECT_NE(link->detail.find("relative link to '10'"), std::string::npos) << link->detail;
+  EXPECT_NE(link->detail.find("links to '10'"), std::string::npos) << link->detail;
+}
+
+TEST_F(ReleasesProviderTest, RelativeLinkToReleasePassesPreconditionWithNote) {
+  PointCurrent(root_, "releases/3");
+  auto checks = Make()->Preconditions();
+  ASSERT_TRUE(checks.has_value()) << checks.error().message;
+  const Precondition* link = nullptr;
+  for (const Precondition& check : *checks) {
+    if (check.name == "current links to a release") link = &check;
+  }
+  ASSERT_NE(link, nullptr);
+  EXPECT_TRUE(link->satisfied);
+  EXPECT_NE(link->detail.find("relative link"), std::string::npos) << link->detail;
 }
 
 TEST_F(ReleasesProviderTest, DanglingLinkFailsPrecondition) {
@@ -500,6 +515,32 @@ TEST_F(ReleasesProviderTest, HandMadeSwitchIsDiscoveredRollback) {
   EXPECT_GT(rollback->time, SecondsAfterEpoch(3'000));
 }
 
+TEST_F(ReleasesProviderTest, RelativeHandSwitchIsDiscoveredRollback) {
+  PointCurrent(root_, "releases/1");
+  auto history = Make()->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  const HistoryEntry* rollback = FindEntry(*history, "1", HistoryKind::kRollback);
+  ASSERT_NE(rollback, nullptr);
+  EXPECT_EQ(rollback->details["link_relative"], true);
+  EXPECT_EQ(rollback->details["newer_release"], "3");
+  EXPECT_NE(rollback->details.value("link_note", "").find("relative"), std::string::npos);
+}
+
+// current -> 2 was set before release 3 completed: 3 was deployed without being made live, which
+// is no rollback, so the link adds no entry to the deploys.
+TEST_F(ReleasesProviderTest, ReleaseCompletedAfterSwitchMakesNoRollback) {
+  PointCurrent(root_, Abs("2"));
+  const core::Time switched =
+      ReleaseTree(root_, std::string(kDefaultMarker)).ReadCurrent().changed_at;
+  const int64_t switched_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(switched.time_since_epoch()).count();
+  Release("3", true, switched_seconds + 60);
+  auto history = Make()->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  EXPECT_EQ(FindEntry(*history, "2", HistoryKind::kRollback), nullptr);
+  EXPECT_EQ(history->size(), 3u);
+}
+
 TEST_F(ReleasesProviderTest, HistoryReadsRevisionLog) {
   std::ofstream(root_ / "revisions.log") << "Branch main (at a1) deployed as release 1 by alice\n"
                                          << "Branch main (at b2) deployed as release 2 by alice\n"
@@ -655,7 +696,7 @@ TEST_F(ReleasesProviderTest, ResumeWithBrokenLinkIsInterrupted) {
   auto resumed = provider->Resume(ResumeRequest{plan, "job-1", started}, Context());
   ASSERT_TRUE(resumed.has_value());
   EXPECT_EQ(resumed->outcome, RollbackOutcome::kInterrupted) << resumed->message;
-  EXPECT_NE(resumed->message.find("relative link to '2'"), std::string::npos) << resumed->message;
+  EXPECT_NE(resumed->message.find("links to '2'"), std::string::npos) << resumed->message;
 }
 
 // --- readiness and read-back ---
@@ -731,12 +772,62 @@ TEST_F(ReleasesProviderTest, ReadBackReturnsLinkAndMarker) {
   EXPECT_EQ(record->details["marker_time"], core::FormatTime(SecondsAfterEpoch(2'000)));
 }
 
-TEST_F(ReleasesProviderTest, ReadBackFailsOnRelativeLink) {
+TEST_F(ReleasesProviderTest, ReadBackFailsOnDanglingRelativeLink) {
   auto provider = Make();
-  PointCurrent(root_, "releases/2");
+  PointCurrent(root_, "releases/9");
   auto record = provider->ReadBack(ExecutionResult{});
   ASSERT_FALSE(record.has_value());
-  EXPECT_NE(record.error().message.find("'releases/2'"), std::string::npos);
+  EXPECT_NE(record.error().message.find("'releases/9'"), std::string::npos);
+}
+
+// --- inventory ---
+
+TEST_F(ReleasesProviderTest, InventoryListsFoldersAndLive) {
+  Release("4", false, 0);
+  auto provider = Make();
+  EXPECT_TRUE(provider->Capabilities().inventory);
+  auto inventory = provider->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  EXPECT_EQ(inventory->live_version, "3");
+  EXPECT_EQ(inventory->live_problem, "");
+  ASSERT_EQ(inventory->items.size(), 4u);
+  EXPECT_EQ(inventory->items[0].version, "4");  // incomplete releases come first
+  EXPECT_FALSE(inventory->items[0].complete);
+  EXPECT_FALSE(inventory->items[0].completed_at.has_value());
+  EXPECT_EQ(inventory->items[1].version, "1");
+  EXPECT_TRUE(inventory->items[1].complete);
+  EXPECT_EQ(inventory->items[1].completed_at, SecondsAfterEpoch(1'000));
+  EXPECT_EQ(inventory->items[3].version, "3");
+}
+
+TEST_F(ReleasesProviderTest, InventoryNamesBrokenLink) {
+  PointCurrent(root_, "releases/9");
+  auto inventory = Make()->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  EXPECT_EQ(inventory->live_version, "");
+  EXPECT_NE(inventory->live_problem.find("'releases/9'"), std::string::npos)
+      << inventory->live_problem;
+  EXPECT_EQ(inventory->items.size(), 3u);
+}
+
+TEST_F(ReleasesProviderTest, InventoryReadsRelativeLinkToRelease) {
+  PointCurrent(root_, "releases/1");
+  auto inventory = Make()->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  EXPECT_EQ(inventory->live_version, "1");
+  EXPECT_EQ(inventory->live_problem, "");
+}
+
+TEST_F(ReleasesProviderTest, InventoryErrorNamesFolderOnce) {
+  fs::remove_all(root_ / "releases");
+  auto inventory = Make()->ReadInventory();
+  ASSERT_FALSE(inventory.has_value());
+  const std::string& message = inventory.error().message;
+  EXPECT_NE(message.find("service checkout"), std::string::npos) << message;
+  const size_t first = message.find("cannot list the release folders");
+  ASSERT_NE(first, std::string::npos) << message;
+  EXPECT_EQ(message.find("cannot list the release folders", first + 1), std::string::npos)
+      << message;
 }
 
 }  // namespace

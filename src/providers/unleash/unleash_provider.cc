@@ -462,18 +462,8 @@ core::Result<Plan> UnleashProvider::MakePlan(std::string_view target_version) co
 }
 
 core::Result<void> UnleashProvider::ValidatePlan(const Plan& plan) const {
-  if (plan.provider_kind != "unleash" || plan.service != service_) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan is for provider {} of service {}, not for this "
-                           "unleash provider",
-                           service_, plan.provider_kind, plan.service);
-  }
-  std::string digest = PlanDigest(plan.action);
-  if (digest != plan.digest) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: the plan's digest {} does not match its action, whose "
-                           "digest is {}; the stored plan was altered, so plan again",
-                           service_, plan.digest, digest);
+  if (auto origin = CheckPlanOrigin(plan, "unleash", service_); !origin) {
+    return std::unexpected(origin.error());
   }
   if (ActionText(plan.action, "project") != settings_.project ||
       ActionText(plan.action, "flag") != settings_.flag ||

@@ -1,0 +1,674 @@
+// The release manifest against a real release folder, through the control plane's use cases.
+#include "app/release_manifest.h"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "app/control_plane.h"
+#include "app/job_runner.h"
+#include "evidence/audit.h"
+#include "ledger/entry.h"
+#include "providers/registry.h"
+#include "providers/releases/release_tree.h"
+#include "providers/releases/test_releases.h"
+#include "support/temp_dir.h"
+
+namespace backout::app {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// The releases provider's default completion marker.
+constexpr char kMarker[] = ".backout-release-complete";
+
+// 2026-03-01T12:00:00Z, in seconds since the epoch.
+constexpr int64_t kBaseSeconds = 1'772'366'400;
+
+// A clock that moves forward one millisecond on every reading from kBaseSeconds, so each event
+// is newer than the one before and every run records the same times.
+class SteppingClock final : public core::Clock {
+ public:
+  core::Time Now() const override {
+    return core::Time{} + std::chrono::seconds(kBaseSeconds) +
+           std::chrono::milliseconds(ticks_.fetch_add(1));
+  }
+
+ private:
+  mutable std::atomic<int64_t> ticks_{0};
+};
+
+void WriteFile(const fs::path& path, const std::string& text, bool executable) {
+  std::ofstream(path) << text;
+  if (executable) ::chmod(path.c_str(), 0755);
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A control plane over SQLite with service `web`, deployed by release folders under
+// <temp>/web: releases 1, 2 and 3 completed an hour apart before the clock's start, current -> 3.
+// Service `api` uses a runbook and keeps no manifest.
+class ReleaseManifestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const fs::path& dir = temp_.path();
+    root_ = dir / "web";
+    for (int version = 1; version <= 3; ++version) AddRelease(std::to_string(version));
+    Point("3");
+    WriteFile(dir / "check.sh", "#!/bin/sh\nexit 0\n", true);
+    WriteFile(dir / "rollback.sh", "#!/bin/sh\nexit 0\n", true);
+
+    config_text_ = fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+users:
+  - {{name: lead-1, roles: [engineering-lead]}}
+  - {{name: sre-1, roles: [devops-engineer], services: [web, api]}}
+  - {{name: ci-bot, roles: [ci]}}
+services:
+  - name: web
+    reconcile_interval: 10m
+    provider: {{kind: releases, root: {1}, health: [{0}/check.sh]}}
+    checks:
+      - name: smoke
+        kind: command
+        run: [{0}/check.sh]
+  - name: api
+    provider: {{kind: command, run: [{0}/rollback.sh], output_dir: {0}}}
+)",
+                               dir.string(), root_.string());
+    auto signer = ledger::Signer::Generate();
+    ASSERT_TRUE(signer.has_value());
+    auto store = store::OpenStore(fmt::format("sqlite:{}/backout.db", dir.string()),
+                                  store::StoreOptions{.clock = &clock_, .signer = *signer});
+    ASSERT_TRUE(store.has_value()) << store.error().message;
+    store_ = *std::move(store);
+    StartPlane();
+    ASSERT_TRUE(plane_->BootstrapAdmin().has_value());
+    std::string token = ReadFile(dir / "data" / "admin.token");
+    while (!token.empty() && token.back() == '\n') token.pop_back();
+    auto admin = plane_->Authenticate(token);
+    ASSERT_TRUE(admin.has_value()) << admin.error().message;
+    admin_ = *admin;
+    lead_ = MakeUser("lead-1", {core::Role::kEngineeringLead}, {});
+    sre_ = MakeUser("sre-1", {core::Role::kDevopsEngineer}, {"web", "api"});
+    ci_ = MakeUser("ci-bot", {core::Role::kCi}, {});
+  }
+
+  // Builds a control plane, with its own providers, over the same store: a server start.
+  void StartPlane() {
+    auto config = Config::Parse(config_text_, "test.yaml", temp_.path());
+    ASSERT_TRUE(config.has_value()) << config.error().message;
+    ProviderMap providers;
+    for (const ServiceConfig& service : config->services) {
+      auto provider = providers::Registry::Create(service.provider.kind, service.name,
+                                                  service.provider.settings, {}, clock_);
+      ASSERT_TRUE(provider.has_value()) << provider.error().message;
+      providers.emplace(service.name,
+                        std::shared_ptr<const providers::Provider>(*std::move(provider)));
+    }
+    auto settings = Settings::Create(*std::move(config), std::move(providers));
+    ASSERT_TRUE(settings.has_value()) << settings.error().message;
+    plane_ = std::make_unique<ControlPlane>(*store_, clock_, *settings);
+    runner_ = std::make_unique<JobRunner>(
+        *plane_, JobRunnerOptions{.owner = "test-worker",
+                                  .readiness_attempts = 1,
+                                  .readiness_interval = std::chrono::milliseconds(0)});
+  }
+
+  // Release N completes N hours after 04:00 on the clock's day, before the clock's start.
+  void AddRelease(const std::string& version) {
+    providers::releases::testing::MakeRelease(
+        root_, version, true, kBaseSeconds - 8 * 3600 + std::stoi(version) * 3600, kMarker);
+  }
+  void Point(const std::string& version) {
+    providers::releases::testing::PointCurrent(root_, (root_ / "releases" / version).string());
+  }
+  std::string Live() const { return fs::read_symlink(root_ / "current").filename().string(); }
+
+  Caller MakeUser(const std::string& name, std::vector<core::Role> roles,
+                  std::vector<std::string> services) {
+    auto created = plane_->CreateUser(
+        admin_, NewUser{.name = name, .roles = std::move(roles), .services = std::move(services)});
+    EXPECT_TRUE(created.has_value()) << created.error().message;
+    auto caller = plane_->Authenticate(created ? created->token : "");
+    EXPECT_TRUE(caller.has_value());
+    return caller.value_or(Caller{});
+  }
+
+  core::Change Record(const std::string& version) {
+    auto change = plane_->RecordChange(ci_, NewChange{.service = "web", .version = version});
+    EXPECT_TRUE(change.has_value()) << change.error().message;
+    return change.value_or(core::Change{});
+  }
+  void Verify(const core::Change& change, bool passed) {
+    auto verified = plane_->VerifyChange(ci_, change.id, ChangeVerification{.passed = passed});
+    ASSERT_TRUE(verified.has_value()) << verified.error().message;
+  }
+
+  std::string Open(const core::Change& suspected) {
+    auto incident = plane_->OpenIncident(lead_, NewIncident{.service = "web",
+                                                            .severity = core::Severity::kSev2,
+                                                            .title = "errors after a deploy",
+                                                            .suspected_change = suspected.id});
+    EXPECT_TRUE(incident.has_value()) << incident.error().message;
+    return incident ? incident->id : "";
+  }
+
+  core::Assessment Assess(const std::string& id, std::optional<std::string> target = {}) {
+    auto assessed = plane_->Assess(lead_, id, AssessRequest{.target_version = target});
+    EXPECT_TRUE(assessed.has_value()) << assessed.error().message;
+    if (!assessed || !assessed->assessment) return {};
+    return *assessed->assessment;
+  }
+
+  ReleaseManifest Manifest() {
+    std::optional<ReleaseManifest> manifest;
+    auto read = store_->Read([&](store::Transaction& tx) -> core::Result<void> {
+      auto loaded = LoadReleaseManifest(tx, "web");
+      if (!loaded) return std::unexpected(loaded.error());
+      manifest = *loaded;
+      return {};
+    });
+    EXPECT_TRUE(read.has_value()) << read.error().message;
+    EXPECT_TRUE(manifest.has_value()) << "no manifest stored for web";
+    return manifest.value_or(ReleaseManifest{});
+  }
+
+  std::string StatusOf(const std::string& version) {
+    ReleaseManifest manifest = Manifest();
+    const ReleaseEntry* entry = manifest.Find(version);
+    return entry ? std::string(ReleaseStatusName(entry->status)) : "(absent)";
+  }
+
+  std::vector<ledger::Entry> LedgerEntries(std::string_view action) {
+    std::vector<ledger::Entry> entries;
+    auto count = store_->EntryCount();
+    EXPECT_TRUE(count.has_value());
+    auto stored = store_->ReadEntries(0, *count);
+    EXPECT_TRUE(stored.has_value());
+    for (const auto& entry : *stored) {
+      auto decoded = ledger::DecodeEntry(entry.encoded);
+      EXPECT_TRUE(decoded.has_value());
+      if (decoded && decoded->action == action) entries.push_back(*decoded);
+    }
+    return entries;
+  }
+
+  void RunJobs() {
+    while (true) {
+      auto ran = runner_->RunOnce({});
+      ASSERT_TRUE(ran.has_value()) << ran.error().message;
+      if (!*ran) return;
+    }
+  }
+
+  // Switches `current` through the provider alone, as a job does just before the server is
+  // killed: the folder changes and no store write follows.
+  void SwitchWithoutStoreWrite(const std::string& version) {
+    auto provider = providers::Registry::Create(
+        "releases", "web", json{{"kind", "releases"}, {"root", root_}}, {}, clock_);
+    ASSERT_TRUE(provider.has_value()) << provider.error().message;
+    auto plan = (*provider)->MakePlan(version);
+    ASSERT_TRUE(plan.has_value()) << plan.error().message;
+    auto result = (*provider)->Execute(*plan, "job-lost", providers::ExecutionContext{});
+    ASSERT_TRUE(result.has_value()) << result.error().message;
+    ASSERT_EQ(result->outcome, core::RollbackOutcome::kRolledBack) << result->message;
+  }
+
+  backout::testing::TempDir temp_;
+  SteppingClock clock_;
+  fs::path root_;
+  std::string config_text_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ControlPlane> plane_;
+  std::unique_ptr<JobRunner> runner_;
+  Caller admin_, lead_, sre_, ci_;
+};
+
+TEST_F(ReleaseManifestTest, RecordedChangeMarksDeployed) {
+  core::Change one = Record("1");
+  Record("2");
+  Record("3");
+
+  ReleaseManifest manifest = Manifest();
+  ASSERT_EQ(manifest.releases.size(), 3u);
+  EXPECT_EQ(manifest.live_version, "3");
+  const ReleaseEntry* entry = manifest.Find("1");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_EQ(entry->status, ReleaseStatus::kDeployed);
+  EXPECT_EQ(entry->change_ids, std::vector<std::string>{one.id});
+  ASSERT_EQ(entry->history.size(), 1u);
+  EXPECT_EQ(entry->history[0].set_by, "change/" + one.id);
+  EXPECT_EQ(entry->history[0].time, one.time);
+
+  auto entries = LedgerEntries("release.status_changed");
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].subject, "service/web/release/1");
+  EXPECT_EQ(entries[0].actor, "ci-bot");
+}
+
+TEST_F(ReleaseManifestTest, VerificationSetsGoodOrFailed) {
+  core::Change one = Record("1");
+  core::Change two = Record("2");
+  Verify(one, true);
+  Verify(two, false);
+
+  EXPECT_EQ(StatusOf("1"), "validated_good");
+  EXPECT_EQ(StatusOf("2"), "failed");
+  const ReleaseEntry* entry = Manifest().Find("2");
+  ASSERT_NE(entry, nullptr);
+  ASSERT_EQ(entry->history.size(), 2u);
+  EXPECT_EQ(entry->history[1].set_by, "change/" + two.id);
+  EXPECT_NE(entry->history[1].reason.find("failing verification"), std::string::npos);
+  EXPECT_EQ(LedgerEntries("release.status_changed").size(), 4u);
+}
+
+TEST_F(ReleaseManifestTest, ServiceWithoutInventoryHasNoManifest) {
+  ASSERT_TRUE(plane_->RecordChange(ci_, NewChange{.service = "api", .version = "v1"}));
+  auto listed = plane_->ListReleases(lead_, "api");
+  ASSERT_FALSE(listed.has_value());
+  EXPECT_EQ(listed.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_NE(listed.error().message.find("kind releases"), std::string::npos);
+  EXPECT_TRUE(LedgerEntries("release.status_changed").empty());
+}
+
+TEST_F(ReleaseManifestTest, ReconcileImportsFolder) {
+  auto first = plane_->ReconcileReleaseManifest("web");
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->live_version, "3");
+  EXPECT_FALSE(first->corrections.empty());
+
+  ReleaseManifest manifest = Manifest();
+  ASSERT_EQ(manifest.releases.size(), 3u);
+  EXPECT_EQ(manifest.live_version, "3");
+  for (const ReleaseEntry& entry : manifest.releases) {
+    EXPECT_EQ(entry.status, ReleaseStatus::kDeployed) << entry.version;
+    EXPECT_TRUE(entry.complete) << entry.version;
+    EXPECT_TRUE(entry.in_folder) << entry.version;
+    EXPECT_EQ(entry.history.at(0).set_by, "reconciliation");
+  }
+  EXPECT_EQ(manifest.releases[0].version, "1");
+  EXPECT_EQ(LedgerEntries("release_manifest.reconciled").size(), 1u);
+
+  // A second run finds nothing to correct and writes no ledger entry.
+  auto second = plane_->ReconcileReleaseManifest("web");
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_TRUE(second->corrections.empty());
+  EXPECT_EQ(LedgerEntries("release_manifest.reconciled").size(), 1u);
+}
+
+TEST_F(ReleaseManifestTest, ReconcileNotesRemovedAndIncompleteReleases) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  fs::remove_all(root_ / "releases" / "1");
+  fs::remove(root_ / "releases" / "2" / kMarker);
+
+  auto report = plane_->ReconcileReleaseManifest("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->corrections.size(), 2u);
+  EXPECT_EQ(report->corrections[0], "release 2 lost its marker");
+  EXPECT_EQ(report->corrections[1], "release 1 is no longer in the folder");
+  ReleaseManifest manifest = Manifest();
+  EXPECT_FALSE(manifest.Find("1")->in_folder);
+  EXPECT_FALSE(manifest.Find("2")->complete);
+}
+
+TEST_F(ReleaseManifestTest, ReconcileJobCorrectsLostSwitch) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ScheduleReconciliation());  // enqueues the job, reconciles the manifest
+  EXPECT_EQ(Manifest().live_version, "3");
+
+  SwitchWithoutStoreWrite("2");
+  ASSERT_EQ(Live(), "2");
+  EXPECT_EQ(Manifest().live_version, "3");  // the store does not know yet
+
+  RunJobs();
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "2");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "reconciliation");
+  auto entries = LedgerEntries("release_manifest.reconciled");
+  ASSERT_FALSE(entries.empty());
+  const std::string corrections = entries.back().change.at("corrections").dump();
+  EXPECT_NE(corrections.find("live release was 3 by the manifest, 2 by the folder"),
+            std::string::npos)
+      << corrections;
+  EXPECT_NE(corrections.find("release 3 marked rolled back"), std::string::npos) << corrections;
+  EXPECT_EQ(entries.back().change.at("found").at("live_version"), "2");
+}
+
+TEST_F(ReleaseManifestTest, RestartCorrectsLostSwitch) {
+  Record("1");
+  Record("2");
+  Record("3");
+  SwitchWithoutStoreWrite("2");
+
+  // A new server over the same store corrects the manifest at start, before any job runs.
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+  EXPECT_EQ(Manifest().live_version, "2");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+
+  auto listed = plane_->ListReleases(lead_, "web");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  EXPECT_EQ((*listed)["live_version"], "2");
+  EXPECT_EQ((*listed)["folder"]["live_version"], "2");
+  EXPECT_EQ((*listed)["agrees_with_folder"], true);
+  ASSERT_EQ((*listed)["releases"].size(), 3u);
+  EXPECT_EQ((*listed)["releases"][1]["version"], "2");
+  EXPECT_EQ((*listed)["releases"][1]["live"], true);
+  EXPECT_EQ((*listed)["releases"][2]["status"], "rolled_back");
+  EXPECT_EQ((*listed)["releases"][2]["set_by"], "reconciliation");
+}
+
+TEST_F(ReleaseManifestTest, ForwardHandSwitchIsNotRollback) {
+  Record("1");
+  Record("2");
+  Point("2");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  Point("3");  // deployed by hand without a change record
+
+  auto report = plane_->ReconcileReleaseManifest("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(Manifest().live_version, "3");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+}
+
+// The status change time of `current`, which the provider reports as the time of a hand switch.
+core::Time LinkChangedAt(const fs::path& root) {
+  return providers::releases::ReleaseTree(root, kMarker).ReadCurrent().changed_at;
+}
+
+TEST_F(ReleaseManifestTest, RelativeHandSwitchIsDiscoveredRollback) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  providers::releases::testing::PointCurrent(root_, "releases/1");
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->discovered_rollbacks.size(), 1u);
+  EXPECT_EQ(report->live_problem, "");
+  auto found = plane_->GetDiscoveredRollback(lead_, report->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "1");
+  EXPECT_EQ(found->from_version, "3");
+  EXPECT_EQ(found->details.value("link_relative", false), true);
+  EXPECT_EQ(Manifest().live_version, "1");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+}
+
+// A hand rollback minutes after a deploy of the same version was recorded is still a rollback:
+// the tool marks it one, and only one of Backout's rollbacks can account for it.
+TEST_F(ReleaseManifestTest, HandRollbackNearRecordedDeployIsDiscovered) {
+  Point("1");
+  const core::Time switched = LinkChangedAt(root_);
+  for (int version = 1; version <= 3; ++version) {
+    const auto before = std::chrono::minutes(12 - 2 * version);
+    ASSERT_TRUE(plane_->RecordChange(
+        ci_, NewChange{
+                 .service = "web", .version = std::to_string(version), .time = switched - before}));
+  }
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->discovered_rollbacks.size(), 1u);
+  auto found = plane_->GetDiscoveredRollback(lead_, report->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "1");
+  EXPECT_EQ(found->from_version, "3");
+}
+
+// Backout's records already show release 2 live when the link was last replaced, so the
+// provider's rollback entry names no release it moved away from: no rollback from 2 to 2.
+TEST_F(ReleaseManifestTest, RollbackToRecordedLiveVersionIsNoDiscovery) {
+  Point("2");
+  const core::Time switched = LinkChangedAt(root_);
+  ASSERT_TRUE(plane_->RecordChange(
+      ci_, NewChange{.service = "web", .version = "2", .time = switched - std::chrono::hours(1)}));
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  for (const std::string& id : report->discovered_rollbacks) {
+    auto found = plane_->GetDiscoveredRollback(lead_, id);
+    ASSERT_TRUE(found.has_value()) << found.error().message;
+    EXPECT_NE(found->version, found->from_version) << id;
+  }
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+}
+
+TEST_F(ReleaseManifestTest, DanglingLinkIsKeptAndAudited) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  providers::releases::testing::PointCurrent(root_, "releases/9");
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_NE(report->live_problem.find("'releases/9'"), std::string::npos) << report->live_problem;
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "3");
+  EXPECT_NE(manifest.live_problem.find("dangling"), std::string::npos) << manifest.live_problem;
+
+  auto listed = plane_->ListReleases(lead_, "web");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  EXPECT_EQ((*listed)["agrees_with_folder"], false);
+  EXPECT_NE((*listed)["folder"].value("live_problem", "").find("'releases/9'"), std::string::npos);
+
+  // A second run finds the same problem and writes no second correction.
+  const size_t reconciled = LedgerEntries("release_manifest.reconciled").size();
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  EXPECT_EQ(LedgerEntries("release_manifest.reconciled").size(), reconciled);
+
+  auto findings = evidence::RunAuditChecks(*store_, evidence::AuditOptions{.at = clock_.Now()});
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  const evidence::AuditFinding* broken = nullptr;
+  for (const evidence::AuditFinding& finding : *findings) {
+    if (finding.rule == "release_link_broken") broken = &finding;
+  }
+  ASSERT_NE(broken, nullptr);
+  EXPECT_NE(broken->message.find("service web"), std::string::npos) << broken->message;
+  EXPECT_NE(broken->message.find("'releases/9'"), std::string::npos) << broken->message;
+
+  // Repairing the link clears the problem and the finding.
+  Point("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  EXPECT_EQ(Manifest().live_problem, "");
+  findings = evidence::RunAuditChecks(*store_, evidence::AuditOptions{.at = clock_.Now()});
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  for (const evidence::AuditFinding& finding : *findings) {
+    EXPECT_NE(finding.rule, "release_link_broken") << finding.message;
+  }
+}
+
+TEST_F(ReleaseManifestTest, EqualMarkerTimesOrderByName) {
+  // Two releases completed in the same second count in name order, as the provider lists them.
+  for (const char* version : {"4", "5"}) {
+    providers::releases::testing::MakeRelease(root_, version, true, kBaseSeconds - 3600, kMarker);
+  }
+  Point("5");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  Point("4");
+  auto report = plane_->ReconcileReleaseManifest("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(Manifest().live_version, "4");
+  EXPECT_EQ(StatusOf("5"), "rolled_back");
+}
+
+TEST_F(ReleaseManifestTest, RollbackAndValidationSetStatuses) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  const std::string id = Open(three);
+  core::Assessment assessment = Assess(id, "2");
+  EXPECT_EQ(assessment.target_version, "2");
+  ASSERT_TRUE(plane_->Decide(lead_, id, DecisionRequest{.reason = "3 is broken"}));
+  auto rollback = plane_->RequestRollback(sre_, id, {});
+  ASSERT_TRUE(rollback.has_value()) << rollback.error().message;
+  RunJobs();
+  ASSERT_EQ(Live(), "2");
+
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "2");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "incident/" + id);
+  EXPECT_EQ(StatusOf("2"), "deployed");
+
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  manifest = Manifest();
+  EXPECT_EQ(StatusOf("2"), "validated_good");
+  EXPECT_EQ(manifest.Find("2")->history.back().set_by, "incident/" + id);
+  EXPECT_NE(manifest.Find("2")->history.back().reason.find("recovered"), std::string::npos);
+}
+
+TEST_F(ReleaseManifestTest, TargetSkipsRolledBackRelease) {
+  // 1 and 2 are verified good. Then 2 was switched back to 1 by hand, which reconciliation
+  // records as 2 rolled back, and 3 was deployed.
+  Point("2");
+  core::Change one = Record("1");
+  core::Change two = Record("2");
+  Verify(one, true);
+  Verify(two, true);
+  Point("1");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  ASSERT_EQ(StatusOf("2"), "rolled_back");
+  Point("3");
+  core::Change three = Record("3");
+
+  // The changes alone would choose 2, the latest verified good change before 3.
+  core::Assessment assessment = Assess(Open(three));
+  EXPECT_EQ(assessment.target_version, "1");
+  EXPECT_NE(assessment.target_rule.find("by the release manifest"), std::string::npos)
+      << assessment.target_rule;
+  EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
+  ASSERT_TRUE(assessment.target_change_id.has_value());
+  EXPECT_EQ(*assessment.target_change_id, one.id);
+}
+
+TEST_F(ReleaseManifestTest, TargetSkipsReleaseGoneFromFolder) {
+  // 1 and 2 are verified good, but the deploy tool's cleanup removed release 2's folder.
+  core::Change one = Record("1");
+  core::Change two = Record("2");
+  core::Change three = Record("3");
+  Verify(one, true);
+  Verify(two, true);
+  fs::remove_all(root_ / "releases" / "2");
+
+  core::Assessment assessment = Assess(Open(three));
+  EXPECT_EQ(assessment.target_version, "1");
+  EXPECT_NE(assessment.target_rule.find("release 2 from the changes was not used"),
+            std::string::npos)
+      << assessment.target_rule;
+  EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
+}
+
+TEST_F(ReleaseManifestTest, ProviderRuleSkipsFailedRelease) {
+  Record("1");
+  core::Change two = Record("2");
+  core::Change three = Record("3");
+  Verify(two, false);
+
+  // The provider's own rule would choose 2, the release completed just before the live one.
+  auto provider = plane_->settings()->providers.at("web");
+  auto own_plan = provider->MakePlan("");
+  ASSERT_TRUE(own_plan.has_value()) << own_plan.error().message;
+  EXPECT_EQ(own_plan->target_version, "2");
+
+  core::Assessment assessment = Assess(Open(three));
+  EXPECT_EQ(assessment.target_version, "1");
+  EXPECT_TRUE(assessment.target_rule.starts_with("provider rule, with the release manifest"))
+      << assessment.target_rule;
+  EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
+}
+
+TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
+  Record("1");
+  core::Change two = Record("2");
+  core::Change three = Record("3");
+  Verify(two, false);
+
+  core::Assessment assessment = Assess(Open(three), "2");
+  EXPECT_EQ(assessment.target_version, "2");
+  const core::Precondition* check = nullptr;
+  for (const core::Precondition& precondition : assessment.preconditions) {
+    if (precondition.name == "target release not failed or rolled back") check = &precondition;
+  }
+  ASSERT_NE(check, nullptr);
+  EXPECT_FALSE(check->satisfied);
+  EXPECT_NE(check->detail.find("marks release 2 failed"), std::string::npos) << check->detail;
+}
+
+TEST_F(ReleaseManifestTest, ManifestValidatedGoodOutranksOlderChange) {
+  // 1 is verified good by CI. 2 is validated good only by an incident's validation, which the
+  // changes do not record.
+  core::Change one = Record("1");
+  Verify(one, true);
+  Record("2");
+  core::Change three = Record("3");
+  const std::string first = Open(three);
+  Assess(first, "2");
+  ASSERT_TRUE(plane_->Decide(lead_, first, DecisionRequest{.reason = "3 is broken"}));
+  ASSERT_TRUE(plane_->RequestRollback(sre_, first, {}).has_value());
+  RunJobs();
+  ASSERT_TRUE(plane_->RequestValidation(lead_, first).has_value());
+  RunJobs();
+  ASSERT_EQ(StatusOf("2"), "validated_good");
+
+  // 4 is deployed and suspected next: the latest validated-good release before it is 2.
+  AddRelease("4");
+  Point("4");
+  core::Change four = Record("4");
+  core::Assessment assessment = Assess(Open(four));
+  EXPECT_EQ(assessment.target_version, "2");
+  EXPECT_NE(assessment.target_rule.find("release 2 is validated good"), std::string::npos)
+      << assessment.target_rule;
+}
+
+TEST_F(ReleaseManifestTest, OnlyOneReleaseEndsNoRollbackTarget) {
+  fs::remove_all(root_ / "releases" / "1");
+  fs::remove_all(root_ / "releases" / "2");
+  core::Change three = Record("3");
+  const std::string id = Open(three);
+  core::Assessment assessment = Assess(id);
+  EXPECT_EQ(assessment.target_version, "");
+  EXPECT_NE(assessment.target_rule.find("the release manifest lists no complete release"),
+            std::string::npos)
+      << assessment.target_rule;
+  EXPECT_TRUE(assessment.plan.contains("error")) << assessment.plan.dump();
+
+  EXPECT_NE(assessment.plan.value("error", "").find("no rollback target"), std::string::npos)
+      << assessment.plan.dump();
+
+  // The rollback is refused before any job runs, and nothing changes.
+  ASSERT_TRUE(plane_->Decide(lead_, id, DecisionRequest{.reason = "3 is broken"}));
+  auto rollback = plane_->RequestRollback(sre_, id, {});
+  ASSERT_FALSE(rollback.has_value());
+  EXPECT_EQ(rollback.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_NE(rollback.error().message.find("no rollback target"), std::string::npos)
+      << rollback.error().message;
+  EXPECT_EQ(Live(), "3");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+}
+
+}  // namespace
+}  // namespace backout::app

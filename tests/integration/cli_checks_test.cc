@@ -1,0 +1,166 @@
+// The CLI's input checks and exit statuses as a user sees them. Covers files and flags that are
+// not UTF-8 text, the check commands' statuses (0 clean, 1 findings, 2 usage, 3 could not check),
+// filters naming unknown services or owners, and the table output of reviews and access reviews.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "scenarios.h"
+
+namespace backout::integration {
+namespace {
+
+bool Contains(const std::string& text, std::string_view part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The commands whose exit status separates findings (1) from a check that could not run (3).
+const std::vector<std::vector<std::string>> kCheckCommands = {
+    {"action", "overdue"}, {"access", "review"}, {"audit", "check"}};
+
+class CliChecksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(deployment_.Start()) << ReadFile(deployment_.server_log());
+    ASSERT_NO_FATAL_FAILURE(GrantTeam(deployment_));
+  }
+
+  // Runs the CLI in table format with `token`.
+  CliResult Table(const std::string& token, const std::vector<std::string>& args) {
+    return deployment_.RawCli(args, {{"BACKOUT_TOKEN", token}});
+  }
+
+  // Brings a new incident to documenting: rolled back, validated and documented.
+  void Documented(std::string& incident) {
+    ASSERT_NO_FATAL_FAILURE(OpenIncidentOnV2(deployment_, incident));
+    ASSERT_NO_FATAL_FAILURE(AssessAndApprove(deployment_, incident));
+    ASSERT_CLI_OK(deployment_.Cli("sre-1", {"incident", "rollback", incident, "--wait"}));
+    ASSERT_CLI_OK(deployment_.Cli("lead-1", {"incident", "validate", incident, "--wait"}));
+    ASSERT_CLI_OK(deployment_.Cli(
+        "sre-2", {"incident", "document", incident, "--root-cause", "v2 dropped the retry"}));
+  }
+
+  Deployment deployment_;
+};
+
+TEST_F(CliChecksTest, ReviewWriteRejectsBinaryFile) {
+  const std::filesystem::path file = deployment_.folder() / "binary.md";
+  std::mt19937 random(7);
+  std::string bytes(20 * 1024, '\0');
+  for (char& byte : bytes) byte = static_cast<char>(random() & 0xFF);
+  bytes[0] = '\xFF';  // never valid in UTF-8, whatever the generator produces
+  WriteFile(file, bytes);
+
+  const CliResult result =
+      deployment_.Cli("lead-1", {"review", "write", "INC-1", "--file", file.string()});
+  ASSERT_CLI_EXIT(result, 1);
+  EXPECT_TRUE(Contains(result.err, file.string() + " is not UTF-8 text")) << result.err;
+  EXPECT_FALSE(Contains(result.err, "type_error")) << result.err;
+}
+
+TEST_F(CliChecksTest, ReviewWriteRejectsBlankFile) {
+  for (const std::string content : {"", "  \n\t\n"}) {
+    const std::filesystem::path file = deployment_.folder() / "empty.md";
+    WriteFile(file, content);
+    const CliResult result =
+        deployment_.Cli("lead-1", {"review", "write", "INC-1", "--file", file.string()});
+    ASSERT_CLI_EXIT(result, 1);
+    EXPECT_TRUE(Contains(result.err, file.string() + " is empty or only whitespace")) << result.err;
+  }
+}
+
+TEST_F(CliChecksTest, FlagThatIsNotUtf8IsNamed) {
+  const CliResult result =
+      deployment_.Cli("lead-1", {"action", "add", "INC-1", "--title", "fix \xFF\xFE", "--owner",
+                                 "sre-1", "--due", "2027-01-31"});
+  ASSERT_CLI_EXIT(result, 1);
+  EXPECT_TRUE(Contains(result.err, "--title: the value is not UTF-8 text")) << result.err;
+}
+
+TEST_F(CliChecksTest, CheckCommandsExitThreeOnBadToken) {
+  for (const auto& command : kCheckCommands) {
+    const CliResult result = Table("not-a-token", command);
+    ASSERT_CLI_EXIT(result, 3);
+    EXPECT_TRUE(Contains(result.err, "HTTP 401")) << result.err;
+  }
+}
+
+TEST_F(CliChecksTest, AccessReviewWithoutRoleExitsThree) {
+  const CliResult result = deployment_.Cli("sre-1", {"access", "review"});
+  ASSERT_CLI_EXIT(result, 3);
+  EXPECT_TRUE(Contains(result.err, "access review needs the role")) << result.err;
+}
+
+TEST_F(CliChecksTest, UnknownFiltersAreErrors) {
+  const CliResult overdue = deployment_.Cli("lead-1", {"action", "overdue", "--service", "nosuch"});
+  ASSERT_CLI_EXIT(overdue, 2);
+  EXPECT_TRUE(Contains(overdue.err, "service nosuch is not in the configuration")) << overdue.err;
+
+  const CliResult listed = deployment_.Cli("lead-1", {"action", "list", "--service", "nosuch"});
+  ASSERT_CLI_EXIT(listed, 1);
+  EXPECT_TRUE(Contains(listed.err, "service nosuch is not in the configuration")) << listed.err;
+
+  const CliResult owner = deployment_.Cli("lead-1", {"action", "overdue", "--owner", "ghost"});
+  ASSERT_CLI_EXIT(owner, 2);
+  EXPECT_TRUE(Contains(owner.err, "owner ghost is not on the roster")) << owner.err;
+
+  const CliResult known = deployment_.Cli("lead-1", {"action", "overdue", "--service", "checkout"});
+  ASSERT_CLI_OK(known);
+}
+
+TEST_F(CliChecksTest, FollowUpChecksOwnerEvidenceAndStatus) {
+  std::string incident;
+  ASSERT_NO_FATAL_FAILURE(Documented(incident));
+
+  const CliResult ghost =
+      deployment_.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary", "--owner",
+                                 "ghost", "--due", "2027-01-31"});
+  ASSERT_CLI_EXIT(ghost, 1);
+  EXPECT_TRUE(Contains(ghost.err, "action item owner ghost is not on the roster")) << ghost.err;
+
+  const CliResult added =
+      deployment_.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary", "--owner",
+                                 "sre-2", "--due", "2027-01-31"});
+  ASSERT_CLI_OK(added);
+  const std::string action_id = JsonId(added.Json());
+  const CliResult not_url =
+      deployment_.Cli("sre-2", {"action", "done", action_id, "--evidence", "not a url at all"});
+  ASSERT_CLI_EXIT(not_url, 1);
+  EXPECT_TRUE(Contains(not_url.err, "absolute URL")) << not_url.err;
+
+  // review status prints one line in table format and the whole review in JSON.
+  ASSERT_CLI_OK(deployment_.Cli("lead-1", {"review", "write", incident}));
+  const CliResult admin_grant =
+      deployment_.Cli("admin", {"user", "create", "lead-2", "--role", "engineering-lead"});
+  ASSERT_CLI_OK(admin_grant);
+  const std::string lead_token = admin_grant.Json().value("token", "");
+  const CliResult summary = Table(lead_token, {"review", "status", incident, "in_review"});
+  ASSERT_CLI_OK(summary);
+  EXPECT_EQ(summary.out, "review of " + incident + ": status in_review, owner lead-1\n");
+  const CliResult full = deployment_.Cli("lead-1", {"review", "status", incident, "draft"});
+  ASSERT_CLI_OK(full);
+  EXPECT_FALSE(full.Json().value("markdown", "").empty()) << full.out;
+}
+
+TEST_F(CliChecksTest, AccessReviewTableListsGrants) {
+  const CliResult result = Table(deployment_.AdminToken(), {"access", "review"});
+  ASSERT_LE(result.exit_code, 1) << result.err;
+  EXPECT_TRUE(Contains(result.out, "Grants")) << result.out;
+  EXPECT_TRUE(Contains(result.out, "LIVE TOKENS")) << result.out;
+  EXPECT_TRUE(Contains(result.out, "sre-2")) << result.out;
+  EXPECT_TRUE(Contains(result.out, "devops-engineer")) << result.out;
+}
+
+TEST(CliChecksErrorTest, CheckCommandsExitThreeWhenUnreachable) {
+  testing::TempDir folder;
+  const std::string url = "http://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  for (const auto& command : kCheckCommands) {
+    const CliResult result =
+        RunCli(command, {{"BACKOUT_URL", url}, {"BACKOUT_TOKEN", "x"}}, folder.path());
+    ASSERT_CLI_EXIT(result, 3);
+    EXPECT_TRUE(Contains(result.err, "cannot reach Backout at " + url)) << result.err;
+  }
+}
+
+}  // namespace
+}  // namespace backout::integration
