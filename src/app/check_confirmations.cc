@@ -15,9 +15,6 @@
 namespace backout::app {
 namespace {
 
-// The largest attachment a confirmation may carry (a screenshot or a short recording).
-constexpr size_t kMaxAttachmentBytes = 10 * 1024 * 1024;
-
 core::Result<std::string> DecodeAttachment(const NewAttachment& attachment) {
   const std::string& text = attachment.content_base64;
   if (text.size() % 4 != 0) {
@@ -36,10 +33,10 @@ core::Result<std::string> DecodeAttachment(const NewAttachment& attachment) {
   // EVP_DecodeBlock counts the padding as zero bytes, so drop them.
   size_t padding = text.ends_with("==") ? 2 : (text.ends_with("=") ? 1 : 0);
   out.resize(static_cast<size_t>(decoded) - padding);
-  if (out.size() > kMaxAttachmentBytes) {
+  if (out.size() > core::kMaxConfirmationAttachmentBytes) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "attachment {} has {} bytes; the limit is {} bytes", attachment.name,
-                           out.size(), kMaxAttachmentBytes);
+                           out.size(), core::kMaxConfirmationAttachmentBytes);
   }
   return out;
 }

@@ -9,6 +9,20 @@
 #include "evidence/population.h"
 
 namespace backout::app {
+namespace {
+
+// Checks that the half-open period [from, to) is not empty when both ends are set.
+core::Result<void> CheckPeriod(std::optional<core::Time> from, std::optional<core::Time> to) {
+  if (from && to && !(*from < *to)) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "from {} is not before to {}, so the period is empty (to is "
+                           "exclusive); give a from earlier than to",
+                           core::FormatTime(*from), core::FormatTime(*to));
+  }
+  return {};
+}
+
+}  // namespace
 
 void ControlPlane::SetEvidenceSigner(std::shared_ptr<const ledger::Signer> signer) {
   evidence_signer_ = std::move(signer);
@@ -34,6 +48,7 @@ core::Result<std::string> ControlPlane::ExportEvidence(const Caller& caller, std
 
 core::Result<std::vector<evidence::AuditFinding>> ControlPlane::AuditCheck(
     const Caller& caller, const AuditRequest& request) {
+  BACKOUT_CHECK(CheckPeriod(request.from, request.to));
   const auto current = settings();
   BACKOUT_CHECK(Read(caller, "audit.check", "audit", [&](store::Transaction&) {
     return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
@@ -56,6 +71,7 @@ core::Result<std::vector<evidence::AuditFinding>> ControlPlane::AuditCheck(
 core::Result<nlohmann::json> ControlPlane::Population(const Caller& caller,
                                                       std::optional<core::Time> from,
                                                       std::optional<core::Time> to) {
+  BACKOUT_CHECK(CheckPeriod(from, to));
   const auto current = settings();
   BACKOUT_CHECK(Read(caller, "evidence.population", "population", [&](store::Transaction&) {
     return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
@@ -65,6 +81,7 @@ core::Result<nlohmann::json> ControlPlane::Population(const Caller& caller,
 
 core::Result<std::string> ControlPlane::ExportPeriodEvidence(const Caller& caller, core::Time from,
                                                              core::Time to) {
+  BACKOUT_CHECK(CheckPeriod(from, to));
   const auto current = settings();
   const std::string subject =
       fmt::format("evidence/{}..{}", core::FormatTime(from), core::FormatTime(to));

@@ -561,5 +561,37 @@ TEST_F(EvidenceUseCaseTest, ExecutorMayNotExportPeriod) {
   EXPECT_EQ(bundle.error().code, core::ErrorCode::kPermissionDenied);
 }
 
+// A period whose start is not before its end is empty: an error naming both ends, not an empty
+// result that reads as "no findings".
+TEST_F(EvidenceUseCaseTest, EmptyPeriodIsRejected) {
+  ASSERT_FALSE(RolledBack().empty());
+  const core::Time later = Now() + hours(1);
+  const core::Time earlier = Now() - hours(1);
+  const std::string named = fmt::format("from {} is not before to {}", core::FormatTime(later),
+                                        core::FormatTime(earlier));
+
+  auto audit = plane_->AuditCheck(auditor_, AuditRequest{.from = later, .to = earlier});
+  ASSERT_FALSE(audit.has_value());
+  EXPECT_EQ(audit.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(audit.error().message.find(named), std::string::npos) << audit.error().message;
+
+  auto rows = plane_->Population(auditor_, later, earlier);
+  ASSERT_FALSE(rows.has_value());
+  EXPECT_EQ(rows.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(rows.error().message.find(named), std::string::npos) << rows.error().message;
+
+  auto bundle = plane_->ExportPeriodEvidence(auditor_, later, earlier);
+  ASSERT_FALSE(bundle.has_value());
+  EXPECT_EQ(bundle.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(bundle.error().message.find(named), std::string::npos) << bundle.error().message;
+
+  auto same = plane_->AuditCheck(auditor_, AuditRequest{.from = earlier, .to = earlier});
+  ASSERT_FALSE(same.has_value());
+  EXPECT_EQ(same.error().code, core::ErrorCode::kInvalidArgument);
+
+  auto ordered = plane_->AuditCheck(auditor_, AuditRequest{.from = earlier, .to = later});
+  ASSERT_TRUE(ordered.has_value()) << ordered.error().message;
+}
+
 }  // namespace
 }  // namespace backout::app

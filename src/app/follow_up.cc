@@ -60,22 +60,28 @@ core::Result<void> CheckMayComplete(const Caller& caller, const core::ActionItem
   return std::unexpected(moved.error());
 }
 
-// An evidence link must be an absolute URL without whitespace: a scheme of letters, digits, +, -
-// or . that starts with a letter, then "://" and at least one more character.
+// An evidence link must be an http:// or https:// URL (scheme in any case) with a host and no
+// whitespace or control characters. Other schemes are rejected because readers open the link:
+// javascript: and data: run or show content the server never checked.
 core::Result<void> CheckEvidenceUrl(std::string_view evidence) {
+  std::string scheme;
   const size_t separator = evidence.find("://");
-  const bool scheme_valid =
-      separator != std::string_view::npos && separator > 0 &&
-      std::isalpha(static_cast<unsigned char>(evidence[0])) != 0 &&
-      std::ranges::all_of(evidence.substr(0, separator), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '-' || c == '.';
-      });
-  const bool has_rest = separator != std::string_view::npos && separator + 3 < evidence.size() &&
-                        evidence.find_first_of(" \t\n") == std::string_view::npos;
-  if (scheme_valid && has_rest) return {};
+  if (separator != std::string_view::npos) {
+    for (char c : evidence.substr(0, separator)) {
+      scheme += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  const bool scheme_valid = scheme == "http" || scheme == "https";
+  const bool has_host = separator != std::string_view::npos && separator + 3 < evidence.size() &&
+                        evidence[separator + 3] != '/';
+  const bool printable = std::ranges::none_of(evidence, [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte <= 0x20 || byte == 0x7F;
+  });
+  if (scheme_valid && has_host && printable) return {};
   return core::MakeError(core::ErrorCode::kInvalidArgument,
-                         "invalid evidence link '{}': write an absolute URL (scheme://...), e.g. "
-                         "https://git.example.com/org/repo/pull/42",
+                         "invalid evidence link '{}': only http:// and https:// URLs with a host "
+                         "are accepted, e.g. https://git.example.com/org/repo/pull/42",
                          evidence);
 }
 
@@ -167,14 +173,15 @@ core::Result<void> CheckReviewStatus(std::string_view status) {
                          "invalid review status '{}': use draft, in_review or completed", status);
 }
 
-bool IsActiveOnRoster(std::string_view user, const core::Policy& policy) {
-  auto entry = std::ranges::find(policy.roster, user, &core::User::name);
-  return entry != policy.roster.end() && entry->active;
+// Whether `user` is listed under `users` in the config. The policy's roster is not enough, because
+// it also contains the bootstrap admin, whom the config does not list unless it names "admin".
+bool IsConfiguredUser(std::string_view user, const Config& config) {
+  return std::ranges::find(config.users, user, &UserConfig::name) != config.users.end();
 }
 
-// A review owner must be an active user of the roster in force.
-core::Result<void> CheckReviewOwner(std::string_view owner, const core::Policy& policy) {
-  if (!IsActiveOnRoster(owner, policy)) {
+// A review owner must be a user listed under `users` in the config in force.
+core::Result<void> CheckReviewOwner(std::string_view owner, const Config& config) {
+  if (!IsConfiguredUser(owner, config)) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "review owner {} is not on the roster; name a user listed under "
                            "`users` in the config",
@@ -183,9 +190,9 @@ core::Result<void> CheckReviewOwner(std::string_view owner, const core::Policy& 
   return {};
 }
 
-// An action item owner must be an active user of the roster in force, like a review owner.
-core::Result<void> CheckActionItemOwner(std::string_view owner, const core::Policy& policy) {
-  if (!IsActiveOnRoster(owner, policy)) {
+// An action item owner must be a user listed under `users` in the config, like a review owner.
+core::Result<void> CheckActionItemOwner(std::string_view owner, const Config& config) {
+  if (!IsConfiguredUser(owner, config)) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "action item owner {} is not on the roster; name a user listed under "
                            "`users` in the config",
@@ -354,7 +361,7 @@ core::Result<ReviewView> ControlPlane::SaveReview(const Caller& caller, std::str
 
         std::string owner = request.owner;
         if (owner.empty()) owner = meta.owner.empty() ? caller.name() : meta.owner;
-        if (owner != meta.owner) BACKOUT_CHECK(CheckReviewOwner(owner, current->policy));
+        if (owner != meta.owner) BACKOUT_CHECK(CheckReviewOwner(owner, current->config));
 
         std::optional<core::Change> change;
         if (incident.suspected_change_id) {
@@ -457,7 +464,7 @@ core::Result<ReviewView> ControlPlane::UpdateReview(const Caller& caller, std::s
         const std::string current_status = meta.status.empty() ? "draft" : meta.status;
         const std::string owner = request.owner.empty() ? meta.owner : request.owner;
         const std::string status = request.status.empty() ? current_status : request.status;
-        if (owner != meta.owner) BACKOUT_CHECK(CheckReviewOwner(owner, current->policy));
+        if (owner != meta.owner) BACKOUT_CHECK(CheckReviewOwner(owner, current->config));
         if (status == "completed" && owner.empty()) {
           return core::MakeError(core::ErrorCode::kFailedPrecondition,
                                  "the review of {} has no owner; name one with --owner before "
@@ -518,7 +525,7 @@ core::Result<std::vector<ActionItemRow>> ControlPlane::ListAllActionItems(
                            "`backout service list`",
                            *filter.service);
   }
-  bool owner_known = !filter.owner || IsActiveOnRoster(*filter.owner, current->policy);
+  bool owner_known = !filter.owner || IsConfiguredUser(*filter.owner, current->config);
   BACKOUT_CHECK(Read(
       caller, "action_item.list", "action_item", [&](store::Transaction& tx) -> core::Result<void> {
         BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kRead, current->policy));
@@ -623,7 +630,7 @@ core::Result<core::ActionItem> ControlPlane::AddActionItem(const Caller& caller,
                                  "an action item needs a title, an owner and a due date "
                                  "(YYYY-MM-DD), or no_action with a reason");
         }
-        BACKOUT_CHECK(CheckActionItemOwner(request.owner, current->policy));
+        BACKOUT_CHECK(CheckActionItemOwner(request.owner, current->config));
         BACKOUT_TRY(int64_t number, tx.NextNumber(kActionItemKind));
         item = core::ActionItem{.id = fmt::format("AI-{}", number),
                                 .incident_id = incident.id,

@@ -313,6 +313,23 @@ TEST_F(ReviewAccessTest, OwnerMustBeOnRoster) {
   EXPECT_EQ(write.error().code, core::ErrorCode::kInvalidArgument);
 }
 
+// The bootstrap admin is on the policy's roster but not under `users` in the config.
+TEST_F(ReviewAccessTest, ReviewOwnerMayNotBeBootstrapAdmin) {
+  const std::string id = Documented();
+  auto write = plane_->SaveReview(lead_, id, {.owner = "admin"});
+  ASSERT_FALSE(write.has_value());
+  EXPECT_EQ(write.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(write.error().message, "review owner admin is not on the roster"))
+      << write.error().message;
+
+  ASSERT_TRUE(plane_->SaveReview(lead_, id, {}).has_value());
+  auto update = plane_->UpdateReview(lead_, id, {.owner = "admin"});
+  ASSERT_FALSE(update.has_value());
+  EXPECT_EQ(update.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(update.error().message, "`users` in the config")) << update.error().message;
+  EXPECT_EQ(LedgerCount("review.owner_changed"), 1);  // "" -> lead-1 by the write only
+}
+
 TEST_F(ReviewAccessTest, InvalidStatusIsRejected) {
   const std::string id = Documented();
   ASSERT_TRUE(plane_->SaveReview(lead_, id, {}).has_value());
@@ -492,21 +509,40 @@ TEST_F(ReviewAccessTest, ActionOwnerMustBeOnRoster) {
   EXPECT_EQ(LedgerCount("action_item.added"), 0);
 }
 
-TEST_F(ReviewAccessTest, DoneNeedsAbsoluteEvidenceUrl) {
+TEST_F(ReviewAccessTest, ActionOwnerMayNotBeBootstrapAdmin) {
+  const std::string id = Documented();
+  auto admin = plane_->AddActionItem(
+      lead_, id,
+      {.title = "rewrite", .owner = "admin", .due = core::ParseDate("2027-01-01").value()});
+  ASSERT_FALSE(admin.has_value());
+  EXPECT_EQ(admin.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(admin.error().message, "action item owner admin is not on the roster"))
+      << admin.error().message;
+  EXPECT_TRUE(Contains(admin.error().message, "`users` in the config")) << admin.error().message;
+  EXPECT_EQ(LedgerCount("action_item.added"), 0);
+}
+
+TEST_F(ReviewAccessTest, DoneNeedsHttpEvidenceUrl) {
   const std::string id = Documented();
   auto item = plane_->AddActionItem(
       lead_, id,
       {.title = "rewrite", .owner = "sre-1", .due = core::ParseDate("2027-01-01").value()});
   ASSERT_TRUE(item.has_value()) << item.error().message;
-  for (const std::string bad : {"not a url at all", "git.example/pr/7", "://x", "https://"}) {
+  for (const std::string bad :
+       {"not a url at all", "git.example/pr/7", "://x", "https://", "https:///pr/7",
+        "javascript:alert(1)", "javascript://%0Aalert(1)", "data:text/html,<b>x</b>",
+        "data://text/html,x", "ftp://git.example/pr/7", "file:///etc/passwd",
+        "https://git.example/pr 7", "https://git.example/\x01"}) {
     auto done = plane_->CompleteActionItem(sre_, item->id, {.evidence = bad});
     ASSERT_FALSE(done.has_value()) << bad;
     EXPECT_EQ(done.error().code, core::ErrorCode::kInvalidArgument) << bad;
-    EXPECT_TRUE(Contains(done.error().message, "absolute URL")) << done.error().message;
+    EXPECT_TRUE(Contains(done.error().message, "only http:// and https:// URLs"))
+        << done.error().message;
   }
-  auto done = plane_->CompleteActionItem(sre_, item->id, {.evidence = "https://git.example/pr/7"});
+  EXPECT_EQ(LedgerCount("action_item.completed"), 0);
+  auto done = plane_->CompleteActionItem(sre_, item->id, {.evidence = "HTTPS://git.example/pr/7"});
   ASSERT_TRUE(done.has_value()) << done.error().message;
-  EXPECT_EQ(done->evidence_link, "https://git.example/pr/7");
+  EXPECT_EQ(done->evidence_link, "HTTPS://git.example/pr/7");
 }
 
 TEST_F(ReviewAccessTest, ClosedIncidentReviewWriteNamesStatus) {

@@ -114,8 +114,10 @@ void AddActionList(CLI::App& action, int& exit_status) {
   command->add_option("--limit", flags->limit, "Show at most this many items; 0 shows all")
       ->capture_default_str();
   command->add_flag("--overdue", flags->overdue, "Only open items past their due date (UTC)");
-  command->add_option("--owner", flags->owner, "Only items owned by this user");
-  command->add_option("--service", flags->service, "Only items of this service's incidents");
+  command->add_option("--owner", flags->owner, "Only items owned by this user")
+      ->check(NonEmptyValidator());
+  command->add_option("--service", flags->service, "Only items of this service's incidents")
+      ->check(NonEmptyValidator());
   SetClientCallback(
       *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
         const bool filtered = flags->overdue || !flags->owner.empty() || !flags->service.empty();
@@ -145,8 +147,10 @@ void AddActionOverdue(CLI::App& action, int& exit_status) {
       "Report open action items past their due date with the days each is late. Exit status: 0 "
       "none overdue, 1 some overdue, 2 usage error (such as an unknown --service or --owner), 3 "
       "could not check (server unreachable, token rejected, server error)");
-  command->add_option("--owner", flags->owner, "Only items owned by this user");
-  command->add_option("--service", flags->service, "Only items of this service's incidents");
+  command->add_option("--owner", flags->owner, "Only items owned by this user")
+      ->check(NonEmptyValidator());
+  command->add_option("--service", flags->service, "Only items of this service's incidents")
+      ->check(NonEmptyValidator());
   SetCheckCallback(*command, flags->client, exit_status,
                    [flags](ClientContext& context) -> core::Result<int> {
                      auto report = ReadReport(context, "", flags->owner, flags->service, true);
@@ -179,7 +183,7 @@ void AddActionDone(CLI::App& action, int& exit_status) {
   auto* outcome = command->add_option_group("outcome", "How the item ends (one is needed)");
   outcome->add_option(
       "--evidence", flags->evidence,
-      "Absolute URL (scheme://...) of what shows the work is done, e.g. a merged pull request");
+      "http:// or https:// URL of what shows the work is done, e.g. a merged pull request");
   auto* not_doing = outcome->add_flag("--not-doing", flags->not_doing,
                                       "Close the item without doing it; needs --reason");
   outcome->require_option(1);

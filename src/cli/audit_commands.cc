@@ -32,6 +32,8 @@ void AddCheck(CLI::App& audit, int& exit_status) {
       ->check(TimeValidator());
   command->add_option("--at", flags->at, "Evaluate as of this time (RFC 3339); now when absent")
       ->check(TimeValidator());
+  // An empty period would find nothing and exit 0, so it is a usage error before connecting.
+  command->parse_complete_callback([flags] { CheckPeriodOrder(flags->from, flags->to); });
   SetCheckCallback(*command, flags->client, exit_status,
                    [flags](ClientContext& context) -> core::Result<int> {
                      auto answer = context.api.Get(

@@ -120,7 +120,8 @@ void AddChangeList(CLI::App& change, int& exit_status) {
   };
   auto flags = std::make_shared<Flags>();
   auto* command = change.add_subcommand("list", "List recorded changes");
-  command->add_option("--service", flags->service, "Show only changes of this service");
+  command->add_option("--service", flags->service, "Show only changes of this service")
+      ->check(NonEmptyValidator());
   command->add_option("--limit", flags->limit, "Show at most this many changes; 0 shows all")
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {

@@ -6,6 +6,7 @@
 #include "cli/client_command.h"
 #include "cli/client_commands.h"
 #include "cli/request_fields.h"
+#include "core/domain.h"
 
 namespace backout::cli {
 
@@ -26,7 +27,9 @@ void AddCheckCommands(CLI::App& app, int& exit_status) {
   command->add_option("ID", flags->id, "Incident id, e.g. INC-1")->required();
   command->add_option("NAME", flags->check, "Name of the service's manual check")->required();
   command->add_option("--note", flags->note, "What you tested and what you saw")->required();
-  command->add_option("--attach", flags->attachment, "File to attach, e.g. a screenshot")
+  command
+      ->add_option("--attach", flags->attachment,
+                   "File to attach, e.g. a screenshot; at most 10 MiB (10485760 bytes)")
       ->check(CLI::ExistingFile);
   command->add_flag("--failed", flags->failed,
                     "Record that the test failed (by default the check is confirmed as passed)");
@@ -34,7 +37,7 @@ void AddCheckCommands(CLI::App& app, int& exit_status) {
       *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
         Json body = {{"passed", !flags->failed}, {"note", flags->note}};
         if (!flags->attachment.empty()) {
-          auto content = ReadWholeFile(flags->attachment);
+          auto content = ReadFileUpTo(flags->attachment, core::kMaxConfirmationAttachmentBytes);
           if (!content) return std::unexpected(content.error());
           body["attachment"] = {
               {"name", std::filesystem::path(flags->attachment).filename().string()},

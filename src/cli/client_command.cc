@@ -1,6 +1,9 @@
 #include "cli/client_command.h"
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -63,32 +66,29 @@ int RunClient(const ClientFlags& flags, const ClientBody& body,
 
 namespace {
 
-// Wraps `body` so it first checks every option of `command` for UTF-8 text.
-// NOTE: this also rejects a file path option whose name is not UTF-8.
-ClientBody WithTextCheck(const CLI::App& command, ClientBody body) {
-  return [&command, body = std::move(body)](ClientContext& context) -> core::Result<int> {
-    for (const CLI::Option* option : command.get_options()) {
-      if (auto checked = CheckOptionText(*option); !checked) {
-        return std::unexpected(checked.error());
-      }
-    }
-    return body(context);
-  };
+// Runs `body` unless an option value of `command` is not UTF-8 text, which is a usage error.
+int RunClientWithText(const CLI::App& command, const ClientFlags& flags, const ClientBody& body,
+                      const std::function<int(const core::Error&)>& error_status = {}) {
+  if (auto checked = CheckOptionsText(command); !checked) {
+    PrintNote(fmt::format("error: {}\n", checked.error().message));
+    return kExitUsage;
+  }
+  return RunClient(flags, body, error_status);
 }
 
 }  // namespace
 
 void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body) {
   AddClientFlags(command, flags);
-  command.callback([&flags, &exit_status, body = WithTextCheck(command, std::move(body))] {
-    exit_status = RunClient(flags, body);
+  command.callback([&command, &flags, &exit_status, body = std::move(body)] {
+    exit_status = RunClientWithText(command, flags, body);
   });
 }
 
 void SetCheckCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body) {
   AddClientFlags(command, flags);
-  command.callback([&flags, &exit_status, body = WithTextCheck(command, std::move(body))] {
-    exit_status = RunClient(flags, body, CheckErrorStatus);
+  command.callback([&command, &flags, &exit_status, body = std::move(body)] {
+    exit_status = RunClientWithText(command, flags, body, CheckErrorStatus);
   });
 }
 
@@ -133,6 +133,54 @@ core::Result<std::string> ReadWholeFile(const std::string& path) {
   return content.str();
 }
 
+core::Result<std::string> ReadFileUpTo(const std::string& path, size_t max_bytes) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "{} is not a regular file{}; pass the path of a file", path,
+                           error ? fmt::format(" ({})", error.message()) : std::string());
+  }
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  if (error) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "cannot read the size of {}: {}; check the path and its permissions",
+                           path, error.message());
+  }
+
+  if (size > max_bytes) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "{} has {} bytes, over the limit of {} bytes; use a smaller file", path,
+                           size, max_bytes);
+  }
+
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "cannot open {}: check the path and its permissions", path);
+  }
+
+  // Reads in chunks up to one byte past the limit, which distinguishes a file that grew since the
+  // size check from one exactly at the limit.
+  std::string content;
+  content.reserve(static_cast<size_t>(size));
+  std::array<char, 64 * 1024> chunk{};
+  while (content.size() <= max_bytes && file) {
+    const size_t wanted = std::min(chunk.size(), max_bytes + 1 - content.size());
+    file.read(chunk.data(), static_cast<std::streamsize>(wanted));
+    content.append(chunk.data(), static_cast<size_t>(file.gcount()));
+  }
+  if (file.bad()) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument, "reading {} failed", path);
+  }
+  if (content.size() > max_bytes) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "{} grew to over {} bytes, the limit, while it was read; use a file "
+                           "that is not being written",
+                           path, max_bytes);
+  }
+  return content;
+}
+
 core::Result<std::string> ReadTextFile(const std::string& path) {
   // The server refuses text bodies over 1 MiB, so reading stops one byte past that: a huge file
   // or a device such as /dev/zero is refused here instead of filling memory.
@@ -173,6 +221,34 @@ core::Result<void> CheckOptionText(const CLI::Option& option) {
     }
   }
   return {};
+}
+
+core::Result<void> CheckOptionsText(const CLI::App& command) {
+  for (const CLI::Option* option : command.get_options()) {
+    if (auto checked = CheckOptionText(*option); !checked) return checked;
+  }
+  return {};
+}
+
+void CheckPeriodOrder(const std::string& from, const std::string& to) {
+  if (from.empty() || to.empty()) return;
+  auto start = core::ParseTime(from);
+  auto end = core::ParseTime(to);
+  if (start && end && !(*start < *end)) {
+    throw CLI::ValidationError(fmt::format(
+        "--from {} is not before --to {}, so the period is empty (--to is exclusive); give a "
+        "--from earlier than --to",
+        from, to));
+  }
+}
+
+CLI::Validator NonEmptyValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        return text.empty() ? "the value is empty; give a value or leave the option out"
+                            : std::string();
+      },
+      "", "non-empty");
 }
 
 CLI::Validator TimeValidator() {

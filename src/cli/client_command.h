@@ -44,7 +44,8 @@ int RunClient(const ClientFlags& flags, const ClientBody& body,
 
 // Makes `command` a leaf client command: adds the client flags and a callback that runs `body`
 // and stores the exit status in `exit_status`. Before `body` runs, every option value must be
-// UTF-8 text, because values go into JSON request bodies; an invalid one is an error naming it.
+// UTF-8 text, because values go into JSON request bodies. An invalid one is a usage error
+// (kExitUsage) naming the option.
 void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body);
 
 // Like SetClientCallback for a check command, whose findings exit kExitFailed: an error exits
@@ -69,12 +70,29 @@ void PrintNote(std::string_view text);
 // Reads a whole file; fails with kInvalidArgument naming the path when it cannot be read.
 core::Result<std::string> ReadWholeFile(const std::string& path);
 
+// Reads a regular file of at most `max_bytes` bytes. A file whose size is over the limit is
+// rejected before any byte is read, and the read stops one byte past the limit, so a file that
+// grows meanwhile is rejected too. Errors are kInvalidArgument naming the path, and the size and
+// the limit when the file is too large.
+core::Result<std::string> ReadFileUpTo(const std::string& path, size_t max_bytes);
+
 // Reads a whole text file that goes into a JSON request; fails with kInvalidArgument naming the
 // path when it cannot be read or is not UTF-8 text.
 core::Result<std::string> ReadTextFile(const std::string& path);
 
 // Checks that each value of `option` is UTF-8 text; the error names the option.
 core::Result<void> CheckOptionText(const CLI::Option& option);
+
+// Checks every option of `command` with CheckOptionText.
+core::Result<void> CheckOptionsText(const CLI::App& command);
+
+// Throws CLI::ValidationError, a usage error, naming both values when `from` and `to` are both
+// set and `from` is not before `to`: the half-open period [from, to) is then empty. Both are
+// RFC 3339 times that a validator has already accepted.
+void CheckPeriodOrder(const std::string& from, const std::string& to);
+
+// Rejects an empty value. Filter options use it because an empty filter would match everything.
+CLI::Validator NonEmptyValidator();
 
 // Validates an RFC 3339 time option ("2026-12-04T17:05:41Z").
 CLI::Validator TimeValidator();

@@ -80,5 +80,93 @@ TEST(CheckErrorStatusTest, SeparatesUsageFromCouldNotCheck) {
   }
 }
 
+// Parses `args` (without the program name) with `app`.
+void Parse(CLI::App& app, std::vector<std::string> args) {
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+}
+
+TEST(SetClientCallbackTest, FlagNotUtf8IsUsageError) {
+  CLI::App app;
+  CLI::App* command = app.add_subcommand("add");
+  std::string title;
+  command->add_option("--title", title);
+  ClientFlags flags;
+  int exit_status = -1;
+  bool body_ran = false;
+  SetClientCallback(*command, flags, exit_status, [&body_ran](ClientContext&) -> core::Result<int> {
+    body_ran = true;
+    return kExitOk;
+  });
+  Parse(app, {"add", "--title", "fix \xff", "--url", "http://127.0.0.1:9"});
+  EXPECT_EQ(exit_status, kExitUsage);
+  EXPECT_FALSE(body_ran);
+}
+
+TEST(NonEmptyValidatorTest, NamesOptionWithEmptyValue) {
+  CLI::App app;
+  std::string service;
+  app.add_option("--service", service)->check(NonEmptyValidator());
+  try {
+    Parse(app, {"--service", ""});
+    FAIL() << "an empty --service was accepted";
+  } catch (const CLI::ValidationError& error) {
+    EXPECT_TRUE(std::string(error.what()).starts_with("--service: the value is empty"))
+        << error.what();
+    EXPECT_EQ(app.exit(error), static_cast<int>(CLI::ExitCodes::ValidationError));
+  }
+
+  CLI::App accepting;
+  accepting.add_option("--service", service)->check(NonEmptyValidator());
+  Parse(accepting, {"--service", "checkout"});
+  EXPECT_EQ(service, "checkout");
+}
+
+TEST(CheckPeriodOrderTest, RejectsEmptyPeriodNamingBothValues) {
+  try {
+    CheckPeriodOrder("2026-12-05T00:00:00Z", "2026-12-01T00:00:00Z");
+    FAIL() << "a reversed period was accepted";
+  } catch (const CLI::ValidationError& error) {
+    EXPECT_TRUE(std::string(error.what())
+                    .starts_with("--from 2026-12-05T00:00:00Z is not before --to "
+                                 "2026-12-01T00:00:00Z"))
+        << error.what();
+  }
+  EXPECT_THROW(CheckPeriodOrder("2026-12-01T00:00:00Z", "2026-12-01T00:00:00Z"),
+               CLI::ValidationError);
+  EXPECT_NO_THROW(CheckPeriodOrder("2026-12-01T00:00:00Z", "2026-12-05T00:00:00Z"));
+  EXPECT_NO_THROW(CheckPeriodOrder("2026-12-05T00:00:00Z", ""));
+  EXPECT_NO_THROW(CheckPeriodOrder("", "2026-12-01T00:00:00Z"));
+}
+
+TEST(ReadFileUpToTest, RejectsFileOverLimitNamingSizes) {
+  testing::TempDir dir;
+  const std::string path = WriteTemp(dir, "shot.png", std::string(101, 'x'));
+  auto over = ReadFileUpTo(path, 100);
+  ASSERT_FALSE(over.has_value());
+  EXPECT_EQ(over.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(over.error().message,
+            path + " has 101 bytes, over the limit of 100 bytes; use a smaller file");
+
+  auto at_limit = ReadFileUpTo(WriteTemp(dir, "fits.png", std::string(100, 'y')), 100);
+  ASSERT_TRUE(at_limit.has_value()) << at_limit.error().message;
+  EXPECT_EQ(*at_limit, std::string(100, 'y'));
+}
+
+// Files under /proc report a size of 0 but have content, like a file that grows after the size
+// check, so the bounded read must stop them.
+TEST(ReadFileUpToTest, StopsReadingPastLimit) {
+  auto grown = ReadFileUpTo("/proc/self/status", 16);
+  ASSERT_FALSE(grown.has_value());
+  EXPECT_NE(grown.error().message.find("/proc/self/status grew to over 16 bytes"),
+            std::string::npos)
+      << grown.error().message;
+
+  auto device = ReadFileUpTo("/dev/zero", 16);
+  ASSERT_FALSE(device.has_value());
+  EXPECT_NE(device.error().message.find("/dev/zero is not a regular file"), std::string::npos)
+      << device.error().message;
+}
+
 }  // namespace
 }  // namespace backout::cli

@@ -27,7 +27,8 @@ void AddDiscoveredList(CLI::App& discovered, int& exit_status) {
   auto flags = std::make_shared<Flags>();
   auto* command = discovered.add_subcommand(
       "list", "List rollbacks found in the tools' own history that Backout did not perform");
-  command->add_option("--service", flags->service, "Only those of this service");
+  command->add_option("--service", flags->service, "Only those of this service")
+      ->check(NonEmptyValidator());
   command->add_option("--state", flags->state, "Only those in this state")
       ->check(CLI::IsMember({"open", "linked", "documented"}));
   command->add_option("--limit", flags->limit, "Show at most this many; 0 shows all")

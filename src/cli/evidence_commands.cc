@@ -48,8 +48,8 @@ CLI::Validator TimeOrDateValidator() {
       "DATE|TIME", "date or RFC 3339 time");
 }
 
-// Checks that exactly one of an incident id and a period is given. Otherwise it throws a usage
-// error that names the form to use.
+// Checks that exactly one of an incident id and a period is given, and that the period is not
+// empty. Otherwise it throws a usage error that names the form to use.
 void CheckExportForm(const std::string& incident_id, const std::string& from,
                      const std::string& to) {
   const bool period = !from.empty() || !to.empty();
@@ -68,6 +68,7 @@ void CheckExportForm(const std::string& incident_id, const std::string& from,
   if (period && (from.empty() || to.empty())) {
     throw CLI::ValidationError("export", "a period needs both --from and --to (--to is exclusive)");
   }
+  CheckPeriodOrder(from, to);
 }
 
 void AddExport(CLI::App& evidence, int& exit_status) {
@@ -317,6 +318,7 @@ void AddPopulation(CLI::App& evidence, int& exit_status) {
       ->check(CLI::IsMember({"csv", "json"}))
       ->capture_default_str();
   command->callback([flags, &exit_status] {
+    CheckPeriodOrder(flags->from, flags->to);
     exit_status = RunClient(flags->client, [flags](ClientContext& context) -> core::Result<int> {
       auto answer = context.api.Get(
           WithQuery("/api/v1/evidence/population", {{"from", flags->from}, {"to", flags->to}}));

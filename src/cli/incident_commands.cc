@@ -152,9 +152,12 @@ void AddIncidentList(CLI::App& incident, int& exit_status) {
   };
   auto flags = std::make_shared<Flags>();
   auto* command = incident.add_subcommand("list", "List incidents, newest first");
-  command->add_option("--service", flags->service, "Show only incidents of this service");
-  command->add_option("--state", flags->state,
-                      "Show only incidents in this state, e.g. assessing or closed");
+  command->add_option("--service", flags->service, "Show only incidents of this service")
+      ->check(NonEmptyValidator());
+  command
+      ->add_option("--state", flags->state,
+                   "Show only incidents in this state, e.g. assessing or closed")
+      ->check(NonEmptyValidator());
   command->add_option("--limit", flags->limit, "Show at most this many incidents; 0 shows all")
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {

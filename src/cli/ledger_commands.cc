@@ -491,7 +491,15 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
   consistency->add_option("--to", flags->to, "Size of the newer tree, in entries")
       ->required()
       ->check(CLI::NonNegativeNumber);
-  consistency->callback([flags, &exit_status] { exit_status = RunConsistency(*flags); });
+  consistency->callback([flags, &exit_status] {
+    // A reversed range is a usage error; a range past the ledger's size needs the database.
+    if (flags->from > flags->to) {
+      throw CLI::ValidationError(fmt::format(
+          "--from {} is larger than --to {}; the older tree cannot be larger than the newer one",
+          flags->from, flags->to));
+    }
+    exit_status = RunConsistency(*flags);
+  });
 
   auto* sample = ledger_cmd->add_subcommand(
       "sample", "Write a sample ledger of incident events, for trying the verifier");

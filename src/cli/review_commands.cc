@@ -71,9 +71,11 @@ void AddReviewWrite(CLI::App& review, int& exit_status) {
       ->add_option("--file", flags->file,
                    "Markdown file with the review; replaces any review stored before")
       ->check(CLI::ExistingFile);
-  command->add_option("--owner", flags->owner,
-                      "User on the roster who carries the review to completion; the caller on a "
-                      "first write when absent");
+  command
+      ->add_option("--owner", flags->owner,
+                   "User on the roster who carries the review to completion; the caller on a "
+                   "first write when absent")
+      ->check(NonEmptyValidator());
   SetClientCallback(
       *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
         Json body = Json::object();
@@ -139,7 +141,8 @@ void AddReviewStatus(CLI::App& review, int& exit_status) {
   command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1")->required();
   command->add_option("STATUS", flags->status, "draft, in_review or completed")
       ->check(CLI::IsMember({"draft", "in_review", "completed"}));
-  command->add_option("--owner", flags->owner, "New owner, a user on the roster");
+  command->add_option("--owner", flags->owner, "New owner, a user on the roster")
+      ->check(NonEmptyValidator());
   command->parse_complete_callback([flags] {
     if (flags->status.empty() && flags->owner.empty()) {
       throw CLI::ValidationError("give a STATUS, --owner, or both", CLI::ExitCodes::RequiredError);

@@ -11,6 +11,7 @@
 // throws as nlohmann does, so call FromJson<T>() to get a Result instead.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -146,6 +147,11 @@ struct TimelineEvent {
 
   bool operator==(const TimelineEvent&) const = default;
 };
+
+// The largest attachment a manual check confirmation may carry (a screenshot or a short
+// recording), in bytes. The server rejects larger ones, and the CLI checks a file's size before
+// reading it.
+inline constexpr std::size_t kMaxConfirmationAttachmentBytes = std::size_t{10} << 20;
 
 struct Attachment {
   std::string name;

@@ -562,7 +562,7 @@ void AddFollowUpRoutes(Router& router, app::ControlPlane& plane) {
       .operation_id = "completeActionItem",
       .summary = "Mark an action item done with an evidence link, or not_doing with a reason.",
       .request_body = ObjectSchema(
-          "", {Optional("evidence", StringSchema("A link to the "
+          "", {Optional("evidence", StringSchema("An http:// or https:// URL of the "
                                                  "evidence.")),
                Optional("not_doing", BooleanSchema("")), Optional("reason", StringSchema(""))}),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {

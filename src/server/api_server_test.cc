@@ -358,6 +358,61 @@ TEST_F(ApiServerTest, PathOrQueryNotUtf8IsRejected) {
   EXPECT_EQ(fine->body.find("not UTF-8"), std::string::npos) << fine->body;
 }
 
+TEST_F(ApiServerTest, EmptyFilterParameterIsRejected) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/api/v1/changes?service=", "service"},
+      {"/api/v1/incidents?service=", "service"},
+      {"/api/v1/incidents?state=", "state"},
+      {"/api/v1/discovered-rollbacks?service=", "service"},
+      {"/api/v1/action-items?owner=", "owner"},
+      {"/api/v1/action-items?service=checkout&overdue=", "overdue"},
+      {"/api/v1/notifications?failed=", "failed"},
+      {"/api/v1/signals?service=", "service"},
+      {"/api/v1/audit/findings?from=", "from"},
+      {"/api/v1/evidence/population?to=", "to"},
+  };
+  for (const auto& [path, name] : cases) {
+    SCOPED_TRACE(path);
+    ExpectError(Client(lead_token_).Get(path), 400,
+                fmt::format("query parameter `{}` is empty", name));
+  }
+
+  // The page cursor may be empty: it means the first page.
+  auto first_page = Client(lead_token_).Get("/api/v1/changes?after=");
+  ASSERT_TRUE(first_page);
+  EXPECT_EQ(first_page->status, 200) << first_page->body;
+}
+
+TEST_F(ApiServerTest, EmptyPeriodIsRejected) {
+  for (const std::string path :
+       {"/api/v1/audit/findings", "/api/v1/evidence", "/api/v1/evidence/population"}) {
+    SCOPED_TRACE(path);
+    ExpectError(
+        Client(lead_token_).Get(path + "?from=2026-12-05T00:00:00Z&to=2026-12-01T00:00:00Z"), 400,
+        "from 2026-12-05T00:00:00Z is not before to 2026-12-01T00:00:00Z");
+  }
+}
+
+// A confirmation may carry an attachment up to the 10 MiB limit, so its body limit is larger
+// than the server's default of 1 MiB.
+TEST_F(ApiServerTest, ConfirmationBodyFitsLargestAttachment) {
+  const std::string path = "/api/v1/incidents/INC-404/checks/smoke/confirm";
+  const std::string base64_of_two_mib((size_t{2} << 20) / 3 * 4, 'A');
+  const json body = {{"note", "saw the page"},
+                     {"attachment", {{"name", "shot.png"}, {"content_base64", base64_of_two_mib}}}};
+  auto fits = Client(lead_token_).Post(path, body.dump(), "application/json");
+  ASSERT_TRUE(fits);
+  EXPECT_EQ(fits->status, 404) << fits->body.substr(0, 400);
+
+  const std::string base64_of_eleven_mib((size_t{11} << 20) / 3 * 4, 'A');
+  const json too_large = {
+      {"note", "saw the page"},
+      {"attachment", {{"name", "shot.png"}, {"content_base64", base64_of_eleven_mib}}}};
+  auto rejected = Client(lead_token_).Post(path, too_large.dump(), "application/json");
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
+}
+
 TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {
   auto recorded = Client(ci_token_).Post(
       "/api/v1/changes",

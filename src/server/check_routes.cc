@@ -1,10 +1,21 @@
 #include "server/check_routes.h"
 
+#include "core/domain.h"
 #include "server/schema.h"
 
 namespace backout::server {
 
 using nlohmann::json;
+
+namespace {
+
+// The body limit of a confirmation: the largest attachment in base64 (4 characters for every 3
+// bytes, padded) plus 1 MiB for the note and the JSON around them. The server's default body
+// limit of 1 MiB would otherwise reject attachments far below kMaxConfirmationAttachmentBytes.
+constexpr size_t kConfirmationBodyBytes =
+    (core::kMaxConfirmationAttachmentBytes + 2) / 3 * 4 + (size_t{1} << 20);
+
+}  // namespace
 
 void AddCheckRoutes(Router& router, app::ControlPlane& plane) {
   router.Add(Route{
@@ -36,7 +47,8 @@ void AddCheckRoutes(Router& router, app::ControlPlane& plane) {
                                             request.path_parameters.at("name"), confirmation);
         if (!confirmed) return std::unexpected(confirmed.error());
         return HttpResponse{.status = 200, .body = *std::move(confirmed)};
-      }});
+      },
+      .max_body_bytes = kConfirmationBodyBytes});
 }
 
 }  // namespace backout::server

@@ -74,6 +74,14 @@ core::Result<void> ValidateQuery(const Route& route,
                              route.method, route.path,
                              names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")));
     }
+    // An empty filter would match everything, so it is an error rather than no filter. The page
+    // cursor `after` is the exception: empty means the first page.
+    if (value.empty() && name != "after") {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "query parameter `{}` is empty; give a value or leave the parameter "
+                             "out",
+                             name);
+    }
     if (declared->schema.type == JsonType::kInteger) {
       int64_t number = 0;
       const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);

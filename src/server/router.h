@@ -93,8 +93,9 @@ class Router {
   std::vector<Route> routes_;
 };
 
-// Checks the query string against the route's declared parameters: unknown names and integers
-// that do not parse are rejected with kInvalidArgument naming the parameter.
+// Checks the query string against the route's declared parameters: unknown names, empty values
+// (except the page cursor `after`), integers that do not parse and values outside an enum are
+// rejected with kInvalidArgument naming the parameter.
 core::Result<void> ValidateQuery(const Route& route,
                                  const std::map<std::string, std::string>& query);
 

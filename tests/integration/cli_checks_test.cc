@@ -1,9 +1,13 @@
 // The CLI's input checks and exit statuses as a user sees them. Covers files and flags that are
 // not UTF-8 text, the check commands' statuses (0 clean, 1 findings, 2 usage, 3 could not check),
-// filters naming unknown services or owners, and the table output of reviews and access reviews.
+// filters naming unknown services or owners, empty filters and periods, attachments over the
+// limit, and the table output of reviews and access reviews.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
+
+#include <fmt/format.h>
 
 #include "scenarios.h"
 
@@ -73,7 +77,7 @@ TEST_F(CliChecksTest, FlagThatIsNotUtf8IsNamed) {
   const CliResult result =
       deployment_.Cli("lead-1", {"action", "add", "INC-1", "--title", "fix \xFF\xFE", "--owner",
                                  "sre-1", "--due", "2027-01-31"});
-  ASSERT_CLI_EXIT(result, 1);
+  ASSERT_CLI_EXIT(result, 2);
   EXPECT_TRUE(Contains(result.err, "--title: the value is not UTF-8 text")) << result.err;
 }
 
@@ -118,6 +122,13 @@ TEST_F(CliChecksTest, FollowUpChecksOwnerEvidenceAndStatus) {
   ASSERT_CLI_EXIT(ghost, 1);
   EXPECT_TRUE(Contains(ghost.err, "action item owner ghost is not on the roster")) << ghost.err;
 
+  // The bootstrap admin can sign in but is not listed under `users` in the config.
+  const CliResult admin =
+      deployment_.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary", "--owner",
+                                 "admin", "--due", "2027-01-31"});
+  ASSERT_CLI_EXIT(admin, 1);
+  EXPECT_TRUE(Contains(admin.err, "action item owner admin is not on the roster")) << admin.err;
+
   const CliResult added =
       deployment_.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary", "--owner",
                                  "sre-2", "--due", "2027-01-31"});
@@ -126,7 +137,13 @@ TEST_F(CliChecksTest, FollowUpChecksOwnerEvidenceAndStatus) {
   const CliResult not_url =
       deployment_.Cli("sre-2", {"action", "done", action_id, "--evidence", "not a url at all"});
   ASSERT_CLI_EXIT(not_url, 1);
-  EXPECT_TRUE(Contains(not_url.err, "absolute URL")) << not_url.err;
+  EXPECT_TRUE(Contains(not_url.err, "only http:// and https:// URLs")) << not_url.err;
+  for (const std::string script : {"javascript://%0Aalert(1)", "data://text/html,hi"}) {
+    const CliResult rejected =
+        deployment_.Cli("sre-2", {"action", "done", action_id, "--evidence", script});
+    ASSERT_CLI_EXIT(rejected, 1);
+    EXPECT_TRUE(Contains(rejected.err, "invalid evidence link '" + script + "'")) << rejected.err;
+  }
 
   // review status prints one line in table format and the whole review in JSON.
   ASSERT_CLI_OK(deployment_.Cli("lead-1", {"review", "write", incident}));
@@ -160,6 +177,74 @@ TEST(CliChecksErrorTest, CheckCommandsExitThreeWhenUnreachable) {
     ASSERT_CLI_EXIT(result, 3);
     EXPECT_TRUE(Contains(result.err, "cannot reach Backout at " + url)) << result.err;
   }
+}
+
+// The checks below reject the input before any request, so no server runs.
+TEST(CliChecksErrorTest, EmptyPeriodExitsTwo) {
+  testing::TempDir folder;
+  const std::map<std::string, std::string> environment = {
+      {"BACKOUT_URL", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())},
+      {"BACKOUT_TOKEN", "x"}};
+  const std::vector<std::vector<std::string>> commands = {
+      {"audit", "check", "--from", "2026-12-05T00:00:00Z", "--to", "2026-12-01T00:00:00Z"},
+      {"evidence", "export", "--from", "2026-12-05T00:00:00Z", "--to", "2026-12-01T00:00:00Z",
+       "--out", (folder.path() / "q4.tar.gz").string()},
+      {"evidence", "population", "--from", "2026-12-05T00:00:00Z", "--to", "2026-12-01T00:00:00Z"},
+  };
+  for (const auto& command : commands) {
+    const CliResult result = RunCli(command, environment, folder.path());
+    ASSERT_CLI_EXIT(result, 2);
+    EXPECT_TRUE(
+        Contains(result.err, "--from 2026-12-05T00:00:00Z is not before --to 2026-12-01T00:00:00Z"))
+        << result.err;
+  }
+
+  const CliResult ledger =
+      RunCli({"ledger", "consistency", "--database", "sqlite:x.db", "--from", "5", "--to", "3"},
+             environment, folder.path());
+  ASSERT_CLI_EXIT(ledger, 2);
+  EXPECT_TRUE(Contains(ledger.err, "--from 5 is larger than --to 3")) << ledger.err;
+}
+
+TEST(CliChecksErrorTest, EmptyFilterExitsTwo) {
+  testing::TempDir folder;
+  const std::map<std::string, std::string> environment = {
+      {"BACKOUT_URL", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())},
+      {"BACKOUT_TOKEN", "x"}};
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"action", "list", "--service", ""}, "--service"},
+      {{"action", "list", "--owner", ""}, "--owner"},
+      {{"action", "overdue", "--service", ""}, "--service"},
+      {{"action", "overdue", "--owner", ""}, "--owner"},
+      {{"incident", "list", "--service", ""}, "--service"},
+      {{"incident", "list", "--state", ""}, "--state"},
+      {{"change", "list", "--service", ""}, "--service"},
+      {{"discovered", "list", "--service", ""}, "--service"},
+      {{"review", "status", "INC-1", "--owner", ""}, "--owner"},
+  };
+  for (const auto& [command, flag] : cases) {
+    const CliResult result = RunCli(command, environment, folder.path());
+    ASSERT_CLI_EXIT(result, 2);
+    EXPECT_TRUE(Contains(result.err, flag + ": the value is empty")) << result.err;
+  }
+}
+
+TEST(CliChecksErrorTest, AttachmentOverLimitIsNamed) {
+  testing::TempDir folder;
+  const std::filesystem::path file = folder.path() / "recording.webm";
+  constexpr uintmax_t kSize = (uintmax_t{10} << 20) + 1;
+  { std::ofstream create(file); }
+  std::filesystem::resize_file(file, kSize);  // sparse, so the test writes no 10 MiB
+  const CliResult result =
+      RunCli({"incident", "confirm-check", "INC-1", "smoke", "--note", "saw it", "--attach",
+              file.string()},
+             {{"BACKOUT_URL", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())},
+              {"BACKOUT_TOKEN", "x"}},
+             folder.path());
+  ASSERT_CLI_EXIT(result, 1);
+  EXPECT_TRUE(Contains(result.err, fmt::format("{} has {} bytes, over the limit of 10485760 bytes",
+                                               file.string(), kSize)))
+      << result.err;
 }
 
 }  // namespace
