@@ -389,7 +389,7 @@ TEST_F(ApiServerTest, EmptyPeriodIsRejected) {
     SCOPED_TRACE(path);
     ExpectError(
         Client(lead_token_).Get(path + "?from=2026-12-05T00:00:00Z&to=2026-12-01T00:00:00Z"), 400,
-        "from 2026-12-05T00:00:00Z is not before to 2026-12-01T00:00:00Z");
+        "from 2026-12-05T00:00:00.000000Z is not before to 2026-12-01T00:00:00.000000Z");
   }
 }
 
