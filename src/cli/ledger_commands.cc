@@ -492,7 +492,8 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
       ->required()
       ->check(CLI::NonNegativeNumber);
   consistency->callback([flags, &exit_status] {
-    // A reversed range is a usage error; a range past the ledger's size needs the database.
+    // A reversed range is a usage error. A range past the ledger's size is found only once the
+    // database is open.
     if (flags->from > flags->to) {
       throw CLI::ValidationError(fmt::format(
           "--from {} is larger than --to {}; the older tree cannot be larger than the newer one",

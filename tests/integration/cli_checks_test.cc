@@ -1,7 +1,7 @@
 // The CLI's input checks and exit statuses as a user sees them. Covers files and flags that are
 // not UTF-8 text, the check commands' statuses (0 clean, 1 findings, 2 usage, 3 could not check),
-// filters naming unknown services or owners, empty filters and periods, attachments over the
-// limit, and the table output of reviews and access reviews.
+// filters naming unknown services or owners, and the table output of reviews and access reviews.
+// It also covers empty filters, empty periods and attachments over the limit.
 #include <gtest/gtest.h>
 
 #include <fstream>
