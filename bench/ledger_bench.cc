@@ -1,6 +1,8 @@
 // Ledger benchmarks that print Backout's figure beside a peer measured in the same run:
 //   1. durable appends per second vs a bare SQLite insert of the same size, same `synchronous`;
 //   2. leaf hashing of loaded entries vs `openssl speed -evp sha256` at the mean entry size.
+// Appends run with the server's default checkpoint interval (1 s), then with a checkpoint signed in
+// every write (`ledger.checkpoint_interval: 0`) for comparison.
 // Usage: ledger_bench [--appends N] [--synchronous FULL|NORMAL|OFF] [--database postgresql://…]
 #include <sqlite3.h>
 
@@ -66,12 +68,15 @@ struct AppendResult {
 
 core::Result<AppendResult> BackoutAppendsPerSecond(const std::string& url, int count,
                                                    const std::string& synchronous,
-                                                   const std::filesystem::path& key_dir) {
+                                                   const std::filesystem::path& key_dir,
+                                                   core::Duration checkpoint_interval) {
   store::SystemClock clock;
   auto signer = ledger::Signer::LoadOrCreate(key_dir / "bench-key.pem");
   if (!signer) return std::unexpected(signer.error());
-  store::StoreOptions options{
-      .clock = &clock, .signer = *signer, .sqlite_synchronous = synchronous};
+  store::StoreOptions options{.clock = &clock,
+                              .signer = *signer,
+                              .checkpoint_interval = checkpoint_interval,
+                              .sqlite_synchronous = synchronous};
   auto db = store::OpenStore(url, options);
   if (!db) return std::unexpected(db.error());
 
@@ -163,9 +168,18 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
   const std::string url = "sqlite:" + (dir / "ledger.db").string();
 
-  auto appended = BackoutAppendsPerSecond(url, options.appends, options.synchronous, dir);
+  constexpr core::Duration kServerDefault = std::chrono::seconds(1);
+  auto appended =
+      BackoutAppendsPerSecond(url, options.appends, options.synchronous, dir, kServerDefault);
   if (!appended) {
     fmt::print(stderr, "benchmark failed: {}\n", appended.error().message);
+    return 1;
+  }
+  auto every_write =
+      BackoutAppendsPerSecond("sqlite:" + (dir / "every-write.db").string(), options.appends,
+                              options.synchronous, dir, core::Duration::zero());
+  if (!every_write) {
+    fmt::print(stderr, "benchmark failed: {}\n", every_write.error().message);
     return 1;
   }
   const double bare =
@@ -175,6 +189,9 @@ int main(int argc, char** argv) {
              "ratio");
   PrintRow(fmt::format("durable append, sqlite synchronous={}", options.synchronous),
            appended->per_second, bare, "ops/s", 0.5);
+  fmt::print("{:<44} {:>14.0f} {:>14.0f} {:<10} {:>6.2f}  (checkpoint_interval: 0)\n",
+             "  the same, a checkpoint signed in every write", every_write->per_second, bare,
+             "ops/s", bare > 0 ? every_write->per_second / bare : 0);
 
   auto hashed = BackoutHashBytesPerSecond(url);
   if (!hashed) {
@@ -186,8 +203,8 @@ int main(int argc, char** argv) {
            OpensslSha256BytesPerSecond(mean), "bytes/s", 0.5);
 
   if (!options.postgres_url.empty()) {
-    auto pg =
-        BackoutAppendsPerSecond(options.postgres_url, options.appends, options.synchronous, dir);
+    auto pg = BackoutAppendsPerSecond(options.postgres_url, options.appends, options.synchronous,
+                                      dir, kServerDefault);
     if (!pg) {
       fmt::print(stderr, "postgresql benchmark failed: {}\n", pg.error().message);
       return 1;

@@ -30,7 +30,7 @@ constexpr std::string_view kKnownRoles[] = {"admin",   "engineering-lead", "devo
 // step below. A new provider or check kind goes to config_kinds.cc.
 constexpr std::string_view kTopLevelKeys[] = {"listen",        "database", "data_dir", "tls",
                                               "metrics",       "policy",   "users",    "services",
-                                              "notifications", "signals",  "review"};
+                                              "notifications", "signals",  "review",   "ledger"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
 constexpr std::string_view kMetricsKeys[] = {"token"};
 constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_roles",
@@ -462,6 +462,11 @@ void ParseTopLevel(ParseContext& context, const YamlValue& root, Config& config)
     auto review = config_internal::ParseReview(context, *value);
     if (!review) return;
     config.review = std::move(*review);
+  }
+  if (const YamlValue* value = fields->Find("ledger")) {
+    auto ledger = config_internal::ParseLedger(context, *value);
+    if (!ledger) return;
+    config.ledger = *ledger;
   }
 }
 

@@ -259,6 +259,16 @@ struct ReviewConfig {
   std::string template_text;            // the file's contents, read and checked at load
 };
 
+// ---- The ledger (the `ledger` block) ------------------------------------------------------------
+
+inline constexpr core::Duration kDefaultCheckpointInterval = std::chrono::seconds(1);
+
+struct LedgerConfig {
+  // `ledger.checkpoint_interval`: the longest a committed entry waits for a signed checkpoint
+  // while the server runs. Zero signs one in every write transaction.
+  core::Duration checkpoint_interval = kDefaultCheckpointInterval;
+};
+
 // The server's configuration: one YAML file, validated when loaded.
 //
 // Relative paths in the file (data_dir, a sqlite: database, file: secret references) resolve
@@ -280,6 +290,7 @@ struct Config {
   NotificationsConfig notifications;
   SignalsConfig signals;
   ReviewConfig review;
+  LedgerConfig ledger;
 
   // The name that error messages use for the file: its path as given to Load.
   std::string source_name;

@@ -365,4 +365,33 @@ std::optional<ReviewConfig> ParseReview(ParseContext& context, const YamlValue& 
   return review;
 }
 
+// ---- The ledger ------------------------------------------------------------------------------
+
+std::optional<LedgerConfig> ParseLedger(ParseContext& context, const YamlValue& value) {
+  static constexpr std::string_view kLedgerKeys[] = {"checkpoint_interval"};
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value, kLedgerKeys);
+  if (!fields) return std::nullopt;
+
+  LedgerConfig ledger;
+  if (const YamlValue* interval = fields->Find("checkpoint_interval")) {
+    auto text = reader.String(*interval);
+    if (!text) return std::nullopt;
+    if (*text == "0" || *text == "0s") {
+      ledger.checkpoint_interval = core::Duration::zero();
+      return ledger;
+    }
+    auto duration = reader.Duration(*interval);
+    if (!duration) return std::nullopt;
+    if (*duration > std::chrono::hours(1)) {
+      reader.Fail(*interval, fmt::format("invalid checkpoint_interval '{}': use at most 1h, or 0 "
+                                         "to sign a checkpoint in every write",
+                                         *text));
+      return std::nullopt;
+    }
+    ledger.checkpoint_interval = *duration;
+  }
+  return ledger;
+}
+
 }  // namespace backout::app::config_internal

@@ -61,4 +61,9 @@ std::optional<core::Duration> ReadReconcileInterval(ParseContext& context, const
 // Reads the `review` block: `template`, a Mustache file that must exist and parse.
 std::optional<ReviewConfig> ParseReview(ParseContext& context, const YamlValue& value);
 
+// ---- The ledger ------------------------------------------------------------------------------
+
+// Reads the `ledger` block: `checkpoint_interval`, 0 (every write) or a duration of at most 1h.
+std::optional<LedgerConfig> ParseLedger(ParseContext& context, const YamlValue& value);
+
 }  // namespace backout::app::config_internal

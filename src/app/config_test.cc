@@ -1,5 +1,6 @@
 #include "app/config.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -217,6 +218,36 @@ TEST(ConfigTest, DefaultsApplyWhenKeysAbsent) {
   EXPECT_TRUE(config->services.empty());
 }
 
+TEST(ConfigTest, LedgerCheckpointIntervalDefaultsToOneSecond) {
+  auto config = ParseConfig("services: []\n");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->ledger.checkpoint_interval, std::chrono::seconds(1));
+
+  config = ParseConfig("services: []\nledger: {checkpoint_interval: 250ms}\n");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->ledger.checkpoint_interval, std::chrono::milliseconds(250));
+
+  config = ParseConfig("services: []\nledger: {checkpoint_interval: 0}\n");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->ledger.checkpoint_interval, core::Duration::zero());
+}
+
+TEST(ConfigTest, LedgerCheckpointIntervalRejectsBadValues) {
+  auto config = ParseConfig("services: []\nledger: {checkpoint_interval: 2h}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message,
+              ::testing::HasSubstr("ledger.checkpoint_interval: invalid checkpoint_interval '2h': "
+                                   "use at most 1h, or 0"));
+
+  config = ParseConfig("services: []\nledger: {checkpoint_interval: soon}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message, ::testing::HasSubstr("soon"));
+
+  config = ParseConfig("services: []\nledger: {checkpoint_every: 1s}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message, ::testing::HasSubstr("checkpoint_interval"));
+}
+
 TEST(ConfigTest, DatabaseDefaultFollowsDataDir) {
   auto config = ParseConfig("data_dir: /srv/backout\n");
   ASSERT_TRUE(config.has_value()) << config.error().message;
@@ -359,7 +390,7 @@ TEST_P(BadConfigTest, RejectedWithExactMessage) {
 const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKey", "listen: 127.0.0.1:8470\nlistne: 127.0.0.1:8471\n",
      "backout.yaml:2: listne: unknown key, expected one of: listen, database, data_dir, tls, "
-     "metrics, policy, users, services, notifications, signals, review"},
+     "metrics, policy, users, services, notifications, signals, review, ledger"},
     {"UnknownServiceKey", R"(services:
   - name: checkout
     envirnoment: production

@@ -38,6 +38,8 @@ core::Result<std::string> ControlPlane::ExportEvidence(const Caller& caller, std
                            "this server has no evidence signing key; it is set at start from the "
                            "ledger key");
   }
+  // Entries appended since the last signature get one now, so the bundle's proofs reach them.
+  BACKOUT_CHECK(store_.SignCheckpoint());
   auto bundle = evidence::ExportIncidentBundle(store_, id, *evidence_signer_);
   if (!bundle) {
     spdlog::error("component=evidence incident={} user={} event=export_failed error=\"{}\"", id,
@@ -60,6 +62,7 @@ core::Result<std::vector<evidence::AuditFinding>> ControlPlane::AuditCheck(
   for (const ServiceConfig& service : current->config.services) {
     options.service_providers[service.name] = service.provider.kind;
   }
+  BACKOUT_CHECK(store_.SignCheckpoint());
   auto findings = evidence::RunAuditChecks(store_, options);
   if (findings) {
     spdlog::info("component=evidence user={} event=audit_checked findings={}", caller.name(),
@@ -93,6 +96,7 @@ core::Result<std::string> ControlPlane::ExportPeriodEvidence(const Caller& calle
                            "this server has no evidence signing key; it is set at start from the "
                            "ledger key");
   }
+  BACKOUT_CHECK(store_.SignCheckpoint());
   auto bundle = evidence::ExportPeriodBundle(store_, from, to, *evidence_signer_);
   if (!bundle) {
     spdlog::error(

@@ -39,7 +39,7 @@ core::Result<nlohmann::json> ControlPlane::LedgerCheckpoint(const Caller& caller
   BACKOUT_CHECK(Read(caller, "ledger.checkpoint", "ledger", [&](store::Transaction&) {
     return core::CheckOperation(caller.user, core::Operation::kReadLedger, current->policy);
   }));
-  BACKOUT_TRY(auto checkpoint, store_.LatestCheckpoint());
+  BACKOUT_TRY(auto checkpoint, store_.SignCheckpoint());
   if (!checkpoint) {
     return core::MakeError(core::ErrorCode::kNotFound,
                            "the ledger has no checkpoint yet; one is signed with the first entry");

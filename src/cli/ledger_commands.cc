@@ -467,8 +467,10 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
       ->check(CLI::ExistingFile);
   verify->callback([flags, &exit_status] { exit_status = RunVerify(*flags); });
 
-  auto* checkpoint =
-      ledger_cmd->add_subcommand("checkpoint", "Export the latest signed checkpoint as JSON");
+  auto* checkpoint = ledger_cmd->add_subcommand(
+      "checkpoint",
+      "Export the latest stored checkpoint as JSON; a running server signs new entries within "
+      "ledger.checkpoint_interval");
   AddDatabaseOption(checkpoint, *flags);
   checkpoint->add_option("--out", flags->out_file, "File to write; standard output when absent");
   checkpoint->add_option("--public-key-out", flags->public_key_out_file,

@@ -184,8 +184,8 @@ core::Result<ledger::Checkpoint> CoveringCheckpoint(store::Store& store, uint64_
   }
   if (chosen == nullptr) {
     return core::MakeError(core::ErrorCode::kCorruption,
-                           "no stored checkpoint covers ledger entry {}; every write signs one, so "
-                           "run `backout ledger verify` to find the damage",
+                           "no stored checkpoint covers ledger entry {}, although an export "
+                           "signs one first; run `backout ledger verify` to find the damage",
                            last);
   }
   return *chosen;

@@ -105,6 +105,14 @@ services:
     return json::parse(result->body).value("token", "");
   }
 
+  void RecordChange(const std::string& version) {
+    auto recorded = Client(ci_token_).Post(
+        "/api/v1/changes", json{{"service", "checkout"}, {"version", version}}.dump(),
+        "application/json");
+    ASSERT_TRUE(recorded);
+    EXPECT_EQ(recorded->status, 201) << recorded->body;
+  }
+
   uint64_t LedgerSize() {
     auto count = server_->store().EntryCount();
     EXPECT_TRUE(count.has_value());
@@ -411,6 +419,26 @@ TEST_F(ApiServerTest, ConfirmationBodyFitsLargestAttachment) {
   auto rejected = Client(lead_token_).Post(path, too_large.dump(), "application/json");
   ASSERT_TRUE(rejected);
   EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
+}
+
+TEST_F(ApiServerTest, CheckpointCoversEveryEntryWhenReadAndAtStop) {
+  // The config keeps the default checkpoint_interval of 1 s, so these writes, made well within
+  // a second of the first, are not all signed as they commit.
+  RecordChange("v2");
+  RecordChange("v3");
+  const uint64_t written = LedgerSize();
+
+  auto result = Client(admin_token_).Get("/api/v1/ledger/checkpoint");
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->status, 200) << result->body;
+  EXPECT_GE(json::parse(result->body).value("tree_size", uint64_t{0}), written);
+
+  RecordChange("v4");
+  ASSERT_TRUE(server_->Stop());
+  auto latest = server_->store().LatestCheckpoint();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, LedgerSize());
 }
 
 TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {

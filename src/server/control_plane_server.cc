@@ -109,8 +109,13 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   }
   auto signer = ledger::Signer::LoadOrCreate(config->data_dir / kLedgerKeyFile);
   if (!signer) return std::unexpected(signer.error());
-  auto store =
-      store::OpenStore(config->database, store::StoreOptions{.clock = &clock, .signer = *signer});
+  const core::Duration checkpoint_interval = config->ledger.checkpoint_interval;
+  auto store = store::OpenStore(
+      config->database,
+      store::StoreOptions{.clock = &clock,
+                          .signer = *signer,
+                          .checkpoint_interval = checkpoint_interval,
+                          .on_job_enqueued = [raw = server.get()] { raw->WakeWorkers(); }});
   if (!store) return std::unexpected(store.error());
   server->store_ = *std::move(store);
 
@@ -181,25 +186,45 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
     server->workers_.emplace_back([raw = server.get(), runner = runner.get()](
                                       std::stop_token stop) { raw->WorkerLoop(stop, *runner); });
   }
-  // Step 5: detection rules and probes, when any service has them.
+  // Step 5: detection rules and probes, when any service has them, and the checkpoint signer.
   server->detection_ =
       std::jthread([raw = server.get()](std::stop_token stop) { raw->DetectionLoop(stop); });
+  if (checkpoint_interval > core::Duration::zero()) {
+    server->checkpointer_ =
+        std::jthread([raw = server.get(), checkpoint_interval](std::stop_token stop) {
+          raw->CheckpointLoop(stop, checkpoint_interval);
+        });
+  }
   spdlog::info("component=server event=started port={} workers={} store={}", server->port_,
                options.workers, server->store_->Backend());
   return server;
 }
 
+void ControlPlaneServer::WakeWorkers() {
+  {
+    std::lock_guard lock(work_mutex_);
+    ++work_generation_;
+  }
+  work_ready_.notify_all();
+}
+
 void ControlPlaneServer::WorkerLoop(std::stop_token stop, app::JobRunner& runner) {
-  std::mutex mutex;
-  std::condition_variable_any idle;
   while (!stop.stop_requested()) {
+    // Read before looking for work, so a job enqueued while this worker looks still wakes it.
+    uint64_t seen = 0;
+    {
+      std::lock_guard lock(work_mutex_);
+      seen = work_generation_;
+    }
     auto ran = runner.RunOnce(stop);
     if (ran && *ran) continue;
     if (!ran) {
       spdlog::error("component=jobs event=lease_failed error=\"{}\"", ran.error().message);
     }
-    std::unique_lock lock(mutex);
-    idle.wait_for(lock, stop, options_.poll_interval, [] { return false; });
+    // Jobs enqueued by another process, or due later, are found at the next poll.
+    std::unique_lock lock(work_mutex_);
+    work_ready_.wait_for(lock, stop, options_.poll_interval,
+                         [&] { return work_generation_ != seen; });
   }
   workers_running_--;
 }
@@ -220,6 +245,22 @@ void ControlPlaneServer::DetectionLoop(std::stop_token stop) {
     }
     std::unique_lock lock(mutex);
     idle.wait_for(lock, stop, settings->config.signals.evaluation_interval, [] { return false; });
+  }
+}
+
+void ControlPlaneServer::CheckpointLoop(std::stop_token stop, core::Duration interval) {
+  std::mutex mutex;
+  std::condition_variable_any idle;
+  while (!stop.stop_requested()) {
+    {
+      std::unique_lock lock(mutex);
+      idle.wait_for(lock, stop, interval, [] { return false; });
+    }
+    // A failure here loses nothing: the entries stay in the tree, and the next attempt signs them.
+    if (auto signed_checkpoint = store_->SignCheckpoint(); !signed_checkpoint) {
+      spdlog::error("component=ledger event=checkpoint_failed error=\"{}\"",
+                    signed_checkpoint.error().message);
+    }
   }
 }
 
@@ -252,6 +293,17 @@ bool ControlPlaneServer::Stop() {
     for (auto& runner : runners_) runner->ReleaseCurrentLease();
     for (auto& worker : workers_) worker.detach();
     workers_.clear();
+  }
+  if (checkpointer_.joinable()) {
+    checkpointer_.request_stop();
+    checkpointer_.join();
+  }
+  // The entries of the last interval get their checkpoint before the process ends.
+  if (store_ != nullptr) {
+    if (auto signed_checkpoint = store_->SignCheckpoint(); !signed_checkpoint) {
+      spdlog::error("component=ledger event=checkpoint_failed error=\"{}\"",
+                    signed_checkpoint.error().message);
+    }
   }
   spdlog::info("component=server event=stopped clean={}", clean);
   return clean;

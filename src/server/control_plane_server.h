@@ -2,8 +2,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -64,6 +67,10 @@ class ControlPlaneServer {
   void WorkerLoop(std::stop_token stop, app::JobRunner& runner);
   // Evaluates the detection rules and probes every signals.evaluation_interval.
   void DetectionLoop(std::stop_token stop);
+  // Wakes the idle workers: a job was just enqueued.
+  void WakeWorkers();
+  // Signs a checkpoint every `interval` when entries were appended since the last one.
+  void CheckpointLoop(std::stop_token stop, core::Duration interval);
 
   ServeOptions options_;
   core::Clock& clock_;
@@ -80,6 +87,11 @@ class ControlPlaneServer {
   std::vector<std::jthread> workers_;
   std::atomic<int> workers_running_{0};
   std::jthread detection_;
+  std::jthread checkpointer_;
+  // Idle workers wait on it for up to poll_interval; enqueueing a job bumps the generation.
+  std::mutex work_mutex_;
+  std::condition_variable_any work_ready_;
+  uint64_t work_generation_ = 0;  // guarded by work_mutex_
 };
 
 }  // namespace backout::server

@@ -76,11 +76,12 @@ core::Result<ledger::Entry> LedgerAppender::Rotate(std::shared_ptr<const ledger:
   }
   state_->key_id = next_key.key_id();
   signer_ = std::move(next);
+  rotated_ = true;
   return entry;
 }
 
-core::Result<void> LedgerAppender::Finish() {
-  if (!appended_) return {};
+core::Result<bool> LedgerAppender::Finish(bool sign) {
+  if (!appended_) return false;
 
   const ledger::CompactTree& tree = state_->tree;
   auto saved = session_.Execute(
@@ -89,7 +90,31 @@ core::Result<void> LedgerAppender::Finish() {
       "compact_tree = excluded.compact_tree, key_id = excluded.key_id",
       {static_cast<int64_t>(tree.size()), HexEncode(tree.Serialize()), state_->key_id});
   if (!saved) return std::unexpected(saved.error());
+  appended_ = false;
+  if (!sign && !rotated_) return false;
+  if (auto inserted = InsertCheckpoint(); !inserted) return std::unexpected(inserted.error());
+  return true;
+}
 
+core::Result<bool> LedgerAppender::SignPending() {
+  if (auto ready = RequireSigner(); !ready) return std::unexpected(ready.error());
+  if (auto loaded = Load(); !loaded) return std::unexpected(loaded.error());
+  if (state_->tree.size() == 0) return false;
+
+  auto latest = session_.Execute("SELECT max(tree_size) FROM ledger_checkpoints");
+  if (!latest) return std::unexpected(latest.error());
+  if (latest->rows.at(0).at(0).has_value()) {
+    auto signed_size = ColumnInt(latest->rows[0], 0, "max(ledger_checkpoints.tree_size)");
+    if (!signed_size) return std::unexpected(signed_size.error());
+    if (static_cast<uint64_t>(*signed_size) >= state_->tree.size()) return false;
+  }
+  if (auto current = CheckSignerIsCurrent(); !current) return std::unexpected(current.error());
+  if (auto inserted = InsertCheckpoint(); !inserted) return std::unexpected(inserted.error());
+  return true;
+}
+
+core::Result<void> LedgerAppender::InsertCheckpoint() {
+  const ledger::CompactTree& tree = state_->tree;
   const ledger::Checkpoint checkpoint = signer_->Sign(tree.size(), tree.Root(), clock_.Now());
   auto inserted = session_.Execute(
       "INSERT INTO ledger_checkpoints (tree_size, root, time, key_id, signature) "
@@ -97,8 +122,14 @@ core::Result<void> LedgerAppender::Finish() {
       {static_cast<int64_t>(checkpoint.tree_size), ledger::ToHex(checkpoint.root),
        ToMicros(checkpoint.time), checkpoint.key_id, checkpoint.signature});
   if (!inserted) return std::unexpected(inserted.error());
-  appended_ = false;
   return {};
+}
+
+std::optional<LedgerAppender::State> LedgerAppender::StateToRemember() const {
+  // A loaded state without appends is the committed one too; without a load, the state handed
+  // in is still unused and still good.
+  if (state_.has_value()) return state_;
+  return committed_;
 }
 
 core::Result<void> LedgerAppender::RequireSigner() const {
@@ -118,6 +149,23 @@ core::Result<void> LedgerAppender::Load() {
     auto locked = session_.Execute("SELECT pg_advisory_xact_lock($1)", {kLedgerLockKey});
     if (!locked) return std::unexpected(locked.error());
   }
+
+  // The saved tree must end where the entries end, or the next sequence number would leave a gap
+  // or collide. One index lookup; no earlier leaf is read.
+  auto last = session_.Execute("SELECT max(sequence) FROM ledger_entries");
+  if (!last) return std::unexpected(last.error());
+  uint64_t entries = 0;
+  if (last->rows.at(0).at(0).has_value()) {
+    auto last_sequence = ColumnInt(last->rows[0], 0, "max(ledger_entries.sequence)");
+    if (!last_sequence) return std::unexpected(last_sequence.error());
+    entries = static_cast<uint64_t>(*last_sequence) + 1;
+  }
+  if (committed_.has_value() && committed_->tree.size() == entries && entries > 0) {
+    state_ = std::move(*committed_);
+    committed_.reset();
+    return {};
+  }
+  committed_.reset();  // another process appended since: read the stored state
 
   auto stored =
       session_.Execute("SELECT tree_size, compact_tree, key_id FROM ledger_state WHERE id = 1");
@@ -139,16 +187,6 @@ core::Result<void> LedgerAppender::Load() {
     state.key_id = std::move(*key_id);
   }
 
-  // The saved tree must end where the entries end, or the next sequence number would leave a gap
-  // or collide. One index lookup; no earlier leaf is read.
-  auto last = session_.Execute("SELECT max(sequence) FROM ledger_entries");
-  if (!last) return std::unexpected(last.error());
-  uint64_t entries = 0;
-  if (last->rows.at(0).at(0).has_value()) {
-    auto last_sequence = ColumnInt(last->rows[0], 0, "max(ledger_entries.sequence)");
-    if (!last_sequence) return std::unexpected(last_sequence.error());
-    entries = static_cast<uint64_t>(*last_sequence) + 1;
-  }
   if (entries != state.tree.size()) {
     return MakeError(ErrorCode::kCorruption,
                      "ledger state records {} entries but the stored entries end at {} entries; "

@@ -17,12 +17,27 @@ namespace backout::store {
 // Appends ledger entries inside one write transaction. The first append loads the Merkle tree's
 // right edge from ledger_state. On PostgreSQL it first takes the ledger's transaction-level
 // advisory lock, which the commit releases. So sequence numbers follow the last committed entry
-// without gaps, and an append never reads earlier leaves. Finish() stores the new tree state and
-// a signed checkpoint in the same transaction. Not thread-safe; lives as long as its transaction.
+// without gaps, and an append never reads earlier leaves. Finish() stores the new tree state and,
+// when asked, a signed checkpoint in the same transaction. Not thread-safe; lives as long as its
+// transaction.
 class LedgerAppender {
  public:
+  // The tree's right edge and the key in force after the last committed append.
+  struct State {
+    ledger::CompactTree tree;
+    std::string key_id;  // empty until the first key is introduced
+  };
+
   LedgerAppender(SqlSession& session, const core::Clock& clock,
                  std::shared_ptr<const ledger::Signer> signer);
+
+  // A state this process committed earlier. Load() uses it instead of reading and decoding
+  // ledger_state when the stored entries still end where it ends, which holds unless another
+  // process appended since. Call before the first append.
+  void UseCommittedState(std::optional<State> committed) { committed_ = std::move(committed); }
+  // The state after this transaction, for UseCommittedState once it commits; empty when none is
+  // known.
+  std::optional<State> StateToRemember() const;
 
   // Appends `record` as the next entry. An empty log first gets a "ledger.key_introduced" entry
   // for the signer's key. Fails when there is no signer, or when the signer's key is not the key
@@ -33,28 +48,32 @@ class LedgerAppender {
   // then signs the checkpoint with `next`.
   core::Result<ledger::Entry> Rotate(std::shared_ptr<const ledger::Signer> next);
 
-  // When this transaction appended entries: saves the tree state and inserts a checkpoint of the
-  // new size and root signed by the key now in force. Call once, just before commit.
-  core::Result<void> Finish();
+  // When this transaction appended entries: saves the tree state and, when `sign` is true or the
+  // transaction rotated the key, inserts a checkpoint of the new size and root signed by the key
+  // now in force. Returns whether it signed. Call once, just before commit.
+  core::Result<bool> Finish(bool sign);
+
+  // Signs a checkpoint of the whole log when the latest stored checkpoint is smaller, with the
+  // key in force, which must be the signer's. Returns whether it signed. Call alone in its
+  // transaction.
+  core::Result<bool> SignPending();
 
  private:
-  struct State {
-    ledger::CompactTree tree;
-    std::string key_id;  // empty until the first key is introduced
-  };
-
   core::Result<void> RequireSigner() const;
   core::Result<void> Load();
   core::Result<void> IntroduceSignerKey();
   core::Result<void> CheckSignerIsCurrent() const;
   core::Result<ledger::Entry> AppendEntry(const LedgerRecord& record);
   core::Result<void> InsertKey(const ledger::PublicKey& key, uint64_t sequence);
+  core::Result<void> InsertCheckpoint();
 
   SqlSession& session_;
   const core::Clock& clock_;
   std::shared_ptr<const ledger::Signer> signer_;
-  std::optional<State> state_;  // loaded by the first append
+  std::optional<State> state_;      // loaded by the first append
+  std::optional<State> committed_;  // see UseCommittedState
   bool appended_ = false;
+  bool rotated_ = false;  // a rotation's checkpoint is always signed, with the new key
 };
 
 }  // namespace backout::store

@@ -78,7 +78,11 @@ void AppendRowEncoding(const SqlRow& row, std::string& out) {
 
 }  // namespace
 
-SqlStore::SqlStore(const StoreOptions& options) : clock_(*options.clock), signer_(options.signer) {}
+SqlStore::SqlStore(const StoreOptions& options)
+    : clock_(*options.clock),
+      checkpoint_interval_(options.checkpoint_interval),
+      on_job_enqueued_(options.on_job_enqueued),
+      signer_(options.signer) {}
 
 std::shared_ptr<const ledger::Signer> SqlStore::CurrentSigner() const {
   std::lock_guard lock(signer_mutex_);
@@ -93,11 +97,68 @@ core::Result<void> SqlStore::WriteWithTransaction(
     const std::function<core::Result<void>(SqlTransaction&)>& body) {
   std::shared_lock rotation(rotation_mutex_);
   std::shared_ptr<const ledger::Signer> signer = CurrentSigner();
-  return InWriteTransaction([&](SqlSession& session) -> core::Result<void> {
+  const bool sign = SignatureDue();
+  bool signed_checkpoint = false;
+  bool enqueued_job = false;
+  std::optional<LedgerAppender::State> ledger_state;
+  auto written = InWriteTransaction([&](SqlSession& session) -> core::Result<void> {
     SqlTransaction transaction(session, SqlTransaction::Mode::kWrite, clock_, signer);
+    transaction.UseCommittedLedgerState(TakeLedgerState());
     if (auto done = body(transaction); !done) return done;
-    return transaction.Finish();
+    auto finished = transaction.Finish(sign);
+    if (!finished) return std::unexpected(finished.error());
+    signed_checkpoint = *finished;
+    enqueued_job = transaction.enqueued_job();
+    ledger_state = transaction.LedgerStateToRemember();
+    return {};
   });
+  // Remembered only once committed: a rolled-back append must not be built on.
+  if (written && ledger_state.has_value()) RememberLedgerState(std::move(ledger_state));
+  if (written && signed_checkpoint) NoteSigned();
+  if (written && enqueued_job && on_job_enqueued_) on_job_enqueued_();
+  return written;
+}
+
+bool SqlStore::SignatureDue() const {
+  if (checkpoint_interval_ <= core::Duration::zero()) return true;
+  const int64_t last = last_signed_micros_.load(std::memory_order_relaxed);
+  return ToMicros(clock_.Now()) - last >= checkpoint_interval_.count();
+}
+
+std::optional<LedgerAppender::State> SqlStore::TakeLedgerState() {
+  std::lock_guard lock(ledger_state_mutex_);
+  std::optional<LedgerAppender::State> state = std::move(ledger_state_);
+  ledger_state_.reset();
+  return state;
+}
+
+void SqlStore::RememberLedgerState(std::optional<LedgerAppender::State> state) {
+  std::lock_guard lock(ledger_state_mutex_);
+  ledger_state_ = std::move(state);
+}
+
+void SqlStore::NoteSigned() {
+  last_signed_micros_.store(ToMicros(clock_.Now()), std::memory_order_relaxed);
+}
+
+core::Result<std::optional<ledger::Checkpoint>> SqlStore::SignCheckpoint() {
+  {
+    std::shared_lock rotation(rotation_mutex_);
+    std::shared_ptr<const ledger::Signer> signer = CurrentSigner();
+    if (signer != nullptr) {
+      bool signed_checkpoint = false;
+      auto written = InWriteTransaction([&](SqlSession& session) -> core::Result<void> {
+        SqlTransaction transaction(session, SqlTransaction::Mode::kWrite, clock_, signer);
+        auto signed_now = transaction.SignPendingCheckpoint();
+        if (!signed_now) return std::unexpected(signed_now.error());
+        signed_checkpoint = *signed_now;
+        return {};
+      });
+      if (!written) return std::unexpected(written.error());
+      if (signed_checkpoint) NoteSigned();
+    }
+  }
+  return LatestCheckpoint();
 }
 
 core::Result<void> SqlStore::Read(const TransactionBody& body) {
@@ -116,7 +177,9 @@ core::Result<void> SqlStore::RotateLedgerKey(std::shared_ptr<const ledger::Signe
     auto entry = transaction.RotateLedgerKey(next);
     if (!entry) return std::unexpected(entry.error());
     recorded = std::move(*entry);
-    return transaction.Finish();
+    auto finished = transaction.Finish(true);
+    if (!finished) return std::unexpected(finished.error());
+    return {};
   });
   if (!rotated) return rotated;
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@ class SqlStore : public Store {
   core::Result<void> Write(const TransactionBody& body) override;
   core::Result<void> Read(const TransactionBody& body) override;
   core::Result<std::optional<ledger::Checkpoint>> LatestCheckpoint() override;
+  core::Result<std::optional<ledger::Checkpoint>> SignCheckpoint() override;
   core::Result<void> RotateLedgerKey(std::shared_ptr<const ledger::Signer> next) override;
 
   core::Result<std::optional<JobLease>> LeaseJob(std::string_view owner,
@@ -53,15 +55,28 @@ class SqlStore : public Store {
 
  private:
   std::shared_ptr<const ledger::Signer> CurrentSigner() const;
+  // True when a write transaction starting now should sign a checkpoint if it appends.
+  bool SignatureDue() const;
+  void NoteSigned();
+  std::optional<LedgerAppender::State> TakeLedgerState();
+  void RememberLedgerState(std::optional<LedgerAppender::State> state);
   // Runs `body` on a SqlTransaction in a write transaction, finishing the ledger before commit.
   core::Result<void> WriteWithTransaction(
       const std::function<core::Result<void>(SqlTransaction&)>& body);
 
   const core::Clock& clock_;
+  const core::Duration checkpoint_interval_;
+  const std::function<void()> on_job_enqueued_;
+  // When this store last signed a checkpoint, in microseconds since the epoch; 0 before the first.
+  std::atomic<int64_t> last_signed_micros_{0};
   // Writes hold it shared and key rotation exclusively, so no write in this process starts with
   // the key a rotation is retiring.
   std::shared_mutex rotation_mutex_;
   mutable std::mutex signer_mutex_;
+  // The ledger state after this store's last committed append, so the next write need not read
+  // and decode ledger_state. Reused only while the entries still end where it ends.
+  std::mutex ledger_state_mutex_;
+  std::optional<LedgerAppender::State> ledger_state_;  // guarded by ledger_state_mutex_
   std::shared_ptr<const ledger::Signer> signer_;
 };
 

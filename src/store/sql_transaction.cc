@@ -226,9 +226,16 @@ core::Result<ledger::Entry> SqlTransaction::RotateLedgerKey(
   return ledger_.Rotate(std::move(next));
 }
 
-core::Result<void> SqlTransaction::Finish() {
-  if (mode_ != Mode::kWrite) return {};
-  return ledger_.Finish();
+core::Result<bool> SqlTransaction::Finish(bool sign) {
+  if (mode_ != Mode::kWrite) return false;
+  return ledger_.Finish(sign);
+}
+
+core::Result<bool> SqlTransaction::SignPendingCheckpoint() {
+  if (auto writable = RequireWrite("SignPendingCheckpoint"); !writable) {
+    return std::unexpected(writable.error());
+  }
+  return ledger_.SignPending();
 }
 
 // Jobs.
@@ -251,6 +258,7 @@ core::Result<int64_t> SqlTransaction::EnqueueJob(std::string_view kind, std::str
       "updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5) RETURNING id",
       {kind, subject, *payload_text, ToMicros(run_after), ToMicros(clock_.Now())});
   if (!inserted) return std::unexpected(inserted.error());
+  enqueued_job_ = true;
   return ColumnInt(inserted->rows.at(0), 0, "jobs.id");
 }
 

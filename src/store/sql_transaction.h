@@ -50,8 +50,23 @@ class SqlTransaction final : public Transaction {
   // See LedgerAppender::Rotate.
   core::Result<ledger::Entry> RotateLedgerKey(std::shared_ptr<const ledger::Signer> next);
 
-  // Writes what the ledger appender holds back until the end. Call once, just before commit.
-  core::Result<void> Finish();
+  // Writes what the ledger appender holds back until the end, with a signed checkpoint when
+  // `sign` is true. Returns whether it signed. Call once, just before commit.
+  core::Result<bool> Finish(bool sign);
+
+  // See LedgerAppender::UseCommittedState and StateToRemember.
+  void UseCommittedLedgerState(std::optional<LedgerAppender::State> state) {
+    ledger_.UseCommittedState(std::move(state));
+  }
+  std::optional<LedgerAppender::State> LedgerStateToRemember() const {
+    return ledger_.StateToRemember();
+  }
+
+  // True once EnqueueJob succeeded in this transaction.
+  bool enqueued_job() const { return enqueued_job_; }
+
+  // See LedgerAppender::SignPending.
+  core::Result<bool> SignPendingCheckpoint();
 
  private:
   core::Result<void> RequireWrite(std::string_view operation) const;
@@ -61,6 +76,7 @@ class SqlTransaction final : public Transaction {
   Mode mode_;
   const core::Clock& clock_;
   LedgerAppender ledger_;
+  bool enqueued_job_ = false;
 };
 
 }  // namespace backout::store

@@ -108,10 +108,19 @@ using TransactionBody = std::function<core::Result<void>(Transaction&)>;
 
 struct StoreOptions {
   const core::Clock* clock = nullptr;  // required
-  // Signs a checkpoint in every write transaction that appended to the ledger. Without a signer
-  // the store is read-only for the ledger: AppendLedger fails.
+  // Signs the ledger's checkpoints. Without a signer the store is read-only for the ledger:
+  // AppendLedger fails.
   std::shared_ptr<const ledger::Signer> signer;
+  // How often a checkpoint is signed. Zero signs one in every write transaction that appended.
+  // A positive interval signs in such a transaction only when this store's last signature is at
+  // least that old; until then the new entries are in the Merkle tree but not yet signed, and
+  // SignCheckpoint() signs them. An Ed25519 signature costs about as much as a bare SQLite insert
+  // at synchronous NORMAL, so signing every transaction halves the append rate.
+  core::Duration checkpoint_interval{};
   std::string sqlite_synchronous = "FULL";  // SQLite PRAGMA synchronous: OFF, NORMAL, FULL, EXTRA
+  // Called after the commit of each Write that enqueued a job, on the writing thread, so idle
+  // workers in this process can start at once rather than at their next poll. Must not block.
+  std::function<void()> on_job_enqueued;
   bool migrate = true;  // apply pending migrations at open; false refuses an old schema instead
 };
 
@@ -131,6 +140,11 @@ class Store : public ledger::LogReader {
   virtual core::Result<void> Read(const TransactionBody& body) = 0;
 
   virtual core::Result<std::optional<ledger::Checkpoint>> LatestCheckpoint() = 0;
+
+  // Signs a checkpoint of the whole log when entries were appended after the latest checkpoint,
+  // then returns the latest checkpoint (empty while the log is empty). Without a signer it only
+  // reads it. Callers that hand out proofs call it first, so the proofs cover every entry.
+  virtual core::Result<std::optional<ledger::Checkpoint>> SignCheckpoint() = 0;
 
   // Records a "ledger.key_rotated" entry signed by the current key, then signs with `next`.
   virtual core::Result<void> RotateLedgerKey(std::shared_ptr<const ledger::Signer> next) = 0;

@@ -326,6 +326,173 @@ TEST_P(StoreContractTest, EachAppendingWriteSignsOneCheckpoint) {
   EXPECT_EQ((*latest)->signature, (*checkpoints)[1].signature);
 }
 
+TEST_P(StoreContractTest, CheckpointIntervalSignsOncePerInterval) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::seconds(10);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+
+  WriteRecord(*store, "record/1");  // the first write signs: no signature is older than 10 s
+  clock_.Advance(std::chrono::seconds(3));
+  WriteRecord(*store, "record/2");
+  WriteRecord(*store, "record/3");
+
+  auto checkpoints = store->ReadCheckpoints();
+  ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message;
+  ASSERT_EQ(checkpoints->size(), 1u);
+  EXPECT_EQ((*checkpoints)[0].tree_size, 2u);
+  // The unsigned entries are in the tree all the same: the log verifies, with its last checkpoint
+  // covering a prefix.
+  auto report = Verify(*store);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->entries, 4u);
+
+  clock_.Advance(std::chrono::seconds(8));  // 11 s after the first signature
+  WriteRecord(*store, "record/4");
+  checkpoints = store->ReadCheckpoints();
+  ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message;
+  ASSERT_EQ(checkpoints->size(), 2u);
+  EXPECT_EQ((*checkpoints)[1].tree_size, 5u);
+  EXPECT_TRUE(signer_->public_key().Verify((*checkpoints)[1]));
+}
+
+TEST_P(StoreContractTest, SignCheckpointCoversUnsignedEntriesOnce) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  WriteRecord(*store, "record/2");
+
+  auto latest = store->SignCheckpoint();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 3u);
+  EXPECT_TRUE(signer_->public_key().Verify(**latest));
+
+  auto again = store->SignCheckpoint();
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  auto checkpoints = store->ReadCheckpoints();
+  ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message;
+  EXPECT_EQ(checkpoints->size(), 2u) << "nothing new to sign, so no second checkpoint of size 3";
+  auto report = Verify(*store);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->checkpoints, 2u);
+}
+
+TEST_P(StoreContractTest, SignCheckpointAfterReopenCoversWhatACrashLeftUnsigned) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  {
+    auto store = OpenStore(options);
+    ASSERT_NE(store, nullptr);
+    WriteRecord(*store, "record/1");
+    WriteRecord(*store, "record/2");  // not signed; the store then goes away without signing
+  }
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+
+  auto latest = store->SignCheckpoint();
+
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 3u);
+  auto report = Verify(*store);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+}
+
+TEST_P(StoreContractTest, SignCheckpointOnEmptyLogOrWithoutSignerSignsNothing) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto empty = store->SignCheckpoint();
+  ASSERT_TRUE(empty.has_value()) << empty.error().message;
+  EXPECT_FALSE(empty->has_value());
+
+  WriteRecord(*store, "record/1");
+  StoreOptions reader = Options();
+  reader.signer = nullptr;
+  auto read_only = OpenStore(reader);
+  ASSERT_NE(read_only, nullptr);
+  auto latest = read_only->SignCheckpoint();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 2u);
+}
+
+TEST_P(StoreContractTest, KeyRotationSignsAtOnceWhateverTheInterval) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  auto next = ledger::Signer::Generate();
+  ASSERT_TRUE(next.has_value()) << next.error().message;
+
+  auto rotated = store->RotateLedgerKey(*next);
+
+  ASSERT_TRUE(rotated.has_value()) << rotated.error().message;
+  auto latest = store->LatestCheckpoint();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 3u);
+  EXPECT_TRUE((*next)->public_key().Verify(**latest));
+}
+
+TEST_P(StoreContractTest, JobHookRunsAfterCommitOfWritesThatEnqueue) {
+  std::atomic<int> calls = 0;
+  StoreOptions options = Options();
+  options.on_job_enqueued = [&calls] { ++calls; };
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+
+  WriteRecord(*store, "record/1");
+  EXPECT_EQ(calls, 0) << "no job was enqueued";
+
+  auto enqueued = store->Write([&](Transaction& transaction) -> core::Result<void> {
+    auto job = transaction.EnqueueJob("rollback", "incident/INC-1", {}, clock_.Now());
+    if (!job) return std::unexpected(job.error());
+    EXPECT_EQ(calls, 0) << "called before the commit";
+    return {};
+  });
+  ASSERT_TRUE(enqueued.has_value()) << enqueued.error().message;
+  EXPECT_EQ(calls, 1);
+
+  auto rolled_back = store->Write([&](Transaction& transaction) -> core::Result<void> {
+    auto job = transaction.EnqueueJob("rollback", "incident/INC-2", {}, clock_.Now());
+    if (!job) return std::unexpected(job.error());
+    return core::MakeError(core::ErrorCode::kConflict, "changed my mind");
+  });
+  ASSERT_FALSE(rolled_back.has_value());
+  EXPECT_EQ(calls, 1) << "a rolled-back write enqueued nothing";
+}
+
+TEST_P(StoreContractTest, WriterRereadsLedgerStateAfterAnotherProcessAppended) {
+  // Two stores on one database stand for two processes; each remembers the state it committed.
+  auto first = OpenStore();
+  auto second = OpenStore();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+
+  WriteRecord(*first, "record/1");
+  WriteRecord(*second, "record/2");
+  WriteRecord(*first, "record/3");  // must not build on what `first` remembered after record/1
+  auto failed = first->Write([](Transaction& transaction) -> core::Result<void> {
+    auto entry = transaction.AppendLedger(
+        {.actor = "test", .action = "record.written", .subject = "record/rolled-back"});
+    if (!entry) return std::unexpected(entry.error());
+    return core::MakeError(core::ErrorCode::kConflict, "roll this append back");
+  });
+  ASSERT_FALSE(failed.has_value());
+  WriteRecord(*first, "record/4");  // must not build on the rolled-back append
+
+  auto count = first->EntryCount();
+  ASSERT_TRUE(count.has_value()) << count.error().message;
+  EXPECT_EQ(*count, 5u);
+  auto report = Verify(*first);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->entries, 5u);
+}
+
 TEST_P(StoreContractTest, LedgerVerifiesAfterWrites) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -4,9 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
 
@@ -24,6 +32,24 @@ void OnlineBackup(const Deployment& deployment, const fs::path& copy) {
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 }
 
+// The number of ledger entries in the SQLite file `path`, read with the sqlite3 shell.
+uint64_t EntryCount(const fs::path& path) {
+  const std::string command =
+      fmt::format("sqlite3 '{}' 'SELECT count(*) FROM ledger_entries'", path.string());
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  char line[64] = {};
+  if (!pipe || !fgets(line, sizeof line, pipe.get())) return 0;
+  return std::strtoull(line, nullptr, 10);
+}
+
+uint64_t TreeSizeIn(const fs::path& checkpoint) {
+  std::ifstream in(checkpoint);
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto json = nlohmann::json::parse(text.str(), nullptr, false);
+  return json.is_object() ? json.value("tree_size", uint64_t{0}) : 0;
+}
+
 TEST(BackupTest, RestoredCopyVerifiesAgainstEarlierCheckpoint) {
   Deployment deployment;
   ASSERT_TRUE(deployment.Start());
@@ -35,9 +61,18 @@ TEST(BackupTest, RestoredCopyVerifiesAgainstEarlierCheckpoint) {
   ASSERT_NO_FATAL_FAILURE(OpenIncidentOnV2(deployment, incident));
   const fs::path checkpoint = deployment.folder() / "checkpoint.json";
   const fs::path public_key = deployment.folder() / "ledger-key.pub";
-  ASSERT_CLI_OK(
-      deployment.RawCli({"ledger", "checkpoint", "--database", deployment.database(), "--out",
-                         checkpoint.string(), "--public-key-out", public_key.string()}));
+  // The running server signs new entries within its checkpoint_interval (1 s by default), so the
+  // stored checkpoint reaches past the early copy within a few seconds.
+  const uint64_t early_entries = EntryCount(early_copy);
+  ASSERT_GT(early_entries, 0u);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    ASSERT_CLI_OK(
+        deployment.RawCli({"ledger", "checkpoint", "--database", deployment.database(), "--out",
+                           checkpoint.string(), "--public-key-out", public_key.string()}));
+    if (TreeSizeIn(checkpoint) > early_entries) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GT(TreeSizeIn(checkpoint), early_entries) << "no checkpoint signed the later entries";
   const fs::path late_copy = deployment.folder() / "late.db";
   ASSERT_NO_FATAL_FAILURE(OnlineBackup(deployment, late_copy));
 
