@@ -248,10 +248,13 @@ class ControlPlane {
   // later in a signal_correlation job. An alert already recorded (same fingerprint and
   // startsAt) is counted as a duplicate and changes nothing; a resolved alert closes its signal.
   core::Result<SignalIntake> IngestAlertmanager(const signals::WebhookPayload& payload);
-  // The same for several deliveries in one transaction (group commit): one result per payload,
-  // in order, or one error for all of them.
+  // The steps of IngestAlertmanager for the receiver's group commit. PrepareAlertmanager builds
+  // the records outside any transaction, on the request's thread; the batch commits several
+  // prepared deliveries in one transaction and returns one result per delivery, in order, or one
+  // error for all of them. The batch moves the prepared bodies out.
+  PreparedDelivery PrepareAlertmanager(const signals::WebhookPayload& payload) const;
   core::Result<std::vector<SignalIntake>> IngestAlertmanagerBatch(
-      const std::vector<const signals::WebhookPayload*>& payloads);
+      const std::vector<PreparedDelivery*>& deliveries);
 
   // Runs one leased signal_correlation job: attributes each signal, opens or joins its incident
   // and applies the service's automatic policy. Completes or fails the job itself.

@@ -65,30 +65,26 @@ core::Result<void> NoteOnIncident(store::Transaction& tx, const SignalRecord& si
   return Save(tx, stored);
 }
 
-// Records one delivery's alerts inside `tx`, appending the ids of new firing signals to
+// Records one prepared delivery's alerts inside `tx`, appending the ids of new firing signals to
 // `fired`.
-core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
-                                          const signals::WebhookPayload& delivery,
+core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelivery& prepared,
                                           const Caller& system, core::Time now,
                                           std::vector<std::string>& fired) {
+  const signals::WebhookPayload& delivery = *prepared.payload;
   SignalIntake intake{.received = static_cast<int>(delivery.alerts.size()),
                       .invalid = static_cast<int>(delivery.invalid_alerts.size()),
                       .truncated_alerts = delivery.truncated_alerts};
   // One ledger entry lists every new signal of the delivery, as one commit records them.
   nlohmann::json received = nlohmann::json::array();
   // A new signal is recorded, and correlated when it fires.
-  auto record_new = [&](const SignalRecord& incoming, bool firing) {
+  auto record_new = [&](size_t index, bool firing) {
     ++intake.recorded;
-    if (firing) fired.push_back(incoming.id);
-    received.push_back({{"signal", incoming.id},
-                        {"name", incoming.name},
-                        {"service", incoming.service},
-                        {"severity", incoming.severity},
-                        {"status", incoming.status},
-                        {"starts_at", core::FormatTime(incoming.starts_at)}});
+    if (firing) fired.push_back(prepared.records[index].id);
+    received.push_back(std::move(prepared.received[index]));
   };
-  for (const signals::Alert& alert : delivery.alerts) {
-    SignalRecord incoming = FromAlert(alert, delivery, now);
+  for (size_t index = 0; index < delivery.alerts.size(); ++index) {
+    const signals::Alert& alert = delivery.alerts[index];
+    const SignalRecord& incoming = prepared.records[index];
 
     // A firing alert seen before is a duplicate whatever its stored state, so the insert alone
     // decides. This saves reading and decoding the stored signal for every new alert.
@@ -96,10 +92,12 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
       store::Object object{.kind = kSignalKind,
                            .id = incoming.id,
                            .service = incoming.service,
-                           .body = nlohmann::json(incoming)};
+                           .body = prepared.bodies[index].is_null()
+                                       ? nlohmann::json(incoming)
+                                       : std::move(prepared.bodies[index])};
       auto inserted = tx.Put(object);
       if (inserted) {
-        record_new(incoming, true);
+        record_new(index, true);
       } else if (inserted.error().code == core::ErrorCode::kAlreadyExists) {
         ++intake.duplicates;
       } else {
@@ -111,7 +109,7 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx,
     BACKOUT_TRY(auto existing, tx.Get(kSignalKind, incoming.id));
     if (!existing) {
       BACKOUT_TRY(auto stored, Insert(tx, kSignalKind, incoming.id, incoming.service, incoming));
-      record_new(incoming, false);
+      record_new(index, false);
       continue;
     }
 
@@ -293,12 +291,33 @@ core::Result<void> ControlPlane::AuthenticateSignalSender(std::string_view autho
 
 core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
     const signals::WebhookPayload& payload) {
-  BACKOUT_TRY(auto intakes, IngestAlertmanagerBatch({&payload}));
+  PreparedDelivery prepared = PrepareAlertmanager(payload);
+  BACKOUT_TRY(auto intakes, IngestAlertmanagerBatch({&prepared}));
   return intakes.front();
 }
 
+PreparedDelivery ControlPlane::PrepareAlertmanager(const signals::WebhookPayload& payload) const {
+  const core::Time now = clock_.Now();
+  PreparedDelivery prepared{.payload = &payload};
+  prepared.records.reserve(payload.alerts.size());
+  prepared.bodies.reserve(payload.alerts.size());
+  prepared.received.reserve(payload.alerts.size());
+  for (const signals::Alert& alert : payload.alerts) {
+    SignalRecord record = FromAlert(alert, payload, now);
+    prepared.bodies.emplace_back(record);
+    prepared.received.push_back({{"signal", record.id},
+                                 {"name", record.name},
+                                 {"service", record.service},
+                                 {"severity", record.severity},
+                                 {"status", record.status},
+                                 {"starts_at", core::FormatTime(record.starts_at)}});
+    prepared.records.push_back(std::move(record));
+  }
+  return prepared;
+}
+
 core::Result<std::vector<SignalIntake>> ControlPlane::IngestAlertmanagerBatch(
-    const std::vector<const signals::WebhookPayload*>& payloads) {
+    const std::vector<PreparedDelivery*>& deliveries) {
   const core::Time now = clock_.Now();
   const Caller system = SystemCaller();
   std::vector<SignalIntake> intakes;
@@ -306,7 +325,7 @@ core::Result<std::vector<SignalIntake>> ControlPlane::IngestAlertmanagerBatch(
   BACKOUT_CHECK(store_.Write([&](store::Transaction& tx) -> core::Result<void> {
     intakes.clear();
     std::vector<std::string> fired;
-    for (const signals::WebhookPayload* delivery : payloads) {
+    for (PreparedDelivery* delivery : deliveries) {
       BACKOUT_TRY(SignalIntake intake, RecordDelivery(tx, *delivery, system, now, fired));
       intakes.push_back(std::move(intake));
     }
@@ -319,14 +338,14 @@ core::Result<std::vector<SignalIntake>> ControlPlane::IngestAlertmanagerBatch(
     return {};
   }));
 
-  for (size_t i = 0; i < payloads.size(); ++i) {
+  for (size_t i = 0; i < deliveries.size(); ++i) {
     const SignalIntake& intake = intakes[i];
     spdlog::info(
         "component=signals event=webhook_committed group_key=\"{}\" received={} recorded={} "
         "duplicates={} resolved={} invalid={} truncated={} job={} batch={}",
-        payloads[i]->group_key, intake.received, intake.recorded, intake.duplicates,
+        deliveries[i]->payload->group_key, intake.received, intake.recorded, intake.duplicates,
         intake.resolved, intake.invalid, intake.truncated_alerts,
-        intake.job_id.empty() ? "-" : intake.job_id, payloads.size());
+        intake.job_id.empty() ? "-" : intake.job_id, deliveries.size());
   }
   return intakes;
 }

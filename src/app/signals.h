@@ -13,6 +13,10 @@
 
 #include "core/time.h"
 
+namespace backout::signals {
+struct WebhookPayload;
+}  // namespace backout::signals
+
 namespace backout::app {
 
 inline constexpr char kSignalKind[] = "signal";
@@ -53,6 +57,16 @@ struct SignalRecord {
 
 void to_json(nlohmann::json& json, const SignalRecord& signal);
 void from_json(const nlohmann::json& json, SignalRecord& signal);
+
+// One Alertmanager delivery turned into signal records before the intake's write transaction, so
+// that concurrent deliveries do this work in parallel while one of them commits. Made by
+// ControlPlane::PrepareAlertmanager; the batch moves the bodies out.
+struct PreparedDelivery {
+  const signals::WebhookPayload* payload = nullptr;
+  std::vector<SignalRecord> records;     // one per alert, in the payload's order
+  std::vector<nlohmann::json> bodies;    // each record as stored
+  std::vector<nlohmann::json> received;  // each record as the delivery's ledger entry lists it
+};
 
 // What one webhook delivery did.
 struct SignalIntake {

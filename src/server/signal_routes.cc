@@ -29,8 +29,8 @@ std::string HeaderOf(const HttpRequest& request, const std::string& name) {
 class IntakeBatcher {
  public:
   core::Result<app::SignalIntake> Submit(app::ControlPlane& plane,
-                                         const signals::WebhookPayload& payload) {
-    Pending mine{.payload = &payload};
+                                         app::PreparedDelivery& delivery) {
+    Pending mine{.delivery = &delivery};
     std::unique_lock lock(mutex_);
     queue_.push_back(&mine);
     while (!mine.result) {
@@ -43,9 +43,9 @@ class IntakeBatcher {
       batch.swap(queue_);
       lock.unlock();
 
-      std::vector<const signals::WebhookPayload*> payloads;
-      for (const Pending* pending : batch) payloads.push_back(pending->payload);
-      auto results = plane.IngestAlertmanagerBatch(payloads);
+      std::vector<app::PreparedDelivery*> deliveries;
+      for (const Pending* pending : batch) deliveries.push_back(pending->delivery);
+      auto results = plane.IngestAlertmanagerBatch(deliveries);
 
       lock.lock();
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -63,7 +63,7 @@ class IntakeBatcher {
 
  private:
   struct Pending {
-    const signals::WebhookPayload* payload = nullptr;
+    app::PreparedDelivery* delivery = nullptr;
     std::optional<core::Result<app::SignalIntake>> result;
   };
 
@@ -109,8 +109,9 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
     return std::unexpected(payload.error());
   }
 
-  // Step 3: commit, then reply.
-  auto intake = batcher.Submit(plane, *payload);
+  // Step 3: build the records on this thread, then commit in a batch and reply.
+  app::PreparedDelivery prepared = plane.PrepareAlertmanager(*payload);
+  auto intake = batcher.Submit(plane, prepared);
   if (!intake) return std::unexpected(intake.error());
   metrics.Increment(kSignalAlertsTotal, {{"result", "recorded"}}, intake->recorded);
   metrics.Increment(kSignalAlertsTotal, {{"result", "duplicate"}}, intake->duplicates);
