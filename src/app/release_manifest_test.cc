@@ -755,8 +755,10 @@ TEST_P(ReleaseManifestBackendTest, RecordedDeployOfRolledBackReleaseMarksDeploye
   EXPECT_EQ(StatusHistory("3"), expected);
 }
 
-// Backout rolled 3 back to 2, then someone switched `current` forward to 3 by hand.
-TEST_P(ReleaseManifestBackendTest, HandSwitchForwardIsDiscoveredDeploy) {
+// Backout rolled 3 back to 2, then someone switched `current` forward to 3 by hand. The provider
+// reads a link to the newest release as that release's deploy, so only the manifest records the
+// switch.
+TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   Record("1");
   Record("2");
   core::Change three = Record("3");
@@ -767,11 +769,6 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardIsDiscoveredDeploy) {
   auto report = plane_->ReconcileAsSystem("web");
   ASSERT_TRUE(report.has_value()) << report.error().message;
   EXPECT_TRUE(report->discovered_rollbacks.empty());
-  ASSERT_EQ(report->discovered_changes.size(), 1u);
-  const core::Change found = ChangeById(report->discovered_changes[0]);
-  EXPECT_EQ(found.version, "3");
-  EXPECT_EQ(found.previous_version, "2");
-  EXPECT_EQ(found.source, core::ChangeSource::kDiscovered);
 
   ReleaseManifest manifest = Manifest();
   EXPECT_EQ(manifest.live_version, "3");
@@ -780,6 +777,12 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardIsDiscoveredDeploy) {
   const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
   EXPECT_EQ(StatusHistory("3"), expected);
   EXPECT_EQ(manifest.Find("3")->history.back().set_by, "reconciliation");
+  EXPECT_EQ(manifest.Find("3")->history.back().reason,
+            "current was switched from 2 to it without a record in Backout");
+  auto entries = LedgerEntries("release_manifest.reconciled");
+  ASSERT_FALSE(entries.empty());
+  const std::string corrections = entries.back().change.at("corrections").dump();
+  EXPECT_NE(corrections.find("release 3 marked deployed"), std::string::npos) << corrections;
 }
 
 // With release 3 complete, the provider alone reads a switch to 2 as a rollback from 3. Coming
