@@ -154,9 +154,9 @@ struct SwitchDirection {
 //
 // Returns the direction of `entry` when it is a switch of `current` that the provider inferred
 // from the link alone (`details.discovered`). The release live before it is the manifest's live
-// release, kept by Backout's events and the last reading of the folder, unless the manifest
-// already shows the switch (a server start reconciles the manifest before history is read); then
-// it is the release Backout's records show live before the entry.
+// release, which Backout's events and the last reading of the folder keep. A server start
+// reconciles the manifest before history is read, so when the manifest already shows the switch,
+// the release live before is the one Backout's records show live before the entry.
 SwitchDirection DirectionOfSwitch(const providers::HistoryEntry& entry, const Before& before,
                                   const providers::Inventory& inventory,
                                   const std::optional<ReleaseManifest>& manifest) {
@@ -360,8 +360,8 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
   }
   report.entries_read = static_cast<int>(history->size());
 
-  // For a service with a release manifest, the folder's order of releases tells the direction of
-  // a switch of `current` that the provider inferred from the link alone. Without it, such a
+  // For a service with a release manifest, the folder's order of releases decides the direction
+  // of a switch of `current` that the provider inferred from the link alone. Without it, such a
   // switch is classified by the tool's mark and by version order.
   std::optional<providers::Inventory> inventory;
   if (KeepsReleaseManifest(*current, service->name)) {
