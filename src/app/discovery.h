@@ -41,7 +41,8 @@ struct DiscoveredRollback {
   core::Time time{};         // when the tool recorded it
   std::string actor;         // who did it, by the tool's record; empty when it keeps none
   // Why it counts as a rollback: "tool" when the tool marks the entry a rollback, "version order"
-  // when an earlier version was deployed again.
+  // when an earlier version was deployed again, "release order" when `current` was switched to a
+  // release folder older than the one live before.
   std::string evidence;
   nlohmann::json details = nlohmann::json::object();  // the tool's own fields
   core::Time discovered_at{};

@@ -142,6 +142,35 @@ Before VersionsBefore(const std::vector<VersionEvent>& events, core::Time time) 
   return before;
 }
 
+// The direction of a switch of `current` by the folder's order of releases.
+struct SwitchDirection {
+  std::optional<bool> older;  // the switch moved to an older release; nullopt when unknown
+  std::string from;           // the release live before the switch
+};
+
+// NOTE: without revisions.log the releases provider reads a link to the newest complete release
+// as that release's deploy, so a switch back to it after a rollback yields no entry here. Only
+// the release manifest's reconciliation records that switch.
+//
+// Returns the direction of `entry` when it is a switch of `current` that the provider inferred
+// from the link alone (`details.discovered`). The release live before it is the manifest's live
+// release, which Backout's events and the last reading of the folder keep. A server start
+// reconciles the manifest before history is read, so when the manifest already shows the switch,
+// the release live before is the one Backout's records show live before the entry.
+SwitchDirection DirectionOfSwitch(const providers::HistoryEntry& entry, const Before& before,
+                                  const providers::Inventory& inventory,
+                                  const std::optional<ReleaseManifest>& manifest) {
+  SwitchDirection direction;
+  if (!entry.details.is_object() || !entry.details.value("discovered", false)) return direction;
+  direction.from = before.previous;
+  if (manifest && !manifest->live_version.empty() && manifest->live_version != entry.version) {
+    direction.from = manifest->live_version;
+  }
+  direction.older =
+      ReleasedBefore(inventory, manifest ? &*manifest : nullptr, entry.version, direction.from);
+  return direction;
+}
+
 store::Object NewObject(std::string_view kind, std::string id, std::string service, json body) {
   return store::Object{.kind = std::string(kind),
                        .id = std::move(id),
@@ -331,6 +360,19 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
   }
   report.entries_read = static_cast<int>(history->size());
 
+  // For a service with a release manifest, the folder's order of releases decides the direction
+  // of a switch of `current` that the provider inferred from the link alone. Without it, such a
+  // switch is classified by the tool's mark and by version order.
+  std::optional<providers::Inventory> inventory;
+  if (KeepsReleaseManifest(*current, service->name)) {
+    if (auto read = provider->ReadInventory(); read) {
+      inventory = *std::move(read);
+    } else {
+      spdlog::warn("component=reconcile service={} event=inventory_failed error=\"{}\"",
+                   service->name, read.error().message);
+    }
+  }
+
   // Step 3: every entry not reconciled before, in one transaction with its ledger entries and
   // notifications. A concurrent run conflicts on the entry keys and commits nothing, so the
   // transaction runs again and then finds those entries known.
@@ -344,6 +386,10 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
     written = store_.Write([&](store::Transaction& tx) -> core::Result<void> {
       BACKOUT_TRY(ServiceRecords records, LoadRecords(tx, service->name));
       BACKOUT_TRY(store::Object state, LoadState(tx, service->name));
+      std::optional<ReleaseManifest> manifest;
+      if (inventory) {
+        BACKOUT_TRY(manifest, LoadReleaseManifest(tx, service->name));
+      }
       for (const providers::HistoryEntry& entry : *history) {
         const std::string key = EntryKey(service->name, entry);
         BACKOUT_TRY(auto known, tx.Get(kHistoryEntryKind, key));
@@ -359,11 +405,13 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
                        {"reconciled_at", core::FormatTime(now)}};
 
         const Before before = VersionsBefore(records.events, entry.time);
+        const SwitchDirection direction =
+            inventory ? DirectionOfSwitch(entry, before, *inventory, manifest) : SwitchDirection{};
         if (std::string record = MatchRecord(records, entry); !record.empty()) {
           ++report.matched;
           marker["result"] = "matched";
           marker["record"] = record;
-        } else if (entry.kind == providers::HistoryKind::kRollback &&
+        } else if (!direction.older && entry.kind == providers::HistoryKind::kRollback &&
                    before.previous == entry.version) {
           // Backout's records already show this version live, so the entry names no version it
           // moved away from: the tool saw the link replaced by one to the same release, or an
@@ -373,19 +421,27 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
           marker["result"] = "matched";
           marker["record"] = before.previous_record;
         } else {
-          const bool by_tool = entry.kind == providers::HistoryKind::kRollback;
-          const bool by_order = before.earlier.contains(entry.version);
-          if (by_tool || by_order) {
+          std::string from = before.previous;
+          std::string evidence;  // set when the entry is a discovered rollback
+          if (direction.older) {
+            from = direction.from;
+            if (*direction.older) evidence = "release order";
+          } else if (entry.kind == providers::HistoryKind::kRollback) {
+            evidence = "tool";
+          } else if (before.earlier.contains(entry.version)) {
+            evidence = "version order";
+          }
+          if (!evidence.empty()) {
             BACKOUT_TRY(int64_t number, tx.NextNumber(kDiscoveredRollbackKind));
             DiscoveredRollback found{.id = fmt::format("DRB-{}", number),
                                      .service = service->name,
                                      .environment = service->environment,
                                      .provider = service->provider.kind,
                                      .version = entry.version,
-                                     .from_version = before.previous,
+                                     .from_version = from,
                                      .time = entry.time,
                                      .actor = entry.actor,
-                                     .evidence = by_tool ? "tool" : "version order",
+                                     .evidence = evidence,
                                      .details = entry.details,
                                      .discovered_at = now};
             store::Object object =
@@ -416,7 +472,7 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
                                 .service = service->name,
                                 .environment = service->environment,
                                 .version = entry.version,
-                                .previous_version = before.previous,
+                                .previous_version = from,
                                 .deployer = entry.actor,
                                 .time = entry.time,
                                 .source = core::ChangeSource::kDiscovered,

@@ -20,11 +20,12 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<ReleaseStatus, std::string_view>, 4> kStatusNames = {{
+constexpr std::array<std::pair<ReleaseStatus, std::string_view>, 5> kStatusNames = {{
     {ReleaseStatus::kDeployed, "deployed"},
     {ReleaseStatus::kValidatedGood, "validated_good"},
     {ReleaseStatus::kFailed, "failed"},
     {ReleaseStatus::kRolledBack, "rolled_back"},
+    {ReleaseStatus::kPresent, "present"},
 }};
 
 constexpr char kReconciliationSource[] = "reconciliation";
@@ -161,6 +162,26 @@ void MakeLive(ReleaseManifest& manifest, std::string_view version, core::Time ti
   manifest.live_since = time;
 }
 
+// Returns whether a release with this status becomes deployed when it is made live again: a
+// failed or validated-good verdict is about the artifact and stays.
+bool RedeployedWhenLive(const ReleaseEntry& entry) {
+  return entry.history.empty() || entry.status == ReleaseStatus::kRolledBack ||
+         entry.status == ReleaseStatus::kPresent;
+}
+
+// Returns the position of `version` among the complete releases of `inventory`, which lists them
+// in the provider's order.
+std::optional<size_t> CompletePosition(const providers::Inventory& inventory,
+                                       std::string_view version) {
+  size_t position = 0;
+  for (const providers::InventoryItem& item : inventory.items) {
+    if (!item.complete) continue;
+    if (item.version == version) return position;
+    ++position;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string_view ReleaseStatusName(ReleaseStatus status) {
@@ -175,8 +196,8 @@ core::Result<ReleaseStatus> ParseReleaseStatus(std::string_view text) {
     if (name == text) return value;
   }
   return core::MakeError(core::ErrorCode::kInvalidArgument,
-                         "unknown release status '{}'; expected deployed, validated_good, failed "
-                         "or rolled_back",
+                         "unknown release status '{}'; expected deployed, validated_good, failed, "
+                         "rolled_back or present",
                          text);
 }
 
@@ -243,6 +264,19 @@ core::Result<void> NoteReleaseDeployed(store::Transaction& tx, const Settings& s
   if (std::ranges::find(entry.change_ids, change.id) == entry.change_ids.end()) {
     entry.change_ids.push_back(change.id);
   }
+  // The tool's history also lists releases that were completed but never made live, so a
+  // discovered change leaves the status and the live release to the folder's `current`.
+  if (change.source == core::ChangeSource::kDiscovered) {
+    if (entry.history.empty()) {
+      BACKOUT_CHECK(SetStatus(
+          tx, caller, change.service, entry, ReleaseStatus::kPresent, change.time,
+          fmt::format("change/{}", change.id),
+          fmt::format("change {} was discovered in the tool's history; the release folder's "
+                      "current link decides whether it is live",
+                      change.id)));
+    }
+    return SaveManifest(tx, stored);
+  }
   // A release validated good stays so when it is deployed again: it is the same artifact.
   if (entry.history.empty() || entry.status != ReleaseStatus::kValidatedGood) {
     BACKOUT_CHECK(SetStatus(tx, caller, change.service, entry, ReleaseStatus::kDeployed,
@@ -299,7 +333,7 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
   }
   if (!target.empty()) {
     ReleaseEntry& entry = Entry(manifest, target, time);
-    if (entry.history.empty()) {
+    if (RedeployedWhenLive(entry)) {
       BACKOUT_CHECK(SetStatus(
           tx, caller, incident.service, entry, ReleaseStatus::kDeployed, time, set_by,
           fmt::format("rollback job {} of {} made it live", rollback.job_id, incident.id)));
@@ -340,6 +374,19 @@ core::Result<void> NoteValidationFinding(store::Transaction& tx, const Settings&
   return SaveManifest(tx, stored);
 }
 
+std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,
+                                   const ReleaseManifest* manifest, std::string_view version,
+                                   std::string_view other) {
+  if (version.empty() || other.empty() || version == other) return std::nullopt;
+  const std::optional<size_t> position = CompletePosition(inventory, version);
+  const std::optional<size_t> other_position = CompletePosition(inventory, other);
+  if (position && other_position) return *position < *other_position;
+  const ReleaseEntry* entry = manifest != nullptr ? manifest->Find(version) : nullptr;
+  const ReleaseEntry* other_entry = manifest != nullptr ? manifest->Find(other) : nullptr;
+  if (entry == nullptr || other_entry == nullptr) return std::nullopt;
+  return entry->DeployedBefore(*other_entry);
+}
+
 json ToJson(const ManifestReconciliation& report) {
   return {{"service", report.service},
           {"live_version", report.live_version},
@@ -367,12 +414,18 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
     ReleaseEntry* entry = manifest.Find(item.version);
     if (entry == nullptr) {
       if (!item.complete) continue;  // a deploy in progress, or one that never finished
+      // Only `current` shows a release was live. An older release may have been rolled back
+      // before Backout saw the folder, and a newer one may never have been made live.
+      const bool live = item.version == inventory.live_version;
       entry = &Entry(manifest, item.version, item.completed_at.value_or(now));
-      BACKOUT_CHECK(SetStatus(tx, caller, service, *entry, ReleaseStatus::kDeployed, now,
-                              kReconciliationSource,
-                              "found complete in the release folder without a record"));
-      corrections.push_back(fmt::format(
-          "added release {}, complete in the folder but not in the manifest", item.version));
+      BACKOUT_CHECK(SetStatus(
+          tx, caller, service, *entry, live ? ReleaseStatus::kDeployed : ReleaseStatus::kPresent,
+          now, kReconciliationSource,
+          live ? "found live in the release folder without a record"
+               : "found complete in the release folder without a record of it being live"));
+      corrections.push_back(
+          fmt::format("added release {} as {}, complete in the folder but not in the manifest",
+                      item.version, live ? "deployed" : "present"));
     }
     if (entry->complete != item.complete) {
       corrections.push_back(
@@ -431,6 +484,20 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
       if (changed) corrections.push_back(fmt::format("release {} marked rolled back", previous));
     }
     MakeLive(manifest, live, now);
+  }
+
+  // The live release is deployed again when a rollback had moved away from it, or when it was
+  // only present: switched to by hand, or the target of a switch whose store write was lost.
+  if (ReleaseEntry* live_entry = live.empty() ? nullptr : manifest.Find(live);
+      live_entry != nullptr && !live_entry->history.empty() && RedeployedWhenLive(*live_entry)) {
+    const std::string reason =
+        !previous.empty() && previous != live
+            ? fmt::format("current was switched from {} to it without a record in Backout",
+                          previous)
+            : std::string("the release folder's current link points to it");
+    BACKOUT_CHECK(SetStatus(tx, caller, service, *live_entry, ReleaseStatus::kDeployed, now,
+                            kReconciliationSource, reason));
+    corrections.push_back(fmt::format("release {} marked deployed: it is live", live));
   }
 
   manifest.reconciled_at = now;

@@ -36,6 +36,7 @@ enum class ReleaseStatus {
   kValidatedGood,  // a passing verification, or a validation found the service recovered on it
   kFailed,         // a failing verification was posted for it
   kRolledBack,     // a rollback moved the service away from it
+  kPresent,        // in the folder, but no record or observation shows it was ever live
 };
 std::string_view ReleaseStatusName(ReleaseStatus status);  // "validated_good"
 core::Result<ReleaseStatus> ParseReleaseStatus(std::string_view text);
@@ -97,7 +98,10 @@ core::Result<std::optional<ReleaseManifest>> LoadReleaseManifest(store::Transact
 // nothing when the status is already the one the event sets.
 
 // A change deployed `change.version`: the release becomes deployed (a validated-good release
-// stays validated good) and, when the change is the newest, live.
+// stays validated good) and, when the change is the newest, live. A change discovered in the
+// tool's history only adds the change to the release, as `present` when the release is new to
+// the manifest: such history also names releases that were never made live, so only the
+// folder's `current`, read by ReconcileReleaseManifest, makes a release live and deployed.
 core::Result<void> NoteReleaseDeployed(store::Transaction& tx, const Settings& settings,
                                        const Caller& caller, const core::Change& change);
 
@@ -108,8 +112,9 @@ core::Result<void> NoteChangeVerified(store::Transaction& tx, const Settings& se
 
 // Rollback `rollback` of `incident` ended. When it rolled back (or a person confirmed that an
 // interrupted one happened), the release it moved away from becomes rolled back and the target
-// becomes live. `from_version` is the provider's account of what was live before; when empty,
-// the manifest's live version or the suspected change's version is used.
+// becomes live, and deployed again when it was rolled back or only present. `from_version` is the
+// provider's account of what was live before; when empty, the manifest's live version or the
+// suspected change's version is used.
 core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& settings,
                                         const Caller& caller, const core::Incident& incident,
                                         const core::Rollback& rollback,
@@ -136,18 +141,28 @@ struct ManifestReconciliation {
 nlohmann::json ToJson(const ManifestReconciliation& report);
 
 // Compares the service's manifest with `inventory`, read from the tool just before, and corrects
-// the manifest: releases the folder has and the manifest lacks, releases gone from the folder,
-// markers that appeared or vanished, and the live version. When `current` moved to an older
-// release than the manifest's live one (a switch whose store write was lost, or a switch by
-// hand), the release it moved away from becomes rolled back. When the folder shows no live
-// release, the manifest keeps its live version and stores the folder's problem, which the audit
-// check reports. Records the corrections in one ledger entry "release_manifest.reconciled", and
-// each status change as usual; a problem already stored is not a new correction.
+// the manifest: releases the folder has and the manifest lacks (the live one as deployed, the
+// others as present), releases gone from the folder, markers that appeared or vanished, and the
+// live version. When `current` moved to an older release than the manifest's live one (a switch
+// whose store write was lost, or a switch by hand), the release it moved away from becomes
+// rolled back. The live release becomes deployed when it was rolled back or only present. When
+// the folder shows no live release, the manifest keeps its live version and stores the folder's
+// problem, which the audit check reports. Records the corrections in one ledger entry
+// "release_manifest.reconciled", and each status change as usual; a problem already stored is
+// not a new correction.
 core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction& tx,
                                                               const Caller& caller,
                                                               std::string_view service,
                                                               const providers::Inventory& inventory,
                                                               core::Time now);
+
+// Returns whether release `version` comes before release `other` in the releases provider's
+// order: oldest marker time first, then by name, as `inventory` lists complete releases. A
+// release that is incomplete or gone from the folder is placed by `manifest`'s deployment order
+// when both are there. Returns nullopt when the two are the same release or cannot be placed.
+std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,
+                                   const ReleaseManifest* manifest, std::string_view version,
+                                   std::string_view other);
 
 // ---- Choosing the target.
 

@@ -18,6 +18,7 @@
 #include "providers/registry.h"
 #include "providers/releases/release_tree.h"
 #include "providers/releases/test_releases.h"
+#include "support/postgres_server.h"
 #include "support/temp_dir.h"
 
 namespace backout::app {
@@ -90,8 +91,9 @@ services:
                                dir.string(), root_.string());
     auto signer = ledger::Signer::Generate();
     ASSERT_TRUE(signer.has_value());
-    auto store = store::OpenStore(fmt::format("sqlite:{}/backout.db", dir.string()),
-                                  store::StoreOptions{.clock = &clock_, .signer = *signer});
+    const std::string url = StoreUrl();
+    ASSERT_FALSE(url.empty());
+    auto store = store::OpenStore(url, store::StoreOptions{.clock = &clock_, .signer = *signer});
     ASSERT_TRUE(store.has_value()) << store.error().message;
     store_ = *std::move(store);
     StartPlane();
@@ -104,6 +106,10 @@ services:
     lead_ = MakeUser("lead-1", {core::Role::kEngineeringLead}, {});
     sre_ = MakeUser("sre-1", {core::Role::kDevopsEngineer}, {"web", "api"});
     ci_ = MakeUser("ci-bot", {core::Role::kCi}, {});
+  }
+
+  virtual std::string StoreUrl() {
+    return fmt::format("sqlite:{}/backout.db", temp_.path().string());
   }
 
   // Builds a control plane, with its own providers, over the same store: a server start.
@@ -294,7 +300,9 @@ TEST_F(ReleaseManifestTest, ReconcileImportsFolder) {
   ASSERT_EQ(manifest.releases.size(), 3u);
   EXPECT_EQ(manifest.live_version, "3");
   for (const ReleaseEntry& entry : manifest.releases) {
-    EXPECT_EQ(entry.status, ReleaseStatus::kDeployed) << entry.version;
+    // Only the release `current` points to is known to have been live.
+    EXPECT_EQ(ReleaseStatusName(entry.status), entry.version == "3" ? "deployed" : "present")
+        << entry.version;
     EXPECT_TRUE(entry.complete) << entry.version;
     EXPECT_TRUE(entry.in_folder) << entry.version;
     EXPECT_EQ(entry.history.at(0).set_by, "reconciliation");
@@ -669,6 +677,241 @@ TEST_F(ReleaseManifestTest, OnlyOneReleaseEndsNoRollbackTarget) {
   EXPECT_EQ(Live(), "3");
   EXPECT_EQ(StatusOf("3"), "deployed");
 }
+
+// The release-manifest cases above on each store backend: statuses after switches in both
+// directions and at first start must not depend on the store.
+class ReleaseManifestBackendTest : public ReleaseManifestTest,
+                                   public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string StoreUrl() override {
+    if (GetParam() != "Postgres") return ReleaseManifestTest::StoreUrl();
+    auto server = backout::testing::PostgresServer::Shared();
+    EXPECT_TRUE(server.has_value()) << server.error();
+    if (!server) return "";
+    auto database = (*server)->CreateDatabase();
+    EXPECT_TRUE(database.has_value()) << database.error();
+    return database.value_or("");
+  }
+
+  // Rolls `web` back to `target` through an incident on `suspected`, and runs the job.
+  std::string RollBackTo(const core::Change& suspected, const std::string& target) {
+    const std::string id = Open(suspected);
+    EXPECT_EQ(Assess(id, target).target_version, target);
+    EXPECT_TRUE(plane_->Decide(lead_, id, DecisionRequest{.reason = "rolling back"}));
+    auto rollback = plane_->RequestRollback(sre_, id, {});
+    EXPECT_TRUE(rollback.has_value()) << rollback.error().message;
+    RunJobs();
+    EXPECT_EQ(Live(), target);
+    return id;
+  }
+
+  // The statuses of `version`, oldest first.
+  std::vector<std::string> StatusHistory(const std::string& version) {
+    std::vector<std::string> statuses;
+    const ReleaseManifest manifest = Manifest();
+    const ReleaseEntry* entry = manifest.Find(version);
+    if (entry == nullptr) return statuses;
+    for (const ReleaseStatusChange& change : entry->history) {
+      statuses.emplace_back(ReleaseStatusName(change.status));
+    }
+    return statuses;
+  }
+
+  core::Change ChangeById(const std::string& id) {
+    auto change = plane_->GetChange(lead_, id);
+    EXPECT_TRUE(change.has_value()) << change.error().message;
+    return change.value_or(core::Change{});
+  }
+};
+
+TEST_P(ReleaseManifestBackendTest, RollbackToRolledBackReleaseMarksDeployed) {
+  Record("1");
+  core::Change two = Record("2");
+  core::Change three = Record("3");
+  RollBackTo(three, "2");
+  ASSERT_EQ(StatusOf("3"), "rolled_back");
+
+  // A person names release 3 again: the rollback of 2 makes it live.
+  RollBackTo(two, "3");
+  EXPECT_EQ(Manifest().live_version, "3");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+  EXPECT_EQ(StatusOf("2"), "rolled_back");
+  const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
+  EXPECT_EQ(StatusHistory("3"), expected);
+}
+
+TEST_P(ReleaseManifestBackendTest, RecordedDeployOfRolledBackReleaseMarksDeployed) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  RollBackTo(three, "2");
+  ASSERT_EQ(StatusOf("3"), "rolled_back");
+
+  Point("3");
+  Record("3");
+  EXPECT_EQ(Manifest().live_version, "3");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+  const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
+  EXPECT_EQ(StatusHistory("3"), expected);
+}
+
+// Backout rolled 3 back to 2, then someone switched `current` forward to 3 by hand. The provider
+// reads a link to the newest release as that release's deploy, so only the manifest records the
+// switch.
+TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));  // reads the deploys the markers show
+  RollBackTo(three, "2");
+  Point("3");
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "3");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
+  EXPECT_EQ(StatusHistory("3"), expected);
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "reconciliation");
+  EXPECT_EQ(manifest.Find("3")->history.back().reason,
+            "current was switched from 2 to it without a record in Backout");
+  auto entries = LedgerEntries("release_manifest.reconciled");
+  ASSERT_FALSE(entries.empty());
+  const std::string corrections = entries.back().change.at("corrections").dump();
+  EXPECT_NE(corrections.find("release 3 marked deployed"), std::string::npos) << corrections;
+}
+
+// With release 3 complete, the provider alone reads a switch to 2 as a rollback from 3. Coming
+// from 1, it is a deployment.
+TEST_P(ReleaseManifestBackendTest, HandSwitchForwardPastRolledBackRelease) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  Point("1");
+  auto back = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  ASSERT_EQ(back->discovered_rollbacks.size(), 1u);
+  ASSERT_EQ(StatusOf("3"), "rolled_back");
+
+  Point("2");
+  auto forward = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(forward.has_value()) << forward.error().message;
+  EXPECT_TRUE(forward->discovered_rollbacks.empty());
+  ASSERT_EQ(forward->discovered_changes.size(), 1u);
+  const core::Change found = ChangeById(forward->discovered_changes[0]);
+  EXPECT_EQ(found.version, "2");
+  EXPECT_EQ(found.previous_version, "1");
+  EXPECT_EQ(Manifest().live_version, "2");
+  EXPECT_EQ(StatusOf("1"), "deployed");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+
+  // Back to 1 again: a rollback from 2, the release live before the switch.
+  Point("1");
+  auto again = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  ASSERT_EQ(again->discovered_rollbacks.size(), 1u);
+  auto rollback = plane_->GetDiscoveredRollback(lead_, again->discovered_rollbacks[0]);
+  ASSERT_TRUE(rollback.has_value()) << rollback.error().message;
+  EXPECT_EQ(rollback->version, "1");
+  EXPECT_EQ(rollback->from_version, "2");
+  EXPECT_EQ(StatusOf("2"), "rolled_back");
+}
+
+TEST_P(ReleaseManifestBackendTest, HandRollbackNamesLiveReleaseAsFrom) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));  // reads the deploys the markers show
+  RollBackTo(three, "2");
+  Point("1");
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_changes.empty());
+  ASSERT_EQ(report->discovered_rollbacks.size(), 1u);
+  auto found = plane_->GetDiscoveredRollback(lead_, report->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "1");
+  EXPECT_EQ(found->from_version, "2");
+  EXPECT_EQ(StatusOf("2"), "rolled_back");
+  EXPECT_EQ(StatusOf("1"), "deployed");
+}
+
+// A switch to 1 lost its store write, and the restarted server found 1 live in the folder. Only
+// the manifest knows, so a later hand switch to 2 moved forward from 1, not back from 3.
+TEST_P(ReleaseManifestBackendTest, HandSwitchAfterLostSwitchStartsFromFolderLive) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  SwitchWithoutStoreWrite("1");
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+  ASSERT_EQ(Manifest().live_version, "1");
+  ASSERT_EQ(StatusOf("3"), "rolled_back");
+
+  Point("2");
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+  ASSERT_EQ(report->discovered_changes.size(), 1u);
+  const core::Change found = ChangeById(report->discovered_changes[0]);
+  EXPECT_EQ(found.version, "2");
+  EXPECT_EQ(found.previous_version, "1");
+  EXPECT_EQ(Manifest().live_version, "2");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+}
+
+// Before Backout ever saw the folder, `current` was switched by hand from 3 back to 2.
+TEST_P(ReleaseManifestBackendTest, FirstStartMarksOnlyLiveDeployed) {
+  Point("2");
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+  EXPECT_EQ(Manifest().live_version, "2");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  EXPECT_EQ(StatusOf("1"), "present");
+  EXPECT_EQ(StatusOf("3"), "present");
+
+  // The first reconcile job reads the folder's history, which names every complete release.
+  RunJobs();
+  EXPECT_EQ(Manifest().live_version, "2");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  EXPECT_EQ(StatusOf("1"), "present");
+  EXPECT_EQ(StatusOf("3"), "present");
+
+  auto listed = plane_->ListReleases(lead_, "web");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  ASSERT_EQ((*listed)["releases"].size(), 3u);
+  EXPECT_EQ((*listed)["releases"][2]["status"], "present");
+}
+
+// A complete release that appears later without a record and is not live is only present. Made
+// live by hand, it becomes deployed.
+TEST_P(ReleaseManifestBackendTest, NewFolderIsPresentUntilLive) {
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  AddRelease("4");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  EXPECT_EQ(StatusOf("4"), "present");
+  EXPECT_EQ(Manifest().live_version, "3");
+
+  Point("4");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  EXPECT_EQ(Manifest().live_version, "4");
+  EXPECT_EQ(StatusOf("4"), "deployed");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+  const std::vector<std::string> expected = {"present", "deployed"};
+  EXPECT_EQ(StatusHistory("4"), expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReleaseManifestBackendTest,
+                         ::testing::Values("Sqlite", "Postgres"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace backout::app

@@ -95,7 +95,8 @@ void AddServiceReleases(CLI::App& service, int& exit_status) {
   auto* command = service.add_subcommand(
       "releases",
       "Show the release manifest of a service deployed by release folders: each release's "
-      "status (deployed, validated_good, failed, rolled_back), when it changed and what set it");
+      "status (deployed, validated_good, failed, rolled_back, present), when it changed and what "
+      "set it");
   command->add_option("NAME", flags->name, "Service name")->required();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     auto answer = context.api.Get(ServicePath(flags->name) + "/releases");

@@ -10,8 +10,9 @@ void AddReleaseRoutes(Router& router, app::ControlPlane& plane) {
   Schema release = ObjectSchema(
       "One release and its status by Backout's records.",
       {Required("version", StringSchema("The release folder's name.")),
-       Required("status", EnumSchema("The release's status.",
-                                     {"deployed", "validated_good", "failed", "rolled_back"})),
+       Required("status",
+                EnumSchema("The release's status.",
+                           {"deployed", "validated_good", "failed", "rolled_back", "present"})),
        Required("status_changed_at",
                 StringSchema("When the status last changed (RFC 3339).", "date-time")),
        Required("set_by", StringSchema("What set the status: change/ID, incident/ID or "
@@ -29,9 +30,9 @@ void AddReleaseRoutes(Router& router, app::ControlPlane& plane) {
       .path = "/api/v1/services/{name}/releases",
       .operation_id = "listServiceReleases",
       .summary = "The service's release manifest: each release's status (deployed, validated "
-                 "good, failed, rolled back), when it changed and what set it, beside the live "
-                 "release read from the folder now. Only services whose provider lists its "
-                 "versions (kind releases) have one.",
+                 "good, failed, rolled back, present), when it changed and what set it, beside "
+                 "the live release read from the folder now. Only services whose provider lists "
+                 "its versions (kind releases) have one.",
       .response = ObjectSchema(
           "A release manifest.",
           {Required("service", StringSchema("The service.")),
