@@ -122,8 +122,9 @@ nlohmann::json HexList(const std::vector<ledger::Hash>& hashes) {
 // A consistent view of a log that a server may be appending to. Checkpoints are read before the
 // entry count: every checkpoint is committed with its entries, so none read first can sign more
 // entries than the count read after it unless entries were removed. Entries past the newest
-// checkpoint get one more look at the checkpoints, since a writer may have committed meanwhile;
-// if they are still unsigned, verification fails, because every write signs a checkpoint.
+// checkpoint get one more look at the checkpoints, since a writer may have committed meanwhile.
+// Entries still unsigned then are verified like the others and reported: a running server signs
+// them within its ledger.checkpoint_interval, and the next start signs what a crash left.
 class SnapshotLogReader final : public ledger::LogReader {
  public:
   static core::Result<std::unique_ptr<SnapshotLogReader>> Create(ledger::LogReader& source) {
@@ -142,13 +143,6 @@ class SnapshotLogReader final : public ledger::LogReader {
         if ((*again)[i].tree_size <= *count) checkpoints.push_back((*again)[i]);
       }
     }
-    if (*count > 0 && MaxSize(checkpoints) < *count) {
-      return core::MakeError(core::ErrorCode::kCorruption,
-                             "ledger corrupt: entries {} to {} are not covered by any signed "
-                             "checkpoint (the newest signs {} entries, the log has {}); every "
-                             "write signs one, so these entries were added outside Backout",
-                             MaxSize(checkpoints), *count - 1, MaxSize(checkpoints), *count);
-    }
     return std::unique_ptr<SnapshotLogReader>(
         new SnapshotLogReader(source, *count, std::move(checkpoints)));
   }
@@ -162,6 +156,9 @@ class SnapshotLogReader final : public ledger::LogReader {
   }
 
   core::Result<std::vector<ledger::Checkpoint>> ReadCheckpoints() override { return checkpoints_; }
+
+  // The number of entries the newest checkpoint signs.
+  uint64_t SignedSize() const { return MaxSize(checkpoints_); }
 
  private:
   SnapshotLogReader(ledger::LogReader& source, uint64_t count,
@@ -226,6 +223,13 @@ int RunVerify(const LedgerFlags& flags) {
   }
   fmt::print("ledger verified: {} entries, {} checkpoints, root {}\n", report->entries,
              report->checkpoints, ledger::ToHex(report->root));
+  if (const uint64_t signed_size = (*snapshot)->SignedSize(); signed_size < report->entries) {
+    fmt::print(
+        "entries {} to {} are not signed by a checkpoint yet: a running server signs them within "
+        "its ledger.checkpoint_interval, and the next start signs what a crash left; if the "
+        "server stopped cleanly after writing them, they were added outside Backout\n",
+        signed_size, report->entries - 1);
+  }
   fmt::print("signing keys, oldest first: {}\n", fmt::join(report->key_ids, ", "));
   if (options.trusted_key) fmt::print("first key matches --public-key\n");
   if (options.exported_checkpoint) {
