@@ -32,8 +32,8 @@ class LedgerAppender {
                  std::shared_ptr<const ledger::Signer> signer);
 
   // A state this process committed earlier. Load() uses it instead of reading and decoding
-  // ledger_state when the stored entries still end where it ends, which holds unless another
-  // process appended since. Call before the first append.
+  // ledger_state when the stored entries still end where it ends; they end elsewhere only when
+  // another process appended since. Call before the first append.
   void UseCommittedState(std::optional<State> committed) { committed_ = std::move(committed); }
   // The state after this transaction, for UseCommittedState once it commits; empty when none is
   // known.

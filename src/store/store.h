@@ -113,7 +113,7 @@ struct StoreOptions {
   std::shared_ptr<const ledger::Signer> signer;
   // How often a checkpoint is signed. Zero signs one in every write transaction that appended.
   // A positive interval signs in such a transaction only when this store's last signature is at
-  // least that old; until then the new entries are in the Merkle tree but not yet signed, and
+  // least that old. Until then the new entries are in the Merkle tree but not yet signed.
   // SignCheckpoint() signs them. An Ed25519 signature costs about as much as a bare SQLite insert
   // at synchronous NORMAL, so signing every transaction halves the append rate.
   core::Duration checkpoint_interval{};
