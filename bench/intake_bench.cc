@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   std::vector<double> backout_rates;
   std::vector<double> alertmanager_rates;
   for (int round = 0; round < options.rounds; ++round) {
-    // New alerts each round, so neither side sees a repeat.
+    // New alerts each round, so neither side receives a repeat.
     std::vector<std::string> webhooks;
     std::vector<std::string> postable;
     for (int r = 0; r < options.requests; ++r) {

@@ -248,10 +248,10 @@ class ControlPlane {
   // later in a signal_correlation job. An alert already recorded (same fingerprint and
   // startsAt) is counted as a duplicate and changes nothing; a resolved alert closes its signal.
   core::Result<SignalIntake> IngestAlertmanager(const signals::WebhookPayload& payload);
-  // The steps of IngestAlertmanager for the receiver's group commit. PrepareAlertmanager builds
-  // the records outside any transaction, on the request's thread; the batch commits several
-  // prepared deliveries in one transaction and returns one result per delivery, in order, or one
-  // error for all of them. The batch moves the prepared bodies out.
+  // The two steps of IngestAlertmanager for the receiver's group commit. PrepareAlertmanager
+  // builds the records on the request's thread, outside any transaction. The batch commits several
+  // prepared deliveries in one transaction, moving their bodies out, and returns one result per
+  // delivery in order, or one error for all of them.
   PreparedDelivery PrepareAlertmanager(const signals::WebhookPayload& payload) const;
   core::Result<std::vector<SignalIntake>> IngestAlertmanagerBatch(
       const std::vector<PreparedDelivery*>& deliveries);

@@ -444,7 +444,7 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
   }
 
   // Step 3: the live release. No live release in the folder is a problem to report, not a
-  // version: the service most likely still runs the release the manifest knows live.
+  // version: the service most likely still runs the release the manifest records as live.
   const std::string previous = manifest.live_version;
   const std::string& live = inventory.live_version;
   if (live.empty()) {

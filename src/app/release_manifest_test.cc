@@ -844,7 +844,7 @@ TEST_P(ReleaseManifestBackendTest, HandRollbackNamesLiveReleaseAsFrom) {
 }
 
 // A switch to 1 lost its store write, and the restarted server found 1 live in the folder. Only
-// the manifest knows, so a later hand switch to 2 moved forward from 1, not back from 3.
+// the manifest records that, so a later hand switch to 2 moved forward from 1, not back from 3.
 TEST_P(ReleaseManifestBackendTest, HandSwitchAfterLostSwitchStartsFromFolderLive) {
   Record("1");
   Record("2");

@@ -172,7 +172,7 @@ core::Result<json> BuildPopulation(store::Store& store, std::optional<core::Time
   if (!read) return std::unexpected(read.error());
 
   // Discovered rollbacks carry the tool's time; one without a readable time is listed anyway
-  // when no period is given, so an auditor still sees it.
+  // when no period is given, so an auditor still finds it.
   for (const json& body : discovered) {
     auto time = core::ParseTime(
         body.value("time", json()).is_string() ? body["time"].get<std::string>() : std::string());

@@ -421,7 +421,7 @@ TEST_F(ApiServerTest, ConfirmationBodyFitsLargestAttachment) {
   EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
 }
 
-TEST_F(ApiServerTest, CheckpointCoversEveryEntryWhenReadAndAtStop) {
+TEST_F(ApiServerTest, CheckpointCoversAllEntries) {
   // The config keeps the default checkpoint_interval of 1 s, so these writes, made well within
   // a second of the first, are not all signed as they commit.
   RecordChange("v2");

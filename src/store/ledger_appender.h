@@ -31,12 +31,12 @@ class LedgerAppender {
   LedgerAppender(SqlSession& session, const core::Clock& clock,
                  std::shared_ptr<const ledger::Signer> signer);
 
-  // A state this process committed earlier. Load() uses it instead of reading and decoding
-  // ledger_state when the stored entries still end where it ends; they end elsewhere only when
-  // another process appended since. Call before the first append.
+  // Sets a state this process committed earlier, to be called before the first append. Load()
+  // uses it in place of ledger_state while the stored entries end where it ends, that is, while
+  // no other process has appended since.
   void UseCommittedState(std::optional<State> committed) { committed_ = std::move(committed); }
-  // The state after this transaction, for UseCommittedState once it commits; empty when none is
-  // known.
+  // Returns the state after this transaction, for UseCommittedState once it commits, or nothing
+  // when no state was loaded or handed in.
   std::optional<State> StateToRemember() const;
 
   // Appends `record` as the next entry. An empty log first gets a "ledger.key_introduced" entry

@@ -326,7 +326,7 @@ TEST_P(StoreContractTest, EachAppendingWriteSignsOneCheckpoint) {
   EXPECT_EQ((*latest)->signature, (*checkpoints)[1].signature);
 }
 
-TEST_P(StoreContractTest, CheckpointIntervalSignsOncePerInterval) {
+TEST_P(StoreContractTest, IntervalSignsOncePerInterval) {
   StoreOptions options = Options();
   options.checkpoint_interval = std::chrono::seconds(10);
   auto store = OpenStore(options);
@@ -356,7 +356,7 @@ TEST_P(StoreContractTest, CheckpointIntervalSignsOncePerInterval) {
   EXPECT_TRUE(signer_->public_key().Verify((*checkpoints)[1]));
 }
 
-TEST_P(StoreContractTest, SignCheckpointCoversUnsignedEntriesOnce) {
+TEST_P(StoreContractTest, SignCheckpointSignsPendingOnce) {
   StoreOptions options = Options();
   options.checkpoint_interval = std::chrono::hours(1);
   auto store = OpenStore(options);
@@ -380,7 +380,7 @@ TEST_P(StoreContractTest, SignCheckpointCoversUnsignedEntriesOnce) {
   EXPECT_EQ(report->checkpoints, 2u);
 }
 
-TEST_P(StoreContractTest, SignCheckpointAfterReopenCoversWhatACrashLeftUnsigned) {
+TEST_P(StoreContractTest, SignCheckpointAfterCrash) {
   StoreOptions options = Options();
   options.checkpoint_interval = std::chrono::hours(1);
   {
@@ -401,7 +401,7 @@ TEST_P(StoreContractTest, SignCheckpointAfterReopenCoversWhatACrashLeftUnsigned)
   ASSERT_TRUE(report.has_value()) << report.error().message;
 }
 
-TEST_P(StoreContractTest, SignCheckpointOnEmptyLogOrWithoutSignerSignsNothing) {
+TEST_P(StoreContractTest, SignCheckpointEmptyOrReadOnly) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   auto empty = store->SignCheckpoint();
@@ -419,7 +419,7 @@ TEST_P(StoreContractTest, SignCheckpointOnEmptyLogOrWithoutSignerSignsNothing) {
   EXPECT_EQ((*latest)->tree_size, 2u);
 }
 
-TEST_P(StoreContractTest, KeyRotationSignsAtOnceWhateverTheInterval) {
+TEST_P(StoreContractTest, RotationSignsDespiteInterval) {
   StoreOptions options = Options();
   options.checkpoint_interval = std::chrono::hours(1);
   auto store = OpenStore(options);
@@ -438,7 +438,7 @@ TEST_P(StoreContractTest, KeyRotationSignsAtOnceWhateverTheInterval) {
   EXPECT_TRUE((*next)->public_key().Verify(**latest));
 }
 
-TEST_P(StoreContractTest, JobHookRunsAfterCommitOfWritesThatEnqueue) {
+TEST_P(StoreContractTest, JobHookRunsAfterCommit) {
   std::atomic<int> calls = 0;
   StoreOptions options = Options();
   options.on_job_enqueued = [&calls] { ++calls; };
@@ -466,7 +466,7 @@ TEST_P(StoreContractTest, JobHookRunsAfterCommitOfWritesThatEnqueue) {
   EXPECT_EQ(calls, 1) << "a rolled-back write enqueued nothing";
 }
 
-TEST_P(StoreContractTest, WriterRereadsLedgerStateAfterAnotherProcessAppended) {
+TEST_P(StoreContractTest, WriterRereadsStateAfterOtherAppends) {
   // Two stores on one database stand for two processes; each remembers the state it committed.
   auto first = OpenStore();
   auto second = OpenStore();

@@ -129,7 +129,7 @@ void GitHttpBackend::Handle(const httplib::Request& request, httplib::Response& 
   }
 
   // The request body goes through an unlinked temporary file, so a large body and a large
-  // answer cannot block each other on pipes.
+  // response cannot block each other on pipes.
   std::string body_path = (options_.project_root / ".cgi-body-XXXXXX").string();
   int body_fd = ::mkstemp(body_path.data());
   if (body_fd < 0 || !WriteAll(body_fd, request.body) || ::lseek(body_fd, 0, SEEK_SET) != 0) {

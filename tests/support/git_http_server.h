@@ -28,7 +28,7 @@ class GitHttpBackend {
   GitHttpBackend(httplib::Server& server, GitHttpOptions options);
 
   int served() const { return served_.load(); }      // requests passed to git http-backend
-  int rejected() const { return rejected_.load(); }  // requests answered 401
+  int rejected() const { return rejected_.load(); }  // requests rejected with 401
 
  private:
   void Handle(const httplib::Request& request, httplib::Response& response);

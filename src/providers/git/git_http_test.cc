@@ -193,7 +193,7 @@ TEST_F(GitHttpTest, RevertsAndPushesWithCredential) {
   ASSERT_TRUE(record.has_value()) << record.error().message;
   EXPECT_EQ(record->version, "v41");
 
-  // The remote holds the revert, as the git command shows it.
+  // The remote contains the revert, as the git command prints it.
   EXPECT_EQ(Git(remote_, {"rev-parse", "main"}), result->details.value("commit", ""));
   EXPECT_EQ(Git(remote_, {"show", "main:" + std::string(kValuesPath)}) + "\n", ValuesYaml("v41"));
   std::string message = Git(remote_, {"log", "-1", "--format=%B", "main"});

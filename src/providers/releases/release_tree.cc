@@ -192,7 +192,7 @@ CurrentLink ReleaseTree::ReadCurrent() const {
     link.state = LinkState::kMissing;
     return link;
   }
-  // A relative target resolves against the folder that holds the link, <root>.
+  // A relative target resolves against the folder that contains the link, <root>.
   link.relative = !fs::path(link.target).is_absolute();
   const fs::path absolute = link.relative ? root_ / link.target : fs::path(link.target);
 
