@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -17,6 +18,9 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "providers/git/known_hosts.h"
 
 namespace backout::providers::git {
 namespace {
@@ -77,17 +81,28 @@ core::Time ToTime(const git_time& time) { return core::Time(std::chrono::seconds
 struct CallbackState {
   const GitSettings* settings = nullptr;
   int attempts = 0;
-  std::string rejection;  // the remote's status for a reference it did not update
+  std::string rejection;           // the remote's status for a reference it did not update
+  std::string host_key_rejection;  // why the ssh server's host key was rejected
 };
 
 // Describes a fetch or push that failed with libgit2's return `code`. A rejected or missing
 // credential gets its own fix, so the person does not chase the network instead.
 std::string TransferFailure(int code, const CallbackState& state, std::string_view access) {
+  if (!state.host_key_rejection.empty()) return state.host_key_rejection;
   std::string error = LastError();
   if (code == GIT_ECERTIFICATE) {
     return fmt::format(
         "the remote's TLS certificate is not trusted ({}); give the CA that signed it in the "
         "provider's ca_file, or fix the server's certificate",
+        error);
+  }
+  // libssh2 1.10 reports a key it cannot decrypt or parse as "Private key unpack failed
+  // (correct password?)" or "Unable to extract public key from private key ...".
+  if (!state.settings->ssh_key.empty() && error.find("rivate key") != std::string::npos) {
+    return fmt::format(
+        "the private key that provider.credentials.ssh_key references cannot be used ({}); "
+        "check that it is an OpenSSH or PEM private key and that ssh_passphrase references its "
+        "passphrase",
         error);
   }
   const bool refused = code == GIT_EAUTH || error.find("authentication") != std::string::npos ||
@@ -129,12 +144,86 @@ int AcquireCredential(git_credential** out, const char* url, const char* usernam
   return GIT_EAUTH;
 }
 
-// Trusts a server certificate that libgit2's own checks rejected when it was issued for `host`
-// by one of the CA certificates of the binding's `ca_file`. libgit2 hands over only the server's
-// own certificate, so the CA file must hold the certificate that signed it directly.
+// Records why the host key of an ssh server is rejected, in the state and as libgit2's error.
+int RejectHostKey(CallbackState& state, std::string reason) {
+  git_error_set_str(GIT_ERROR_SSH, reason.c_str());
+  state.host_key_rejection = std::move(reason);
+  return GIT_ECERTIFICATE;
+}
+
+// Decides whether to trust an ssh server's host key. With the binding's `known_hosts` the key
+// must be listed there for `host` on the repository's port, whatever libgit2 decided. Without
+// it, libgit2 1.5.1 and later have checked the key against $HOME/.ssh/known_hosts, and `valid`
+// is that check's result.
+int CheckHostKey(const git_cert_hostkey& cert, int valid, const char* host, CallbackState& state) {
+  const GitSettings& settings = *state.settings;
+  const std::string name = KnownHostName(host, settings.ssh_port);
+  if ((cert.type & GIT_CERT_SSH_RAW) == 0 || cert.hostkey == nullptr) {
+    return RejectHostKey(state, fmt::format("libgit2 passed no ssh host key for {}, so it "
+                                            "cannot be checked against known_hosts",
+                                            name));
+  }
+  const std::string_view key(cert.hostkey, cert.hostkey_len);
+  const std::string offered =
+      fmt::format("the server offered {} {}", KeyTypeName(key), KeyFingerprint(key));
+  const std::string keyscan =
+      settings.ssh_port == 22
+          ? fmt::format("ssh-keyscan -t {} {}", KeyTypeName(key), host)
+          : fmt::format("ssh-keyscan -p {} -t {} {}", settings.ssh_port, KeyTypeName(key), host);
+
+  if (settings.known_hosts.empty()) {
+    if (valid != 0) return 0;
+    const char* home = std::getenv("HOME");
+    return RejectHostKey(
+        state, fmt::format("the ssh host key of {} is not in {}/.ssh/known_hosts, which libgit2 "
+                           "checks when the binding sets no known_hosts, or differs from the "
+                           "key listed there ({}); set the provider's known_hosts to a file "
+                           "that lists the server's key, as `{}` prints it, after checking its "
+                           "fingerprint with the server's administrator",
+                           name, home != nullptr ? home : "$HOME", offered, keyscan));
+  }
+
+  const HostKeyCheck check = settings.known_host_keys.Check(host, settings.ssh_port, key);
+  switch (check.status) {
+    case HostKeyStatus::kTrusted:
+      return 0;
+    case HostKeyStatus::kChanged:
+      return RejectHostKey(
+          state, fmt::format("the ssh host key of {} differs from the key on line {} of {} "
+                             "({}); the server's key was replaced or the connection is "
+                             "intercepted. Check the new fingerprint with the server's "
+                             "administrator, then replace that line",
+                             name, check.line, settings.known_hosts, offered));
+    case HostKeyStatus::kRevoked:
+      return RejectHostKey(
+          state, fmt::format("the ssh host key of {} is marked @revoked on line {} of {} ({}); "
+                             "the server must use another key",
+                             name, check.line, settings.known_hosts, offered));
+    case HostKeyStatus::kUnknown:
+      break;
+  }
+  std::string listed = check.other_key_types.empty()
+                           ? fmt::format("{} lists no key for it", settings.known_hosts)
+                           : fmt::format("{} lists only {} keys for it", settings.known_hosts,
+                                         fmt::join(check.other_key_types, ", "));
+  return RejectHostKey(state,
+                       fmt::format("the ssh host key of {} is unknown: {} ({}); add the "
+                                   "server's key to that file, as `{}` prints it, after checking "
+                                   "its fingerprint with the server's administrator",
+                                   name, listed, offered, keyscan));
+}
+
+// Checks the server's identity. An ssh host key goes to CheckHostKey. A TLS certificate that
+// libgit2's own checks rejected is trusted when it was issued for `host` by one of the CA
+// certificates of the binding's `ca_file`. libgit2 hands over only the server's own certificate,
+// so the CA file must hold the certificate that signed it directly.
 int CheckCertificate(git_cert* cert, int valid, const char* host, void* payload) {
+  auto& state = *static_cast<CallbackState*>(payload);
+  if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2) {
+    return CheckHostKey(*reinterpret_cast<const git_cert_hostkey*>(cert), valid, host, state);
+  }
   if (valid != 0) return 0;
-  const GitSettings& settings = *static_cast<CallbackState*>(payload)->settings;
+  const GitSettings& settings = *state.settings;
   // GIT_PASSTHROUGH leaves the decision to libgit2's own check, which rejected it. libgit2 1.5
   // proceeds on any return value that is not negative, despite the header's "> 0" wording.
   if (settings.ca_pem.empty() || cert->cert_type != GIT_CERT_X509) return GIT_PASSTHROUGH;
@@ -322,7 +411,8 @@ core::Result<std::string> GitRepository::Fetch() {
   }
   Remote remote(raw_remote);
 
-  CallbackState state{settings_, 0, ""};
+  CallbackState state;
+  state.settings = settings_;
   git_fetch_options options = GIT_FETCH_OPTIONS_INIT;
   options.callbacks.credentials = AcquireCredential;
   options.callbacks.certificate_check = CheckCertificate;
@@ -682,7 +772,8 @@ core::Result<PushResult> GitRepository::Push(std::string_view commit, std::strin
   }
   Remote remote(raw_remote);
 
-  CallbackState state{settings_, 0, ""};
+  CallbackState state;
+  state.settings = settings_;
   git_push_options options = GIT_PUSH_OPTIONS_INIT;
   options.callbacks.credentials = AcquireCredential;
   options.callbacks.certificate_check = CheckCertificate;

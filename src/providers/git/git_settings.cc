@@ -1,9 +1,12 @@
 #include "providers/git/git_settings.h"
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <regex>
 
 #include "core/time.h"
@@ -12,17 +15,20 @@
 namespace backout::providers::git {
 namespace {
 
-constexpr std::array<std::string_view, 19> kKnownFields = {
+constexpr std::array<std::string_view, 20> kKnownFields = {
     "repository",      "branch",         "path",
     "version_pattern", "version_key",    "work_dir",
     "author_name",     "author_email",   "suspend_automation",
     "push_attempts",   "verify_for",     "verify_interval",
     "credentials",     "health",         "health_url",
     "health_timeout",  "controller_url", "controller_revision_pointer",
-    "ca_file"};
+    "ca_file",         "known_hosts"};
 
 // The largest CA file read; a bundle of every public CA is about 200 KiB.
 constexpr size_t kCaFileMaxBytes = 4 * 1024 * 1024;
+
+// The largest known_hosts file read. A line is about 100 bytes, so this allows some 40 000 keys.
+constexpr size_t kKnownHostsMaxBytes = 4 * 1024 * 1024;
 
 constexpr std::array<std::string_view, 4> kCredentialRoles = {"username", "password", "ssh_key",
                                                               "ssh_passphrase"};
@@ -68,6 +74,92 @@ core::Result<void> CheckRepository(const SettingsReader& reader, const std::stri
                           "the URL contains a password; remove it and give it in `credentials` "
                           "as a secret reference");
   }
+  return {};
+}
+
+// Returns whether libgit2 reaches `url` over ssh: an ssh:// URL or scp-like syntax (host:path).
+bool IsSshRepository(std::string_view url) {
+  if (url.starts_with("ssh://")) return true;
+  return url.find("://") == std::string_view::npos && !url.starts_with("/") &&
+         url.find(':') != std::string_view::npos;
+}
+
+std::optional<int> ParsePort(std::string_view text) {
+  int port = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (error != std::errc() || end != text.data() + text.size() || port < 1 || port > 65535) {
+    return std::nullopt;
+  }
+  return port;
+}
+
+// Returns the port of an ssh repository, as libgit2 1.5 reads it: the port of an ssh:// URL, or
+// of scp-like syntax with a bracketed [host:port]:path, else 22. Returns nullopt when the port
+// is not a number from 1 to 65535.
+std::optional<int> SshPort(std::string_view url) {
+  std::string_view authority;
+  if (url.starts_with("ssh://")) {
+    authority = url.substr(6, url.find('/', 6) - 6);
+  } else if (url.starts_with("[")) {
+    const size_t close = url.find(']');
+    if (close == std::string_view::npos) return 22;
+    std::string_view inside = url.substr(1, close - 1);
+    // An IPv6 address has several colons and no port.
+    if (std::count(inside.begin(), inside.end(), ':') != 1) return 22;
+    authority = inside;
+  } else {
+    return 22;
+  }
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  size_t colon = std::string_view::npos;
+  if (authority.starts_with("[")) {
+    const size_t close = authority.find(']');
+    if (close != std::string_view::npos && close + 1 < authority.size() &&
+        authority[close + 1] == ':') {
+      colon = close + 1;
+    }
+  } else {
+    colon = authority.find(':');
+  }
+  if (colon == std::string_view::npos) return 22;
+  return ParsePort(authority.substr(colon + 1));
+}
+
+core::Result<void> ParseKnownHosts(const SettingsReader& reader, GitSettings& out) {
+  auto path = reader.AbsolutePath("known_hosts", false);
+  if (!path) return std::unexpected(path.error());
+  if (path->empty()) return {};
+  if (!IsSshRepository(out.repository)) {
+    return reader.Invalid("known_hosts", "applies only to an ssh repository, not {}",
+                          DisplayUrl(out.repository));
+  }
+  std::ifstream file(*path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!file.is_open() || (!file.good() && !file.eof())) {
+    return reader.Invalid("known_hosts",
+                          "{} cannot be read; give a file that the server's user can read, in "
+                          "the format of ~/.ssh/known_hosts",
+                          *path);
+  }
+  if (text.size() > kKnownHostsMaxBytes) {
+    return reader.Invalid("known_hosts",
+                          "{} is larger than {} bytes; list only the hosts of "
+                          "the provider's repositories",
+                          *path, kKnownHostsMaxBytes);
+  }
+  auto parsed = KnownHosts::Parse(text, *path);
+  if (!parsed) return reader.Invalid("known_hosts", "{}", parsed.error().message);
+  if (parsed->size() == 0) {
+    return reader.Invalid("known_hosts",
+                          "{} lists no host key; add the remote's key, as `ssh-keyscan HOST` "
+                          "prints it, after checking its fingerprint with the server's "
+                          "administrator",
+                          *path);
+  }
+  out.known_hosts = *path;
+  out.known_host_keys = std::move(*parsed);
   return {};
 }
 
@@ -137,6 +229,16 @@ core::Result<GitSettings> ParseGitSettings(std::string_view service, const nlohm
     return std::unexpected(valid.error());
   }
   out.repository = *repository;
+  if (IsSshRepository(out.repository)) {
+    auto port = SshPort(out.repository);
+    if (!port) {
+      return reader.Invalid("repository",
+                            "'{}' has an invalid port; give a number from 1 to "
+                            "65535, as in ssh://git@git.example.com:2222/deploy.git",
+                            DisplayUrl(out.repository));
+    }
+    out.ssh_port = *port;
+  }
 
   auto branch = reader.String("branch", false, out.branch);
   if (!branch) return std::unexpected(branch.error());
@@ -239,6 +341,10 @@ core::Result<GitSettings> ParseGitSettings(std::string_view service, const nlohm
     }
     out.ca_file = *ca_file;
     out.ca_pem = std::move(pem);
+  }
+
+  if (auto known_hosts = ParseKnownHosts(reader, out); !known_hosts) {
+    return std::unexpected(known_hosts.error());
   }
 
   auto health = reader.Command("health");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "providers/git/known_hosts.h"
 #include "providers/health_probe.h"
 #include "providers/provider.h"
 
@@ -31,6 +32,8 @@ namespace backout::providers::git {
 //   credentials: {username: env:GIT_USER, password: env:GIT_TOKEN}  # or ssh_key, ssh_passphrase
 //   ca_file: /etc/backout/git-ca.pem              # optional; CA certificates (PEM) trusted for
 //                                                 #   an https remote besides the system's
+//   known_hosts: /etc/backout/git-known-hosts     # optional; OpenSSH known_hosts file that
+//                                                 #   lists an ssh remote's host key
 //   health: [/opt/checks/checkout]                # optional; exit code 0 means healthy
 //   health_url: http://127.0.0.1:8080/healthz     # optional; a 2xx status means healthy
 //   health_timeout: 10s
@@ -59,6 +62,10 @@ struct GitSettings {
   std::string ssh_passphrase;
   std::string ca_file;  // absolute path, or empty
   std::string ca_pem;   // its content, read when the settings are parsed
+  // Absolute path, or empty: libgit2 then checks the host key against ~/.ssh/known_hosts.
+  std::string known_hosts;
+  KnownHosts known_host_keys;  // its entries, read when the settings are parsed
+  int ssh_port = 22;           // the port of an ssh repository, for known_hosts lookups
   HealthProbeSettings health;
   std::string controller_url;
   std::string controller_revision_pointer;
