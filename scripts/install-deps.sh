@@ -13,6 +13,7 @@ packages=(
   libcmark-gfm-dev libcmark-gfm-extensions-dev librsvg2-dev
   clang-format curl openssl awscli wrk python3
   prometheus prometheus-alertmanager
+  openssh-server
 )
 
 missing=()
@@ -75,6 +76,19 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: missing packages: ${missing[*]}" >&2
   echo "install-deps: run this script as root, or install them with apt-get" >&2
   exit 1
+fi
+
+# The git provider's ssh tests start their own sshd on a free port of 127.0.0.1, so the system's
+# ssh service must not start when openssh-server is installed. Debian's maintainer scripts ask
+# /usr/sbin/policy-rc.d before they start a service, and exit code 101 denies the start. A
+# machine that has no such file (Docker's Debian images ship one that denies every start) gets
+# one that denies only ssh, removed again when the script exits.
+policy_file=/usr/sbin/policy-rc.d
+if [[ ! -e $policy_file ]]; then
+  printf '#!/bin/sh\n# Written by install-deps.sh for the duration of apt-get install.\n%s\n' \
+    'case "$1" in ssh | ssh.service | ssh.socket | sshd) exit 101 ;; esac; exit 0' >"$policy_file"
+  chmod 0755 "$policy_file"
+  trap 'rm -f "$policy_file"' EXIT
 fi
 
 echo "install-deps: installing ${missing[*]}"
