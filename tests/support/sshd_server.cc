@@ -129,7 +129,8 @@ std::expected<std::unique_ptr<SshServer>, std::string> SshServer::Start(SshServe
     return std::unexpected(fmt::format("{} is missing; install openssh-server", kSshdPath));
   }
   // sshd started by root drops privileges into this empty folder and exits when it is missing.
-  // Debian's service unit creates it at boot, so a machine that never ran that unit lacks it.
+  // Debian's ssh service creates it when the service starts, so a machine whose ssh service
+  // never ran lacks it.
   if (::geteuid() == 0 && !fs::exists("/run/sshd")) {
     std::error_code error;
     fs::create_directories("/run/sshd", error);

@@ -10,7 +10,7 @@
 
 namespace backout::testing {
 
-// The OpenSSH server that SshServer runs; the Debian package openssh-server installs it.
+// The OpenSSH server that SshServer runs, installed by the Debian package openssh-server.
 inline constexpr char kSshdPath[] = "/usr/sbin/sshd";
 
 // Generates an ed25519 key pair with ssh-keygen: the private key at `path` (mode 0600), in

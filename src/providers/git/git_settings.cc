@@ -27,7 +27,8 @@ constexpr std::array<std::string_view, 20> kKnownFields = {
 // The largest CA file read; a bundle of every public CA is about 200 KiB.
 constexpr size_t kCaFileMaxBytes = 4 * 1024 * 1024;
 
-// The largest known_hosts file read. A line is about 100 bytes, so this allows some 40 000 keys.
+// The largest known_hosts file read. An Ed25519 line is about 100 bytes and an RSA line about
+// 550, so this allows thousands of keys.
 constexpr size_t kKnownHostsMaxBytes = 4 * 1024 * 1024;
 
 constexpr std::array<std::string_view, 4> kCredentialRoles = {"username", "password", "ssh_key",
@@ -131,9 +132,19 @@ core::Result<void> ParseKnownHosts(const SettingsReader& reader, GitSettings& ou
   auto path = reader.AbsolutePath("known_hosts", false);
   if (!path) return std::unexpected(path.error());
   if (path->empty()) return {};
+
   if (!IsSshRepository(out.repository)) {
     return reader.Invalid("known_hosts", "applies only to an ssh repository, not {}",
                           DisplayUrl(out.repository));
+  }
+
+  std::error_code size_error;
+  const auto size = std::filesystem::file_size(*path, size_error);
+  if (!size_error && size > kKnownHostsMaxBytes) {
+    return reader.Invalid("known_hosts",
+                          "{} is larger than {} bytes; list only the hosts of "
+                          "the provider's repositories",
+                          *path, kKnownHostsMaxBytes);
   }
   std::ifstream file(*path, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
@@ -143,12 +154,7 @@ core::Result<void> ParseKnownHosts(const SettingsReader& reader, GitSettings& ou
                           "the format of ~/.ssh/known_hosts",
                           *path);
   }
-  if (text.size() > kKnownHostsMaxBytes) {
-    return reader.Invalid("known_hosts",
-                          "{} is larger than {} bytes; list only the hosts of "
-                          "the provider's repositories",
-                          *path, kKnownHostsMaxBytes);
-  }
+
   auto parsed = KnownHosts::Parse(text, *path);
   if (!parsed) return reader.Invalid("known_hosts", "{}", parsed.error().message);
   if (parsed->size() == 0) {
@@ -158,6 +164,7 @@ core::Result<void> ParseKnownHosts(const SettingsReader& reader, GitSettings& ou
                           "administrator",
                           *path);
   }
+
   out.known_hosts = *path;
   out.known_host_keys = std::move(*parsed);
   return {};

@@ -3,7 +3,6 @@
 // checked against the binding's known_hosts file.
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
@@ -182,15 +181,16 @@ class GitSshTest : public ::testing::Test {
   }
 
   // Fails the test when `text` contains the passphrase or any line of a private key's body.
-  void ExpectNoSecret(const std::string& text, std::string_view what) const {
-    EXPECT_EQ(text.find(kPassphrase), std::string::npos) << what << " contains the passphrase";
-    EXPECT_EQ(text.find("PRIVATE KEY"), std::string::npos) << what << " contains a private key";
+  // `label` names the text in the failure message.
+  void ExpectNoSecret(const std::string& text, std::string_view label) const {
+    EXPECT_EQ(text.find(kPassphrase), std::string::npos) << label << " contains the passphrase";
+    EXPECT_EQ(text.find("PRIVATE KEY"), std::string::npos) << label << " contains a private key";
     for (const fs::path& key : {client_key_, passphrase_key_}) {
       std::istringstream lines(ReadText(key));
       for (std::string line; std::getline(lines, line);) {
         if (line.empty() || line.starts_with("-----")) continue;
         EXPECT_EQ(text.find(line), std::string::npos)
-            << what << " contains a line of " << key.string();
+            << label << " contains a line of " << key.string();
       }
     }
   }

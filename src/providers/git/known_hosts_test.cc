@@ -134,7 +134,7 @@ TEST(KnownHosts, RevokedKeyWinsOverListedKey) {
   HostKeyCheck check = hosts.Check("git.example.com", 22, Blob(kKeyA));
   EXPECT_EQ(check.status, HostKeyStatus::kRevoked);
   EXPECT_EQ(check.line, 2);
-  // A revoked entry says nothing about other keys.
+  // A revoked entry does not cover other keys.
   EXPECT_EQ(hosts.Check("git.example.com", 22, Blob(kKeyB)).status, HostKeyStatus::kChanged);
 }
 
