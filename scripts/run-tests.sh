@@ -7,6 +7,11 @@ bash scripts/format-check.sh
 mkdir -p "$build_dir/tmp"
 status=0
 (cd "$build_dir" && ctest --output-on-failure --timeout 600 -j2) || status=$?
+# CTest lists skipped cases without the reason that the test printed, so name it here.
+if [[ ! -x /usr/sbin/sshd ]]; then
+  echo "GitSshTest cases skipped: /usr/sbin/sshd is missing; install openssh-server" \
+    "(scripts/install-deps.sh does)"
+fi
 # -FA leaves out the fixture tests that start and stop the shared PostgreSQL cluster.
 pg_count=$(cd "$build_dir" && ctest -N -L postgresql -FA '.*' | sed -n 's/^Total Tests: //p')
 echo "tests against PostgreSQL: ${pg_count:-0}"

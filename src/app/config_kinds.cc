@@ -93,6 +93,8 @@ constexpr FieldSpec kGitProviderFields[] = {
     {"verify_for", FieldType::kWatchTime},
     {"verify_interval", FieldType::kDuration},
     {"credentials", FieldType::kCredentials, false, kCredentialRoles},
+    {"ca_file", FieldType::kPath},
+    {"known_hosts", FieldType::kPath},
     {"health", FieldType::kCommand},
     {"health_url", FieldType::kHttpUrl},
     {"health_timeout", FieldType::kDuration},

@@ -953,6 +953,7 @@ TEST(ConfigTest, GitProviderLoads) {
       push_attempts: 5
       verify_for: 0s
       credentials: {username: env:GIT_USER, password: file:secrets/git-token}
+      ca_file: git-ca.pem
       controller_url: http://127.0.0.1:9000/apps/checkout
       controller_revision_pointer: /status/sync/revision
 )");
@@ -966,6 +967,27 @@ TEST(ConfigTest, GitProviderLoads) {
             json::array({"clusters/prod/checkout-automation.yaml"}));
   EXPECT_EQ(provider.settings["push_attempts"], 5);
   EXPECT_EQ(provider.settings["verify_for"], "0s");
+  EXPECT_EQ(provider.settings["ca_file"], "/etc/backout/git-ca.pem");
+}
+
+TEST(ConfigTest, GitSshProviderLoads) {
+  auto config = ParseConfig(R"(services:
+  - name: checkout
+    provider:
+      kind: git
+      repository: ssh://git@git.example.com:2222/deploy/prod.git
+      path: apps/checkout/values.yaml
+      version_key: image.tag
+      work_dir: /var/lib/backout/git/checkout
+      credentials: {ssh_key: file:secrets/git-key, ssh_passphrase: env:GIT_KEY_PASSPHRASE}
+      known_hosts: git-known-hosts
+)");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  const ProviderConfig& provider = config->services[0].provider;
+  EXPECT_EQ(provider.settings["known_hosts"], "/etc/backout/git-known-hosts");
+  EXPECT_EQ(provider.settings["credentials"],
+            (json{{"ssh_key", "file:/etc/backout/secrets/git-key"},
+                  {"ssh_passphrase", "env:GIT_KEY_PASSPHRASE"}}));
 }
 
 TEST(ConfigSecretTest, PasswordInDatabaseUrlRejected) {

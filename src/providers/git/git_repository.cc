@@ -202,6 +202,8 @@ int CheckHostKey(const git_cert_hostkey& cert, int valid, const char* host, Call
     case HostKeyStatus::kUnknown:
       break;
   }
+  // NOTE: libgit2 1.5 lets libssh2 1.10 pick the host key type: the first of ECDSA, Ed25519 and
+  // RSA that the server has. A file that lists only another of the server's types fails here.
   std::string listed = check.other_key_types.empty()
                            ? fmt::format("{} lists no key for it", settings.known_hosts)
                            : fmt::format("{} lists only {} keys for it", settings.known_hosts,

@@ -319,6 +319,13 @@ TEST_F(GitSshTest, UnknownHostKeyRejected) {
   const fs::path other_host_key = dir_.path() / "keys" / "other-host";
   ASSERT_TRUE(GenerateSshKey(other_host_key).has_value());
   std::ofstream(known_hosts_) << "git.example.com " << ReadText(other_host_key.string() + ".pub");
+  // The binding's file decides even when $HOME/.ssh/known_hosts, which libgit2 reads, lists the
+  // key.
+  const fs::path home = dir_.path() / "home";
+  fs::create_directories(home / ".ssh");
+  std::ofstream(home / ".ssh" / "known_hosts") << server_->KnownHostsLine() << "\n";
+  SetHome(home);
+
   const std::string error = ExpectPlanRejected(Settings(client_key_));
   const std::string host = "[127.0.0.1]:" + std::to_string(server_->port());
   EXPECT_NE(error.find("the ssh host key of " + host + " is unknown"), std::string::npos) << error;
