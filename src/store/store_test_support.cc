@@ -122,8 +122,7 @@ LedgerWriteLock::LedgerWriteLock(const std::string& url) {
   std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection.get(), sql.c_str()),
                                                        PQclear);
   if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-    ADD_FAILURE() << "cannot take the ledger advisory lock: "
-                  << PQresultErrorMessage(result.get());
+    ADD_FAILURE() << "cannot take the ledger advisory lock: " << PQresultErrorMessage(result.get());
     return;
   }
   // Closing the connection would also release the lock, but an explicit unlock is clearer.
