@@ -452,6 +452,26 @@ TEST_F(ApiServerTest, ConfirmationBodyFitsLargestAttachment) {
   EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
 }
 
+TEST_F(ApiServerTest, DocumentBodyFitsAttachmentLimit) {
+  // INC-404 does not exist, so a body within the limit reaches the handler and gets 404.
+  const std::string path = "/api/v1/incidents/INC-404/document";
+  const std::string base64_of_ten_mib = std::string((size_t{10} << 20) / 3 * 4, 'A') + "AA==";
+  const json body = {
+      {"root_cause", "v2 dropped the retry"},
+      {"attachments", {{{"name", "app.log"}, {"content_base64", base64_of_ten_mib}}}}};
+  auto fits = Client(lead_token_).Post(path, body.dump(), "application/json");
+  ASSERT_TRUE(fits);
+  EXPECT_EQ(fits->status, 404) << fits->body.substr(0, 400);
+
+  const std::string base64_of_eleven_mib((size_t{11} << 20) / 3 * 4, 'A');
+  const json too_large = {
+      {"root_cause", "v2 dropped the retry"},
+      {"attachments", {{{"name", "app.log"}, {"content_base64", base64_of_eleven_mib}}}}};
+  auto rejected = Client(lead_token_).Post(path, too_large.dump(), "application/json");
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
+}
+
 TEST_F(ApiServerTest, CheckpointCoversAllEntries) {
   // The config keeps the default checkpoint_interval of 1 s, so these writes, made well within
   // a second of the first, are not all signed as they commit.
