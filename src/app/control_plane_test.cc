@@ -329,6 +329,38 @@ TEST_P(ControlPlaneTest, WholeLifecycleEndsClosed) {
   EXPECT_TRUE(verified.has_value()) << verified.error().message;
 }
 
+TEST_P(ControlPlaneTest, DocumentAttachmentTotalIsLimited) {
+  const std::string id = Approved("checkout");
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, {}).has_value());
+  RunJobs();
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  ASSERT_EQ(Get(id).state, core::IncidentState::kDocumenting);
+  // "AAAA" is base64 for three zero bytes, so each attachment contains 6 MiB.
+  const std::string six_mib_base64((size_t{6} << 20) / 3 * 4, 'A');
+
+  auto rejected = plane_->Document(
+      sre_, id,
+      DocumentRequest{.root_cause = "bad v2",
+                      .attachments = {{.name = "a.log", .content_base64 = six_mib_base64},
+                                      {.name = "b.log", .content_base64 = six_mib_base64}}});
+
+  ASSERT_FALSE(rejected.has_value());
+  EXPECT_EQ(rejected.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(rejected.error().message.find("attachment b.log brings the total to 12582912 bytes, "
+                                          "over the limit of 10485760 bytes"),
+            std::string::npos)
+      << rejected.error().message;
+  EXPECT_EQ(Get(id).state, core::IncidentState::kDocumenting);
+  auto single = plane_->Document(
+      sre_, id,
+      DocumentRequest{.root_cause = "bad v2",
+                      .attachments = {{.name = "a.log", .content_base64 = six_mib_base64}}});
+  ASSERT_TRUE(single.has_value()) << single.error().message;
+  ASSERT_EQ(single->attachments.size(), 1u);
+  EXPECT_EQ(single->attachments[0].size, int64_t{6} << 20);
+}
+
 TEST_P(ControlPlaneTest, AssessmentCoversDependentsAndDigest) {
   const std::string id = OpenWithChanges("checkout");
   auto assessed = plane_->Assess(lead_, id, {});

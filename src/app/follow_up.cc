@@ -10,6 +10,7 @@
 #include "app/records.h"
 #include "app/review_template.h"
 #include "app/try.h"
+#include "core/attachment_limits.h"
 #include "core/state_machine.h"
 #include "evidence/review_document.h"
 #include "ledger/hash.h"
@@ -264,11 +265,19 @@ core::Result<core::Incident> ControlPlane::Document(const Caller& caller, std::s
 
   // Decode before the transaction, so a bad attachment costs no store work.
   std::vector<std::pair<core::Attachment, std::string>> attachments;
+  size_t total_bytes = 0;
   for (const NewAttachment& attachment : request.attachments) {
     if (IsBlank(attachment.name)) {
       return core::MakeError(core::ErrorCode::kInvalidArgument, "every attachment needs a name");
     }
     BACKOUT_TRY(std::string content, DecodeBase64(attachment.content_base64, attachment.name));
+    total_bytes += content.size();
+    if (total_bytes > core::kMaxDocumentAttachmentBytes) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "attachment {} brings the total to {} bytes, over the limit of {} "
+                             "bytes (10 MiB) for one request; attach fewer or smaller files",
+                             attachment.name, total_bytes, core::kMaxDocumentAttachmentBytes);
+    }
     core::Attachment meta{.name = attachment.name,
                           .sha256 = ledger::ToHex(ledger::Sha256(content)),
                           .size = static_cast<int64_t>(content.size()),

@@ -49,29 +49,42 @@ void AddActionAdd(CLI::App& action, int& exit_status) {
       "Add an action item to an incident (--title, --owner, --due), or record that none is "
       "needed (--no-action --reason)");
   command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1")->required();
-  auto* title = command->add_option("--title", flags->title, "What must be done");
-  auto* owner = command->add_option("--owner", flags->owner, "User who owns the item");
+  // The validators name the option of an empty value, because the check after parsing cannot tell
+  // an empty value from a missing option.
+  auto* title = command->add_option("--title", flags->title, "What must be done")
+                    ->check(NonEmptyValidator("give a value"));
+  auto* owner = command
+                    ->add_option("--owner", flags->owner,
+                                 "User who owns the item, one listed under `users` in the config")
+                    ->check(NonEmptyValidator("give a user listed under `users` in the config"));
   auto* due = command->add_option("--due", flags->due, "Due date, YYYY-MM-DD (UTC)")
+                  ->check(NonEmptyValidator("give a date as YYYY-MM-DD"))
                   ->check(DateValidator());
   auto* no_action =
       command->add_flag("--no-action", flags->no_action,
                         "Record that the incident needs no action item; needs --reason");
-  auto* reason = command->add_option("--reason", flags->reason, "Why no action item is needed");
+  auto* reason = command->add_option("--reason", flags->reason, "Why no action item is needed")
+                     ->check(NonEmptyValidator("give a value"));
   for (CLI::Option* item_option : {title, owner, due}) {
     item_option->excludes(no_action);
   }
   no_action->needs(reason);
   reason->needs(no_action);
 
-  SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
-    Json body;
-    if (flags->no_action) {
-      body = {{"no_action", true}, {"reason", flags->reason}};
-    } else {
-      body = {{"title", flags->title}, {"owner", flags->owner}, {"due", flags->due}};
-    }
-    return PrintSingle(context, context.api.Post(ActionItemsPath(flags->incident_id), body));
-  });
+  // The server rejects an owner not listed under `users` with HTTP 400, which exits 2 like the
+  // other wrong inputs.
+  SetClientCallback(
+      *command, flags->client, exit_status,
+      [flags](ClientContext& context) {
+        Json body;
+        if (flags->no_action) {
+          body = {{"no_action", true}, {"reason", flags->reason}};
+        } else {
+          body = {{"title", flags->title}, {"owner", flags->owner}, {"due", flags->due}};
+        }
+        return PrintSingle(context, context.api.Post(ActionItemsPath(flags->incident_id), body));
+      },
+      UsageErrorStatus);
   // An item needs all three of its fields unless --no-action replaces them; CLI11 cannot state
   // "all of these or that one", so the check runs before the callback and exits 2 like the rest.
   command->parse_complete_callback([flags] {

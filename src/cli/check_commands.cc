@@ -34,7 +34,8 @@ void AddCheckCommands(CLI::App& app, int& exit_status) {
   command->add_flag("--failed", flags->failed,
                     "Record that the test failed (by default the check is confirmed as passed)");
   SetClientCallback(
-      *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
+      *command, flags->client, exit_status,
+      [flags](ClientContext& context) -> core::Result<int> {
         Json body = {{"passed", !flags->failed}, {"note", flags->note}};
         if (!flags->attachment.empty()) {
           auto content = ReadFileUpTo(flags->attachment, core::kMaxConfirmationAttachmentBytes);
@@ -46,7 +47,8 @@ void AddCheckCommands(CLI::App& app, int& exit_status) {
         const std::string path = "/api/v1/incidents/" + EncodeUrlComponent(flags->id) + "/checks/" +
                                  EncodeUrlComponent(flags->check) + "/confirm";
         return PrintSingle(context, context.api.Post(path, body));
-      });
+      },
+      UsageErrorStatus);
 }
 
 }  // namespace backout::cli

@@ -47,6 +47,10 @@ int CheckErrorStatus(const core::Error& error) {
   }
 }
 
+int UsageErrorStatus(const core::Error& error) {
+  return error.code == core::ErrorCode::kInvalidArgument ? kExitUsage : kExitFailed;
+}
+
 int RunClient(const ClientFlags& flags, const ClientBody& body,
               const std::function<int(const core::Error&)>& error_status) {
   auto fail = [&error_status](const core::Error& error) {
@@ -78,10 +82,12 @@ int RunClientWithText(const CLI::App& command, const ClientFlags& flags, const C
 
 }  // namespace
 
-void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body) {
+void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body,
+                       std::function<int(const core::Error&)> error_status) {
   AddClientFlags(command, flags);
-  command.callback([&command, &flags, &exit_status, body = std::move(body)] {
-    exit_status = RunClientWithText(command, flags, body);
+  command.callback([&command, &flags, &exit_status, body = std::move(body),
+                    error_status = std::move(error_status)] {
+    exit_status = RunClientWithText(command, flags, body, error_status);
   });
 }
 
@@ -120,17 +126,10 @@ void PrintNote(std::string_view text) {
 }
 
 core::Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "cannot open {}: check the path and its permissions", path);
-  }
-  std::ostringstream content;
-  content << file.rdbuf();
-  if (file.bad()) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument, "reading {} failed", path);
-  }
-  return content.str();
+  // ReadFileUpTo rejects what is not a regular file, for which file_size fails.
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  return ReadFileUpTo(path, error ? 0 : static_cast<size_t>(size));
 }
 
 core::Result<std::string> ReadFileUpTo(const std::string& path, size_t max_bytes) {
@@ -242,11 +241,10 @@ void CheckPeriodOrder(const std::string& from, const std::string& to) {
   }
 }
 
-CLI::Validator NonEmptyValidator() {
+CLI::Validator NonEmptyValidator(std::string fix) {
   return CLI::Validator(
-      [](std::string& text) -> std::string {
-        return text.empty() ? "the value is empty; give a value or leave the option out"
-                            : std::string();
+      [fix = std::move(fix)](std::string& text) -> std::string {
+        return text.empty() ? "the value is empty; " + fix : std::string();
       },
       "", "non-empty");
 }

@@ -37,6 +37,11 @@ void AddClientFlags(CLI::App& command, ClientFlags& flags);
 // token rejected, permission denied, server error).
 int CheckErrorStatus(const core::Error& error);
 
+// Maps an error to the exit status of a command that changes state: kExitUsage for a wrong input
+// (kInvalidArgument, such as a file over its limit or a value the server rejects with HTTP 400),
+// kExitFailed for everything else.
+int UsageErrorStatus(const core::Error& error);
+
 // Connects with `flags`, runs `body` and returns the exit status. Errors go to stderr as one
 // "error: …" line and exit with `error_status(error)`, kExitFailed when it is empty.
 int RunClient(const ClientFlags& flags, const ClientBody& body,
@@ -45,8 +50,10 @@ int RunClient(const ClientFlags& flags, const ClientBody& body,
 // Makes `command` a leaf client command: adds the client flags and a callback that runs `body`
 // and stores the exit status in `exit_status`. Before `body` runs, every option value must be
 // UTF-8 text, because values go into JSON request bodies. An invalid one is a usage error
-// (kExitUsage) naming the option.
-void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body);
+// (kExitUsage) naming the option. An error from `body` exits with `error_status(error)`, or
+// kExitFailed when `error_status` is empty.
+void SetClientCallback(CLI::App& command, ClientFlags& flags, int& exit_status, ClientBody body,
+                       std::function<int(const core::Error&)> error_status = {});
 
 // Like SetClientCallback for a check command, whose findings exit kExitFailed: an error exits
 // with CheckErrorStatus instead of kExitFailed.
@@ -67,7 +74,13 @@ void PrintOut(std::string_view text);
 // Prints a note for the person at the terminal to stderr, so stdout stays machine-readable.
 void PrintNote(std::string_view text);
 
-// Reads a whole file; fails with kInvalidArgument naming the path when it cannot be read.
+// The largest PEM public key or exported checkpoint file the CLI reads, in bytes. Both are well
+// under 1 KiB, so a larger file is not one of them.
+inline constexpr size_t kMaxKeyFileBytes = size_t{64} << 10;
+
+// Reads a whole regular file, stopping at the size it had when the read began, so a device such
+// as /dev/zero or a file that keeps growing is rejected. Fails with kInvalidArgument naming the
+// path.
 core::Result<std::string> ReadWholeFile(const std::string& path);
 
 // Reads a regular file of at most `max_bytes` bytes. A file whose size is over the limit is
@@ -91,8 +104,9 @@ core::Result<void> CheckOptionsText(const CLI::App& command);
 // RFC 3339 times that a validator has already accepted.
 void CheckPeriodOrder(const std::string& from, const std::string& to);
 
-// Rejects an empty value. Filter options use it because an empty filter would match everything.
-CLI::Validator NonEmptyValidator();
+// Rejects an empty value with a message naming the option and ending in `fix`, what to do instead.
+// Filter options use the default because an empty filter would match everything.
+CLI::Validator NonEmptyValidator(std::string fix = "give a value or leave the option out");
 
 // Validates an RFC 3339 time option ("2026-12-04T17:05:41Z").
 CLI::Validator TimeValidator();

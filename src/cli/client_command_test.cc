@@ -80,6 +80,15 @@ TEST(CheckErrorStatusTest, SeparatesUsageFromCouldNotCheck) {
   }
 }
 
+TEST(UsageErrorStatusTest, OnlyInvalidArgumentIsUsage) {
+  EXPECT_EQ(UsageErrorStatus({core::ErrorCode::kInvalidArgument, ""}), kExitUsage);
+  for (core::ErrorCode code : {core::ErrorCode::kNotFound, core::ErrorCode::kFailedPrecondition,
+                               core::ErrorCode::kUnavailable, core::ErrorCode::kPermissionDenied,
+                               core::ErrorCode::kInternal}) {
+    EXPECT_EQ(UsageErrorStatus({code, ""}), kExitFailed) << core::ErrorCodeName(code);
+  }
+}
+
 // Parses `args` (without the program name) with `app`.
 void Parse(CLI::App& app, std::vector<std::string> args) {
   std::reverse(args.begin(), args.end());
@@ -120,6 +129,18 @@ TEST(NonEmptyValidatorTest, NamesOptionWithEmptyValue) {
   accepting.add_option("--service", service)->check(NonEmptyValidator());
   Parse(accepting, {"--service", "checkout"});
   EXPECT_EQ(service, "checkout");
+}
+
+TEST(NonEmptyValidatorTest, EndsWithGivenFix) {
+  CLI::App app;
+  std::string owner;
+  app.add_option("--owner", owner)->check(NonEmptyValidator("give a user name"));
+  try {
+    Parse(app, {"--owner", ""});
+    FAIL() << "an empty --owner was accepted";
+  } catch (const CLI::ValidationError& error) {
+    EXPECT_EQ(std::string(error.what()), "--owner: the value is empty; give a user name");
+  }
 }
 
 TEST(CheckPeriodOrderTest, RejectsEmptyPeriodNamingBothValues) {
@@ -164,6 +185,22 @@ TEST(ReadFileUpToTest, StopsReadingPastLimit) {
 
   auto device = ReadFileUpTo("/dev/zero", 16);
   ASSERT_FALSE(device.has_value());
+  EXPECT_NE(device.error().message.find("/dev/zero is not a regular file"), std::string::npos)
+      << device.error().message;
+}
+
+TEST(ReadWholeFileTest, ReadsRegularFile) {
+  testing::TempDir dir;
+  const std::string content = std::string(70 * 1024, 'a') + "end";
+  auto read = ReadWholeFile(WriteTemp(dir, "bundle.tar.gz", content));
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  EXPECT_EQ(*read, content);
+}
+
+TEST(ReadWholeFileTest, RejectsDevice) {
+  auto device = ReadWholeFile("/dev/zero");
+  ASSERT_FALSE(device.has_value());
+  EXPECT_EQ(device.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_NE(device.error().message.find("/dev/zero is not a regular file"), std::string::npos)
       << device.error().message;
 }

@@ -204,10 +204,10 @@ int RunVerify(const std::string& file, const std::string& public_key_file,
               const std::string& output) {
   evidence::BundleVerifyOptions options;
   if (!public_key_file.empty()) {
-    auto pem = ReadWholeFile(public_key_file);
+    auto pem = ReadFileUpTo(public_key_file, kMaxKeyFileBytes);
     if (!pem) {
       fmt::print(stderr, "error: {}\n", pem.error().message);
-      return kExitFailed;
+      return kExitUsage;
     }
     auto key = ledger::PublicKey::FromPem(*pem);
     if (!key) {
@@ -219,7 +219,7 @@ int RunVerify(const std::string& file, const std::string& public_key_file,
   auto bytes = ReadWholeFile(file);
   if (!bytes) {
     fmt::print(stderr, "error: {}\n", bytes.error().message);
-    return kExitFailed;
+    return kExitUsage;
   }
   auto format = evidence::BundleFormatOf(*bytes);
   if (format && *format == evidence::kPeriodBundleFormat) {

@@ -13,6 +13,7 @@
 #include "cli/incident_view.h"
 #include "cli/job_wait.h"
 #include "cli/request_fields.h"
+#include "core/attachment_limits.h"
 #include "core/time.h"
 
 namespace backout::cli {
@@ -346,6 +347,30 @@ void AddIncidentValidate(CLI::App& incident, int& exit_status) {
       });
 }
 
+// Reads the --attach files of `incident document` as the request's attachments. Each file is
+// checked against the limit before it is read, and the contents may total at most
+// core::kMaxDocumentAttachmentBytes, which the server enforces too.
+core::Result<Json> ReadDocumentAttachments(const std::vector<std::string>& paths) {
+  Json attachments = Json::array();
+  size_t total_bytes = 0;
+  for (const std::string& path : paths) {
+    auto content = ReadFileUpTo(path, core::kMaxDocumentAttachmentBytes);
+    if (!content) {
+      return std::unexpected(content.error());
+    }
+    total_bytes += content->size();
+    if (total_bytes > core::kMaxDocumentAttachmentBytes) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "--attach {} brings the total to {} bytes, over the limit of {} bytes "
+                             "for the attachments of one request; attach fewer or smaller files",
+                             path, total_bytes, core::kMaxDocumentAttachmentBytes);
+    }
+    attachments.push_back({{"name", std::filesystem::path(path).filename().string()},
+                           {"content_base64", EncodeBase64(*content)}});
+  }
+  return attachments;
+}
+
 void AddIncidentDocument(CLI::App& incident, int& exit_status) {
   struct Flags {
     ClientFlags client;
@@ -362,25 +387,23 @@ void AddIncidentDocument(CLI::App& incident, int& exit_status) {
   command->add_option("--factor", flags->factors, "A contributing factor; repeat for several");
   command
       ->add_option("--attach", flags->attachments,
-                   "File to attach, e.g. a log excerpt; stored by its digest; repeat for several")
+                   "File to attach, e.g. a log excerpt; stored by its digest; repeat for several. "
+                   "The files total at most 10 MiB (10485760 bytes)")
       ->check(CLI::ExistingFile);
   SetClientCallback(
-      *command, flags->client, exit_status, [flags](ClientContext& context) -> core::Result<int> {
-        Json attachments = Json::array();
-        for (const std::string& path : flags->attachments) {
-          auto content = ReadWholeFile(path);
-          if (!content) {
-            return std::unexpected(content.error());
-          }
-          attachments.push_back({{"name", std::filesystem::path(path).filename().string()},
-                                 {"content_base64", EncodeBase64(*content)}});
+      *command, flags->client, exit_status,
+      [flags](ClientContext& context) -> core::Result<int> {
+        auto attachments = ReadDocumentAttachments(flags->attachments);
+        if (!attachments) {
+          return std::unexpected(attachments.error());
         }
         Json body = {{"root_cause", flags->root_cause},
                      {"contributing_factors", flags->factors},
-                     {"attachments", attachments}};
+                     {"attachments", *attachments}};
         return PrintIncident(context, context.api.Post(IncidentPath(flags->id) + "/document", body),
                              {"root_cause", "contributing_factors", "attachments"});
-      });
+      },
+      UsageErrorStatus);
 }
 
 void AddIncidentClose(CLI::App& incident, int& exit_status) {

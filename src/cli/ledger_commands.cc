@@ -1,6 +1,7 @@
 #include "cli/ledger_commands.h"
 
 #include "cli/cli.h"
+#include "cli/client_command.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -49,15 +50,10 @@ int Fail(const core::Error& error) {
   return kExitFailed;
 }
 
-core::Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return core::MakeError(core::ErrorCode::kNotFound, "cannot read '{}': {}", path,
-                           std::strerror(errno));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// Like Fail for an input the command cannot use, such as an option's file that is too large.
+int FailUsage(const core::Error& error) {
+  fmt::print(stderr, "error: {}\n", error.message);
+  return kExitUsage;
 }
 
 core::Result<void> WriteFile(const std::string& path, std::string_view content) {
@@ -180,15 +176,15 @@ int RunVerify(const LedgerFlags& flags) {
   store::SystemClock clock;
   ledger::VerifyOptions options;
   if (!flags.public_key_file.empty()) {
-    auto pem = ReadFile(flags.public_key_file);
-    if (!pem) return Fail(pem.error());
+    auto pem = ReadFileUpTo(flags.public_key_file, kMaxKeyFileBytes);
+    if (!pem) return FailUsage(pem.error());
     auto key = ledger::PublicKey::FromPem(*pem);
     if (!key) return Fail(key.error().WithContext("--public-key " + flags.public_key_file));
     options.trusted_key = *key;
   }
   if (!flags.checkpoint_file.empty()) {
-    auto text = ReadFile(flags.checkpoint_file);
-    if (!text) return Fail(text.error());
+    auto text = ReadFileUpTo(flags.checkpoint_file, kMaxKeyFileBytes);
+    if (!text) return FailUsage(text.error());
     auto json = nlohmann::json::parse(*text, nullptr, false);
     if (json.is_discarded()) {
       return Fail(core::Error{core::ErrorCode::kInvalidArgument,

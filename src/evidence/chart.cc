@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "evidence/html_escape.h"
+
 namespace backout::evidence::internal {
 namespace {
 
@@ -25,29 +27,6 @@ struct Series {
   std::string label;
   std::vector<std::pair<double, double>> points;  // seconds since 1970, value
 };
-
-std::string EscapeXml(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 double Seconds(core::Time time) {
   return std::chrono::duration<double>(time.time_since_epoch()).count();
@@ -143,7 +122,7 @@ std::optional<std::string> RenderSeriesSvg(const json& response, std::string_vie
       "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"11\">\n"
       "<rect width=\"{0}\" height=\"{1}\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"20\" font-size=\"13\">{3}</text>\n",
-      kWidth, kHeight, kLeft, EscapeXml(title));
+      kWidth, kHeight, kLeft, EscapeHtml(title));
   svg += fmt::format(
       "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" "
       "stroke=\"#999\"/>\n",
@@ -203,7 +182,7 @@ std::optional<std::string> RenderSeriesSvg(const json& response, std::string_vie
     if (i < 3) {
       svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"{}\">{}</text>\n",
                          kLeft + 250.0 * static_cast<double>(i), kHeight - 6, color,
-                         EscapeXml(series[i].label.substr(0, 40)));
+                         EscapeHtml(series[i].label.substr(0, 40)));
     }
   }
   svg += "</svg>\n";

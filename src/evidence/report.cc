@@ -2,39 +2,13 @@
 #include <fmt/format.h>
 
 #include "evidence/bundle_files.h"
+#include "evidence/html_escape.h"
 #include "evidence/review_document.h"
 
 namespace backout::evidence::internal {
 namespace {
 
 using nlohmann::json;
-
-std::string Escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // A JSON value as display text: strings without quotes, null as an empty cell.
 std::string Text(const json& value) {
@@ -45,7 +19,7 @@ std::string Text(const json& value) {
 
 std::string Field(const json& object, const char* key) {
   if (!object.is_object() || !object.contains(key)) return "";
-  return Escape(Text(object[key]));
+  return EscapeHtml(Text(object[key]));
 }
 
 std::string Row(std::initializer_list<std::string> cells, const char* tag = "td") {
@@ -58,10 +32,10 @@ std::string ItemsSection(const std::vector<EvidenceItem>& items) {
   std::string out = "<h2>SOC 2 CC8.1 evidence items</h2>\n<table>\n";
   out += Row({"#", "item", "status", "detail"}, "th");
   for (const EvidenceItem& item : items) {
-    out += Row({std::to_string(item.number), Escape(item.name),
+    out += Row({std::to_string(item.number), EscapeHtml(item.name),
                 item.present ? "<span class=\"present\">present</span>"
                              : "<span class=\"missing\">missing</span>",
-                Escape(item.detail)});
+                EscapeHtml(item.detail)});
   }
   return out + "</table>\n";
 }
@@ -151,7 +125,7 @@ std::string ValidationSection(const BundleFiles& files) {
        it != files.end() && it->first.starts_with(kPrometheusFolder); ++it) {
     if (it->first.ends_with(".svg")) {
       out += fmt::format("<figure>{}<figcaption>{}</figcaption></figure>\n", it->second,
-                         Escape(it->first));
+                         EscapeHtml(it->first));
     }
   }
   return out;

@@ -10,33 +10,12 @@
 
 #include <fmt/format.h>
 
+#include "evidence/html_escape.h"
+
 namespace backout::evidence {
 namespace {
 
 constexpr const char* kExtensions[] = {"table", "strikethrough", "autolink", "tasklist"};
-
-std::string EscapeHtml(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -70,7 +49,7 @@ std::string HtmlPage(std::string_view title, std::string_view fragment) {
       "table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:.25rem .5rem;"
       "text-align:left;vertical-align:top}}code{{background:#f4f4f4}}</style>\n</head>\n<body>\n"
       "{}</body>\n</html>\n",
-      EscapeHtml(title), fragment);
+      internal::EscapeHtml(title), fragment);
 }
 
 std::string ReviewForBundle(std::string_view markdown, std::string_view owner,

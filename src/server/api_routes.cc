@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/attachment_limits.h"
 #include "server/api_json.h"
 #include "server/check_routes.h"
 #include "server/evidence_routes.h"
@@ -20,6 +21,12 @@ namespace {
 using nlohmann::json;
 
 constexpr char kApi[] = "/api/v1";
+
+// The body limit of `POST …/document`: the largest attachment total in base64 plus 1 MiB for the
+// root cause, the factors, the names and the JSON around them. The default limit of 1 MiB would
+// reject attachments far below core::kMaxDocumentAttachmentBytes.
+constexpr size_t kDocumentBodyBytes =
+    core::Base64Length(core::kMaxDocumentAttachmentBytes) + (size_t{1} << 20);
 
 std::string ApiPath(std::string_view tail) { return fmt::format("{}{}", kApi, tail); }
 
@@ -515,7 +522,8 @@ void AddFollowUpRoutes(Router& router, app::ControlPlane& plane) {
           "", {Required("root_cause", StringSchema("")),
                Optional("contributing_factors", ArraySchema("", StringSchema(""))),
                Optional("attachments",
-                        ArraySchema("Files, stored by SHA-256 digest.",
+                        ArraySchema("Files, stored by SHA-256 digest; their contents total at "
+                                    "most 10 MiB (10485760 bytes).",
                                     ObjectSchema("", {Required("name", StringSchema("")),
                                                       Required("content_base64",
                                                                StringSchema("", "byte"))})))}),
@@ -524,7 +532,8 @@ void AddFollowUpRoutes(Router& router, app::ControlPlane& plane) {
         if (!document) return std::unexpected(document.error());
         return Answer(plane.Document(CallerOf(request), Parameter(request, "id"), *document),
                       IncidentJson);
-      }});
+      },
+      .max_body_bytes = kDocumentBodyBytes});
   router.Add(Route{
       .method = "POST",
       .path = ApiPath("/incidents/{id}/action-items"),

@@ -6,10 +6,13 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -323,6 +326,34 @@ TEST_F(ApiServerTest, ReloadAcceptsEmptyBody) {
   EXPECT_EQ(status, "HTTP/1.1 200 OK");
 }
 
+// ledger.checkpoint_interval is read at start only, so a reload that changes it warns instead of
+// changing the interval silently.
+TEST_F(ApiServerTest, ReloadWarnsCheckpointIntervalKept) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  auto unchanged = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  const std::string unchanged_logs = captured.str();
+  std::ofstream(temp_.path() / "backout.yaml", std::ios::app)
+      << "ledger:\n  checkpoint_interval: 5s\n";
+  auto changed = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  spdlog::set_default_logger(previous);
+  const std::string changed_logs = captured.str().substr(unchanged_logs.size());
+
+  ASSERT_TRUE(unchanged);
+  EXPECT_EQ(unchanged->status, 200) << unchanged->body;
+  EXPECT_EQ(unchanged_logs.find("checkpoint_interval"), std::string::npos) << unchanged_logs;
+  ASSERT_TRUE(changed);
+  EXPECT_EQ(changed->status, 200) << changed->body;
+  EXPECT_NE(changed_logs.find("[warning]"), std::string::npos) << changed_logs;
+  EXPECT_NE(changed_logs.find("key=ledger.checkpoint_interval running=1s loaded=5s"),
+            std::string::npos)
+      << changed_logs;
+  EXPECT_NE(changed_logs.find("a restart applies the loaded value"), std::string::npos)
+      << changed_logs;
+}
+
 // Clients that send headers announcing a body and then stall each hold a worker thread; a dozen
 // of them must not keep the server from serving others.
 TEST_F(ApiServerTest, StalledClientsDoNotBlockOthers) {
@@ -421,6 +452,26 @@ TEST_F(ApiServerTest, ConfirmationBodyFitsLargestAttachment) {
   EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
 }
 
+TEST_F(ApiServerTest, DocumentBodyFitsAttachmentLimit) {
+  // INC-404 does not exist, so a body within the limit reaches the handler and gets 404.
+  const std::string path = "/api/v1/incidents/INC-404/document";
+  const std::string base64_of_ten_mib = std::string((size_t{10} << 20) / 3 * 4, 'A') + "AA==";
+  const json body = {
+      {"root_cause", "v2 dropped the retry"},
+      {"attachments", {{{"name", "app.log"}, {"content_base64", base64_of_ten_mib}}}}};
+  auto fits = Client(lead_token_).Post(path, body.dump(), "application/json");
+  ASSERT_TRUE(fits);
+  EXPECT_EQ(fits->status, 404) << fits->body.substr(0, 400);
+
+  const std::string base64_of_eleven_mib((size_t{11} << 20) / 3 * 4, 'A');
+  const json too_large = {
+      {"root_cause", "v2 dropped the retry"},
+      {"attachments", {{{"name", "app.log"}, {"content_base64", base64_of_eleven_mib}}}}};
+  auto rejected = Client(lead_token_).Post(path, too_large.dump(), "application/json");
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->status, 413) << rejected->body.substr(0, 400);
+}
+
 TEST_F(ApiServerTest, CheckpointCoversAllEntries) {
   // The config keeps the default checkpoint_interval of 1 s, so these writes, made well within
   // a second of the first, are not all signed as they commit.
@@ -439,6 +490,26 @@ TEST_F(ApiServerTest, CheckpointCoversAllEntries) {
   ASSERT_TRUE(latest.has_value()) << latest.error().message;
   ASSERT_TRUE(latest->has_value());
   EXPECT_EQ((*latest)->tree_size, LedgerSize());
+}
+
+// With the default checkpoint_interval of 1 s, the checkpoint thread signs every entry within
+// about a second even when no later write or request signs it.
+TEST_F(ApiServerTest, CheckpointThreadSignsAppends) {
+  RecordChange("v2");
+  RecordChange("v3");
+  const uint64_t written = LedgerSize();
+
+  // The deadline is three intervals, so a slow shared machine does not fail the test. One interval
+  // is the bound the checkpoint thread keeps.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  uint64_t signed_size = 0;
+  while (signed_size < written && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto latest = server_->store().LatestCheckpoint();
+    ASSERT_TRUE(latest.has_value()) << latest.error().message;
+    if (latest->has_value()) signed_size = (*latest)->tree_size;
+  }
+  EXPECT_GE(signed_size, written);
 }
 
 TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {

@@ -48,6 +48,24 @@ core::Result<std::optional<TlsFiles>> TlsFilesOf(const app::Config& config) {
   return TlsFiles{.certificate_file = *certificate, .private_key_file = *key};
 }
 
+// Formats a duration in the largest unit of the config syntax (h, m, s, ms) that divides it, or
+// as microseconds, so a log line shows the value as a config file would write it.
+std::string FormatConfigDuration(core::Duration duration) {
+  using namespace std::chrono;
+  if (duration == core::Duration::zero()) return "0";
+  if (duration % hours(1) == core::Duration::zero()) return fmt::format("{}h", duration / hours(1));
+  if (duration % minutes(1) == core::Duration::zero()) {
+    return fmt::format("{}m", duration / minutes(1));
+  }
+  if (duration % seconds(1) == core::Duration::zero()) {
+    return fmt::format("{}s", duration / seconds(1));
+  }
+  if (duration % milliseconds(1) == core::Duration::zero()) {
+    return fmt::format("{}ms", duration / milliseconds(1));
+  }
+  return fmt::format("{}us", duration.count());
+}
+
 }  // namespace
 
 core::Result<app::ProviderMap> CreateProviders(const app::Config& config, core::Clock& clock) {
@@ -118,6 +136,7 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
                           .on_job_enqueued = [raw = server.get()] { raw->WakeWorkers(); }});
   if (!store) return std::unexpected(store.error());
   server->store_ = *std::move(store);
+  server->checkpoint_interval_ = checkpoint_interval;
 
   // Step 2: providers, settings and the use cases; the first admin and the policy in force.
   auto providers = CreateProviders(*config, clock);
@@ -328,6 +347,14 @@ core::Result<std::string> ControlPlaneServer::Reload(std::string_view loaded_by)
   }
   if (auto scheduled = plane_->ScheduleReconciliation(); !scheduled) {
     return std::unexpected(scheduled.error());
+  }
+  // The store and the checkpoint thread took the interval at start.
+  if (const core::Duration loaded = (*settings)->config.ledger.checkpoint_interval;
+      loaded != checkpoint_interval_) {
+    spdlog::warn(
+        "component=server event=reload_partial key=ledger.checkpoint_interval running={} "
+        "loaded={} reason=\"the key is read at start only; a restart applies the loaded value\"",
+        FormatConfigDuration(checkpoint_interval_), FormatConfigDuration(loaded));
   }
   spdlog::info("component=server event=reloaded by={} config_sha256={}", loaded_by,
                (*settings)->config_sha256);

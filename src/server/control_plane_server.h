@@ -88,6 +88,8 @@ class ControlPlaneServer {
   std::atomic<int> workers_running_{0};
   std::jthread detection_;
   std::jthread checkpointer_;
+  // ledger.checkpoint_interval as read at start. A reload does not change it.
+  core::Duration checkpoint_interval_{};
   // Idle workers wait on it for up to poll_interval; enqueueing a job bumps the generation.
   std::mutex work_mutex_;
   std::condition_variable_any work_ready_;

@@ -11,10 +11,6 @@ namespace {
 using core::ErrorCode;
 using core::MakeError;
 
-// Key of the PostgreSQL transaction-level advisory lock that serializes ledger appends across
-// processes ("backout" in ASCII, then 1).
-constexpr int64_t kLedgerLockKey = 0x6261636b6f757401;
-
 constexpr std::string_view kSystemActor = "system";
 
 std::string KeySubject(const ledger::PublicKey& key) { return "ledger-key/" + key.key_id(); }

@@ -141,8 +141,38 @@ void SqlStore::NoteSigned() {
   last_signed_micros_.store(ToMicros(clock_.Now()), std::memory_order_relaxed);
 }
 
+core::Result<bool> SqlStore::HasUnsignedEntries() {
+  bool unsigned_entries = false;
+  auto read = InReadTransaction([&](SqlSession& session) -> core::Result<void> {
+    // Checkpoint sizes never decrease, so the newest checkpoint by id is the largest. Both
+    // subqueries are primary key lookups.
+    auto result = session.Execute(
+        "SELECT (SELECT max(sequence) FROM ledger_entries), "
+        "(SELECT tree_size FROM ledger_checkpoints ORDER BY id DESC LIMIT 1)");
+    if (!result) return std::unexpected(result.error());
+    const SqlRow& row = result->rows.at(0);
+    if (!row.at(0).has_value()) return {};  // an empty log
+    auto last_sequence = ColumnInt(row, 0, "max(ledger_entries.sequence)");
+    if (!last_sequence) return std::unexpected(last_sequence.error());
+    if (!row.at(1).has_value()) {
+      unsigned_entries = true;
+      return {};
+    }
+    auto signed_size = ColumnInt(row, 1, "ledger_checkpoints.tree_size");
+    if (!signed_size) return std::unexpected(signed_size.error());
+    unsigned_entries = *signed_size < *last_sequence + 1;
+    return {};
+  });
+  if (!read) return std::unexpected(read.error());
+  return unsigned_entries;
+}
+
 core::Result<std::optional<ledger::Checkpoint>> SqlStore::SignCheckpoint() {
-  {
+  // The read comes first, so an idle interval takes no write lock. An entry committed after the
+  // read began is signed by the next call, which the checkpoint thread makes within one interval.
+  auto pending = HasUnsignedEntries();
+  if (!pending) return std::unexpected(pending.error());
+  if (*pending) {
     std::shared_lock rotation(rotation_mutex_);
     std::shared_ptr<const ledger::Signer> signer = CurrentSigner();
     if (signer != nullptr) {

@@ -58,6 +58,9 @@ class SqlStore : public Store {
   // True when a write transaction starting now should sign a checkpoint if it appends.
   bool SignatureDue() const;
   void NoteSigned();
+  // Returns whether the log has entries past the newest checkpoint, read in a read-only
+  // transaction.
+  core::Result<bool> HasUnsignedEntries();
   std::optional<LedgerAppender::State> TakeLedgerState();
   void RememberLedgerState(std::optional<LedgerAppender::State> state);
   // Runs `body` on a SqlTransaction in a write transaction, finishing the ledger before commit.

@@ -1,6 +1,7 @@
 // The Store contract, run against SQLite and PostgreSQL alike.
 
 #include <atomic>
+#include <future>
 #include <set>
 #include <thread>
 #include <vector>
@@ -378,6 +379,51 @@ TEST_P(StoreContractTest, SignCheckpointSignsPendingOnce) {
   auto report = Verify(*store);
   ASSERT_TRUE(report.has_value()) << report.error().message;
   EXPECT_EQ(report->checkpoints, 2u);
+}
+
+// The server's checkpoint thread calls SignCheckpoint every interval. While another connection
+// holds the lock a ledger write needs, an idle call must still return at once, which shows that
+// it opens no write transaction when nothing is left to sign.
+TEST_P(StoreContractTest, SignCheckpointIdleTakesNoLock) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  WriteRecord(*store, "record/2");
+  auto first = store->SignCheckpoint();
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+
+  LedgerWriteLock lock(url_);
+  auto idle = std::async(std::launch::async, [&store] { return store->SignCheckpoint(); });
+  const bool returned = idle.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  lock.Release();  // so that a call waiting for the lock ends and the test can finish
+  EXPECT_TRUE(returned) << "SignCheckpoint waited for the write lock with nothing to sign";
+  auto latest = idle.get();
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 3u);
+  auto checkpoints = store->ReadCheckpoints();
+  ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message;
+  EXPECT_EQ(checkpoints->size(), 2u);
+}
+
+TEST_P(StoreContractTest, SignCheckpointAfterIdleSignsAppend) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  auto idle = store->SignCheckpoint();  // the first write signed already
+  ASSERT_TRUE(idle.has_value()) << idle.error().message;
+
+  WriteRecord(*store, "record/2");  // not signed: the last signature is under an hour old
+  auto latest = store->SignCheckpoint();
+
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 3u);
+  EXPECT_TRUE(signer_->public_key().Verify(**latest));
 }
 
 TEST_P(StoreContractTest, SignCheckpointAfterCrash) {

@@ -14,6 +14,10 @@
 
 namespace backout::store {
 
+// Key of the PostgreSQL transaction-level advisory lock that serializes ledger appends across
+// processes ("backout" in ASCII, then 1).
+inline constexpr int64_t kLedgerLockKey = 0x6261636b6f757401;
+
 // Stored times are integer microseconds since the Unix epoch, UTC.
 inline int64_t ToMicros(core::Time time) { return time.time_since_epoch().count(); }
 inline core::Time FromMicros(int64_t micros) { return core::Time(core::Duration(micros)); }

@@ -4,7 +4,11 @@
 #include <sqlite3.h>
 
 #include <memory>
+#include <utility>
 
+#include <fmt/format.h>
+
+#include "store/store_internal.h"
 #include "support/postgres_server.h"
 
 namespace backout::store {
@@ -97,6 +101,38 @@ std::string QueryRaw(const std::string& url, const std::string& sql) {
   }
   if (PQntuples(result.get()) == 0 || PQgetisnull(result.get(), 0, 0)) return "";
   return PQgetvalue(result.get(), 0, 0);
+}
+
+LedgerWriteLock::LedgerWriteLock(const std::string& url) {
+  if (url.starts_with(kSqlitePrefix)) {
+    std::shared_ptr<sqlite3> db = OpenSqlite(url);
+    if (db == nullptr) return;
+    char* message = nullptr;
+    if (sqlite3_exec(db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, &message) != SQLITE_OK) {
+      ADD_FAILURE() << "cannot take the SQLite write lock: " << (message ? message : "?");
+      sqlite3_free(message);
+      return;
+    }
+    release_ = [db] { sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr); };
+    return;
+  }
+  std::shared_ptr<PGconn> connection = OpenPostgres(url);
+  if (connection == nullptr) return;
+  const std::string sql = fmt::format("SELECT pg_advisory_lock({})", kLedgerLockKey);
+  std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection.get(), sql.c_str()),
+                                                       PQclear);
+  if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+    ADD_FAILURE() << "cannot take the ledger advisory lock: " << PQresultErrorMessage(result.get());
+    return;
+  }
+  // Closing the connection would also release the lock, but an explicit unlock is clearer.
+  release_ = [connection, unlock = fmt::format("SELECT pg_advisory_unlock({})", kLedgerLockKey)] {
+    PQclear(PQexec(connection.get(), unlock.c_str()));
+  };
+}
+
+void LedgerWriteLock::Release() {
+  if (release_) std::exchange(release_, nullptr)();
 }
 
 StoreTest::StoreTest() : clock_(TestStart()) {}

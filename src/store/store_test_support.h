@@ -3,6 +3,7 @@
 // Fixtures for the store's tests: every suite runs once per backend. Suites instantiated for
 // PostgreSQL carry "Postgres" in their names, which CMake uses to label them `postgresql`.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,22 @@ void PrintTo(Backend backend, std::ostream* out);
 void ExecuteRaw(const std::string& url, const std::string& sql);
 // Returns the first column of the first row of `sql`, or "" when there is none or it is NULL.
 std::string QueryRaw(const std::string& url, const std::string& sql);
+
+// Holds the lock that a ledger write takes, from a connection outside the store: SQLite's write
+// lock (BEGIN IMMEDIATE), or PostgreSQL's ledger advisory lock. Fails the current test when it
+// cannot take the lock. Release() or the destructor lets it go.
+class LedgerWriteLock {
+ public:
+  explicit LedgerWriteLock(const std::string& url);
+  ~LedgerWriteLock() { Release(); }
+  LedgerWriteLock(const LedgerWriteLock&) = delete;
+  LedgerWriteLock& operator=(const LedgerWriteLock&) = delete;
+
+  void Release();
+
+ private:
+  std::function<void()> release_;
+};
 
 class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:

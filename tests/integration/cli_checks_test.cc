@@ -1,7 +1,8 @@
 // The CLI's input checks and exit statuses as a user sees them. Covers files and flags that are
 // not UTF-8 text, the check commands' statuses (0 clean, 1 findings, 2 usage, 3 could not check),
 // filters naming unknown services or owners, and the table output of reviews and access reviews.
-// It also covers empty filters, empty periods and attachments over the limit.
+// It also covers empty filters and values, empty periods, and attachments and key files over
+// their limits.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -13,6 +14,8 @@
 
 namespace backout::integration {
 namespace {
+
+using nlohmann::json;
 
 bool Contains(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;
@@ -116,17 +119,21 @@ TEST_F(CliChecksTest, FollowUpChecksOwnerEvidenceAndStatus) {
   std::string incident;
   ASSERT_NO_FATAL_FAILURE(Documented(incident));
 
+  // The server rejects an unknown owner with HTTP 400, a usage error for the CLI.
   const CliResult ghost =
       deployment_.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary", "--owner",
                                  "ghost", "--due", "2027-01-31"});
-  ASSERT_CLI_EXIT(ghost, 1);
-  EXPECT_TRUE(Contains(ghost.err, "action item owner ghost is not on the roster")) << ghost.err;
+  ASSERT_CLI_EXIT(ghost, 2);
+  EXPECT_TRUE(Contains(ghost.err,
+                       "action item owner ghost is not on the roster; name a user "
+                       "listed under `users` in the config"))
+      << ghost.err;
 
   // The bootstrap admin can sign in but is not listed under `users` in the config.
   const CliResult admin =
       deployment_.Cli("lead-1", {"action", "add", incident, "--title", "Add a canary", "--owner",
                                  "admin", "--due", "2027-01-31"});
-  ASSERT_CLI_EXIT(admin, 1);
+  ASSERT_CLI_EXIT(admin, 2);
   EXPECT_TRUE(Contains(admin.err, "action item owner admin is not on the roster")) << admin.err;
 
   const CliResult added =
@@ -157,6 +164,27 @@ TEST_F(CliChecksTest, FollowUpChecksOwnerEvidenceAndStatus) {
   const CliResult full = deployment_.Cli("lead-1", {"review", "status", incident, "draft"});
   ASSERT_CLI_OK(full);
   EXPECT_FALSE(full.Json().value("markdown", "").empty()) << full.out;
+}
+
+// A 2 MiB attachment is over the server's default body limit of 1 MiB, so it shows that the
+// document route takes the attachment limit into account.
+TEST_F(CliChecksTest, DocumentAcceptsLargeAttachment) {
+  std::string incident;
+  ASSERT_NO_FATAL_FAILURE(OpenIncidentOnV2(deployment_, incident));
+  ASSERT_NO_FATAL_FAILURE(AssessAndApprove(deployment_, incident));
+  ASSERT_CLI_OK(deployment_.Cli("sre-1", {"incident", "rollback", incident, "--wait"}));
+  ASSERT_CLI_OK(deployment_.Cli("lead-1", {"incident", "validate", incident, "--wait"}));
+  const std::filesystem::path file = deployment_.folder() / "app.log";
+  WriteFile(file, std::string(size_t{2} << 20, 'x'));
+
+  const CliResult documented =
+      deployment_.Cli("sre-2", {"incident", "document", incident, "--root-cause",
+                                "v2 dropped the retry", "--attach", file.string()});
+
+  ASSERT_CLI_OK(documented) << ReadFile(deployment_.server_log());
+  const json attachments = documented.Json().value("attachments", json::array());
+  ASSERT_EQ(attachments.size(), 1u) << documented.out;
+  EXPECT_EQ(attachments[0].value("size", int64_t{0}), int64_t{2} << 20) << documented.out;
 }
 
 TEST_F(CliChecksTest, AccessReviewTableListsGrants) {
@@ -241,10 +269,108 @@ TEST(CliChecksErrorTest, AttachmentOverLimitIsNamed) {
              {{"BACKOUT_URL", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())},
               {"BACKOUT_TOKEN", "x"}},
              folder.path());
-  ASSERT_CLI_EXIT(result, 1);
+  ASSERT_CLI_EXIT(result, 2);
   EXPECT_TRUE(Contains(result.err, fmt::format("{} has {} bytes, over the limit of 10485760 bytes",
                                                file.string(), kSize)))
       << result.err;
+}
+
+// Creates a sparse file of `size` bytes, so the test writes no data.
+std::filesystem::path SparseFile(const std::filesystem::path& path, uintmax_t size) {
+  { std::ofstream create(path); }
+  std::filesystem::resize_file(path, size);
+  return path;
+}
+
+TEST(CliChecksErrorTest, DocumentAttachmentOverLimitExitsTwo) {
+  testing::TempDir folder;
+  const std::map<std::string, std::string> environment = {
+      {"BACKOUT_URL", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())},
+      {"BACKOUT_TOKEN", "x"}};
+  const std::vector<std::string> document = {"incident", "document", "INC-1", "--root-cause",
+                                             "v2 dropped the retry"};
+  auto with = [&document](std::initializer_list<std::string> attachments) {
+    std::vector<std::string> args = document;
+    for (const std::string& path : attachments) {
+      args.push_back("--attach");
+      args.push_back(path);
+    }
+    return args;
+  };
+
+  const std::string large = SparseFile(folder.path() / "large.log", (uintmax_t{10} << 20) + 1);
+  const CliResult too_large = RunCli(with({large}), environment, folder.path());
+  ASSERT_CLI_EXIT(too_large, 2);
+  EXPECT_TRUE(
+      Contains(too_large.err, fmt::format("{} has 10485761 bytes, over the limit of 10485760 "
+                                          "bytes",
+                                          large)))
+      << too_large.err;
+
+  const std::string first_log = SparseFile(folder.path() / "a.log", uintmax_t{6} << 20);
+  const std::string second_log = SparseFile(folder.path() / "b.log", uintmax_t{6} << 20);
+  const CliResult over_total = RunCli(with({first_log, second_log}), environment, folder.path());
+  ASSERT_CLI_EXIT(over_total, 2);
+  EXPECT_TRUE(
+      Contains(over_total.err, fmt::format("--attach {} brings the total to 12582912 bytes, over "
+                                           "the limit of 10485760 bytes",
+                                           second_log)))
+      << over_total.err;
+
+  const CliResult device = RunCli(with({"/dev/zero"}), environment, folder.path());
+  ASSERT_CLI_EXIT(device, 2);
+  EXPECT_TRUE(Contains(device.err, "/dev/zero is not a regular file")) << device.err;
+}
+
+TEST(CliChecksErrorTest, KeyFileOverLimitExitsTwo) {
+  testing::TempDir folder;
+  const std::string key = SparseFile(folder.path() / "key.pem", uintmax_t{1} << 20);
+  const std::string database = "sqlite:" + (folder.path() / "missing.db").string();
+
+  const CliResult ledger =
+      RunCli({"ledger", "verify", "--database", database, "--public-key", key}, {}, folder.path());
+  ASSERT_CLI_EXIT(ledger, 2);
+  EXPECT_TRUE(Contains(ledger.err, key + " has 1048576 bytes, over the limit of 65536 bytes"))
+      << ledger.err;
+
+  const CliResult checkpoint =
+      RunCli({"ledger", "verify", "--database", database, "--checkpoint", key}, {}, folder.path());
+  ASSERT_CLI_EXIT(checkpoint, 2);
+  EXPECT_TRUE(Contains(checkpoint.err, key + " has 1048576 bytes, over the limit of 65536 bytes"))
+      << checkpoint.err;
+
+  const std::string bundle = SparseFile(folder.path() / "bundle.tar.gz", 100);
+  const CliResult evidence =
+      RunCli({"evidence", "verify", bundle, "--public-key", key}, {}, folder.path());
+  ASSERT_CLI_EXIT(evidence, 2);
+  EXPECT_TRUE(Contains(evidence.err, key + " has 1048576 bytes, over the limit of 65536 bytes"))
+      << evidence.err;
+
+  const CliResult device = RunCli({"evidence", "verify", "/dev/zero"}, {}, folder.path());
+  ASSERT_CLI_EXIT(device, 2);
+  EXPECT_TRUE(Contains(device.err, "/dev/zero is not a regular file")) << device.err;
+}
+
+TEST(CliChecksErrorTest, ActionAddEmptyValueIsNamed) {
+  testing::TempDir folder;
+  const std::map<std::string, std::string> environment = {
+      {"BACKOUT_URL", "http://127.0.0.1:" + std::to_string(FreeLoopbackPort())},
+      {"BACKOUT_TOKEN", "x"}};
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"action", "add", "INC-1", "--title", "", "--owner", "sre-1", "--due", "2027-01-31"},
+       "--title"},
+      {{"action", "add", "INC-1", "--title", "Add a canary", "--owner", "", "--due", "2027-01-31"},
+       "--owner"},
+      {{"action", "add", "INC-1", "--title", "Add a canary", "--owner", "sre-1", "--due", ""},
+       "--due"},
+      {{"action", "add", "INC-1", "--no-action", "--reason", ""}, "--reason"},
+  };
+  for (const auto& [command, flag] : cases) {
+    const CliResult result = RunCli(command, environment, folder.path());
+    ASSERT_CLI_EXIT(result, 2);
+    EXPECT_TRUE(Contains(result.err, flag + ": the value is empty")) << result.err;
+    EXPECT_FALSE(Contains(result.err, "needs --title, --owner and --due")) << result.err;
+  }
 }
 
 }  // namespace
