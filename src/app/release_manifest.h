@@ -149,8 +149,8 @@ nlohmann::json ToJson(const ManifestReconciliation& report);
 // rolled back. The live release becomes deployed when it was rolled back or only present. When
 // the folder shows no live release, or one that `inventory` does not list as complete, the
 // manifest keeps its live version and stores the folder's problem, which the audit check
-// reports, and nothing is marked deployed or rolled back. Records the corrections in one ledger entry
-// "release_manifest.reconciled", and each status change as usual; a problem already stored is
+// reports, and nothing is marked deployed or rolled back. Records the corrections in one ledger
+// entry "release_manifest.reconciled", and each status change as usual; a problem already stored is
 // not a new correction.
 core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction& tx,
                                                               const Caller& caller,

@@ -42,8 +42,8 @@ struct CurrentLink {
   LinkState state = LinkState::kMissing;
   std::string target;       // the link's text; empty unless `current` is a symbolic link
   bool relative = false;    // the link's text is a relative path
-  std::string version;  // the release's name when the target names <root>/releases/<name>, also
-                        // when the folder is missing (kDangling) or incomplete (kIncomplete)
+  std::string version;      // the release's name when the target names <root>/releases/<name>,
+                            // also when that folder is missing or incomplete
   core::Time changed_at{};  // the link's status change time (lstat st_ctime) when it exists
 
   bool live() const { return state == LinkState::kLive; }

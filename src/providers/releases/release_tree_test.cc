@@ -115,8 +115,7 @@ TEST_F(ReleaseTreeTest, LinkToIncompleteReleaseIsNotLive) {
   EXPECT_EQ(link.version, "2");
   std::string problem = tree_.DescribeProblem(link);
   EXPECT_NE(problem.find("release 2, which is incomplete"), std::string::npos) << problem;
-  EXPECT_NE(problem.find((root_ / "releases/2" / kMarker).string()), std::string::npos)
-      << problem;
+  EXPECT_NE(problem.find((root_ / "releases/2" / kMarker).string()), std::string::npos) << problem;
 }
 
 TEST_F(ReleaseTreeTest, MarkerThatIsFolderIsIncomplete) {
