@@ -72,10 +72,10 @@ struct ReleaseManifest {
   std::string service;
   std::string live_version;              // by Backout's records, corrected by reconciliation
   std::optional<core::Time> live_since;  // when live_version became live, by the same records
-  // Reason the folder showed no release Backout can trust as live at the last reconciliation (no
-  // link, a dangling link, a link outside the release folders, a link to a release without its
-  // completion marker), or empty when it showed one. live_version then stays the last release
-  // the manifest recorded as live, which the service most likely still runs.
+  // Reason the folder showed no release Backout can trust as live at the last reconciliation, or
+  // empty when it showed one. The reason is no link, a dangling link, a link outside the release
+  // folders or a link to a release without its completion marker. live_version then stays the
+  // last release the manifest recorded as live, which the service most likely still runs.
   std::string live_problem;
   std::optional<core::Time> live_problem_since;  // the reconciliation that first found it
   std::optional<core::Time> reconciled_at;

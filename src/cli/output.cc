@@ -237,14 +237,14 @@ std::string FormatNewest(const Json& values, size_t shown) {
   if (values.empty()) {
     return "-";
   }
-  const size_t kept = std::min(shown, values.size());
+  const size_t count = std::min(shown, values.size());
   std::vector<std::string> parts;
-  for (size_t i = 0; i < kept; ++i) {
+  for (size_t i = 0; i < count; ++i) {
     parts.push_back(FormatCell(values[values.size() - 1 - i]));
   }
   std::string cell = fmt::format("{}", fmt::join(parts, ","));
-  if (kept < values.size()) {
-    cell += fmt::format(" +{} more", values.size() - kept);
+  if (count < values.size()) {
+    cell += fmt::format(" +{} more", values.size() - count);
   }
   return cell;
 }

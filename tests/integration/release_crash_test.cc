@@ -178,7 +178,7 @@ TEST_F(ReleaseCrashTest, KilledAfterSwitchCorrectsManifest) {
 }
 
 // The table shows the two newest change ids of a release and how many more there are, so a
-// release deployed many times keeps the table readable; `-o json` keeps every id.
+// release deployed many times keeps the table readable. `-o json` keeps every id.
 TEST_F(ReleaseCrashTest, ReleasesTableBoundsChangeIds) {
   ASSERT_TRUE(server_->Start(port_)) << ReadFile(folder_.path() / "server.log");
   const std::string lead = Grant("lead-1", "engineering-lead");

@@ -27,7 +27,7 @@ namespace backout::providers::releases {
 
 // A relative link's text resolves against <root>, as the kernel resolves it, so
 // `current -> releases/3` is live like `current -> <root>/releases/3`. Only kLive is a release
-// Backout trusts as live: every other state is a problem to report, never a switch to record.
+// Backout trusts as live. Every other state is a problem to report, never a switch to record.
 enum class LinkState {
   kLive,             // a link to an existing folder <root>/releases/<version>
   kMissing,          // no `current` at all
