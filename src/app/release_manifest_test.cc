@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -982,6 +983,53 @@ TEST_P(ReleaseManifestBackendTest, ReleaseCompletedWhileLiveIsRollback) {
   EXPECT_EQ(Manifest().live_version, "4");
   EXPECT_EQ(StatusOf("3"), "rolled_back");
   EXPECT_EQ(StatusOf("4"), "deployed");
+  EXPECT_EQ(LinkBrokenFinding(), "");
+}
+
+// Every `current` Backout cannot trust is a live problem and never a switch: no link, a folder in
+// its place, a relative link that resolves outside the release folders, a dangling link and a
+// link to a release without its marker. Repairing the link clears the problem without a switch.
+TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  AddIncompleteRelease("4");
+  fs::create_directories(root_ / "0");  // a folder beside releases/, as `current -> 0` finds it
+
+  struct Case {
+    std::string name;
+    std::function<void()> break_link;
+  };
+  const fs::path link = root_ / "current";
+  const std::vector<Case> cases = {
+      {"missing", [&] { fs::remove(link); }},
+      {"folder", [&] { fs::create_directory(link); }},
+      {"relative outside", [&] { providers::releases::testing::PointCurrent(root_, "0"); }},
+      {"dangling", [&] { providers::releases::testing::PointCurrent(root_, "releases/9"); }},
+      {"incomplete", [&] { Point("4"); }},
+  };
+  for (const Case& test : cases) {
+    std::error_code error;
+    fs::remove_all(link, error);
+    test.break_link();
+    auto report = plane_->ReconcileAsSystem("web");
+    ASSERT_TRUE(report.has_value()) << test.name << ": " << report.error().message;
+    EXPECT_FALSE(report->live_problem.empty()) << test.name;
+    EXPECT_TRUE(report->discovered_rollbacks.empty()) << test.name;
+    EXPECT_TRUE(report->discovered_changes.empty()) << test.name;
+    EXPECT_EQ(Manifest().live_version, "3") << test.name;
+    EXPECT_NE(LinkBrokenFinding(), "") << test.name;
+  }
+  EXPECT_EQ(StatusOf("3"), "deployed");
+
+  fs::remove_all(link);
+  Point("3");
+  auto repaired = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(repaired.has_value()) << repaired.error().message;
+  EXPECT_EQ(repaired->live_problem, "");
+  EXPECT_TRUE(repaired->discovered_rollbacks.empty());
+  EXPECT_TRUE(repaired->discovered_changes.empty());
   EXPECT_EQ(LinkBrokenFinding(), "");
 }
 
