@@ -986,9 +986,9 @@ TEST_P(ReleaseManifestBackendTest, ReleaseCompletedWhileLiveIsRollback) {
   EXPECT_EQ(LinkBrokenFinding(), "");
 }
 
-// Every `current` Backout cannot trust is a live problem and never a switch: no link, a folder in
-// its place, a relative link that resolves outside the release folders, a dangling link and a
-// link to a release without its marker. Repairing the link clears the problem without a switch.
+// Every `current` Backout cannot trust is a live problem and never a switch. The cases are no
+// link, a folder in its place, a relative link that resolves outside the release folders, a
+// dangling link and a link to a release without its marker. Repairing the link records no switch.
 TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
   Record("1");
   Record("2");
