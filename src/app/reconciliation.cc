@@ -98,15 +98,38 @@ core::Result<ServiceRecords> LoadRecords(store::Transaction& tx, const std::stri
   return records;
 }
 
+// Returns whether `entry` is a switch of `current` that the provider inferred from the link alone,
+// not a line of the tool's own log.
+bool InferredFromLink(const providers::HistoryEntry& entry) {
+  return entry.details.is_object() && entry.details.value("discovered", false);
+}
+
+// Returns whether Backout's records made a version other than `version` live strictly between
+// `a` and `b`.
+bool OtherVersionLiveBetween(const ServiceRecords& records, std::string_view version, core::Time a,
+                             core::Time b) {
+  const auto [first, last] = std::minmax(a, b);
+  return std::ranges::any_of(records.events, [&](const VersionEvent& event) {
+    return event.version != version && event.time > first && event.time < last;
+  });
+}
+
 // Returns the id of the recorded change or the job of Backout's rollback that `entry` is, or ""
 // when Backout has no record of it. An entry the tool marks as a rollback matches only one of
-// Backout's rollbacks: a switch back to a version soon after its deploy is not that deploy.
+// Backout's rollbacks: a switch back to a version soon after its deploy is not that deploy. A
+// switch inferred from the link matches a change only when no other version was made live
+// between the two, so a switch forward again soon after a rollback is not the first deploy.
 std::string MatchRecord(const ServiceRecords& records, const providers::HistoryEntry& entry) {
   for (const core::Change& change : records.changes) {
     if (entry.kind == providers::HistoryKind::kRollback) break;
-    if (change.version == entry.version && Distance(change.time, entry.time) <= kMatchWindow) {
-      return change.id;
+    if (change.version != entry.version || Distance(change.time, entry.time) > kMatchWindow) {
+      continue;
     }
+    if (InferredFromLink(entry) &&
+        OtherVersionLiveBetween(records, entry.version, change.time, entry.time)) {
+      continue;
+    }
+    return change.id;
   }
   for (const core::Rollback& rollback : records.rollbacks) {
     if (rollback.target_version != entry.version) continue;
@@ -148,10 +171,6 @@ struct SwitchDirection {
   std::string from;           // the release live before the switch
 };
 
-// NOTE: without revisions.log the releases provider reads a link to the newest complete release
-// as that release's deploy, so a switch back to it after a rollback yields no entry here. Only
-// the release manifest's reconciliation records that switch.
-//
 // Returns the direction of `entry` when it is a switch of `current` that the provider inferred
 // from the link alone (`details.discovered`). The release live before it is the manifest's live
 // release, which Backout's events and the last reading of the folder keep. A server start
@@ -161,7 +180,7 @@ SwitchDirection DirectionOfSwitch(const providers::HistoryEntry& entry, const Be
                                   const providers::Inventory& inventory,
                                   const std::optional<ReleaseManifest>& manifest) {
   SwitchDirection direction;
-  if (!entry.details.is_object() || !entry.details.value("discovered", false)) return direction;
+  if (!InferredFromLink(entry)) return direction;
   direction.from = before.previous;
   if (manifest && !manifest->live_version.empty() && manifest->live_version != entry.version) {
     direction.from = manifest->live_version;
@@ -411,12 +430,13 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
           ++report.matched;
           marker["result"] = "matched";
           marker["record"] = record;
-        } else if (!direction.older && entry.kind == providers::HistoryKind::kRollback &&
-                   before.previous == entry.version) {
+        } else if (!direction.older.value_or(false) && before.previous == entry.version &&
+                   (entry.kind == providers::HistoryKind::kRollback || InferredFromLink(entry))) {
           // Backout's records already show this version live, so the entry names no version it
-          // moved away from: the tool saw the link replaced by one to the same release, or an
-          // earlier switch away was never read. A rollback from a version to itself is no
-          // rollback, so the entry counts as the record that made the version live.
+          // moved away from: the tool saw the link replaced by one to the same release (the
+          // deploy's own switch, read from the link), or an earlier switch away was never read.
+          // A switch from a version to itself is neither a rollback nor a deployment, so the
+          // entry counts as the record that made the version live.
           ++report.matched;
           marker["result"] = "matched";
           marker["record"] = before.previous_record;

@@ -182,6 +182,36 @@ std::optional<size_t> CompletePosition(const providers::Inventory& inventory,
   return std::nullopt;
 }
 
+// The release the folder shows live, when Backout can trust it, or the problem that stops it.
+struct TrustedLive {
+  std::string version;  // empty when the folder shows no release Backout can trust as live
+  std::string problem;  // why, when version is empty
+};
+
+// Trusts the inventory's live version only when the inventory lists it as complete. A provider
+// should report an incomplete live release as a problem itself, and this catches one that does
+// not, so an unfinished deploy is never recorded as a switch.
+TrustedLive CheckLiveRelease(const providers::Inventory& inventory) {
+  const std::string& live = inventory.live_version;
+  if (live.empty()) {
+    return {"", inventory.live_problem.empty() ? std::string("the folder shows no live release")
+                                               : inventory.live_problem};
+  }
+  auto item = std::ranges::find(inventory.items, live, &providers::InventoryItem::version);
+  if (item == inventory.items.end()) {
+    return {"", fmt::format("the folder shows release {} live, but does not list it among its "
+                            "releases; point current at a complete release",
+                            live)};
+  }
+  if (!item->complete) {
+    return {"", fmt::format("the folder shows release {} live, but it is incomplete: its "
+                            "completion marker is missing; create the marker once the release "
+                            "is complete, or point current at a complete release",
+                            live)};
+  }
+  return {live, ""};
+}
+
 }  // namespace
 
 std::string_view ReleaseStatusName(ReleaseStatus status) {
@@ -402,9 +432,10 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
                                                               core::Time now) {
   BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, service));
   ReleaseManifest& manifest = stored.manifest;
+  const TrustedLive folder_live = CheckLiveRelease(inventory);
   ManifestReconciliation report{.service = std::string(service),
-                                .live_version = inventory.live_version,
-                                .live_problem = inventory.live_problem};
+                                .live_version = folder_live.version,
+                                .live_problem = folder_live.problem};
   std::vector<std::string>& corrections = report.corrections;
 
   // Step 1: every release folder. A complete one the manifest lacks was deployed without a record.
@@ -416,7 +447,7 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
       if (!item.complete) continue;  // a deploy in progress, or one that never finished
       // Only `current` shows a release was live. An older release may have been rolled back
       // before Backout saw the folder, and a newer one may never have been made live.
-      const bool live = item.version == inventory.live_version;
+      const bool live = item.version == folder_live.version;
       entry = &Entry(manifest, item.version, item.completed_at.value_or(now));
       BACKOUT_CHECK(SetStatus(
           tx, caller, service, *entry, live ? ReleaseStatus::kDeployed : ReleaseStatus::kPresent,
@@ -446,10 +477,9 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
   // Step 3: the live release. No live release in the folder is a problem to report, not a
   // version: the service most likely still runs the release the manifest records as live.
   const std::string previous = manifest.live_version;
-  const std::string& live = inventory.live_version;
+  const std::string& live = folder_live.version;
   if (live.empty()) {
-    std::string problem = inventory.live_problem.empty() ? "the folder shows no live release"
-                                                         : inventory.live_problem;
+    std::string problem = folder_live.problem;
     if (manifest.live_problem != problem) {
       corrections.push_back(fmt::format(
           "the folder shows no live release: {}; the manifest keeps {} as the last known live "
@@ -513,8 +543,8 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
     BACKOUT_CHECK(Ledger(tx, caller, "release_manifest.reconciled",
                          fmt::format("service/{}", service),
                          {{"found",
-                           {{"live_version", live},
-                            {"live_problem", inventory.live_problem},
+                           {{"live_version", inventory.live_version},
+                            {"live_problem", folder_live.problem},
                             {"observed_at", core::FormatTime(inventory.observed_at)},
                             {"releases", std::move(releases)}}},
                           {"corrections", corrections}}));

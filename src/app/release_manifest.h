@@ -72,9 +72,10 @@ struct ReleaseManifest {
   std::string service;
   std::string live_version;              // by Backout's records, corrected by reconciliation
   std::optional<core::Time> live_since;  // when live_version became live, by the same records
-  // Reason the folder showed no live release at the last reconciliation (a dangling link, a link
-  // outside the release folders), or empty when it showed one. live_version then stays the last
-  // release the manifest recorded as live.
+  // Reason the folder showed no release Backout can trust as live at the last reconciliation, or
+  // empty when it showed one. The reason is no link, a dangling link, a link outside the release
+  // folders or a link to a release without its completion marker. live_version then stays the
+  // last release the manifest recorded as live, which the service most likely still runs.
   std::string live_problem;
   std::optional<core::Time> live_problem_since;  // the reconciliation that first found it
   std::optional<core::Time> reconciled_at;
@@ -146,9 +147,10 @@ nlohmann::json ToJson(const ManifestReconciliation& report);
 // live version. When `current` moved to an older release than the manifest's live one (a switch
 // whose store write was lost, or a switch by hand), the release it moved away from becomes
 // rolled back. The live release becomes deployed when it was rolled back or only present. When
-// the folder shows no live release, the manifest keeps its live version and stores the folder's
-// problem, which the audit check reports. Records the corrections in one ledger entry
-// "release_manifest.reconciled", and each status change as usual; a problem already stored is
+// the folder shows no live release, or one that `inventory` does not list as complete, the
+// manifest keeps its live version and stores the folder's problem, which the audit check
+// reports, and nothing is marked deployed or rolled back. Records the corrections in one ledger
+// entry "release_manifest.reconciled", and each status change as usual; a problem already stored is
 // not a new correction.
 core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction& tx,
                                                               const Caller& caller,

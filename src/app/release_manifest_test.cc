@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -508,6 +509,42 @@ TEST_F(ReleaseManifestTest, DanglingLinkIsKeptAndAudited) {
   }
 }
 
+// An inventory that names an incomplete or unlisted release live, from any provider, is a live
+// problem: the manifest keeps its live release and marks nothing deployed.
+TEST_F(ReleaseManifestTest, UntrustedInventoryLiveIsProblem) {
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  const core::Time now = clock_.Now();
+  providers::Inventory inventory{.live_version = "4", .observed_at = now};
+  for (const char* version : {"1", "2", "3"}) {
+    inventory.items.push_back(
+        providers::InventoryItem{.version = version, .complete = true, .completed_at = now});
+  }
+  inventory.items.push_back(providers::InventoryItem{.version = "4", .complete = false});
+
+  struct Case {
+    std::string live;
+    std::string problem;
+  };
+  for (const Case& test : {Case{"4", "it is incomplete"}, Case{"9", "does not list it"}}) {
+    inventory.live_version = test.live;
+    ManifestReconciliation report;
+    auto written = store_->Write([&](store::Transaction& tx) -> core::Result<void> {
+      auto reconciled = ReconcileReleaseManifest(tx, admin_, "web", inventory, now);
+      if (!reconciled) return std::unexpected(reconciled.error());
+      report = *reconciled;
+      return {};
+    });
+    ASSERT_TRUE(written.has_value()) << written.error().message;
+    EXPECT_EQ(report.live_version, "") << test.live;
+    EXPECT_NE(report.live_problem.find(test.problem), std::string::npos) << report.live_problem;
+    ReleaseManifest manifest = Manifest();
+    EXPECT_EQ(manifest.live_version, "3") << test.live;
+    EXPECT_EQ(manifest.live_problem, report.live_problem);
+    EXPECT_EQ(manifest.Find(test.live), nullptr) << test.live;
+    EXPECT_EQ(StatusOf("3"), "deployed");
+  }
+}
+
 TEST_F(ReleaseManifestTest, EqualMarkerTimesOrderByName) {
   // Two releases completed in the same second count in name order, as the provider lists them.
   for (const char* version : {"4", "5"}) {
@@ -717,6 +754,22 @@ class ReleaseManifestBackendTest : public ReleaseManifestTest,
     return statuses;
   }
 
+  // Adds release `version` without its completion marker: a deploy still copying files.
+  void AddIncompleteRelease(const std::string& version) {
+    providers::releases::testing::MakeRelease(root_, version, false, 0, kMarker);
+  }
+
+  // The message of the audit finding `release_link_broken`, or "" when there is none.
+  std::string LinkBrokenFinding() {
+    auto findings = evidence::RunAuditChecks(*store_, evidence::AuditOptions{.at = clock_.Now()});
+    EXPECT_TRUE(findings.has_value()) << findings.error().message;
+    if (!findings) return "";
+    for (const evidence::AuditFinding& finding : *findings) {
+      if (finding.rule == "release_link_broken") return finding.message;
+    }
+    return "";
+  }
+
   core::Change ChangeById(const std::string& id) {
     auto change = plane_->GetChange(lead_, id);
     EXPECT_TRUE(change.has_value()) << change.error().message;
@@ -755,9 +808,8 @@ TEST_P(ReleaseManifestBackendTest, RecordedDeployOfRolledBackReleaseMarksDeploye
   EXPECT_EQ(StatusHistory("3"), expected);
 }
 
-// Backout rolled 3 back to 2, then someone switched `current` forward to 3 by hand. The provider
-// reads a link to the newest release as that release's deploy, so only the manifest records the
-// switch.
+// Backout rolled 3 back to 2, then someone switched `current` forward to 3 by hand, in a folder
+// without revisions.log: a discovered deployment from 2.
 TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   Record("1");
   Record("2");
@@ -769,6 +821,11 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   auto report = plane_->ReconcileAsSystem("web");
   ASSERT_TRUE(report.has_value()) << report.error().message;
   EXPECT_TRUE(report->discovered_rollbacks.empty());
+  ASSERT_EQ(report->discovered_changes.size(), 1u);
+  const core::Change found = ChangeById(report->discovered_changes[0]);
+  EXPECT_EQ(found.version, "3");
+  EXPECT_EQ(found.previous_version, "2");
+  EXPECT_EQ(found.source, core::ChangeSource::kDiscovered);
 
   ReleaseManifest manifest = Manifest();
   EXPECT_EQ(manifest.live_version, "3");
@@ -783,6 +840,220 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   ASSERT_FALSE(entries.empty());
   const std::string corrections = entries.back().change.at("corrections").dump();
   EXPECT_NE(corrections.find("release 3 marked deployed"), std::string::npos) << corrections;
+
+  // The next run reads the same switch and records nothing more.
+  auto again = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->discovered_changes.empty());
+  EXPECT_TRUE(again->discovered_rollbacks.empty());
+}
+
+// The same forward switch, read after a server start: the start corrects the manifest's live
+// release first, and the discovered deployment still names 2, the release live before.
+TEST_P(ReleaseManifestBackendTest, HandSwitchForwardAfterRestart) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  RollBackTo(three, "2");
+  Point("3");
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+  ASSERT_EQ(Manifest().live_version, "3");
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+  ASSERT_EQ(report->discovered_changes.size(), 1u);
+  const core::Change found = ChangeById(report->discovered_changes[0]);
+  EXPECT_EQ(found.version, "3");
+  EXPECT_EQ(found.previous_version, "2");
+}
+
+// A deploy's own switch to the newest release, read from the link after the change was recorded,
+// is that deploy: no discovered change or rollback.
+TEST_P(ReleaseManifestBackendTest, LinkOfRecordedDeployIsNoDiscovery) {
+  Record("1");
+  Record("2");
+  Record("3");
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+  // The markers' deploys are hours before the recorded changes, so only the link's entry matches.
+  EXPECT_EQ(report->matched, 1);
+  for (const std::string& id : report->discovered_changes) {
+    EXPECT_NE(ChangeById(id).previous_version, "3") << id;
+  }
+  auto again = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->discovered_changes.empty());
+}
+
+// `current` switched by hand to release 4, whose marker is missing: a live problem the audit
+// reports, and no switch. The manifest keeps 3 live, and its rows agree.
+TEST_P(ReleaseManifestBackendTest, IncompleteHandSwitchIsLiveProblem) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  AddIncompleteRelease("4");
+  Point("4");
+
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+  EXPECT_TRUE(report->discovered_changes.empty());
+  EXPECT_NE(report->live_problem.find("release 4, which is incomplete"), std::string::npos)
+      << report->live_problem;
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "3");
+  EXPECT_NE(manifest.live_problem.find("incomplete"), std::string::npos) << manifest.live_problem;
+  EXPECT_EQ(StatusOf("4"), "(absent)");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+
+  auto listed = plane_->ListReleases(lead_, "web");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  EXPECT_EQ((*listed)["live_version"], "3");
+  EXPECT_NE((*listed).value("live_problem", "").find("incomplete"), std::string::npos);
+  ASSERT_EQ((*listed)["releases"].size(), 3u);
+  EXPECT_EQ((*listed)["releases"][2]["version"], "3");
+  EXPECT_EQ((*listed)["releases"][2]["live"], true);
+
+  const std::string broken = LinkBrokenFinding();
+  EXPECT_NE(broken.find("release 4, which is incomplete"), std::string::npos) << broken;
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  EXPECT_TRUE(discovered->items.empty());
+}
+
+// Release 4 became complete while live, its marker newer than 3's: the problem clears and the
+// switch is a discovered deployment from 3.
+TEST_P(ReleaseManifestBackendTest, ReleaseCompletedWhileLiveIsDeployment) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  AddIncompleteRelease("4");
+  Point("4");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  ASSERT_FALSE(Manifest().live_problem.empty());
+
+  // The deploy finishes after the switch, so the marker is newer than the link.
+  const int64_t switched =
+      std::chrono::duration_cast<std::chrono::seconds>(LinkChangedAt(root_).time_since_epoch())
+          .count();
+  providers::releases::testing::MakeRelease(root_, "4", true, switched + 60, kMarker);
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->live_problem, "");
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+  ASSERT_EQ(report->discovered_changes.size(), 1u);
+  const core::Change found = ChangeById(report->discovered_changes[0]);
+  EXPECT_EQ(found.version, "4");
+  EXPECT_EQ(found.previous_version, "3");
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "4");
+  EXPECT_EQ(manifest.live_problem, "");
+  EXPECT_EQ(StatusOf("4"), "deployed");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+  EXPECT_EQ(LinkBrokenFinding(), "");
+}
+
+// Release 4 became complete while live with a marker older than 3's, as a copy that keeps
+// modification times leaves it: the switch is a discovered rollback from 3.
+TEST_P(ReleaseManifestBackendTest, ReleaseCompletedWhileLiveIsRollback) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  AddIncompleteRelease("4");
+  Point("4");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+
+  providers::releases::testing::MakeRelease(root_, "4", true, kBaseSeconds - 6 * 3600 - 1800,
+                                            kMarker);
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->live_problem, "");
+  ASSERT_EQ(report->discovered_rollbacks.size(), 1u);
+  auto found = plane_->GetDiscoveredRollback(lead_, report->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "4");
+  EXPECT_EQ(found->from_version, "3");
+  EXPECT_EQ(Manifest().live_version, "4");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  EXPECT_EQ(StatusOf("4"), "deployed");
+  EXPECT_EQ(LinkBrokenFinding(), "");
+}
+
+// Every `current` Backout cannot trust is a live problem and never a switch. The cases are no
+// link, a folder in its place, a relative link that resolves outside the release folders, a
+// dangling link and a link to a release without its marker. Repairing the link records no switch.
+TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  AddIncompleteRelease("4");
+  fs::create_directories(root_ / "0");  // a folder beside releases/, as `current -> 0` finds it
+
+  struct Case {
+    std::string name;
+    std::function<void()> break_link;
+  };
+  const fs::path link = root_ / "current";
+  const std::vector<Case> cases = {
+      {"missing", [&] { fs::remove(link); }},
+      {"folder", [&] { fs::create_directory(link); }},
+      {"relative outside", [&] { providers::releases::testing::PointCurrent(root_, "0"); }},
+      {"dangling", [&] { providers::releases::testing::PointCurrent(root_, "releases/9"); }},
+      {"incomplete", [&] { Point("4"); }},
+  };
+  for (const Case& test : cases) {
+    std::error_code error;
+    fs::remove_all(link, error);
+    test.break_link();
+    auto report = plane_->ReconcileAsSystem("web");
+    ASSERT_TRUE(report.has_value()) << test.name << ": " << report.error().message;
+    EXPECT_FALSE(report->live_problem.empty()) << test.name;
+    EXPECT_TRUE(report->discovered_rollbacks.empty()) << test.name;
+    EXPECT_TRUE(report->discovered_changes.empty()) << test.name;
+    EXPECT_EQ(Manifest().live_version, "3") << test.name;
+    EXPECT_NE(LinkBrokenFinding(), "") << test.name;
+  }
+  EXPECT_EQ(StatusOf("3"), "deployed");
+
+  fs::remove_all(link);
+  Point("3");
+  auto repaired = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(repaired.has_value()) << repaired.error().message;
+  EXPECT_EQ(repaired->live_problem, "");
+  EXPECT_TRUE(repaired->discovered_rollbacks.empty());
+  EXPECT_TRUE(repaired->discovered_changes.empty());
+  EXPECT_EQ(LinkBrokenFinding(), "");
+}
+
+// With a dangling link, the manifest's live_version and the rows' live field both name the last
+// release the folder showed live.
+TEST_P(ReleaseManifestBackendTest, DanglingLinkRowsAgreeWithManifest) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  providers::releases::testing::PointCurrent(root_, "releases/9");
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_TRUE(report->discovered_rollbacks.empty());
+  EXPECT_TRUE(report->discovered_changes.empty());
+
+  auto listed = plane_->ListReleases(lead_, "web");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  EXPECT_EQ((*listed)["live_version"], "3");
+  EXPECT_NE((*listed).value("live_problem", "").find("dangling"), std::string::npos);
+  EXPECT_EQ((*listed)["folder"]["live_version"], nullptr);
+  for (const json& row : (*listed)["releases"]) {
+    EXPECT_EQ(row["live"], row["version"] == "3") << row.dump();
+  }
 }
 
 // With release 3 complete, the provider alone reads a switch to 2 as a rollback from 3. Coming

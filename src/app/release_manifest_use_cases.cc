@@ -10,8 +10,9 @@ namespace {
 
 using nlohmann::json;
 
-// One row per release: the manifest's entry with the folder's view of it read now.
-json ReleaseRow(const ReleaseEntry& entry, const providers::Inventory* inventory) {
+// One row per release: the manifest's entry. `live` marks the manifest's live release, so the
+// rows agree with the manifest's live_version, also while the folder shows no live release.
+json ReleaseRow(const ReleaseEntry& entry, std::string_view live_version) {
   json row = {{"version", entry.version},
               {"status", ReleaseStatusName(entry.status)},
               {"first_seen", core::FormatTime(entry.first_seen)},
@@ -36,7 +37,7 @@ json ReleaseRow(const ReleaseEntry& entry, const providers::Inventory* inventory
     row["set_by"] = last.set_by;
     row["reason"] = last.reason;
   }
-  if (inventory != nullptr) row["live"] = inventory->live_version == entry.version;
+  row["live"] = !live_version.empty() && live_version == entry.version;
   return row;
 }
 
@@ -81,7 +82,7 @@ core::Result<json> ControlPlane::ListReleases(const Caller& caller, std::string_
   json releases = json::array();
   if (manifest) {
     for (const ReleaseEntry& entry : manifest->releases) {
-      releases.push_back(ReleaseRow(entry, inventory ? &*inventory : nullptr));
+      releases.push_back(ReleaseRow(entry, manifest->live_version));
     }
   }
   // A folder without a live release cannot confirm the manifest's, even when both are empty.
@@ -92,6 +93,7 @@ core::Result<json> ControlPlane::ListReleases(const Caller& caller, std::string_
       {"provider", provider->Kind()},
       {"live_version",
        manifest && !manifest->live_version.empty() ? json(manifest->live_version) : json(nullptr)},
+      {"live_problem", manifest ? manifest->live_problem : std::string()},
       {"reconciled_at", manifest && manifest->reconciled_at
                             ? json(core::FormatTime(*manifest->reconciled_at))
                             : json(nullptr)},

@@ -230,6 +230,25 @@ std::string FormatCell(const Json& value) {
   return OneLine(value.dump());
 }
 
+std::string FormatNewest(const Json& values, size_t shown) {
+  if (!values.is_array()) {
+    return FormatCell(values);
+  }
+  if (values.empty()) {
+    return "-";
+  }
+  const size_t count = std::min(shown, values.size());
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < count; ++i) {
+    parts.push_back(FormatCell(values[values.size() - 1 - i]));
+  }
+  std::string cell = fmt::format("{}", fmt::join(parts, ","));
+  if (count < values.size()) {
+    cell += fmt::format(" +{} more", values.size() - count);
+  }
+  return cell;
+}
+
 std::string RenderTable(const Json& items, const std::vector<Column>& columns) {
   if (!items.is_array() || items.empty()) {
     return "(none)\n";

@@ -26,6 +26,11 @@ struct Column {
 // joined by commas, objects as compact JSON.
 std::string FormatCell(const Json& value);
 
+// Formats the newest `shown` items of `values`, a JSON array ordered oldest first, for one table
+// cell: newest first, joined by commas, with "+N more" naming the items left out. A value that is
+// not an array is formatted by FormatCell.
+std::string FormatNewest(const Json& values, size_t shown);
+
 // Renders `items` (a JSON array of objects) as left-aligned columns under a header row, one item
 // a line, with two spaces between columns. An empty list renders as "(none)".
 std::string RenderTable(const Json& items, const std::vector<Column>& columns);

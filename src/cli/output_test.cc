@@ -31,6 +31,23 @@ TEST(FormatCellTest, FormatsEachKind) {
 
 TEST(FormatCellTest, KeepsCellOnOneLine) { EXPECT_EQ(FormatCell(Json("a\nb")), "a b"); }
 
+TEST(FormatNewestTest, ShortListIsWhole) {
+  EXPECT_EQ(FormatNewest(Json::array({"CHG-1", "CHG-2"}), 2), "CHG-2,CHG-1");
+  EXPECT_EQ(FormatNewest(Json::array({"CHG-1"}), 2), "CHG-1");
+  EXPECT_EQ(FormatNewest(Json::array(), 2), "-");
+}
+
+TEST(FormatNewestTest, LongListNamesRest) {
+  Json ids = Json::array();
+  for (int i = 1; i <= 40; ++i) ids.push_back("CHG-" + std::to_string(i));
+  EXPECT_EQ(FormatNewest(ids, 2), "CHG-40,CHG-39 +38 more");
+}
+
+TEST(FormatNewestTest, NonArrayFormatsAsCell) {
+  EXPECT_EQ(FormatNewest(Json(nullptr), 2), "-");
+  EXPECT_EQ(FormatNewest(Json("CHG-1"), 2), "CHG-1");
+}
+
 TEST(RenderTableTest, AlignsColumns) {
   const Json items = Json::array({
       {{"id", "INC-1"}, {"state", "assessing"}, {"title", "errors"}},

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/client_command.h"
 #include "cli/client_commands.h"
+#include "cli/output.h"
 
 namespace backout::cli {
 namespace {
@@ -86,6 +87,21 @@ std::string ReleasesHeader(const Json& answer) {
   return text;
 }
 
+// Change ids shown per release in the table; `-o json` and `-o yaml` list them all.
+constexpr size_t kChangesShown = 2;
+
+// The releases of a manifest response with a `changes` cell: the newest change ids, so a release
+// deployed many times keeps the table readable.
+Json ReleaseRows(const Json& answer) {
+  Json rows = answer.value("releases", Json::array());
+  for (Json& row : rows) {
+    if (row.is_object()) {
+      row["changes"] = FormatNewest(row.value("change_ids", Json::array()), kChangesShown);
+    }
+  }
+  return rows;
+}
+
 void AddServiceReleases(CLI::App& service, int& exit_status) {
   struct Flags {
     ClientFlags client;
@@ -103,15 +119,14 @@ void AddServiceReleases(CLI::App& service, int& exit_status) {
     if (!answer) return core::Result<int>(std::unexpected(answer.error()));
     if (context.format != OutputFormat::kTable) return PrintSingle(context, answer);
     PrintOut(ReleasesHeader(*answer));
-    PrintOut(
-        RenderTable(answer->value("releases", Json::array()), {{"VERSION", "version"},
-                                                               {"STATUS", "status"},
-                                                               {"LIVE", "live"},
-                                                               {"CHANGED_AT", "status_changed_at"},
-                                                               {"SET_BY", "set_by"},
-                                                               {"COMPLETE", "complete"},
-                                                               {"IN_FOLDER", "in_folder"},
-                                                               {"CHANGES", "change_ids"}}));
+    PrintOut(RenderTable(ReleaseRows(*answer), {{"VERSION", "version"},
+                                                {"STATUS", "status"},
+                                                {"LIVE", "live"},
+                                                {"CHANGED_AT", "status_changed_at"},
+                                                {"SET_BY", "set_by"},
+                                                {"COMPLETE", "complete"},
+                                                {"IN_FOLDER", "in_folder"},
+                                                {"CHANGES", "changes"}}));
     return core::Result<int>(kExitOk);
   });
 }

@@ -22,6 +22,8 @@ void AddReleaseRoutes(Router& router, app::ControlPlane& plane) {
        Required("complete", BooleanSchema("The folder had its completion marker at the last "
                                           "reconciliation.")),
        Required("in_folder", BooleanSchema("The folder had it at the last reconciliation.")),
+       Required("live", BooleanSchema("It is the manifest's live release, the one live_version "
+                                      "names.")),
        Required("change_ids", ArraySchema("Changes that deployed it.", StringSchema(""))),
        Required("history", ArraySchema("Every status change, oldest first.",
                                        OpenObjectSchema("status, time, set_by, reason")))});
@@ -38,7 +40,11 @@ void AddReleaseRoutes(Router& router, app::ControlPlane& plane) {
           {Required("service", StringSchema("The service.")),
            Required("provider", StringSchema("The provider kind.")),
            Required("live_version", StringSchema("The live release by the manifest; null when "
-                                                 "unknown.")),
+                                                 "unknown. While live_problem is set, the last "
+                                                 "release the folder showed live.")),
+           Required("live_problem", StringSchema("Why the folder showed no release Backout "
+                                                 "trusts as live at the last reconciliation; "
+                                                 "empty when it showed one.")),
            Required("reconciled_at", StringSchema("When the manifest was last compared with the "
                                                   "folder; null before the first time.",
                                                   "date-time")),

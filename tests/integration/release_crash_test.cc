@@ -1,12 +1,16 @@
 // SIGKILL of the real server between the switch of `current` and the store write of the
 // rollback's result: the restarted server must correct its release manifest from the folder
-// and finish the job without switching again.
+// and finish the job without switching again. Also the manifest's table as the CLI prints it.
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -171,6 +175,50 @@ TEST_F(ReleaseCrashTest, KilledAfterSwitchCorrectsManifest) {
   EXPECT_EQ(statuses["2"], "deployed") << releases.out;
   EXPECT_NE(ReadFile(folder_.path() / "server.log").find("event=manifest_corrected"),
             std::string::npos);
+}
+
+// The table shows the two newest change ids of a release and how many more there are, so a
+// release deployed many times keeps the table readable. `-o json` keeps every id.
+TEST_F(ReleaseCrashTest, ReleasesTableBoundsChangeIds) {
+  ASSERT_TRUE(server_->Start(port_)) << ReadFile(folder_.path() / "server.log");
+  const std::string lead = Grant("lead-1", "engineering-lead");
+  const std::string sre = Grant("sre-1", "devops-engineer");
+  ASSERT_FALSE(lead.empty());
+  ASSERT_FALSE(sre.empty());
+  // Reconcile first, so the deploys the markers show are known before the test reads the table.
+  const CliResult reconciled = Cli(lead, {"service", "reconcile", "web"});
+  ASSERT_EQ(reconciled.exit_code, 0) << reconciled.err;
+  std::vector<std::string> ids;
+  for (int deploy = 0; deploy < 5; ++deploy) {
+    const CliResult recorded = Cli(sre, {"change", "record", "--service", "web", "--version", "3"});
+    ASSERT_EQ(recorded.exit_code, 0) << recorded.err;
+    ids.push_back(JsonId(recorded.Json()));
+  }
+
+  const CliResult table = RunCli({"service", "releases", "web", "-o", "table"},
+                                 {{"BACKOUT_URL", Url()}, {"BACKOUT_TOKEN", lead}}, folder_.path());
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  std::string row;
+  std::istringstream lines(table.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("3 ")) row = line;
+  }
+  ASSERT_FALSE(row.empty()) << table.out;
+
+  const CliResult listed = Cli(lead, {"service", "releases", "web"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  std::vector<std::string> stored;
+  for (const nlohmann::json& release : listed.Json().value("releases", nlohmann::json::array())) {
+    if (release.value("version", "") == "3") {
+      stored = release.value("change_ids", std::vector<std::string>{});
+    }
+  }
+  // The reconciliation may have added a discovered change for release 3 before the recorded ones.
+  ASSERT_GE(stored.size(), ids.size());
+  EXPECT_TRUE(std::equal(ids.begin(), ids.end(), stored.end() - ids.size())) << listed.out;
+  EXPECT_TRUE(row.ends_with(fmt::format("{},{} +{} more", ids[4], ids[3], stored.size() - 2)))
+      << row;
+  EXPECT_EQ(row.find(ids[0] + ","), std::string::npos) << row;
 }
 
 }  // namespace

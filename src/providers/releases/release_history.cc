@@ -109,9 +109,14 @@ core::Result<std::vector<HistoryEntry>> ReadReleaseHistory(const ReleaseTree& tr
         last.details["time_source"] = "current link status change time";
       }
     } else {
-      // The deploy of the live release explains the link when no newer release was complete at
-      // the switch.
-      explained = newer == nullptr;
+      // Without a log, a link to the newest release may be its deploy or a switch back to it
+      // after a rollback, and the folder cannot tell the two apart. So only a link older than
+      // the release's marker is explained by the deploy. Reconciliation counts a later link as
+      // the deploy when its records already show the release live at the switch.
+      const auto live = known.find(current.version);
+      const bool replaced_after_marker =
+          live != known.end() && current.changed_at > live->second.completed_at;
+      explained = newer == nullptr && !replaced_after_marker;
     }
 
     if (!explained) {

@@ -19,11 +19,13 @@ namespace backout::providers::releases {
 // - Each complete release that no deploy line names becomes a deploy at its marker's
 //   modification time.
 // - When neither explains where `current` points (the log's last line names another release, or
-//   there is no log and a release newer than the live one was complete when the link last
-//   changed), the latest switch becomes an entry at the link's status change time with
-//   `details.discovered` set: a rollback when such a newer release existed (named in
+//   there is no log and the link last changed after the live release's marker appeared), the
+//   latest switch becomes an entry at the link's status change time with `details.discovered`
+//   set: a rollback when a release newer than the live one was complete at the switch (named in
 //   `details.newer_release`), a deploy otherwise. A relative link that resolves to a release
 //   counts like an absolute one, with `details.link_relative` set.
+// - Only a link that ReadCurrent reports live adds an entry. A link to a release without its
+//   marker, a dangling link or one outside the release folders is a problem, not a switch.
 //
 // Only the latest switch of `current` leaves a trace in the file system, so earlier switches
 // that revisions.log does not record are missing.

@@ -227,6 +227,13 @@ CurrentLink ReleaseTree::ReadCurrent() const {
       return link;
     }
   }
+  // A folder without its marker may be a deploy still copying files, or one that failed.
+  struct stat marker {};
+  const fs::path marker_path = ReleasePath(name) / marker_;
+  if (::stat(marker_path.c_str(), &marker) != 0 || !S_ISREG(marker.st_mode)) {
+    link.state = LinkState::kIncomplete;
+    return link;
+  }
   link.state = LinkState::kLive;
   return link;
 }
@@ -250,6 +257,12 @@ std::string ReleaseTree::DescribeProblem(const CurrentLink& link) const {
     case LinkState::kDangling:
       return fmt::format("{} links to '{}', which does not exist (a dangling link); {}", path,
                          link.target, repair);
+    case LinkState::kIncomplete:
+      return fmt::format(
+          "{} links to release {}, which is incomplete: its marker {} is missing, so its deploy "
+          "may not have finished and Backout does not count it as live; create the marker once "
+          "the release is complete, or {}",
+          path, link.version, (ReleasePath(link.version) / marker_).string(), repair);
   }
   return "";
 }

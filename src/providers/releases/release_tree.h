@@ -26,13 +26,15 @@
 namespace backout::providers::releases {
 
 // A relative link's text resolves against <root>, as the kernel resolves it, so
-// `current -> releases/3` is live like `current -> <root>/releases/3`.
+// `current -> releases/3` is live like `current -> <root>/releases/3`. Only kLive is a release
+// Backout trusts as live. Every other state is a problem to report, never a switch to record.
 enum class LinkState {
   kLive,             // a link to an existing folder <root>/releases/<version>
   kMissing,          // no `current` at all
   kNotALink,         // `current` is a folder or a file, not a symbolic link
   kOutsideReleases,  // a link to something other than <root>/releases/<version>
   kDangling,         // a link into <root>/releases whose folder does not exist
+  kIncomplete,       // a link to a release folder without its completion marker
 };
 
 // The state of `current`, read with lstat and readlink.
@@ -40,7 +42,8 @@ struct CurrentLink {
   LinkState state = LinkState::kMissing;
   std::string target;       // the link's text; empty unless `current` is a symbolic link
   bool relative = false;    // the link's text is a relative path
-  std::string version;      // the release's name when the target names <root>/releases/<name>
+  std::string version;      // the release's name when the target names <root>/releases/<name>,
+                            // also when that folder is missing or incomplete
   core::Time changed_at{};  // the link's status change time (lstat st_ctime) when it exists
 
   bool live() const { return state == LinkState::kLive; }

@@ -106,6 +106,25 @@ TEST_F(ReleaseTreeTest, RelativeDanglingLinkNamesTarget) {
   EXPECT_NE(problem.find("dangling"), std::string::npos) << problem;
 }
 
+TEST_F(ReleaseTreeTest, LinkToIncompleteReleaseIsNotLive) {
+  Release("2", false);
+  PointCurrent(root_, (root_ / "releases/2").string());
+  CurrentLink link = tree_.ReadCurrent();
+  EXPECT_EQ(link.state, LinkState::kIncomplete);
+  EXPECT_FALSE(link.live());
+  EXPECT_EQ(link.version, "2");
+  std::string problem = tree_.DescribeProblem(link);
+  EXPECT_NE(problem.find("release 2, which is incomplete"), std::string::npos) << problem;
+  EXPECT_NE(problem.find((root_ / "releases/2" / kMarker).string()), std::string::npos) << problem;
+}
+
+TEST_F(ReleaseTreeTest, MarkerThatIsFolderIsIncomplete) {
+  Release("2", false);
+  fs::create_directories(root_ / "releases/2" / kMarker);
+  PointCurrent(root_, "releases/2");
+  EXPECT_EQ(tree_.ReadCurrent().state, LinkState::kIncomplete);
+}
+
 TEST_F(ReleaseTreeTest, RelativeDotDotThroughLinkIsOutside) {
   // Lexically "releases/hop/../1" is releases/1, but the kernel follows the link `hop` first and
   // so resolves ".." in another root, whose folder 1 is no release of this one.

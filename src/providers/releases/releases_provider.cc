@@ -140,7 +140,9 @@ core::Result<std::vector<Precondition>> ReleasesProvider::Preconditions() const 
 
 core::Result<Release> ReleasesProvider::ChooseDefaultTarget(const CurrentLink& current,
                                                             std::string& rule) const {
-  if (!current.live()) {
+  // An incomplete live release has no completion time, so every complete release counts as
+  // older: the rule picks the newest complete one.
+  if (!current.live() && current.state != LinkState::kIncomplete) {
     return core::MakeError(core::ErrorCode::kFailedPrecondition,
                            "service {}: the provider's rule picks the release before the live "
                            "one, but no release is live: {}",

@@ -484,23 +484,113 @@ const HistoryEntry* FindEntry(const std::vector<HistoryEntry>& entries, std::str
   return nullptr;
 }
 
+// Each marker is a deploy. `current` was replaced after release 3's marker appeared, which
+// without revisions.log may also be a switch back to 3, so the link adds a deploy entry too.
 TEST_F(ReleasesProviderTest, HistoryFromFoldersListsDeploys) {
   auto provider = Make();
   auto history = provider->History(core::Time{});
   ASSERT_TRUE(history.has_value()) << history.error().message;
-  ASSERT_EQ(history->size(), 3u);
+  ASSERT_EQ(history->size(), 4u);
   EXPECT_EQ((*history)[0].version, "1");
   EXPECT_EQ((*history)[0].time, SecondsAfterEpoch(1'000));
   EXPECT_EQ((*history)[2].version, "3");
+  EXPECT_EQ((*history)[2].details["source"], "release folder");
   for (const HistoryEntry& entry : *history) EXPECT_EQ(entry.kind, HistoryKind::kDeploy);
+  EXPECT_EQ((*history)[3].version, "3");
+  EXPECT_EQ((*history)[3].details["source"], "current link");
+  EXPECT_EQ((*history)[3].details["discovered"], true);
+  EXPECT_FALSE((*history)[3].details.contains("newer_release"));
 }
 
 TEST_F(ReleasesProviderTest, HistorySinceFiltersOlder) {
   auto provider = Make();
   auto history = provider->History(SecondsAfterEpoch(2'000));
   ASSERT_TRUE(history.has_value());
-  ASSERT_EQ(history->size(), 2u);
+  ASSERT_EQ(history->size(), 3u);
   EXPECT_EQ((*history)[0].version, "2");
+  EXPECT_EQ((*history)[1].version, "3");
+}
+
+// The marker of the live release appeared after `current` was last replaced: the deploy wrote
+// the link first, so the marker's deploy entry explains the link and it adds none.
+TEST_F(ReleasesProviderTest, LinkOlderThanLiveMarkerAddsNoEntry) {
+  const core::Time switched =
+      ReleaseTree(root_, std::string(kDefaultMarker)).ReadCurrent().changed_at;
+  const int64_t switched_seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(switched.time_since_epoch()).count();
+  Release("3", true, switched_seconds + 60);
+  auto history = Make()->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  ASSERT_EQ(history->size(), 3u);
+  for (const HistoryEntry& entry : *history) {
+    EXPECT_EQ(entry.details.value("source", ""), "release folder") << entry.version;
+  }
+}
+
+// `current` points at a release folder without its marker: a deploy that may not have finished,
+// which Backout reports as a problem and never as a switch, whichever releases are newer.
+TEST_F(ReleasesProviderTest, IncompleteLiveReleaseIsNoSwitch) {
+  Release("4", false, 0);
+  PointCurrent(root_, Abs("4"));
+  auto provider = Make();
+
+  auto history = provider->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  ASSERT_EQ(history->size(), 3u);
+  for (const HistoryEntry& entry : *history) {
+    EXPECT_NE(entry.version, "4");
+    EXPECT_EQ(entry.kind, HistoryKind::kDeploy);
+    EXPECT_FALSE(entry.details.contains("discovered")) << entry.version;
+  }
+
+  auto inventory = provider->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  EXPECT_EQ(inventory->live_version, "");
+  EXPECT_NE(inventory->live_problem.find("release 4, which is incomplete"), std::string::npos)
+      << inventory->live_problem;
+
+  auto live = provider->ReadLiveState();
+  ASSERT_FALSE(live.has_value());
+  EXPECT_NE(live.error().message.find("incomplete"), std::string::npos) << live.error().message;
+}
+
+// A relative link that resolves to a folder without its marker is as untrusted as an absolute one.
+TEST_F(ReleasesProviderTest, RelativeLinkToIncompleteReleaseIsNoSwitch) {
+  Release("0", false, 0);
+  PointCurrent(root_, "releases/0");
+  auto provider = Make();
+  auto history = provider->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  EXPECT_EQ(FindEntry(*history, "0", HistoryKind::kRollback), nullptr);
+  EXPECT_EQ(FindEntry(*history, "0", HistoryKind::kDeploy), nullptr);
+  auto inventory = provider->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  EXPECT_EQ(inventory->live_version, "");
+  EXPECT_NE(inventory->live_problem.find("incomplete"), std::string::npos);
+}
+
+// Once the marker appears with an older time than the release live before, the switch to it is
+// a rollback like any hand switch back.
+TEST_F(ReleasesProviderTest, ReleaseCompletedWhileLiveIsRollback) {
+  Release("0", false, 0);
+  PointCurrent(root_, Abs("0"));
+  ASSERT_TRUE(Make()->History(core::Time{}).has_value());
+  Release("0", true, 500);
+  auto history = Make()->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  const HistoryEntry* rollback = FindEntry(*history, "0", HistoryKind::kRollback);
+  ASSERT_NE(rollback, nullptr);
+  EXPECT_EQ(rollback->details["newer_release"], "3");
+}
+
+// With the live release incomplete, the provider's rule still picks the newest complete release.
+TEST_F(ReleasesProviderTest, ProviderRuleLeavesIncompleteLiveRelease) {
+  Release("4", false, 0);
+  PointCurrent(root_, Abs("4"));
+  auto plan = Make()->MakePlan("");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  EXPECT_EQ(plan->target_version, "3");
+  EXPECT_FALSE(plan->noop);
 }
 
 TEST_F(ReleasesProviderTest, HandMadeSwitchIsDiscoveredRollback) {
@@ -526,8 +616,8 @@ TEST_F(ReleasesProviderTest, RelativeHandSwitchIsDiscoveredRollback) {
   EXPECT_NE(rollback->details.value("link_note", "").find("relative"), std::string::npos);
 }
 
-// current -> 2 was set before release 3 completed: 3 was deployed without being made live, which
-// is no rollback, so the link adds no entry to the deploys.
+// current -> 2 was set before release 3 completed: 3 was deployed without being made live, so the
+// switch to 2 is no rollback.
 TEST_F(ReleasesProviderTest, ReleaseCompletedAfterSwitchMakesNoRollback) {
   PointCurrent(root_, Abs("2"));
   const core::Time switched =
@@ -538,7 +628,16 @@ TEST_F(ReleasesProviderTest, ReleaseCompletedAfterSwitchMakesNoRollback) {
   auto history = Make()->History(core::Time{});
   ASSERT_TRUE(history.has_value()) << history.error().message;
   EXPECT_EQ(FindEntry(*history, "2", HistoryKind::kRollback), nullptr);
-  EXPECT_EQ(history->size(), 3u);
+  // The link, replaced after release 2's marker, is read as a deploy of 2.
+  ASSERT_EQ(history->size(), 4u);
+  int link_entries = 0;
+  for (const HistoryEntry& entry : *history) {
+    if (entry.details.value("source", "") != "current link") continue;
+    ++link_entries;
+    EXPECT_EQ(entry.version, "2");
+    EXPECT_EQ(entry.kind, HistoryKind::kDeploy);
+  }
+  EXPECT_EQ(link_entries, 1);
 }
 
 TEST_F(ReleasesProviderTest, HistoryReadsRevisionLog) {
