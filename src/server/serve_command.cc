@@ -76,7 +76,10 @@ int LimitMallocArenas() {
   const char* configured = std::getenv("MALLOC_ARENA_MAX");
   if (configured != nullptr && *configured != '\0') return 0;
   if (mallopt(M_ARENA_MAX, kMallocArenas) != 1) {
-    spdlog::warn("component=server event=malloc_arenas_not_limited arenas={}", kMallocArenas);
+    spdlog::warn(
+        "component=server event=malloc_arena_cap_failed arenas={} error=\"mallopt(M_ARENA_MAX) "
+        "failed; set MALLOC_ARENA_MAX in the environment instead\"",
+        kMallocArenas);
     return 0;
   }
   return kMallocArenas;

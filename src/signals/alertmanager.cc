@@ -48,7 +48,7 @@ core::Result<Alert> DecodeAlert(const nlohmann::json& item, std::string_view ser
                            "`status` is '{}', expected firing or resolved", status);
   }
 
-  // Read in place: json::value() would return a copy of each object.
+  // Read in place, because json::value() returns a copy of each object.
   static const nlohmann::json kAbsent;
   auto member = [&item](const char* key) -> const nlohmann::json& {
     auto it = item.find(key);
