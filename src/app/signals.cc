@@ -96,6 +96,9 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                                        ? nlohmann::json(incoming)
                                        : std::move(prepared.bodies[index])};
       auto inserted = tx.Put(object);
+      // Handed back so that the request's own thread frees it after the commit, outside the
+      // single writer.
+      prepared.bodies[index] = std::move(object.body);
       if (inserted) {
         record_new(index, true);
       } else if (inserted.error().code == core::ErrorCode::kAlreadyExists) {
@@ -133,12 +136,17 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
   }
 
   if (!received.empty()) {
-    BACKOUT_CHECK(Ledger(tx, system, "signal.received", "signals",
-                         {{"source", "alertmanager"},
-                          {"group_key", delivery.group_key},
-                          {"receiver", delivery.receiver},
-                          {"truncated_alerts", delivery.truncated_alerts},
-                          {"signals", std::move(received)}}));
+    store::LedgerRecord record{.actor = system.name(),
+                               .action = "signal.received",
+                               .subject = "signals",
+                               .change = {{"source", "alertmanager"},
+                                          {"group_key", delivery.group_key},
+                                          {"receiver", delivery.receiver},
+                                          {"truncated_alerts", delivery.truncated_alerts},
+                                          {"signals", std::move(received)}}};
+    BACKOUT_CHECK(tx.AppendLedger(record));
+    // Handed back like the bodies, so that the request's thread frees the list.
+    prepared.received = std::move(record.change["signals"].get_ref<nlohmann::json::array_t&>());
   }
 
   // Alertmanager drops what exceeds max_alerts and never sends it later, so the count is kept.
@@ -305,12 +313,15 @@ PreparedDelivery ControlPlane::PrepareAlertmanager(const signals::WebhookPayload
   for (const signals::Alert& alert : payload.alerts) {
     SignalRecord record = FromAlert(alert, payload, now);
     prepared.bodies.emplace_back(record);
-    prepared.received.push_back({{"signal", record.id},
-                                 {"name", record.name},
-                                 {"service", record.service},
-                                 {"severity", record.severity},
-                                 {"status", record.status},
-                                 {"starts_at", core::FormatTime(record.starts_at)}});
+    // Emplaced, like to_json below, to skip the initializer list's copies.
+    auto& listed = prepared.received.emplace_back(nlohmann::json::object())
+                       .get_ref<nlohmann::json::object_t&>();
+    listed.emplace("signal", record.id);
+    listed.emplace("name", record.name);
+    listed.emplace("service", record.service);
+    listed.emplace("severity", record.severity);
+    listed.emplace("status", record.status);
+    listed.emplace("starts_at", core::FormatTime(record.starts_at));
     prepared.records.push_back(std::move(record));
   }
   return prepared;

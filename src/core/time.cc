@@ -33,9 +33,29 @@ std::string FormatTime(Time time) {
   const auto minute = duration_cast<minutes>(since_midnight - hour);
   const auto second = duration_cast<seconds>(since_midnight - hour - minute);
   const auto micros = (since_midnight - hour - minute - second).count();
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", static_cast<int>(date.year()),
-                     static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                     hour.count(), minute.count(), second.count(), micros);
+  const int year = static_cast<int>(date.year());
+  if (year < 0 || year > 9999) {
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", year,
+                       static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                       hour.count(), minute.count(), second.count(), micros);
+  }
+  // Digits are written in place because fmt::format parses its format string on every call, and
+  // the alert intake formats several times per alert. Every field here is non-negative.
+  std::string text = "0000-00-00T00:00:00.000000Z";
+  auto put_digits = [&text](size_t position, size_t width, int64_t value) {
+    for (size_t i = width; i > 0; --i) {
+      text[position + i - 1] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
+  put_digits(0, 4, year);
+  put_digits(5, 2, static_cast<unsigned>(date.month()));
+  put_digits(8, 2, static_cast<unsigned>(date.day()));
+  put_digits(11, 2, hour.count());
+  put_digits(14, 2, minute.count());
+  put_digits(17, 2, second.count());
+  put_digits(20, 6, micros);
+  return text;
 }
 
 Result<Time> ParseTime(std::string_view text) {

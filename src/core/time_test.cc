@@ -23,6 +23,21 @@ TEST(TimeTest, TruncatesNanoseconds) {
   EXPECT_EQ(FormatTime(*time), "2026-01-01T00:00:00.123456Z");
 }
 
+TEST(TimeTest, FormatsEdgeYearsAndPreEpoch) {
+  for (const char* text : {"0001-01-01T00:00:00.000000Z", "0000-03-01T12:34:56.000001Z",
+                           "1969-12-31T23:59:59.500000Z", "9999-12-31T23:59:59.999999Z"}) {
+    auto time = ParseTime(text);
+    ASSERT_TRUE(time.has_value()) << text;
+    EXPECT_EQ(FormatTime(*time), text);
+  }
+}
+
+TEST(TimeTest, FormatsYearsOutsideFourDigits) {
+  using namespace std::chrono;
+  EXPECT_EQ(FormatTime(Time(sys_days(year(10000) / 1 / 2))), "10000-01-02T00:00:00.000000Z");
+  EXPECT_EQ(FormatTime(Time(sys_days(year(-1) / 12 / 31))), "-001-12-31T00:00:00.000000Z");
+}
+
 TEST(TimeTest, RejectsMalformedText) {
   for (const char* text :
        {"", "2026-12-04", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-12-04T17:05:41",

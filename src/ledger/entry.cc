@@ -46,26 +46,45 @@ core::Result<std::string> EncodeEntry(const Entry& entry) {
                      "ledger entry {} ({}): change must be a JSON object, got {}", entry.sequence,
                      entry.action, entry.change.type_name());
   }
-  auto digest = ChangeDigest(entry.change);
-  if (!digest) {
-    return std::unexpected(digest.error().WithContext(
+  // The change is canonicalized once and its text is both hashed and placed in the entry, so a
+  // large change is not copied or encoded twice. Members are written in RFC 8785 order, which
+  // for these ASCII names is byte order.
+  auto change = CanonicalJson(entry.change);
+  if (!change) {
+    return std::unexpected(change.error().WithContext("change").WithContext(
         fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
   }
-
-  const nlohmann::json object = {
-      {"sequence", entry.sequence},
-      {"time", core::FormatTime(entry.time)},
-      {"actor", entry.actor},
-      {"action", entry.action},
-      {"subject", entry.subject},
-      {"change", entry.change},
-      {"change_digest", ToHex(*digest)},
+  std::string encoded = "{";
+  auto append_member = [&](std::string_view name,
+                           const nlohmann::json& value) -> core::Result<void> {
+    auto text = CanonicalJson(value);
+    if (!text) {
+      return std::unexpected(text.error().WithContext(name).WithContext(
+          fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
+    }
+    if (encoded.size() > 1) encoded += ',';
+    encoded += '"';
+    encoded += name;
+    encoded += "\":";
+    encoded += *text;
+    return {};
   };
-  auto encoded = CanonicalJson(object);
-  if (!encoded) {
-    return std::unexpected(encoded.error().WithContext(
-        fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
-  }
+  if (auto added = append_member("action", entry.action); !added)
+    return std::unexpected(added.error());
+  if (auto added = append_member("actor", entry.actor); !added)
+    return std::unexpected(added.error());
+  encoded += ",\"change\":";
+  encoded += *change;
+  encoded += ",\"change_digest\":\"";
+  encoded += ToHex(Sha256(*change));
+  encoded += '"';
+  if (auto added = append_member("sequence", entry.sequence); !added)
+    return std::unexpected(added.error());
+  if (auto added = append_member("subject", entry.subject); !added)
+    return std::unexpected(added.error());
+  if (auto added = append_member("time", core::FormatTime(entry.time)); !added)
+    return std::unexpected(added.error());
+  encoded += '}';
   return encoded;
 }
 

@@ -75,6 +75,36 @@ TEST(EntryTest, EncodeRejectsEmptyActionAndNonObjectChange) {
   EXPECT_FALSE(EncodeEntry(array_change).has_value());
 }
 
+TEST(EntryTest, EncodeEscapesEnvelopeStrings) {
+  Entry entry = SampleEntry();
+  entry.actor = "al\"ice\\\n";
+  entry.subject = "incident/\u00e9\ue000\U0001f600";
+  entry.sequence = (uint64_t{1} << 53) - 1;
+  const std::string encoded = Encode(entry);
+  EXPECT_NE(encoded.find(R"("actor":"al\"ice\\\n")"), std::string::npos) << encoded;
+  // DecodeEntry accepts only the canonical bytes of the entry it decodes.
+  auto decoded = DecodeEntry(encoded);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().message;
+  EXPECT_EQ(decoded->actor, entry.actor);
+  EXPECT_EQ(decoded->subject, entry.subject);
+  EXPECT_EQ(decoded->sequence, entry.sequence);
+}
+
+TEST(EntryTest, EncodeNamesInvalidEnvelopeField) {
+  Entry bad_actor = SampleEntry();
+  bad_actor.actor = "al\xffice";
+  auto encoded = EncodeEntry(bad_actor);
+  ASSERT_FALSE(encoded.has_value());
+  EXPECT_NE(encoded.error().message.find("actor"), std::string::npos) << encoded.error().message;
+  EXPECT_NE(encoded.error().message.find("UTF-8"), std::string::npos) << encoded.error().message;
+
+  Entry bad_sequence = SampleEntry();
+  bad_sequence.sequence = uint64_t{1} << 53;
+  encoded = EncodeEntry(bad_sequence);
+  ASSERT_FALSE(encoded.has_value());
+  EXPECT_NE(encoded.error().message.find("sequence"), std::string::npos) << encoded.error().message;
+}
+
 TEST(EntryTest, DecodeRejectsChangeDigestMismatch) {
   const std::string encoded = Encode(SampleEntry());
   const std::string edited = ReplaceOnce(encoded, "\"severity\":2", "\"severity\":1");

@@ -1,5 +1,6 @@
 #include "server/serve_command.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -22,6 +23,10 @@ constexpr int kExitFailed = 1;
 int RunServe(const ServeOptions& options) {
   // main() quiets logging for client commands; a server logs its lifecycle and every request.
   spdlog::set_level(spdlog::level::info);
+  const int arenas = LimitMallocArenas();
+  if (arenas > 0) {
+    spdlog::info("component=server event=malloc_arenas_limited arenas={}", arenas);
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -66,6 +71,19 @@ int RunServe(const ServeOptions& options) {
 }
 
 }  // namespace
+
+int LimitMallocArenas() {
+  const char* configured = std::getenv("MALLOC_ARENA_MAX");
+  if (configured != nullptr && *configured != '\0') return 0;
+  if (mallopt(M_ARENA_MAX, kMallocArenas) != 1) {
+    spdlog::warn(
+        "component=server event=malloc_arena_cap_failed arenas={} error=\"mallopt(M_ARENA_MAX) "
+        "failed; set MALLOC_ARENA_MAX in the environment instead\"",
+        kMallocArenas);
+    return 0;
+  }
+  return kMallocArenas;
+}
 
 void AddServeCommand(CLI::App& app, int& exit_status) {
   auto options = std::make_shared<ServeOptions>();

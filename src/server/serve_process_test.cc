@@ -2,6 +2,7 @@
 // process exits with status 0.
 #include <fcntl.h>
 #include <httplib.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,13 +10,18 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <latch>
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "server/serve_command.h"
 #include "support/temp_dir.h"
 
 namespace backout::server {
@@ -151,6 +157,63 @@ services:
   EXPECT_NE(log.find("event=rollback_finished outcome=rolled_back"), std::string::npos) << log;
   EXPECT_NE(log.find("event=stopped clean=true"), std::string::npos) << log;
   EXPECT_EQ(ReadFile(dir / "live"), "v1\n");
+}
+
+// Counts the malloc arenas of this process: malloc_info lists each as one <heap nr="N">.
+int CountMallocArenas() {
+  char* text = nullptr;
+  size_t size = 0;
+  std::FILE* stream = open_memstream(&text, &size);
+  malloc_info(0, stream);
+  std::fclose(stream);
+  const std::string info(text, size);
+  std::free(text);
+  int count = 0;
+  for (size_t at = info.find("<heap nr="); at != std::string::npos;
+       at = info.find("<heap nr=", at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+// Starts `threads` threads that each allocate while all the others are alive, so that glibc
+// gives each a new arena as long as its cap allows.
+void AllocateFromLiveThreads(int threads) {
+  std::latch all_allocated(threads);
+  std::vector<std::thread> running;
+  for (int i = 0; i < threads; ++i) {
+    running.emplace_back([&all_allocated] {
+      void* block = std::malloc(4096);
+      all_allocated.arrive_and_wait();
+      std::free(block);
+    });
+  }
+  for (std::thread& thread : running) thread.join();
+}
+
+// The death tests run in a new process, where no earlier test has created arenas.
+TEST(ServeMallocArenasTest, CapsArenasOfManyThreads) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        ::unsetenv("MALLOC_ARENA_MAX");
+        const int cap = LimitMallocArenas();
+        AllocateFromLiveThreads(8);
+        const int arenas = CountMallocArenas();
+        std::fprintf(stderr, "cap %d, arenas %d\n", cap, arenas);
+        std::exit(cap == kMallocArenas && arenas <= kMallocArenas ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "cap 2, arenas [12]");
+}
+
+TEST(ServeMallocArenasTest, KeepsEnvironmentSetting) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        ::setenv("MALLOC_ARENA_MAX", "8", 1);
+        std::exit(LimitMallocArenas() == 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -17,12 +17,12 @@ core::Result<std::map<std::string, std::string>> StringMap(const nlohmann::json&
   if (!object.is_object()) {
     return core::MakeError(core::ErrorCode::kInvalidArgument, "`{}` is not an object", field);
   }
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& [key, value] : object.get_ref<const nlohmann::json::object_t&>()) {
     if (!value.is_string()) {
       return core::MakeError(core::ErrorCode::kInvalidArgument, "`{}.{}` is not a string", field,
                              key);
     }
-    values.emplace(key, value.get<std::string>());
+    values.emplace_hint(values.end(), key, value.get_ref<const std::string&>());
   }
   return values;
 }
@@ -48,10 +48,16 @@ core::Result<Alert> DecodeAlert(const nlohmann::json& item, std::string_view ser
                            "`status` is '{}', expected firing or resolved", status);
   }
 
-  auto labels = StringMap(item.value("labels", nlohmann::json()), "labels");
+  // Read in place, because json::value() returns a copy of each object.
+  static const nlohmann::json kAbsent;
+  auto member = [&item](const char* key) -> const nlohmann::json& {
+    auto it = item.find(key);
+    return it == item.end() ? kAbsent : *it;
+  };
+  auto labels = StringMap(member("labels"), "labels");
   if (!labels) return std::unexpected(labels.error());
   alert.labels = *std::move(labels);
-  auto annotations = StringMap(item.value("annotations", nlohmann::json()), "annotations");
+  auto annotations = StringMap(member("annotations"), "annotations");
   if (!annotations) return std::unexpected(annotations.error());
   alert.annotations = *std::move(annotations);
 

@@ -180,7 +180,7 @@ class SqliteConnection final : public SqlSession {
   SqliteConnection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 
   core::Result<sqlite3_stmt*> Prepare(std::string_view sql) {
-    auto cached = statements_.find(std::string(sql));
+    auto cached = statements_.find(sql);
     if (cached != statements_.end()) return cached->second;
 
     const std::string rewritten = ToSqlitePlaceholders(sql);
@@ -203,7 +203,12 @@ class SqliteConnection final : public SqlSession {
 
   sqlite3* db_;
   std::string path_;
-  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+  // Transparent hashing lets Prepare look a statement up by string_view without copying it.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+  };
+  std::unordered_map<std::string, sqlite3_stmt*, SqlHash, std::equal_to<>> statements_;
 };
 
 namespace {

@@ -157,9 +157,95 @@ std::string RedactUrl(std::string_view url) {
   return redacted;
 }
 
+namespace {
+
+// True for printable ASCII other than '"' and '\\', which dump() copies unchanged between quotes.
+bool IsPlainAscii(std::string_view text) {
+  for (const unsigned char byte : text) {
+    if (byte < 0x20 || byte >= 0x7f || byte == '"' || byte == '\\') return false;
+  }
+  return true;
+}
+
+void AppendString(const std::string& text, std::string& out) {
+  if (IsPlainAscii(text)) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
+  // Escapes as dump() does, and throws type_error 316 for invalid UTF-8.
+  out += nlohmann::json(text).dump();
+}
+
+template <typename Integer>
+void AppendInteger(Integer number, std::string& out) {
+  char digits[24];
+  const auto [end, error] = std::to_chars(digits, digits + sizeof(digits), number);
+  out.append(digits, end);
+}
+
+// Writes the same text as value.dump(). Objects, arrays, plain strings and integers are written
+// here because dump() checks every byte of every string against a UTF-8 state machine, which was
+// a third of the alert intake's instructions inside the write transaction (callgrind of
+// bench/intake_bench). Everything else goes through dump().
+void AppendJson(const nlohmann::json& value, std::string& out) {
+  using Type = nlohmann::json::value_t;
+  switch (value.type()) {
+    case Type::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [name, member] : value.get_ref<const nlohmann::json::object_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        AppendString(name, out);
+        out += ':';
+        AppendJson(member, out);
+      }
+      out += '}';
+      return;
+    }
+    case Type::array: {
+      out += '[';
+      bool first = true;
+      for (const nlohmann::json& item : value.get_ref<const nlohmann::json::array_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        AppendJson(item, out);
+      }
+      out += ']';
+      return;
+    }
+    case Type::string:
+      AppendString(value.get_ref<const std::string&>(), out);
+      return;
+    case Type::number_integer:
+      AppendInteger(value.get<int64_t>(), out);
+      return;
+    case Type::number_unsigned:
+      AppendInteger(value.get<uint64_t>(), out);
+      return;
+    case Type::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return;
+    case Type::null:
+      out += "null";
+      return;
+    default:
+      out += value.dump();
+      return;
+  }
+}
+
+}  // namespace
+
 core::Result<std::string> DumpJson(const nlohmann::json& value, std::string_view what) {
   try {
-    return value.dump();
+    std::string text;
+    // A signal body with a few labels is about 650 bytes, so it is written without regrowing.
+    text.reserve(1024);
+    AppendJson(value, text);
+    return text;
   } catch (const nlohmann::json::exception& error) {
     return MakeError(ErrorCode::kInvalidArgument, "cannot store {} as JSON: {}", what,
                      error.what());

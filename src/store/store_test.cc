@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "store/system_clock.h"
@@ -134,6 +137,45 @@ TEST(JobStateTest, NamesRoundTrip) {
     auto parsed = ParseJobState(JobStateName(state));
     ASSERT_TRUE(parsed.has_value());
     EXPECT_EQ(*parsed, state);
+  }
+}
+
+TEST(DumpJsonTest, MatchesNlohmannDump) {
+  const std::vector<nlohmann::json> values = {
+      nullptr,
+      true,
+      false,
+      0,
+      -9223372036854775807 - 1,
+      18446744073709551615u,
+      0.5,
+      -1e300,
+      std::nan(""),
+      "",
+      "plain ascii",
+      "quote \" backslash \\ slash /",
+      "controls \b\f\n\r\t \x01 \x1f and delete \x7f",
+      "utf-8 \u00e9 \ue000 \U0001f600",
+      nlohmann::json::array(),
+      nlohmann::json::object(),
+      nlohmann::json::binary({1, 2, 3}),
+      {{"b", 1}, {"a", {1, "two", nullptr, {{"\n", false}}}}, {"\u00e9", 2.25}},
+  };
+  for (const nlohmann::json& value : values) {
+    auto dumped = DumpJson(value, "test value");
+    ASSERT_TRUE(dumped.has_value()) << value.dump() << ": " << dumped.error().message;
+    EXPECT_EQ(*dumped, value.dump());
+  }
+}
+
+TEST(DumpJsonTest, RejectsInvalidUtf8) {
+  for (const nlohmann::json& value :
+       {nlohmann::json("bad \xff byte"), nlohmann::json{{"key", {"ok", "bad \xc3"}}},
+        nlohmann::json{{"bad \xe2\x82 key", 1}}}) {
+    auto dumped = DumpJson(value, "body of signal/x");
+    ASSERT_FALSE(dumped.has_value());
+    EXPECT_EQ(dumped.error().code, core::ErrorCode::kInvalidArgument);
+    EXPECT_THAT(dumped.error().message, HasSubstr("body of signal/x"));
   }
 }
 
