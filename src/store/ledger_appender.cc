@@ -97,10 +97,13 @@ core::Result<bool> LedgerAppender::SignPending() {
   if (auto loaded = Load(); !loaded) return std::unexpected(loaded.error());
   if (state_->tree.size() == 0) return false;
 
-  auto latest = session_.Execute("SELECT max(tree_size) FROM ledger_checkpoints");
+  // Checkpoints are written under the ledger's write lock as the tree grows, so the newest row
+  // by id has the largest size; reading it by the primary key avoids scanning the table.
+  auto latest =
+      session_.Execute("SELECT tree_size FROM ledger_checkpoints ORDER BY id DESC LIMIT 1");
   if (!latest) return std::unexpected(latest.error());
-  if (latest->rows.at(0).at(0).has_value()) {
-    auto signed_size = ColumnInt(latest->rows[0], 0, "max(ledger_checkpoints.tree_size)");
+  if (!latest->rows.empty() && latest->rows[0].at(0).has_value()) {
+    auto signed_size = ColumnInt(latest->rows[0], 0, "ledger_checkpoints.tree_size");
     if (!signed_size) return std::unexpected(signed_size.error());
     if (static_cast<uint64_t>(*signed_size) >= state_->tree.size()) return false;
   }
