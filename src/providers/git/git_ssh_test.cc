@@ -329,10 +329,10 @@ TEST_F(GitSshTest, WrongKeyNotTransient) {
   ASSERT_NE(provider, nullptr);
   auto plan = provider->MakePlan("v41");
   ASSERT_FALSE(plan.has_value());
-  EXPECT_EQ(plan.error().code, core::ErrorCode::kFailedPrecondition) << plan.error().message;
+  EXPECT_EQ(core::ErrorCodeName(plan.error().code), "failed_precondition") << plan.error().message;
   auto live = provider->ReadLiveState();
   ASSERT_FALSE(live.has_value());
-  EXPECT_EQ(live.error().code, core::ErrorCode::kFailedPrecondition) << live.error().message;
+  EXPECT_EQ(core::ErrorCodeName(live.error().code), "failed_precondition") << live.error().message;
 }
 
 TEST_F(GitSshTest, WrongPassphraseNamesFix) {
