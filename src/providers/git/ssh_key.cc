@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::string_view kOpenSshBegin = "-----BEGIN OPENSSH PRIVATE KEY-----";
 constexpr std::string_view kOpenSshEnd = "-----END OPENSSH PRIVATE KEY-----";
-// The first bytes of an OpenSSH private key, as defined in OpenSSH's PROTOCOL.key.
+// The bytes that start a decoded OpenSSH private key, as ssh-keygen writes it.
 constexpr std::string_view kOpenSshMagic{"openssh-key-v1\0", 15};
 
 // Returns the cipher name of an OpenSSH private key block ("none" when it is not encrypted), or
