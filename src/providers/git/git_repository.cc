@@ -28,7 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kRemoteName = "origin";
-constexpr int kCredentialAttemptsMax = 3;
 
 // Owned libgit2 objects, freed by their own free function.
 template <typename T, void (*Free)(T*)>
@@ -77,66 +76,120 @@ core::Result<git_oid> ParseOid(std::string_view id) {
 core::Time ToTime(const git_time& time) { return core::Time(std::chrono::seconds(time.time)); }
 
 // The payload of one fetch's or push's callbacks. libgit2 requests credentials again after each
-// rejection, so the attempts are counted to stop a loop.
+// rejection, so the credential types already offered are recorded to stop a loop.
 struct CallbackState {
   const GitSettings* settings = nullptr;
-  int attempts = 0;
+  unsigned int offered_types = 0;  // GIT_CREDENTIAL_* bits of the credentials already offered
+  bool repeated = false;           // libgit2 requested a credential type again after a rejection
   std::string rejection;           // the remote's status for a reference it did not update
   std::string host_key_rejection;  // why the ssh server's host key was rejected
 };
 
-// Describes a fetch or push that failed with libgit2's return `code`. A rejected or missing
-// credential gets its own fix, so the person does not chase the network instead.
-std::string TransferFailure(int code, const CallbackState& state, std::string_view access) {
-  if (!state.host_key_rejection.empty()) return state.host_key_rejection;
+// A failed fetch or push: the error code for the caller and the message with its fix.
+struct TransferFailure {
+  core::ErrorCode code;
+  std::string message;
+};
+
+// Describes a fetch or push that failed with libgit2's return `code`. A rejected, missing or
+// unusable credential gets its own fix, so the person does not chase the network instead. Such
+// a failure is kFailedPrecondition, which the job runner does not retry, because the same key
+// fails again until the binding is fixed and reloaded. It is not kUnauthenticated, which the API
+// would return as 401 about the caller's own token. Other failures are kUnavailable.
+TransferFailure DescribeTransferFailure(int code, const CallbackState& state,
+                                        std::string_view access) {
+  if (!state.host_key_rejection.empty()) {
+    return {core::ErrorCode::kUnavailable, state.host_key_rejection};
+  }
+  const GitSettings& settings = *state.settings;
   std::string error = LastError();
   if (code == GIT_ECERTIFICATE) {
-    return fmt::format(
-        "the remote's TLS certificate is not trusted ({}); give the CA that signed it in the "
-        "provider's ca_file, or fix the server's certificate",
-        error);
+    return {core::ErrorCode::kUnavailable,
+            fmt::format(
+                "the remote's TLS certificate is not trusted ({}); give the CA that signed it in "
+                "the provider's ca_file, or fix the server's certificate",
+                error)};
   }
-  // libssh2 1.10 reports a key it cannot decrypt or parse as "Private key unpack failed
-  // (correct password?)" or "Unable to extract public key from private key ...".
-  if (!state.settings->ssh_key.empty() && error.find("rivate key") != std::string::npos) {
-    return fmt::format(
-        "the private key that provider.credentials.ssh_key references cannot be used ({}); "
-        "check that it is an OpenSSH or PEM private key and that ssh_passphrase references its "
-        "passphrase",
-        error);
+  // libgit2 1.5.1 reads $HOME/.ssh/known_hosts for every ssh connection, even when the binding
+  // sets known_hosts, and fails with "error loading known_hosts: Failed to parse known hosts
+  // file" when libssh2 1.10 cannot parse a line of it.
+  if (error.find("known_hosts") != std::string::npos) {
+    const char* home = std::getenv("HOME");
+    const std::string path = fmt::format("{}/.ssh/known_hosts", home != nullptr ? home : "$HOME");
+    std::string fix =
+        settings.known_hosts.empty()
+            ? fmt::format(
+                  "repair or remove the lines of {} that are not in known_hosts "
+                  "format; the provider's known_hosts setting does not avoid this file",
+                  path)
+            : fmt::format(
+                  "repair or remove the lines of {} that are not in known_hosts format; "
+                  "libgit2 reads it even though the binding sets known_hosts",
+                  path);
+    return {core::ErrorCode::kUnavailable,
+            fmt::format("libgit2 could not read {}, which it reads for every ssh connection "
+                        "({}); {}",
+                        path, error, fix)};
   }
-  const bool refused = code == GIT_EAUTH || error.find("authentication") != std::string::npos ||
-                       state.attempts > kCredentialAttemptsMax;
+  // libssh2 1.10 reports a key it cannot decrypt or parse as "Private key unpack failed (correct
+  // password?)", "Unable to extract public key from private key ..." or "Error parsing PEM: ...".
+  const bool key_unusable = error.find("rivate key") != std::string::npos ||
+                            error.find("PEM") != std::string::npos ||
+                            error.find("passphrase") != std::string::npos;
+  if (!settings.ssh_key.empty() && key_unusable) {
+    return {core::ErrorCode::kFailedPrecondition,
+            fmt::format("the private key that provider.credentials.ssh_key references cannot be "
+                        "used ({}); check that it is an OpenSSH or PEM private key and that "
+                        "ssh_passphrase references its passphrase",
+                        error)};
+  }
+  const bool refused = code == GIT_EAUTH || state.repeated ||
+                       error.find("authentication") != std::string::npos ||
+                       error.find("authenticate") != std::string::npos;
   if (refused) {
-    return fmt::format(
-        "the remote rejected the credentials or asked for ones the binding does not give "
-        "({}); check the secrets that provider.credentials references (username and password "
-        "for https, ssh_key for ssh) and that the account may {} the repository",
-        error, access);
+    return {core::ErrorCode::kFailedPrecondition,
+            fmt::format(
+                "the remote rejected the credentials or asked for ones the binding does not give "
+                "({}); check the secrets that provider.credentials references (username and "
+                "password for https, ssh_key and ssh_passphrase for ssh) and that the account may "
+                "{} the repository, then reload the configuration",
+                error, access)};
   }
-  return fmt::format("{}; check the URL, the network and the credentials", error);
+  return {core::ErrorCode::kUnavailable,
+          fmt::format("{}; check the URL, the network and the credentials", error)};
 }
 
+// Offers the binding's credential of a type that libgit2 allows. Each type is offered at most
+// once per connection, because the binding has one credential of each type and the remote
+// rejects it again.
 int AcquireCredential(git_credential** out, const char* url, const char* username_from_url,
                       unsigned int allowed_types, void* payload) {
   auto* state = static_cast<CallbackState*>(payload);
   const GitSettings& settings = *state->settings;
-  if (++state->attempts > kCredentialAttemptsMax) {
-    git_error_set_str(GIT_ERROR_NET, "the configured credentials were rejected");
-    return GIT_EAUTH;
-  }
   std::string user = !settings.username.empty()                           ? settings.username
                      : username_from_url != nullptr && *username_from_url ? username_from_url
                                                                           : "git";
+  auto offer = [&](unsigned int type) {
+    if ((state->offered_types & type) != 0) {
+      state->repeated = true;
+      git_error_set_str(GIT_ERROR_NET, "the remote rejected the configured credentials");
+      return false;
+    }
+    state->offered_types |= type;
+    return true;
+  };
   if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0 && !settings.password.empty()) {
+    if (!offer(GIT_CREDENTIAL_USERPASS_PLAINTEXT)) return GIT_EAUTH;
     return git_credential_userpass_plaintext_new(out, user.c_str(), settings.password.c_str());
   }
   if ((allowed_types & GIT_CREDENTIAL_SSH_MEMORY) != 0 && !settings.ssh_key.empty()) {
+    if (!offer(GIT_CREDENTIAL_SSH_MEMORY)) return GIT_EAUTH;
     return git_credential_ssh_key_memory_new(
         out, user.c_str(), nullptr, settings.ssh_key.c_str(),
         settings.ssh_passphrase.empty() ? nullptr : settings.ssh_passphrase.c_str());
   }
   if ((allowed_types & GIT_CREDENTIAL_USERNAME) != 0) {
+    if (!offer(GIT_CREDENTIAL_USERNAME)) return GIT_EAUTH;
     return git_credential_username_new(out, user.c_str());
   }
   git_error_set_str(GIT_ERROR_NET,
@@ -425,8 +478,9 @@ core::Result<std::string> GitRepository::Fetch() {
   git_strarray specs{refspecs, 1};
   if (int fetched = git_remote_fetch(remote.get(), &specs, &options, "backout fetch");
       fetched != 0) {
-    return core::MakeError(core::ErrorCode::kUnavailable, "cannot fetch branch {} from {}: {}",
-                           settings_->branch, display, TransferFailure(fetched, state, "read"));
+    TransferFailure failure = DescribeTransferFailure(fetched, state, "read");
+    return core::MakeError(failure.code, "cannot fetch branch {} from {}: {}", settings_->branch,
+                           display, failure.message);
   }
 
   // The advertised heads are the remote's truth; a tracking ref may outlive a deleted branch.
@@ -794,8 +848,8 @@ core::Result<PushResult> GitRepository::Push(std::string_view commit, std::strin
     return PushResult{PushStatus::kRejected, LastError()};
   }
   if (pushed != 0) {
-    return core::MakeError(core::ErrorCode::kUnavailable, "cannot push to {}: {}", display,
-                           TransferFailure(pushed, state, "push to"));
+    TransferFailure failure = DescribeTransferFailure(pushed, state, "push to");
+    return core::MakeError(failure.code, "cannot push to {}: {}", display, failure.message);
   }
   if (!state.rejection.empty()) return PushResult{PushStatus::kRejected, state.rejection};
   return PushResult{PushStatus::kPushed, ""};

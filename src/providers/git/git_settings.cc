@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "core/time.h"
+#include "providers/git/ssh_key.h"
 #include "providers/settings_reader.h"
 
 namespace backout::providers::git {
@@ -204,6 +205,11 @@ core::Result<void> ParseCredentials(const SettingsReader& reader, const nlohmann
   }
   if (!out.password.empty() && out.username.empty()) {
     return reader.Invalid("credentials", "a password needs a username");
+  }
+  if (!out.ssh_key.empty()) {
+    if (auto problem = CheckSshPrivateKey(out.ssh_key, !out.ssh_passphrase.empty())) {
+      return reader.Invalid("credentials", "{}", *problem);
+    }
   }
   return {};
 }
