@@ -327,6 +327,15 @@ core::Result<core::Incident> ControlPlane::Decide(const Caller& caller, std::str
                                    "incident assess {}` first",
                                    id, id);
           }
+          const nlohmann::json& plan = incident.assessment->plan;
+          if (decision.kind == core::DecisionKind::kGo && plan.contains("error")) {
+            return core::MakeError(
+                core::ErrorCode::kFailedPrecondition,
+                "incident {} cannot be decided go: its assessment has no rollback plan because "
+                "planning failed ({}); run `backout incident assess {}` again once the provider "
+                "is reachable, or decide --no-go",
+                id, plan["error"].dump(), id);
+          }
           if (decision.approved_digest.empty())
             decision.approved_digest = incident.assessment->digest;
           BACKOUT_CHECK(core::CheckDecision(decision, *incident.assessment));
