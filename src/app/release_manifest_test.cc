@@ -609,6 +609,16 @@ TEST_F(ReleaseManifestTest, ProviderRuleSkipsFailedRelease) {
   EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
 }
 
+TEST_F(ReleaseManifestTest, NamedSuspectTargetIsRejected) {
+  Record("1");
+  core::Change two = Record("2");
+  const std::string id = Open(two);
+  auto assessed = plane_->Assess(lead_, id, AssessRequest{.target_version = "2"});
+  ASSERT_FALSE(assessed.has_value());
+  EXPECT_EQ(assessed.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(assessed.error().message.find(two.id), std::string::npos) << assessed.error().message;
+}
+
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
   Record("1");
   core::Change two = Record("2");
