@@ -47,10 +47,10 @@ struct AssessmentInputs {
   std::vector<core::Change> changes;
 };
 
-// Finds the recorded change that makes `version` unusable as a rollback target: the suspected
-// change when `version` is its version, or a change in the suspect's environment deployed at or
-// after the suspect that brought `version` in, unless `version` was live before the suspect.
-// Returns nullptr when `version` may be a target.
+// Finds the recorded change that makes `version` unusable as a rollback target. That is the
+// suspected change when `version` is its version. Otherwise it is the first change in the
+// suspect's environment, deployed at or after the suspect, that brought `version` in, unless
+// `version` was deployed before the suspect. Returns nullptr when `version` may be a target.
 const core::Change* ChangeBlockingTarget(std::span<const core::Change> changes,
                                          const core::Change& suspected, std::string_view version) {
   if (version.empty()) return nullptr;
