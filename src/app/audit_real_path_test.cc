@@ -276,6 +276,58 @@ TEST_F(AuditRealPathTest, PushedRevertIsFoundUntilIncidentDocumented) {
   EXPECT_FALSE(Has(rules, "discovered_not_linked")) << Join(rules);
 }
 
+// Not an audit rule: the git provider's own rule, run for real, must not choose the suspect.
+TEST_F(AuditRealPathTest, GitProviderRuleNeverTargetsSuspect) {
+  const fs::path remote = temp_.path() / "remote.git";
+  const fs::path clone = temp_.path() / "clone";
+  Git(temp_.path(), {"init", "-q", "--bare", "-b", "main", remote.string()});
+  Git(temp_.path(), {"clone", "-q", remote.string(), clone.string()});
+  Git(clone, {"symbolic-ref", "HEAD", "refs/heads/main"});
+  for (const char* version : {"v4", "v5", "v6"}) {
+    providers::git::testing::WriteFile(clone / "apps/checkout/values.yaml",
+                                       providers::git::testing::ValuesYaml(version));
+    Git(clone, {"add", "-A"});
+    Git(clone, {"commit", "-q", "-m", fmt::format("Deploy checkout {}", version)});
+    Git(clone, {"push", "-q", "origin", "main"});
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      Start("checkout", fmt::format(R"(  - name: checkout
+    provider:
+      kind: git
+      repository: {0}
+      branch: main
+      path: apps/checkout/values.yaml
+      version_key: image.tag
+      work_dir: {1}
+)",
+                                    remote.string(), (temp_.path() / "work").string())));
+
+  // v5 is recorded and suspected. v6 was pushed by hand without being recorded, so the provider
+  // rule (the version before the live commit) picks v5.
+  auto v4 = plane_->RecordChange(sre_, NewChange{.service = "checkout", .version = "v4"});
+  ASSERT_TRUE(v4.has_value()) << v4.error().message;
+  auto v5 = plane_->RecordChange(
+      sre_, NewChange{.service = "checkout", .version = "v5", .previous_version = "v4"});
+  ASSERT_TRUE(v5.has_value()) << v5.error().message;
+  auto incident = plane_->OpenIncident(
+      lead_,
+      NewIncident{.service = "checkout", .title = "errors after v5", .suspected_change = v5->id});
+  ASSERT_TRUE(incident.has_value()) << incident.error().message;
+
+  auto assessed = plane_->Assess(lead_, incident->id, {});
+  ASSERT_FALSE(assessed.has_value()) << assessed->assessment->plan.dump();
+  EXPECT_EQ(assessed.error().code, core::ErrorCode::kFailedPrecondition);
+  const std::string& message = assessed.error().message;
+  EXPECT_NE(message.find("rollback target v5"), std::string::npos) << message;
+  EXPECT_NE(message.find("suspected change " + v5->id), std::string::npos) << message;
+  EXPECT_NE(message.find("--target VERSION"), std::string::npos) << message;
+
+  // The fix the message names: a target from before the suspect.
+  auto named = plane_->Assess(lead_, incident->id, AssessRequest{.target_version = "v4"});
+  ASSERT_TRUE(named.has_value()) << named.error().message;
+  EXPECT_EQ(named->assessment->plan.value("target_version", ""), "v4");
+}
+
 TEST_F(AuditRealPathTest, HandSwitchedCurrentIsFoundUntilDocumented) {
   namespace rel = providers::releases;
   const fs::path root = temp_.path() / "site";

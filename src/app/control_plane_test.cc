@@ -387,6 +387,28 @@ TEST_P(ControlPlaneTest, DecisionWithStaleDigestIsRejected) {
   EXPECT_EQ(decided.error().code, core::ErrorCode::kFailedPrecondition);
 }
 
+TEST_P(ControlPlaneTest, GoOnAssessmentWithoutPlanIsRejected) {
+  const std::string id = OpenWithChanges("payments");
+  // The status command fails without the live file, so the provider cannot plan.
+  std::filesystem::remove(temp_.path() / "live");
+  auto assessed = plane_->Assess(lead_, id, {});
+  ASSERT_TRUE(assessed.has_value()) << assessed.error().message;
+  ASSERT_TRUE(assessed->assessment->plan.contains("error")) << assessed->assessment->plan.dump();
+
+  auto go =
+      plane_->Decide(lead_, id, DecisionRequest{.kind = core::DecisionKind::kGo, .reason = "go"});
+  ASSERT_FALSE(go.has_value());
+  EXPECT_EQ(go.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_NE(go.error().message.find(id), std::string::npos) << go.error().message;
+  EXPECT_NE(go.error().message.find("no rollback plan"), std::string::npos) << go.error().message;
+  EXPECT_NE(go.error().message.find("incident assess"), std::string::npos) << go.error().message;
+  EXPECT_TRUE(Get(id).decisions.empty());
+
+  auto no_go = plane_->Decide(
+      lead_, id, DecisionRequest{.kind = core::DecisionKind::kNoGo, .reason = "cannot plan"});
+  EXPECT_TRUE(no_go.has_value()) << no_go.error().message;
+}
+
 TEST_P(ControlPlaneTest, ToolRecordShowingAnUndoOutranksTheExecution) {
   const std::string id = Approved("search");
   ASSERT_TRUE(plane_->RequestRollback(sre_, id, {}).has_value());

@@ -297,6 +297,35 @@ TEST_F(EvidenceUseCaseTest, AuditFindsMissingValidationUntilValidated) {
   EXPECT_FALSE(Has(Rules(), "not_recovered")) << Join(Rules());
 }
 
+// An interrupted rollback that a person confirmed as happened acted on the service, so it needs
+// a `recovered` validation like any other.
+TEST_F(EvidenceUseCaseTest, AuditFindsConfirmedRollbackNotValidated) {
+  const std::string id = RolledBack();
+  for (const bool happened : {true, false}) {
+    EditIncident(id, [&](nlohmann::json& body) {
+      nlohmann::json& rollback = body["rollbacks"][0];
+      rollback["outcome"] = "interrupted";
+      rollback["confirmation"] = {{"happened", happened},
+                                  {"confirmed_by", "sre-1"},
+                                  {"confirmed_at", core::FormatTime(Now())},
+                                  {"reason", "the runbook log shows the switch"}};
+    });
+    auto findings = plane_->AuditCheck(auditor_, AuditRequest{});
+    ASSERT_TRUE(findings.has_value()) << findings.error().message;
+    const evidence::AuditFinding* found = nullptr;
+    for (const evidence::AuditFinding& finding : *findings) {
+      if (finding.rule == "not_recovered" && finding.incident == id) found = &finding;
+    }
+    if (!happened) {
+      EXPECT_EQ(found, nullptr) << "a rollback confirmed as not happened needs no validation";
+      continue;
+    }
+    ASSERT_NE(found, nullptr) << Join(Rules());
+    EXPECT_NE(found->message.find("sre-1 confirmed that it happened"), std::string::npos)
+        << found->message;
+  }
+}
+
 TEST_F(EvidenceUseCaseTest, AuditFindsUndocumentedAfterSevenDays) {
   const std::string id = RolledBack();
   ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -45,6 +46,55 @@ struct AssessmentInputs {
   core::Incident incident;
   std::vector<core::Change> changes;
 };
+
+// Finds the recorded change that makes `version` unusable as a rollback target. That is the
+// suspected change when `version` is its version. Otherwise it is the first change in the
+// suspect's environment, deployed at or after the suspect, that brought `version` in, unless
+// `version` was deployed before the suspect. Returns nullptr when `version` may be a target.
+const core::Change* ChangeBlockingTarget(std::span<const core::Change> changes,
+                                         const core::Change& suspected, std::string_view version) {
+  if (version.empty()) return nullptr;
+  if (version == suspected.version) return &suspected;
+  if (version == suspected.previous_version) return nullptr;
+
+  const core::Change* introduced = nullptr;
+  for (const core::Change& change : changes) {
+    if (change.environment != suspected.environment || change.version != version) continue;
+    if (change.id == suspected.id) continue;
+    if (change.time < suspected.time) return nullptr;
+    if (introduced == nullptr || change.time < introduced->time) introduced = &change;
+  }
+  return introduced;
+}
+
+// Rejects a rollback target that the suspected change deployed, because rolling back to it keeps
+// the suspected code live. A target chosen by a rule (not `named` by a person) is also rejected
+// when a later change brought it in, but a person may name such a version to roll forward.
+// `chosen_by` is the rule's text.
+core::Result<void> CheckTargetBeforeSuspect(const core::Incident& incident,
+                                            std::span<const core::Change> changes,
+                                            std::string_view version, std::string_view chosen_by,
+                                            bool named) {
+  if (!incident.suspected_change_id) return {};
+  const auto suspected =
+      std::ranges::find(changes, *incident.suspected_change_id, &core::Change::id);
+  if (suspected == changes.end()) return {};
+  const core::Change* blocking = ChangeBlockingTarget(changes, *suspected, version);
+  if (blocking == nullptr || (named && blocking != &*suspected)) return {};
+
+  const core::ErrorCode code =
+      named ? core::ErrorCode::kInvalidArgument : core::ErrorCode::kFailedPrecondition;
+
+  const std::string why = blocking->id == suspected->id
+                              ? fmt::format("is the version of suspected change {}", suspected->id)
+                              : fmt::format("was deployed by {} after suspected change {} ({})",
+                                            blocking->id, suspected->id, suspected->version);
+  return core::MakeError(code,
+                         "incident {}: the rollback target {} ({}) {}, so rolling back to it would "
+                         "keep the suspected code live; name a version deployed before {} with "
+                         "`backout incident assess {} --target VERSION`",
+                         incident.id, version, chosen_by, why, suspected->id, incident.id);
+}
 
 }  // namespace
 
@@ -203,9 +253,12 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
   if (incident.suspected_change_id) suspected = *incident.suspected_change_id;
   BACKOUT_TRY(auto release_advisor, ReleaseTargetAdvisor::Load(store_, *current, incident.service));
   core::TargetChoice target;
-  if (request.target_version && !request.target_version->empty()) {
+  const bool named_target = request.target_version && !request.target_version->empty();
+  if (named_target) {
     target.version = *request.target_version;
     target.rule = fmt::format("named by {} at assessment", caller.name());
+    BACKOUT_CHECK(CheckTargetBeforeSuspect(incident, inputs.changes, target.version, target.rule,
+                                           named_target));
     for (const core::Change& change : inputs.changes) {
       if (change.version == target.version) target.change_id = change.id;
     }
@@ -234,6 +287,10 @@ core::Result<core::Incident> ControlPlane::Assess(const Caller& caller, std::str
           .name = "preconditions readable", .satisfied = false, .detail = checks.error().message});
     }
     if (auto plan = provider->second->MakePlan(target.version); plan) {
+      // Providers that pick their own target (an empty target version) may pick the suspect's.
+      BACKOUT_CHECK(CheckTargetBeforeSuspect(incident, inputs.changes, plan->target_version,
+                                             plan->summary.empty() ? target.rule : plan->summary,
+                                             named_target));
       assessment.plan = providers::ToJson(*plan);
       if (auto check = release_advisor.CheckPlanned(plan->target_version)) {
         assessment.preconditions.push_back(*std::move(check));
@@ -326,6 +383,15 @@ core::Result<core::Incident> ControlPlane::Decide(const Caller& caller, std::str
                                    "incident {} has no assessment to decide on; run `backout "
                                    "incident assess {}` first",
                                    id, id);
+          }
+          const nlohmann::json& plan = incident.assessment->plan;
+          if (decision.kind == core::DecisionKind::kGo && plan.contains("error")) {
+            return core::MakeError(
+                core::ErrorCode::kFailedPrecondition,
+                "incident {} cannot be decided go: its assessment has no rollback plan because "
+                "planning failed ({}); run `backout incident assess {}` again once the provider "
+                "is reachable, or decide --no-go",
+                id, plan["error"].dump(), id);
           }
           if (decision.approved_digest.empty())
             decision.approved_digest = incident.assessment->digest;

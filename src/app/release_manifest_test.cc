@@ -646,6 +646,16 @@ TEST_F(ReleaseManifestTest, ProviderRuleSkipsFailedRelease) {
   EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
 }
 
+TEST_F(ReleaseManifestTest, NamedSuspectTargetIsRejected) {
+  Record("1");
+  core::Change two = Record("2");
+  const std::string id = Open(two);
+  auto assessed = plane_->Assess(lead_, id, AssessRequest{.target_version = "2"});
+  ASSERT_FALSE(assessed.has_value());
+  EXPECT_EQ(assessed.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(assessed.error().message.find(two.id), std::string::npos) << assessed.error().message;
+}
+
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
   Record("1");
   core::Change two = Record("2");
@@ -704,13 +714,15 @@ TEST_F(ReleaseManifestTest, OnlyOneReleaseEndsNoRollbackTarget) {
   EXPECT_NE(assessment.plan.value("error", "").find("no rollback target"), std::string::npos)
       << assessment.plan.dump();
 
-  // The rollback is refused before any job runs, and nothing changes.
-  ASSERT_TRUE(plane_->Decide(lead_, id, DecisionRequest{.reason = "3 is broken"}));
+  // A go decision on the assessment is rejected, no rollback job runs, and nothing changes.
+  auto decided = plane_->Decide(lead_, id, DecisionRequest{.reason = "3 is broken"});
+  ASSERT_FALSE(decided.has_value());
+  EXPECT_EQ(decided.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_NE(decided.error().message.find("no rollback target"), std::string::npos)
+      << decided.error().message;
   auto rollback = plane_->RequestRollback(sre_, id, {});
   ASSERT_FALSE(rollback.has_value());
   EXPECT_EQ(rollback.error().code, core::ErrorCode::kFailedPrecondition);
-  EXPECT_NE(rollback.error().message.find("no rollback target"), std::string::npos)
-      << rollback.error().message;
   EXPECT_EQ(Live(), "3");
   EXPECT_EQ(StatusOf("3"), "deployed");
 }

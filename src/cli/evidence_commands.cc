@@ -105,7 +105,7 @@ void AddExport(CLI::App& evidence, int& exit_status) {
     if (auto written = WriteBytes(flags->out, *bundle); !written) {
       return std::unexpected(written.error());
     }
-    PrintNote(fmt::format("wrote {} ({} bytes, SHA-256 {})", flags->out, bundle->size(),
+    PrintNote(fmt::format("wrote {} ({} bytes, SHA-256 {})\n", flags->out, bundle->size(),
                           ledger::ToHex(ledger::Sha256(*bundle))));
     return kExitOk;
   };

@@ -52,6 +52,7 @@ core::Result<PolicyHistory> ReadPolicyHistory(store::Store& store) {
 }
 
 bool Acted(const core::Rollback& rollback) {
+  if (rollback.confirmation) return rollback.confirmation->happened;
   return rollback.outcome == core::RollbackOutcome::kRolledBack ||
          rollback.outcome == core::RollbackOutcome::kSkippedNoop ||
          rollback.outcome == core::RollbackOutcome::kPartial;
@@ -67,6 +68,9 @@ core::Incident AsOf(core::Incident incident, core::Time at) {
     if (rollback.finished_at && *rollback.finished_at > at) {
       rollback.finished_at.reset();
       rollback.outcome.reset();
+    }
+    if (rollback.confirmation && rollback.confirmation->confirmed_at > at) {
+      rollback.confirmation.reset();
     }
   }
   std::erase_if(incident.validations,
@@ -279,9 +283,13 @@ class Auditor {
         });
     if (!recovered) {
       Add("not_recovered", incident.id, job, "",
-          fmt::format("rollback {} ended {} but has no `recovered` validation finding; run "
+          fmt::format("rollback {} ended {}{} but has no `recovered` validation finding; run "
                       "`backout incident validate {}`",
-                      job, core::RollbackOutcomeName(*rollback.outcome), incident.id));
+                      job, core::RollbackOutcomeName(*rollback.outcome),
+                      rollback.confirmation ? fmt::format(" and {} confirmed that it happened",
+                                                          rollback.confirmation->confirmed_by)
+                                            : std::string(),
+                      incident.id));
     }
     if (rollback.finished_at && options_.at > *rollback.finished_at + options_.document_within &&
         incident.root_cause.empty()) {

@@ -326,6 +326,30 @@ TEST_F(ApiServerTest, ReloadAcceptsEmptyBody) {
   EXPECT_EQ(status, "HTTP/1.1 200 OK");
 }
 
+// A secret reference that cannot be resolved is a config mistake: the reload fails with 400
+// naming the key and the reference, and the running config stays in force.
+TEST_F(ApiServerTest, ReloadRejectsUnresolvedSecret) {
+  const std::string original = ReadFile(temp_.path() / "backout.yaml") + "\n";
+  for (const std::string reference : {"env:BACKOUT_TEST_UNSET_VARIABLE", "file:/nonexistent"}) {
+    std::ofstream(temp_.path() / "backout.yaml") << original
+                                                 << fmt::format(
+                                                        "  - name: payments\n"
+                                                        "    provider:\n"
+                                                        "      kind: command\n"
+                                                        "      run: [{}/rollback.sh]\n"
+                                                        "      env: {{DEPLOY_TOKEN: \"{}\"}}\n",
+                                                        temp_.path().string(), reference);
+    auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+    ExpectError(reloaded, 400, "provider.env.DEPLOY_TOKEN");
+    ASSERT_TRUE(reloaded);
+    EXPECT_NE(reloaded->body.find(reference), std::string::npos) << reloaded->body;
+
+    auto services = Client(lead_token_).Get("/api/v1/services");
+    ASSERT_TRUE(services);
+    EXPECT_EQ(services->body.find("payments"), std::string::npos) << services->body;
+  }
+}
+
 // ledger.checkpoint_interval is read at start only, so a reload that changes it warns instead of
 // changing the interval silently.
 TEST_F(ApiServerTest, ReloadWarnsCheckpointIntervalKept) {

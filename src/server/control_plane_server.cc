@@ -84,8 +84,13 @@ core::Result<app::ProviderMap> CreateProviders(const app::Config& config, core::
           return std::unexpected(ref.error().WithContext(fmt::format("service {}", service.name)));
         auto value = ref->Resolve();
         if (!value) {
-          return std::unexpected(value.error().WithContext(
-              fmt::format("service {}: provider.{}.{}", service.name, block, name)));
+          // A reference that cannot be resolved is a mistake in the config file, whatever the
+          // reason, so a reload reports invalid argument and not the secret's own not found.
+          // The message names the key and the reference only, never a value.
+          core::Error error = value.error().WithContext(
+              fmt::format("service {}: provider.{}.{}", service.name, block, name));
+          error.code = core::ErrorCode::kInvalidArgument;
+          return std::unexpected(std::move(error));
         }
         secrets.emplace(name, *std::move(value));
       }

@@ -131,8 +131,12 @@ TEST_F(ValidationTest, ErrorRateDropFindsRecovered) {
 
   // The evidence bundle carries the raw series byte for byte and verifies.
   const auto bundle = deployment.folder() / "evidence.tar.gz";
-  ASSERT_CLI_OK(
-      deployment.Cli("lead-1", {"evidence", "export", incident, "--out", bundle.string()}));
+  const CliResult exported =
+      deployment.Cli("lead-1", {"evidence", "export", incident, "--out", bundle.string()});
+  ASSERT_CLI_OK(exported);
+  // The note ends its line, so a shell prompt after it starts on a line of its own.
+  EXPECT_TRUE(exported.err.starts_with("wrote " + bundle.string())) << exported.err;
+  EXPECT_TRUE(exported.err.ends_with(")\n")) << exported.err;
   ASSERT_CLI_OK(deployment.RawCli({"evidence", "verify", bundle.string()}));
   const auto unpacked = deployment.folder() / "unpacked";
   std::filesystem::create_directories(unpacked);
