@@ -141,7 +141,7 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                                           {"truncated_alerts", delivery.truncated_alerts},
                                           {"signals", std::move(received)}}};
     BACKOUT_CHECK(tx.AppendLedger(record));
-    // Handed back like the bodies, so that the request's thread frees the list.
+    // Handed back so that the request's thread frees the list after the commit.
     prepared.received = std::move(record.change["signals"].get_ref<nlohmann::json::array_t&>());
   }
 

@@ -71,7 +71,7 @@ class SqlTransaction final : public Transaction {
 
  private:
   core::Result<void> RequireWrite(std::string_view operation) const;
-  // The checks Put and PutSerialized share, in the order Put has always made them.
+  // Runs the checks that Put and PutSerialized share, before any serialization.
   core::Result<void> CheckPut(std::string_view operation, const Object& object) const;
   // Inserts or replaces `object` with `body` as its stored text, once CheckPut passed.
   core::Result<void> WriteObject(Object& object, std::string_view body);
