@@ -89,16 +89,12 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
     // A firing alert seen before is a duplicate whatever its stored state, so the insert alone
     // decides. This saves reading and decoding the stored signal for every new alert.
     if (alert.status == signals::AlertStatus::kFiring) {
-      store::Object object{.kind = kSignalKind,
-                           .id = incoming.id,
-                           .service = incoming.service,
-                           .body = prepared.bodies[index].is_null()
-                                       ? nlohmann::json(incoming)
-                                       : std::move(prepared.bodies[index])};
-      auto inserted = tx.Put(object);
-      // Handed back so that the request's own thread frees it after the commit, outside the
-      // single writer.
-      prepared.bodies[index] = std::move(object.body);
+      const auto& body = prepared.bodies[index];
+      if (!body) return std::unexpected(body.error());
+      // The body is left empty (JSON null) because PutSerialized stores `body` instead.
+      store::Object object{
+          .kind = kSignalKind, .id = incoming.id, .service = incoming.service, .body = nullptr};
+      auto inserted = tx.PutSerialized(object, *body);
       if (inserted) {
         record_new(index, true);
       } else if (inserted.error().code == core::ErrorCode::kAlreadyExists) {
@@ -145,7 +141,7 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                                           {"truncated_alerts", delivery.truncated_alerts},
                                           {"signals", std::move(received)}}};
     BACKOUT_CHECK(tx.AppendLedger(record));
-    // Handed back like the bodies, so that the request's thread frees the list.
+    // Handed back so that the request's thread frees the list after the commit.
     prepared.received = std::move(record.change["signals"].get_ref<nlohmann::json::array_t&>());
   }
 
@@ -165,6 +161,15 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
 }
 
 }  // namespace
+
+void LogCommittedDelivery(const signals::WebhookPayload& payload, const SignalIntake& intake) {
+  spdlog::info(
+      "component=signals event=webhook_committed group_key=\"{}\" received={} recorded={} "
+      "duplicates={} resolved={} invalid={} truncated={} job={} batch={}",
+      payload.group_key, intake.received, intake.recorded, intake.duplicates, intake.resolved,
+      intake.invalid, intake.truncated_alerts, intake.job_id.empty() ? "-" : intake.job_id,
+      intake.batch);
+}
 
 void to_json(nlohmann::json& json, const SignalRecord& signal) {
   // Emplaced one by one: an initializer list copies every value twice, and this runs once per
@@ -301,6 +306,7 @@ core::Result<SignalIntake> ControlPlane::IngestAlertmanager(
     const signals::WebhookPayload& payload) {
   PreparedDelivery prepared = PrepareAlertmanager(payload);
   BACKOUT_TRY(auto intakes, IngestAlertmanagerBatch({&prepared}));
+  LogCommittedDelivery(payload, intakes.front());
   return intakes.front();
 }
 
@@ -312,7 +318,8 @@ PreparedDelivery ControlPlane::PrepareAlertmanager(const signals::WebhookPayload
   prepared.received.reserve(payload.alerts.size());
   for (const signals::Alert& alert : payload.alerts) {
     SignalRecord record = FromAlert(alert, payload, now);
-    prepared.bodies.emplace_back(record);
+    prepared.bodies.push_back(store::SerializeBody(
+        nlohmann::json(record), fmt::format("body of {}/{}", kSignalKind, record.id)));
     // Emplaced, like to_json below, to skip the initializer list's copies.
     auto& listed = prepared.received.emplace_back(nlohmann::json::object())
                        .get_ref<nlohmann::json::object_t&>();
@@ -349,15 +356,7 @@ core::Result<std::vector<SignalIntake>> ControlPlane::IngestAlertmanagerBatch(
     return {};
   }));
 
-  for (size_t i = 0; i < deliveries.size(); ++i) {
-    const SignalIntake& intake = intakes[i];
-    spdlog::info(
-        "component=signals event=webhook_committed group_key=\"{}\" received={} recorded={} "
-        "duplicates={} resolved={} invalid={} truncated={} job={} batch={}",
-        deliveries[i]->payload->group_key, intake.received, intake.recorded, intake.duplicates,
-        intake.resolved, intake.invalid, intake.truncated_alerts,
-        intake.job_id.empty() ? "-" : intake.job_id, deliveries.size());
-  }
+  for (SignalIntake& intake : intakes) intake.batch = deliveries.size();
   return intakes;
 }
 

@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/time.h"
+#include "store/store.h"
 
 namespace backout::signals {
 struct WebhookPayload;
@@ -58,13 +60,16 @@ struct SignalRecord {
 void to_json(nlohmann::json& json, const SignalRecord& signal);
 void from_json(const nlohmann::json& json, SignalRecord& signal);
 
-// One Alertmanager delivery turned into signal records before the intake's write transaction, so
-// that concurrent deliveries do this work in parallel while one of them commits. Made by
-// ControlPlane::PrepareAlertmanager; the batch moves the bodies out.
+// One Alertmanager delivery turned into signal records and their stored JSON text before the
+// intake's write transaction, so that concurrent deliveries do this work in parallel while one
+// of them commits. Made by ControlPlane::PrepareAlertmanager. The batch moves the ledger lines
+// out and hands them back.
 struct PreparedDelivery {
   const signals::WebhookPayload* payload = nullptr;
-  std::vector<SignalRecord> records;     // one per alert, in the payload's order
-  std::vector<nlohmann::json> bodies;    // each record as stored
+  std::vector<SignalRecord> records;  // one per alert, in the payload's order
+  // Each record serialized as stored, or why it cannot be stored. The batch stores the text of a
+  // firing alert and fails with the error as Transaction::Put would.
+  std::vector<core::Result<store::SerializedBody>> bodies;
   std::vector<nlohmann::json> received;  // each record as the delivery's ledger entry lists it
 };
 
@@ -77,6 +82,11 @@ struct SignalIntake {
   int invalid = 0;     // alerts that could not be decoded
   int64_t truncated_alerts = 0;
   std::string job_id;  // the correlation job, empty when nothing new fired
+  size_t batch = 1;    // deliveries committed in the same transaction
 };
+
+// Logs one committed delivery at info level. The receiver calls it on the request's thread
+// after the group commit, so that the batch's writer does not wait on the log.
+void LogCommittedDelivery(const signals::WebhookPayload& payload, const SignalIntake& intake);
 
 }  // namespace backout::app

@@ -182,6 +182,45 @@ TEST_F(SignalTest, SameAlertTwiceIsRecordedOnce) {
   EXPECT_TRUE(second->job_id.empty());
 }
 
+TEST_F(SignalTest, BatchStoresPreparedBodies) {
+  const auto first_payload = Payload("00000000000000b1", clock_.Now());
+  const auto second_payload = Payload("00000000000000b2", clock_.Now(), "firing", "warning");
+  PreparedDelivery first = plane_->PrepareAlertmanager(first_payload);
+  PreparedDelivery second = plane_->PrepareAlertmanager(second_payload);
+  ASSERT_EQ(first.bodies.size(), 1u);
+  ASSERT_TRUE(first.bodies[0].has_value()) << first.bodies[0].error().message;
+
+  auto intakes = plane_->IngestAlertmanagerBatch({&first, &second});
+  ASSERT_TRUE(intakes.has_value()) << intakes.error().message;
+  ASSERT_EQ(intakes->size(), 2u);
+  EXPECT_EQ((*intakes)[0].recorded, 1);
+  EXPECT_EQ((*intakes)[1].recorded, 1);
+  EXPECT_EQ((*intakes)[0].batch, 2u);
+  EXPECT_EQ((*intakes)[1].batch, 2u);
+
+  // The stored body is the prepared text, and it decodes to the prepared record.
+  std::optional<store::Object> stored;
+  auto read = store_->Read([&](store::Transaction& tx) -> core::Result<void> {
+    auto object = tx.Get(kSignalKind, first.records[0].id);
+    if (!object) return std::unexpected(object.error());
+    stored = std::move(*object);
+    return {};
+  });
+  ASSERT_TRUE(read.has_value()) << read.error().message;
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->service, "checkout");
+  EXPECT_EQ(stored->body.dump(), first.bodies[0]->text());
+  EXPECT_EQ(stored->body, json(first.records[0]));
+
+  auto page = plane_->ListSignals(admin_, std::nullopt, {});
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->items.size(), 2u);
+  std::map<std::string, std::string> severity_by_id;
+  for (const SignalRecord& signal : page->items) severity_by_id[signal.id] = signal.severity;
+  EXPECT_EQ(severity_by_id[first.records[0].id], "critical");
+  EXPECT_EQ(severity_by_id[second.records[0].id], "warning");
+}
+
 TEST_F(SignalTest, ResolvedAlertClosesSignal) {
   const core::Time starts = clock_.Now();
   ASSERT_TRUE(plane_->IngestAlertmanager(Payload("00000000000000ab", starts)).has_value());

@@ -113,6 +113,7 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
   app::PreparedDelivery prepared = plane.PrepareAlertmanager(*payload);
   auto intake = batcher.Submit(plane, prepared);
   if (!intake) return std::unexpected(intake.error());
+  app::LogCommittedDelivery(*payload, *intake);
   metrics.Increment(kSignalAlertsTotal, {{"result", "recorded"}}, intake->recorded);
   metrics.Increment(kSignalAlertsTotal, {{"result", "duplicate"}}, intake->duplicates);
   metrics.Increment(kSignalAlertsTotal, {{"result", "resolved"}}, intake->resolved);

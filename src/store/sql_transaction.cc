@@ -114,8 +114,9 @@ core::Result<std::vector<Object>> SqlTransaction::List(const ListQuery& query) {
   return objects;
 }
 
-core::Result<void> SqlTransaction::Put(Object& object) {
-  if (auto writable = RequireWrite("Put"); !writable) return writable;
+core::Result<void> SqlTransaction::CheckPut(std::string_view operation,
+                                            const Object& object) const {
+  if (auto writable = RequireWrite(operation); !writable) return writable;
   if (auto key = RequireKey(object.kind, object.id); !key) return key;
   if (object.version < 0) {
     return MakeError(ErrorCode::kInvalidArgument,
@@ -123,8 +124,22 @@ core::Result<void> SqlTransaction::Put(Object& object) {
                      "last read to replace it",
                      object.kind, object.id, object.version);
   }
+  return {};
+}
+
+core::Result<void> SqlTransaction::Put(Object& object) {
+  if (auto checked = CheckPut("Put", object); !checked) return checked;
   auto body = DumpJson(object.body, fmt::format("body of {}/{}", object.kind, object.id));
   if (!body) return std::unexpected(body.error());
+  return WriteObject(object, *body);
+}
+
+core::Result<void> SqlTransaction::PutSerialized(Object& object, const SerializedBody& body) {
+  if (auto checked = CheckPut("PutSerialized", object); !checked) return checked;
+  return WriteObject(object, body.text());
+}
+
+core::Result<void> SqlTransaction::WriteObject(Object& object, std::string_view body) {
   const core::Time now = clock_.Now();
 
   // Create.
@@ -132,7 +147,7 @@ core::Result<void> SqlTransaction::Put(Object& object) {
     auto inserted = session_.Execute(
         "INSERT INTO objects (kind, id, service, body, version, created_at, updated_at) "
         "VALUES ($1, $2, $3, $4, 1, $5, $5) ON CONFLICT (kind, id) DO NOTHING",
-        {object.kind, object.id, object.service, *body, ToMicros(now)});
+        {object.kind, object.id, object.service, body, ToMicros(now)});
     if (!inserted) return std::unexpected(inserted.error());
     if (inserted->affected_rows == 0) {
       return MakeError(ErrorCode::kAlreadyExists,
@@ -149,7 +164,7 @@ core::Result<void> SqlTransaction::Put(Object& object) {
   auto updated = session_.Execute(
       "UPDATE objects SET service = $3, body = $4, version = version + 1, updated_at = $5 "
       "WHERE kind = $1 AND id = $2 AND version = $6 RETURNING created_at",
-      {object.kind, object.id, object.service, *body, ToMicros(now), object.version});
+      {object.kind, object.id, object.service, body, ToMicros(now), object.version});
   if (!updated) return std::unexpected(updated.error());
   if (updated->rows.empty()) {
     auto stored = StoredVersion(object.kind, object.id);

@@ -25,6 +25,7 @@ class SqlTransaction final : public Transaction {
   core::Result<std::optional<Object>> Get(std::string_view kind, std::string_view id) override;
   core::Result<std::vector<Object>> List(const ListQuery& query) override;
   core::Result<void> Put(Object& object) override;
+  core::Result<void> PutSerialized(Object& object, const SerializedBody& body) override;
   core::Result<void> Delete(std::string_view kind, std::string_view id) override;
   core::Result<int64_t> NextNumber(std::string_view counter) override;
   core::Result<ledger::Entry> AppendLedger(const LedgerRecord& record) override;
@@ -70,6 +71,10 @@ class SqlTransaction final : public Transaction {
 
  private:
   core::Result<void> RequireWrite(std::string_view operation) const;
+  // Runs the checks that Put and PutSerialized share, before any serialization.
+  core::Result<void> CheckPut(std::string_view operation, const Object& object) const;
+  // Inserts or replaces `object` with `body` as its stored text, once CheckPut passed.
+  core::Result<void> WriteObject(Object& object, std::string_view body);
   core::Result<std::optional<int64_t>> StoredVersion(std::string_view kind, std::string_view id);
 
   SqlSession& session_;

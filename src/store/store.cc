@@ -252,6 +252,12 @@ core::Result<std::string> DumpJson(const nlohmann::json& value, std::string_view
   }
 }
 
+core::Result<SerializedBody> SerializeBody(const nlohmann::json& body, std::string_view what) {
+  auto text = DumpJson(body, what);
+  if (!text) return std::unexpected(text.error());
+  return SerializedBody(std::move(*text));
+}
+
 core::Result<nlohmann::json> ParseStoredJson(std::string_view text, std::string_view what) {
   try {
     return nlohmann::json::parse(text);

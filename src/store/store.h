@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +31,24 @@ struct Object {
   core::Time created_at;
   core::Time updated_at;
 };
+
+// An object body already serialized to the JSON text that Transaction::Put stores, so that a
+// caller can do that work before its transaction starts. Made only by SerializeBody.
+class SerializedBody {
+ public:
+  const std::string& text() const { return text_; }
+
+ private:
+  friend core::Result<SerializedBody> SerializeBody(const nlohmann::json& body,
+                                                    std::string_view what);
+  explicit SerializedBody(std::string text) : text_(std::move(text)) {}
+
+  std::string text_;
+};
+
+// Serializes `body` byte for byte as Transaction::Put would store it. Fails (kInvalidArgument)
+// naming `what`, such as "body of signal/am:1", when a string in it is not valid UTF-8.
+core::Result<SerializedBody> SerializeBody(const nlohmann::json& body, std::string_view what);
 
 struct ListQuery {
   std::string kind;
@@ -82,6 +101,8 @@ class Transaction {
   // Inserts the object when object.version is 0, otherwise replaces it if its stored version is
   // still object.version (kConflict when not). Sets version and times on `object`.
   virtual core::Result<void> Put(Object& object) = 0;
+  // Put with `body` stored as the object's body. Ignores and keeps object.body.
+  virtual core::Result<void> PutSerialized(Object& object, const SerializedBody& body) = 0;
   virtual core::Result<void> Delete(std::string_view kind, std::string_view id) = 0;
 
   // Next value of a named counter, from 1, without gaps in committed transactions.

@@ -133,6 +133,81 @@ TEST_P(StoreContractTest, PutMissingWithVersionIsNotFound) {
   EXPECT_EQ(put.error().code, core::ErrorCode::kNotFound);
 }
 
+TEST_P(StoreContractTest, PutSerializedStoresPutBytes) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // ASCII, escapes, non-ASCII text, a float, nesting and an empty object, so that both of
+  // DumpJson's paths are covered.
+  const nlohmann::json body = {{"title", "checkout \"errors\"\n"},
+                               {"owner", "Zoë Müller ☃"},
+                               {"score", 0.1},
+                               {"count", -7},
+                               {"labels", {{"b", "2"}, {"a", "1"}}},
+                               {"list", {1, nullptr, true, "x"}},
+                               {"empty", nlohmann::json::object()}};
+  Object by_put{.kind = "signal", .id = "put", .service = "checkout", .body = body};
+  ASSERT_TRUE(PutObject(*store, by_put).has_value());
+
+  auto serialized = SerializeBody(body, "body of signal/serialized");
+  ASSERT_TRUE(serialized.has_value()) << serialized.error().message;
+  Object by_text{.kind = "signal", .id = "serialized", .service = "checkout", .body = nullptr};
+  auto put = store->Write(
+      [&](Transaction& transaction) { return transaction.PutSerialized(by_text, *serialized); });
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  EXPECT_EQ(by_text.version, 1);
+  EXPECT_EQ(by_text.created_at, clock_.Now());
+  EXPECT_TRUE(by_text.body.is_null());
+
+  const std::string put_bytes = QueryRaw(url_, "SELECT body FROM objects WHERE id = 'put'");
+  const std::string serialized_bytes =
+      QueryRaw(url_, "SELECT body FROM objects WHERE id = 'serialized'");
+  EXPECT_FALSE(put_bytes.empty());
+  EXPECT_EQ(serialized_bytes, put_bytes);
+  EXPECT_EQ(serialized->text(), put_bytes);
+
+  auto read = GetObject(*store, "signal", "serialized");
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->body, body);
+  EXPECT_EQ(read->service, "checkout");
+}
+
+TEST_P(StoreContractTest, PutSerializedReplacesAndChecksVersion) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto first = SerializeBody({{"status", "firing"}}, "first body");
+  auto second = SerializeBody({{"status", "resolved"}}, "second body");
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
+  auto put_text = [&](Object& object, const SerializedBody& body) {
+    return store->Write(
+        [&](Transaction& transaction) { return transaction.PutSerialized(object, body); });
+  };
+
+  Object object{.kind = "signal", .id = "am:1"};
+  ASSERT_TRUE(put_text(object, *first).has_value());
+  Object again{.kind = "signal", .id = "am:1"};
+  auto duplicate = put_text(again, *first);
+  ASSERT_FALSE(duplicate.has_value());
+  EXPECT_EQ(duplicate.error().code, core::ErrorCode::kAlreadyExists);
+
+  clock_.Advance(std::chrono::seconds(5));
+  ASSERT_TRUE(put_text(object, *second).has_value());
+  EXPECT_EQ(object.version, 2);
+  EXPECT_EQ(GetObject(*store, "signal", "am:1")->body["status"], "resolved");
+
+  Object stale{.kind = "signal", .id = "am:1", .version = 1};
+  auto conflict = put_text(stale, *first);
+  ASSERT_FALSE(conflict.has_value());
+  EXPECT_EQ(conflict.error().code, core::ErrorCode::kConflict);
+
+  auto in_read = store->Read([&](Transaction& transaction) {
+    Object other{.kind = "signal", .id = "am:2"};
+    return transaction.PutSerialized(other, *first);
+  });
+  ASSERT_FALSE(in_read.has_value());
+  EXPECT_THAT(in_read.error().message, HasSubstr("PutSerialized"));
+}
+
 TEST_P(StoreContractTest, GetMissingIsEmpty) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -179,5 +179,21 @@ TEST(DumpJsonTest, RejectsInvalidUtf8) {
   }
 }
 
+TEST(SerializeBodyTest, MatchesDumpJson) {
+  const nlohmann::json body = {{"name", "Zoë"}, {"score", 0.25}, {"tags", {"a", "b"}}};
+  auto serialized = SerializeBody(body, "body of signal/x");
+  ASSERT_TRUE(serialized.has_value()) << serialized.error().message;
+  auto dumped = DumpJson(body, "body of signal/x");
+  ASSERT_TRUE(dumped.has_value());
+  EXPECT_EQ(serialized->text(), *dumped);
+}
+
+TEST(SerializeBodyTest, RejectsInvalidUtf8) {
+  auto serialized = SerializeBody({{"label", "bad \xff byte"}}, "body of signal/am:1");
+  ASSERT_FALSE(serialized.has_value());
+  EXPECT_EQ(serialized.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_THAT(serialized.error().message, HasSubstr("body of signal/am:1"));
+}
+
 }  // namespace
 }  // namespace backout::store
