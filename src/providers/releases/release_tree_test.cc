@@ -176,7 +176,8 @@ TEST_F(ReleaseTreeTest, FolderInsteadOfLink) {
   const std::string problem = tree_.DescribeProblem(tree_.ReadCurrent());
   const std::string current = (root_ / "current").string();
   const size_t move = problem.find(fmt::format("mv {0} {0}.old", current));
-  const size_t link = problem.find("ln -sfn");
+  const size_t link =
+      problem.find(fmt::format("ln -sfn {}/VERSION {}", (root_ / "releases").string(), current));
   ASSERT_NE(move, std::string::npos) << problem;
   ASSERT_NE(link, std::string::npos) << problem;
   EXPECT_LT(move, link) << problem;
