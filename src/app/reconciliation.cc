@@ -118,9 +118,9 @@ bool OtherVersionLiveBetween(const ServiceRecords& records, std::string_view ver
 // when Backout has no record of it. An entry the tool marks as a rollback matches only one of
 // Backout's rollbacks: a switch back to a version soon after its deploy is not that deploy. An
 // entry matches a change or one of Backout's rollbacks only when no other version was made live
-// between the two. So a switch forward again soon after a rollback is not the first deploy, a
-// hand switch back to a rollback's target after a switch away is not that rollback, and a
-// marker refreshed by `touch` is not the deploy it once marked.
+// between the two. So a switch forward again soon after a rollback is not the first deploy, and
+// a hand switch back to a rollback's target after a switch away is not that rollback. A marker
+// refreshed by `touch` is not the deploy it once marked.
 std::string MatchRecord(const ServiceRecords& records, const providers::HistoryEntry& entry) {
   for (const core::Change& change : records.changes) {
     if (entry.kind == providers::HistoryKind::kRollback) break;

@@ -216,8 +216,8 @@ bool IsTimestampName(std::string_view version) {
 
 // Returns whether release `a` came before `b` in the order that decides the direction of a
 // switch of `current`. A `touch` of a marker must not turn a switch around, so the marker's time
-// does not count: timestamp names compare by name, and other releases by the time the manifest
-// first saw them (their first change or their marker at the first folder read), then by name.
+// does not count. Timestamp names compare by name. Other releases compare by the time the
+// manifest first saw them (their first change or their earliest marker time), then by name.
 bool SwitchOrderBefore(const ReleaseEntry& a, const ReleaseEntry& b) {
   if (IsTimestampName(a.version) && IsTimestampName(b.version)) return a.version < b.version;
   return std::pair(a.first_seen, a.version) < std::pair(b.first_seen, b.version);

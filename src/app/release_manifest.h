@@ -124,9 +124,9 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
 // Discovered rollback `id` found `current` switched by hand from `from_version` back to the
 // release `version`, which the folder shows live. `from_version` becomes rolled back and
 // `version` live, deployed again when it was rolled back or only present, both set by
-// "discovered_rollback/<id>", so the manifest names the record reconciliation wrote. Only call it
-// for a switch the folder still shows: an old line of the tool's log may name a release no
-// longer live.
+// "discovered_rollback/<id>", so the manifest names the record reconciliation wrote. Writes
+// nothing unless the manifest has `from_version` live. Only call it for a switch the folder still
+// shows, because an old line of the tool's log may name a release no longer live.
 core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings& settings,
                                           const Caller& caller, std::string_view service,
                                           std::string_view id, std::string_view version,
@@ -171,7 +171,7 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
 
 // Returns whether release `version` came before release `other`, by an order a `touch` of a
 // marker cannot change. Two Capistrano-style timestamp names (YYYYMMDDHHMMSS) compare by name.
-// Two releases the manifest knows compare by the time it first saw them, then by name. Otherwise
+// Two releases in the manifest compare by the time it first saw them, then by name. Otherwise
 // the releases provider's order decides: oldest marker time first, then by name, as `inventory`
 // lists complete releases. Returns nullopt when the two are the same release or cannot be placed.
 std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,

@@ -1216,7 +1216,7 @@ TEST_P(ReleaseManifestBackendTest, ChangeVersionMustNameRelease) {
   EXPECT_FALSE(manifest.Find("v-not-a-folder")->in_folder);
   EXPECT_EQ(StatusOf("3"), "deployed");
 
-  // The service `api` has no release folders, so any non-empty version stands.
+  // The service `api` has no release folders, so any non-empty version is accepted.
   auto other = plane_->RecordChange(ci_, NewChange{.service = "api", .version = "a/b"});
   EXPECT_TRUE(other.has_value()) << other.error().message;
 }
