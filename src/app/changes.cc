@@ -4,6 +4,7 @@
 #include "app/control_plane.h"
 #include "app/records.h"
 #include "app/try.h"
+#include "providers/releases/release_tree.h"
 
 namespace backout::app {
 namespace {
@@ -35,6 +36,17 @@ core::Result<core::Change> ControlPlane::RecordChange(const Caller& caller,
         if (request.version.empty()) {
           return core::MakeError(core::ErrorCode::kInvalidArgument,
                                  "field `version` must not be empty");
+        }
+        // A release folder's name is the version, so a name the provider could never switch to
+        // would become a release in the manifest that no folder can show.
+        if (service->provider.kind == "releases") {
+          if (auto valid = providers::releases::CheckVersionName(request.version); !valid) {
+            return core::MakeError(
+                core::ErrorCode::kInvalidArgument,
+                "invalid version '{}' for service {}, whose releases provider names each release "
+                "by its folder under releases/: {}",
+                request.version, service->name, valid.error().message);
+          }
         }
         BACKOUT_TRY(int64_t number, tx.NextNumber(kChangeKind));
         change = core::Change{

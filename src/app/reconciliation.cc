@@ -116,27 +116,31 @@ bool OtherVersionLiveBetween(const ServiceRecords& records, std::string_view ver
 
 // Returns the id of the recorded change or the job of Backout's rollback that `entry` is, or ""
 // when Backout has no record of it. An entry the tool marks as a rollback matches only one of
-// Backout's rollbacks: a switch back to a version soon after its deploy is not that deploy. A
-// switch inferred from the link matches a change only when no other version was made live
-// between the two, so a switch forward again soon after a rollback is not the first deploy.
+// Backout's rollbacks: a switch back to a version soon after its deploy is not that deploy. An
+// entry matches a change or one of Backout's rollbacks only when no other version was made live
+// between the two. So a switch forward again soon after a rollback is not the first deploy, and
+// a hand switch back to a rollback's target after a switch away is not that rollback. A marker
+// refreshed by `touch` is not the deploy it once marked.
 std::string MatchRecord(const ServiceRecords& records, const providers::HistoryEntry& entry) {
   for (const core::Change& change : records.changes) {
     if (entry.kind == providers::HistoryKind::kRollback) break;
     if (change.version != entry.version || Distance(change.time, entry.time) > kMatchWindow) {
       continue;
     }
-    if (InferredFromLink(entry) &&
-        OtherVersionLiveBetween(records, entry.version, change.time, entry.time)) {
-      continue;
-    }
+    if (OtherVersionLiveBetween(records, entry.version, change.time, entry.time)) continue;
     return change.id;
   }
   for (const core::Rollback& rollback : records.rollbacks) {
     if (rollback.target_version != entry.version) continue;
     const core::Time end = rollback.finished_at.value_or(entry.time);
-    if (entry.time + kMatchWindow >= rollback.requested_at && entry.time <= end + kMatchWindow) {
-      return fmt::format("job/{}", rollback.job_id);
+    if (entry.time + kMatchWindow < rollback.requested_at || entry.time > end + kMatchWindow) {
+      continue;
     }
+    if (OtherVersionLiveBetween(records, entry.version,
+                                rollback.finished_at.value_or(rollback.requested_at), entry.time)) {
+      continue;
+    }
+    return fmt::format("job/{}", rollback.job_id);
   }
   return "";
 }
@@ -482,6 +486,12 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
                         found.actor.empty() ? "an unknown actor" : found.actor,
                         core::FormatTime(found.time), found.id),
                     .data = ToJson(found)}));
+            // The manifest names this record as the reason, not "without a record", when the
+            // folder still shows the switch.
+            if (inventory && entry.version == inventory->live_version) {
+              BACKOUT_CHECK(NoteRollbackDiscovered(tx, *current, system, found.service, found.id,
+                                                   found.version, found.from_version, found.time));
+            }
             records.events.push_back({found.time, found.version, found.id});
             report.discovered_rollbacks.push_back(found.id);
             marker["result"] = "discovered_rollback";

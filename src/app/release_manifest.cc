@@ -151,6 +151,32 @@ core::Result<bool> SetStatus(store::Transaction& tx, const Caller& caller, std::
   return true;
 }
 
+// Moves `entry` to `status` like SetStatus. When the entry already has `status` because a
+// reconciliation saw the folder change first and stated "without a record in Backout", records the
+// status again with `set_by`, so the latest reason names the record that explains the change.
+core::Result<bool> SetStatusFromRecord(store::Transaction& tx, const Caller& caller,
+                                       std::string_view service, ReleaseEntry& entry,
+                                       ReleaseStatus status, core::Time time, std::string set_by,
+                                       std::string reason) {
+  const bool set_by_reconciliation = !entry.history.empty() && entry.status == status &&
+                                     entry.history.back().set_by == kReconciliationSource;
+  if (set_by_reconciliation) {
+    json from = json(ReleaseStatusName(entry.status));
+    entry.history.push_back(
+        ReleaseStatusChange{.status = status, .time = time, .set_by = set_by, .reason = reason});
+    BACKOUT_CHECK(Ledger(tx, caller, "release.status_changed",
+                         ReleaseSubject(service, entry.version),
+                         {{"version", entry.version},
+                          {"from", std::move(from)},
+                          {"to", ReleaseStatusName(status)},
+                          {"time", core::FormatTime(time)},
+                          {"set_by", std::move(set_by)},
+                          {"reason", std::move(reason)}}));
+    return true;
+  }
+  return SetStatus(tx, caller, service, entry, status, time, std::move(set_by), std::move(reason));
+}
+
 // A rollback counts as done when it read back its target or a person confirmed it happened.
 bool RollbackHappened(const core::Rollback& rollback) {
   if (rollback.outcome == core::RollbackOutcome::kRolledBack) return true;
@@ -180,6 +206,21 @@ std::optional<size_t> CompletePosition(const providers::Inventory& inventory,
     ++position;
   }
   return std::nullopt;
+}
+
+// Returns whether `version` is a Capistrano-style release name: a UTC time as YYYYMMDDHHMMSS.
+bool IsTimestampName(std::string_view version) {
+  return version.size() == 14 &&
+         std::ranges::all_of(version, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Returns whether release `a` came before `b` in the order that decides the direction of a
+// switch of `current`. A `touch` of a marker must not turn a switch around, so the marker's time
+// does not count. Timestamp names compare by name. Other releases compare by the time the
+// manifest first saw them (their first change or their earliest marker time), then by name.
+bool SwitchOrderBefore(const ReleaseEntry& a, const ReleaseEntry& b) {
+  if (IsTimestampName(a.version) && IsTimestampName(b.version)) return a.version < b.version;
+  return std::pair(a.first_seen, a.version) < std::pair(b.first_seen, b.version);
 }
 
 // The release the folder shows live, when Backout can trust it, or the problem that stops it.
@@ -313,7 +354,11 @@ core::Result<void> NoteReleaseDeployed(store::Transaction& tx, const Settings& s
                             change.time, fmt::format("change/{}", change.id),
                             fmt::format("change {} deployed it", change.id)));
   }
-  if (!manifest.live_since || change.time >= *manifest.live_since) {
+  // Once the manifest has read the folder, only a release the folder had at that read becomes
+  // live on a change's word. A release recorded before its folder exists waits for a
+  // reconciliation that finds `current` pointing at it.
+  const bool folder_has_it = !manifest.reconciled_at || entry.in_folder;
+  if (folder_has_it && (!manifest.live_since || change.time >= *manifest.live_since)) {
     MakeLive(manifest, change.version, change.time);
   }
   return SaveManifest(tx, stored);
@@ -346,7 +391,9 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
   const std::string& target = rollback.target_version;
 
   // The release the rollback moved away from: the provider's account, else Backout's records.
-  std::string from(from_version);
+  // A provider that read the folder after a restart finds the target already live, so it names
+  // the target as the release live before. That is no account of what the rollback moved from.
+  std::string from(from_version == target ? std::string_view() : from_version);
   if (from.empty() && manifest.live_version != target) from = manifest.live_version;
   if (from.empty() && incident.suspected_change_id) {
     BACKOUT_TRY(auto suspected, tx.Get(kChangeKind, *incident.suspected_change_id));
@@ -356,20 +403,49 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
   const std::string set_by = fmt::format("incident/{}", incident.id);
   if (!from.empty() && from != target) {
     ReleaseEntry& entry = Entry(manifest, from, time);
-    BACKOUT_CHECK(SetStatus(tx, caller, incident.service, entry, ReleaseStatus::kRolledBack, time,
-                            set_by,
-                            fmt::format("rollback job {} of {} moved the service from {} to {}",
-                                        rollback.job_id, incident.id, from, target)));
+    BACKOUT_CHECK(SetStatusFromRecord(
+        tx, caller, incident.service, entry, ReleaseStatus::kRolledBack, time, set_by,
+        fmt::format("rollback job {} of {} moved the service from {} to {}", rollback.job_id,
+                    incident.id, from, target)));
   }
   if (!target.empty()) {
     ReleaseEntry& entry = Entry(manifest, target, time);
-    if (RedeployedWhenLive(entry)) {
-      BACKOUT_CHECK(SetStatus(
+    if (RedeployedWhenLive(entry) || entry.status == ReleaseStatus::kDeployed) {
+      BACKOUT_CHECK(SetStatusFromRecord(
           tx, caller, incident.service, entry, ReleaseStatus::kDeployed, time, set_by,
           fmt::format("rollback job {} of {} made it live", rollback.job_id, incident.id)));
     }
     MakeLive(manifest, target, time);
   }
+  return SaveManifest(tx, stored);
+}
+
+core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings& settings,
+                                          const Caller& caller, std::string_view service,
+                                          std::string_view id, std::string_view version,
+                                          std::string_view from_version, core::Time time) {
+  if (!KeepsReleaseManifest(settings, service) || from_version.empty() || from_version == version) {
+    return {};
+  }
+  BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, service));
+  ReleaseManifest& manifest = stored.manifest;
+  // A rollback from a release the manifest never had live, such as one before Backout first read
+  // the folder, leaves the statuses to the folder's reconciliation.
+  if (manifest.live_version != from_version) return {};
+  const std::string set_by = fmt::format("discovered_rollback/{}", id);
+  ReleaseEntry& away = Entry(manifest, from_version, time);
+  BACKOUT_CHECK(SetStatusFromRecord(
+      tx, caller, service, away, ReleaseStatus::kRolledBack, time, set_by,
+      fmt::format("current was switched from {} back to the older release {} outside Backout, "
+                  "recorded as discovered rollback {}",
+                  from_version, version, id)));
+  ReleaseEntry& target = Entry(manifest, version, time);
+  if (RedeployedWhenLive(target)) {
+    BACKOUT_CHECK(
+        SetStatusFromRecord(tx, caller, service, target, ReleaseStatus::kDeployed, time, set_by,
+                            fmt::format("discovered rollback {} made it live again", id)));
+  }
+  MakeLive(manifest, version, time);
   return SaveManifest(tx, stored);
 }
 
@@ -408,13 +484,14 @@ std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,
                                    const ReleaseManifest* manifest, std::string_view version,
                                    std::string_view other) {
   if (version.empty() || other.empty() || version == other) return std::nullopt;
+  if (IsTimestampName(version) && IsTimestampName(other)) return version < other;
+  const ReleaseEntry* entry = manifest != nullptr ? manifest->Find(version) : nullptr;
+  const ReleaseEntry* other_entry = manifest != nullptr ? manifest->Find(other) : nullptr;
+  if (entry != nullptr && other_entry != nullptr) return SwitchOrderBefore(*entry, *other_entry);
   const std::optional<size_t> position = CompletePosition(inventory, version);
   const std::optional<size_t> other_position = CompletePosition(inventory, other);
   if (position && other_position) return *position < *other_position;
-  const ReleaseEntry* entry = manifest != nullptr ? manifest->Find(version) : nullptr;
-  const ReleaseEntry* other_entry = manifest != nullptr ? manifest->Find(other) : nullptr;
-  if (entry == nullptr || other_entry == nullptr) return std::nullopt;
-  return entry->DeployedBefore(*other_entry);
+  return std::nullopt;
 }
 
 json ToJson(const ManifestReconciliation& report) {
@@ -465,6 +542,11 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
     entry->in_folder = true;
     entry->complete = item.complete;
     entry->completed_at = item.completed_at;
+    // The earliest marker time seen counts, so a later `touch` of the marker cannot move the
+    // release forward in the order that decides a switch's direction.
+    if (item.complete && item.completed_at) {
+      entry->first_seen = std::min(entry->first_seen, *item.completed_at);
+    }
   }
 
   // Step 2: releases the folder no longer has; a deploy tool's cleanup removes old ones.
@@ -502,7 +584,7 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
     const ReleaseEntry* before = manifest.Find(previous);
     const ReleaseEntry* now_live = manifest.Find(live);
     const bool moved_back =
-        before != nullptr && now_live != nullptr && now_live->DeployedBefore(*before);
+        before != nullptr && now_live != nullptr && SwitchOrderBefore(*now_live, *before);
     if (moved_back) {
       ReleaseEntry& away = *manifest.Find(previous);
       BACKOUT_TRY(bool changed,

@@ -121,6 +121,17 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
                                         const core::Rollback& rollback,
                                         std::string_view from_version, core::Time time);
 
+// Discovered rollback `id` found `current` switched by hand from `from_version` back to the
+// release `version`, which the folder shows live. `from_version` becomes rolled back and
+// `version` live, deployed again when it was rolled back or only present, both set by
+// "discovered_rollback/<id>", so the manifest names the record reconciliation wrote. Writes
+// nothing unless the manifest has `from_version` live. Only call it for a switch the folder still
+// shows, because an old line of the tool's log may name a release no longer live.
+core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings& settings,
+                                          const Caller& caller, std::string_view service,
+                                          std::string_view id, std::string_view version,
+                                          std::string_view from_version, core::Time time);
+
 // A validation of `incident` found `finding`. `recovered` marks the version its rollback made
 // live (the rollback of job `rollback_job_id`, or the latest one that acted) validated good.
 core::Result<void> NoteValidationFinding(store::Transaction& tx, const Settings& settings,
@@ -158,10 +169,11 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
                                                               const providers::Inventory& inventory,
                                                               core::Time now);
 
-// Returns whether release `version` comes before release `other` in the releases provider's
-// order: oldest marker time first, then by name, as `inventory` lists complete releases. A
-// release that is incomplete or gone from the folder is placed by `manifest`'s deployment order
-// when both are there. Returns nullopt when the two are the same release or cannot be placed.
+// Returns whether release `version` came before release `other`, by an order a `touch` of a
+// marker cannot change. Two Capistrano-style timestamp names (YYYYMMDDHHMMSS) compare by name.
+// Two releases in the manifest compare by the time it first saw them, then by name. Otherwise
+// the releases provider's order decides: oldest marker time first, then by name, as `inventory`
+// lists complete releases. Returns nullopt when the two are the same release or cannot be placed.
 std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,
                                    const ReleaseManifest* manifest, std::string_view version,
                                    std::string_view other);

@@ -39,11 +39,18 @@ constexpr int64_t kBaseSeconds = 1'772'366'400;
 class SteppingClock final : public core::Clock {
  public:
   core::Time Now() const override {
-    return core::Time{} + std::chrono::seconds(kBaseSeconds) +
-           std::chrono::milliseconds(ticks_.fetch_add(1));
+    return base_.load() + std::chrono::milliseconds(ticks_.fetch_add(1));
+  }
+
+  // Moves the clock to `time`, from where it steps on. Tests whose records must fall near the
+  // file times of `current` (the host's clock) move it there.
+  void MoveTo(core::Time time) {
+    ticks_ = 0;
+    base_ = time;
   }
 
  private:
+  std::atomic<core::Time> base_{core::Time{} + std::chrono::seconds(kBaseSeconds)};
   mutable std::atomic<int64_t> ticks_{0};
 };
 
@@ -347,19 +354,22 @@ TEST_F(ReleaseManifestTest, ReconcileJobCorrectsLostSwitch) {
   ASSERT_EQ(Live(), "2");
   EXPECT_EQ(Manifest().live_version, "3");  // the store does not know yet
 
+  // The job reads the switch from the link as a discovered rollback, and the manifest names it.
   RunJobs();
   ReleaseManifest manifest = Manifest();
   EXPECT_EQ(manifest.live_version, "2");
   EXPECT_EQ(StatusOf("3"), "rolled_back");
-  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "reconciliation");
-  auto entries = LedgerEntries("release_manifest.reconciled");
-  ASSERT_FALSE(entries.empty());
-  const std::string corrections = entries.back().change.at("corrections").dump();
-  EXPECT_NE(corrections.find("live release was 3 by the manifest, 2 by the folder"),
-            std::string::npos)
-      << corrections;
-  EXPECT_NE(corrections.find("release 3 marked rolled back"), std::string::npos) << corrections;
-  EXPECT_EQ(entries.back().change.at("found").at("live_version"), "2");
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
+  EXPECT_EQ(discovered->items[0].from_version, "3");
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by,
+            "discovered_rollback/" + discovered->items[0].id);
+  std::string ledgered_by;
+  for (const ledger::Entry& entry : LedgerEntries("release.status_changed")) {
+    if (entry.change.value("version", "") == "3") ledgered_by = entry.change.value("set_by", "");
+  }
+  EXPECT_EQ(ledgered_by, "discovered_rollback/" + discovered->items[0].id);
 }
 
 TEST_F(ReleaseManifestTest, RestartCorrectsLostSwitch) {
@@ -1104,6 +1114,123 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardPastRolledBackRelease) {
   EXPECT_EQ(rollback->version, "1");
   EXPECT_EQ(rollback->from_version, "2");
   EXPECT_EQ(StatusOf("2"), "rolled_back");
+}
+
+// Backout rolled 3 back to 2, then within minutes someone switched `current` by hand forward to
+// 3 and back to 2. Release 3 was made live in between, so the switch back is not Backout's
+// rollback: a discovered rollback from 3, which the manifest names as the reason.
+TEST_P(ReleaseManifestBackendTest, HandRollbackSoonAfterRollbackIsDiscovered) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  // The rollback's records fall a minute before the hand switches, which take the host's time.
+  clock_.MoveTo(std::chrono::time_point_cast<core::Time::duration>(
+      std::chrono::system_clock::now() - std::chrono::minutes(1)));
+  RollBackTo(three, "2");
+  Point("3");
+  auto forward = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(forward.has_value()) << forward.error().message;
+  ASSERT_EQ(forward->discovered_changes.size(), 1u);
+  ASSERT_TRUE(forward->discovered_rollbacks.empty());
+
+  Point("2");
+  auto back = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_EQ(back->matched, 0);
+  EXPECT_TRUE(back->discovered_changes.empty());
+  ASSERT_EQ(back->discovered_rollbacks.size(), 1u);
+  const std::string id = back->discovered_rollbacks[0];
+  auto found = plane_->GetDiscoveredRollback(lead_, id);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "2");
+  EXPECT_EQ(found->from_version, "3");
+
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "2");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(manifest.Find("3")->history.back().reason.find("without a record"), std::string::npos)
+      << manifest.Find("3")->history.back().reason;
+
+  auto again = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->discovered_rollbacks.empty());
+  EXPECT_TRUE(again->discovered_changes.empty());
+}
+
+// Release 2 lost its marker, `current` was switched by hand from 5 to 2, and the marker was
+// restored with a plain `touch`. The fresh marker time neither hides the rollback nor turns it
+// around, and the marker matches no deploy of 2 recorded before 5 was.
+TEST_P(ReleaseManifestBackendTest, TouchedMarkerKeepsRollbackDirection) {
+  AddRelease("4");
+  AddRelease("5");
+  Point("5");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  clock_.MoveTo(std::chrono::time_point_cast<core::Time::duration>(
+      std::chrono::system_clock::now() - std::chrono::minutes(10)));
+  Record("2");
+  Record("5");
+  ASSERT_EQ(Manifest().live_version, "5");
+
+  const fs::path marker = root_ / "releases" / "2" / kMarker;
+  fs::remove(marker);
+  Point("2");
+  auto problem = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(problem.has_value()) << problem.error().message;
+  ASSERT_NE(problem->live_problem, "");
+  ASSERT_TRUE(problem->discovered_rollbacks.empty());
+
+  std::ofstream(marker) << "";  // a `touch`: the marker's time is now
+  auto touched = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(touched.has_value()) << touched.error().message;
+  EXPECT_EQ(touched->live_problem, "");
+  EXPECT_EQ(touched->matched, 0);
+  ASSERT_EQ(touched->discovered_rollbacks.size(), 1u);
+  auto found = plane_->GetDiscoveredRollback(lead_, touched->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "2");
+  EXPECT_EQ(found->from_version, "5");
+  EXPECT_EQ(Manifest().live_version, "2");
+  EXPECT_EQ(StatusOf("5"), "rolled_back");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+
+  // Back to 5: a switch forward, not a rollback from 2.
+  Point("5");
+  auto forward = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(forward.has_value()) << forward.error().message;
+  EXPECT_TRUE(forward->discovered_rollbacks.empty());
+  EXPECT_EQ(Manifest().live_version, "5");
+  EXPECT_EQ(StatusOf("2"), "deployed");
+  EXPECT_EQ(StatusOf("5"), "deployed");
+}
+
+// A version that cannot name a release folder is rejected with the value in the message. A
+// valid name without a folder is recorded, but the manifest keeps the live release the folder
+// shows.
+TEST_P(ReleaseManifestBackendTest, ChangeVersionMustNameRelease) {
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  for (const std::string version : {"../../etc", "a/b", ".."}) {
+    auto rejected = plane_->RecordChange(ci_, NewChange{.service = "web", .version = version});
+    ASSERT_FALSE(rejected.has_value()) << version;
+    EXPECT_EQ(rejected.error().code, core::ErrorCode::kInvalidArgument) << version;
+    EXPECT_NE(rejected.error().message.find("'" + version + "'"), std::string::npos)
+        << rejected.error().message;
+  }
+
+  Record("v-not-a-folder");
+  EXPECT_EQ(Manifest().live_version, "3");
+  auto report = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "3");
+  ASSERT_NE(manifest.Find("v-not-a-folder"), nullptr);
+  EXPECT_FALSE(manifest.Find("v-not-a-folder")->in_folder);
+  EXPECT_EQ(StatusOf("3"), "deployed");
+
+  // The service `api` has no release folders, so any non-empty version is accepted.
+  auto other = plane_->RecordChange(ci_, NewChange{.service = "api", .version = "a/b"});
+  EXPECT_TRUE(other.has_value()) << other.error().message;
 }
 
 TEST_P(ReleaseManifestBackendTest, HandRollbackNamesLiveReleaseAsFrom) {

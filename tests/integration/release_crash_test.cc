@@ -168,11 +168,16 @@ TEST_F(ReleaseCrashTest, KilledAfterSwitchCorrectsManifest) {
   EXPECT_EQ(manifest.value("live_version", ""), "2") << releases.out;
   EXPECT_EQ(manifest.value("agrees_with_folder", false), true) << releases.out;
   std::map<std::string, std::string> statuses;
+  std::map<std::string, std::string> set_by;
   for (const nlohmann::json& release : manifest.value("releases", nlohmann::json::array())) {
     statuses[release.value("version", "")] = release.value("status", "");
+    set_by[release.value("version", "")] = release.value("set_by", "");
   }
   EXPECT_EQ(statuses["3"], "rolled_back") << releases.out;
   EXPECT_EQ(statuses["2"], "deployed") << releases.out;
+  // The resumed job finished the rollback, so its incident is the record of the switch away from
+  // 3, as without a crash.
+  EXPECT_EQ(set_by["3"], "incident/" + incident) << releases.out;
   EXPECT_NE(ReadFile(folder_.path() / "server.log").find("event=manifest_corrected"),
             std::string::npos);
 }

@@ -250,7 +250,12 @@ std::string ReleaseTree::DescribeProblem(const CurrentLink& link) const {
     case LinkState::kMissing:
       return fmt::format("{} does not exist, so no release is live; {}", path, repair);
     case LinkState::kNotALink:
-      return fmt::format("{} is not a symbolic link; replace it with a link: {}", path, repair);
+      // `ln -sfn` on a folder creates the link inside it, so the folder has to go first.
+      return fmt::format(
+          "{0} is not a symbolic link, and `ln -sfn` would create the link inside it; move it "
+          "aside first (`mv {0} {0}.old`), then point a new link at a complete release with an "
+          "absolute target, such as `ln -sfn {1}/VERSION {0}`",
+          path, ReleasesPath().string());
     case LinkState::kOutsideReleases:
       return fmt::format("{} links to '{}', which is not a folder directly under {}; {}", path,
                          link.target, ReleasesPath().string(), repair);

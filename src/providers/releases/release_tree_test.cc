@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "providers/releases/test_releases.h"
 #include "support/temp_dir.h"
 
@@ -170,6 +172,15 @@ TEST_F(ReleaseTreeTest, DotDotLinkIsOutsideReleases) {
 TEST_F(ReleaseTreeTest, FolderInsteadOfLink) {
   fs::create_directories(root_ / "current");
   EXPECT_EQ(tree_.ReadCurrent().state, LinkState::kNotALink);
+  // `ln -sfn` alone would put the link inside the folder, so the repair moves the folder first.
+  const std::string problem = tree_.DescribeProblem(tree_.ReadCurrent());
+  const std::string current = (root_ / "current").string();
+  const size_t move = problem.find(fmt::format("mv {0} {0}.old", current));
+  const size_t link =
+      problem.find(fmt::format("ln -sfn {}/VERSION {}", (root_ / "releases").string(), current));
+  ASSERT_NE(move, std::string::npos) << problem;
+  ASSERT_NE(link, std::string::npos) << problem;
+  EXPECT_LT(move, link) << problem;
 }
 
 TEST_F(ReleaseTreeTest, MissingCurrent) {
