@@ -131,12 +131,11 @@ ReleaseEntry& Entry(ReleaseManifest& manifest, std::string_view version, core::T
   return manifest.releases.back();
 }
 
-// Moves `entry` to `status`, keeps the change in its history and writes the ledger entry.
-// Returns false, writing nothing, when the entry already has that status.
-core::Result<bool> SetStatus(store::Transaction& tx, const Caller& caller, std::string_view service,
-                             ReleaseEntry& entry, ReleaseStatus status, core::Time time,
-                             std::string set_by, std::string reason) {
-  if (!entry.history.empty() && entry.status == status) return false;
+// Appends `status` to the history of `entry` and writes the ledger entry, whatever the current
+// status is.
+core::Result<void> RecordStatus(store::Transaction& tx, const Caller& caller,
+                                std::string_view service, ReleaseEntry& entry, ReleaseStatus status,
+                                core::Time time, std::string set_by, std::string reason) {
   json from = entry.history.empty() ? json(nullptr) : json(ReleaseStatusName(entry.status));
   entry.status = status;
   entry.history.push_back(
@@ -148,6 +147,17 @@ core::Result<bool> SetStatus(store::Transaction& tx, const Caller& caller, std::
                         {"time", core::FormatTime(time)},
                         {"set_by", std::move(set_by)},
                         {"reason", std::move(reason)}}));
+  return {};
+}
+
+// Moves `entry` to `status`, keeps the change in its history and writes the ledger entry.
+// Returns false, writing nothing, when the entry already has that status.
+core::Result<bool> SetStatus(store::Transaction& tx, const Caller& caller, std::string_view service,
+                             ReleaseEntry& entry, ReleaseStatus status, core::Time time,
+                             std::string set_by, std::string reason) {
+  if (!entry.history.empty() && entry.status == status) return false;
+  BACKOUT_CHECK(
+      RecordStatus(tx, caller, service, entry, status, time, std::move(set_by), std::move(reason)));
   return true;
 }
 
@@ -161,17 +171,8 @@ core::Result<bool> SetStatusFromRecord(store::Transaction& tx, const Caller& cal
   const bool set_by_reconciliation = !entry.history.empty() && entry.status == status &&
                                      entry.history.back().set_by == kReconciliationSource;
   if (set_by_reconciliation) {
-    json from = json(ReleaseStatusName(entry.status));
-    entry.history.push_back(
-        ReleaseStatusChange{.status = status, .time = time, .set_by = set_by, .reason = reason});
-    BACKOUT_CHECK(Ledger(tx, caller, "release.status_changed",
-                         ReleaseSubject(service, entry.version),
-                         {{"version", entry.version},
-                          {"from", std::move(from)},
-                          {"to", ReleaseStatusName(status)},
-                          {"time", core::FormatTime(time)},
-                          {"set_by", std::move(set_by)},
-                          {"reason", std::move(reason)}}));
+    BACKOUT_CHECK(RecordStatus(tx, caller, service, entry, status, time, std::move(set_by),
+                               std::move(reason)));
     return true;
   }
   return SetStatus(tx, caller, service, entry, status, time, std::move(set_by), std::move(reason));

@@ -98,7 +98,7 @@ core::Result<bool> LedgerAppender::SignPending() {
   if (state_->tree.size() == 0) return false;
 
   // Checkpoints are written under the ledger's write lock as the tree grows, so the newest row
-  // by id has the largest size; reading it by the primary key avoids scanning the table.
+  // by id has the largest size. Reading it by the primary key avoids a scan of the table.
   auto latest =
       session_.Execute("SELECT tree_size FROM ledger_checkpoints ORDER BY id DESC LIMIT 1");
   if (!latest) return std::unexpected(latest.error());
