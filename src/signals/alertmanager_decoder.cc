@@ -1,6 +1,7 @@
-// ParseAlertmanagerWebhook: decodes the webhook body in one pass of nlohmann's SAX parser and
-// fills WebhookPayload directly, without building a JSON document first. Members the decoder does
-// not read are skipped whatever their type or depth.
+// ParseAlertmanagerWebhook: decodes the webhook body in one pass of SAX events and fills
+// WebhookPayload directly, without building a JSON document first. The events come from the fast
+// reader in alertmanager_json_reader.h, or from nlohmann's parser when that reader gives up.
+// Members the decoder does not read are skipped whatever their type or depth.
 //
 // The result is the one a document parser followed by lookups would give. The decoder checks the
 // body's shape only after the whole body has parsed, so invalid JSON is reported before a wrong
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "signals/alertmanager.h"
+#include "signals/alertmanager_json_reader.h"
 
 namespace backout::signals {
 namespace {
@@ -88,13 +90,13 @@ core::Result<void> CheckStringMap(const StringMapProblems& problems, std::string
   return {};
 }
 
-// A handler for Json::sax_parse. Each event moves a small state machine: `scope_` is the
-// container being read and `field_` the member whose value comes next.
+// A handler for json_reader::ReadJson and Json::sax_parse. Each event moves a small state machine:
+// `scope_` is the container being read and `field_` the member whose value comes next.
 class WebhookDecoder {
  public:
   explicit WebhookDecoder(std::string_view service_label) : service_label_(service_label) {}
 
-  // The result once sax_parse has returned true.
+  // The result once ReadJson or sax_parse has returned true.
   core::Result<WebhookPayload> Finish() && {
     if (!body_is_object_) {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
@@ -530,13 +532,18 @@ core::Result<void> WebhookDecoder::CompleteAlert() {
 core::Result<WebhookPayload> ParseAlertmanagerWebhook(std::string_view body,
                                                       std::string_view service_label) {
   WebhookDecoder decoder(service_label);
-  if (!Json::sax_parse(body.begin(), body.end(), &decoder)) {
+  if (json_reader::ReadJson(body, decoder)) return std::move(decoder).Finish();
+
+  // The fast reader gave up, on a form it does not read or on invalid JSON. nlohmann's parser
+  // decides which, with a new decoder because the first one holds a partial result.
+  WebhookDecoder checked_decoder(service_label);
+  if (!Json::sax_parse(body.begin(), body.end(), &checked_decoder)) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "the webhook body is not valid JSON (byte {}); send Alertmanager's "
                            "webhook payload",
-                           decoder.error_byte());
+                           checked_decoder.error_byte());
   }
-  return std::move(decoder).Finish();
+  return std::move(checked_decoder).Finish();
 }
 
 }  // namespace backout::signals
