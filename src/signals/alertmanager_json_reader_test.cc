@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,169 @@ TEST(AlertmanagerJsonReader, StopsWhenHandlerReturnsFalse) {
     bool key(std::string& /*name*/) { return false; }
   } handler;
   EXPECT_FALSE(ReadJson(R"({"a":1})", handler));
+}
+
+// Random JSON texts for the comparison below, valid and invalid: strings with every kind of
+// escape and UTF-8 sequence (some malformed), numbers of every form, literals and nested
+// containers, with whitespace between tokens and random edits.
+class RandomJson {
+ public:
+  explicit RandomJson(uint64_t seed) : random_(seed) {}
+
+  std::string Text() {
+    std::string text = Whitespace() + Value(0) + Whitespace();
+    if (Below(4) == 0) Edit(text);
+    return text;
+  }
+
+ private:
+  size_t Below(size_t bound) {
+    return std::uniform_int_distribution<size_t>(0, bound - 1)(random_);
+  }
+
+  template <size_t N>
+  const char* Pick(const char* const (&choices)[N]) {
+    return choices[Below(N)];
+  }
+
+  std::string Whitespace() {
+    static const char* const kChoices[] = {"", "", "", " ", "\n", "\t ", "\r\n  "};
+    return Pick(kChoices);
+  }
+
+  std::string String() {
+    static const char* const kPieces[] = {"a",
+                                          "web",
+                                          "\\\"",
+                                          "\\\\",
+                                          "\\/",
+                                          "\\b\\f\\n\\r\\t",
+                                          "\\u00e9",
+                                          "\\u0026",
+                                          "\\u0000",
+                                          "\\uD83D\\uDE80",
+                                          "\\uABCD",
+                                          "\xc3\xa9",
+                                          "\xe2\x82\xac",
+                                          "\xf0\x9f\x9a\x80",
+                                          "\xef\xbf\xbf",
+                                          "\x7f",
+                                          "\\ud83d",
+                                          "\\udc00",
+                                          "\\uD83Dx",
+                                          "\\uZZZZ",
+                                          "\\u12",
+                                          "\\x",
+                                          "\xc0\xaf",
+                                          "\xed\xa0\x80",
+                                          "\xf4\x90\x80\x80",
+                                          "\xe0\x80\x80",
+                                          "\xff",
+                                          "\xc3",
+                                          "\x01"};
+    std::string text = "\"";
+    const size_t pieces = Below(5);
+    for (size_t i = 0; i < pieces; ++i) text += kPieces[Below(Below(5) == 0 ? 29 : 16)];
+    return text + "\"";
+  }
+
+  std::string Number() {
+    static const char* const kNumbers[] = {"0",
+                                           "-0",
+                                           "7",
+                                           "-12",
+                                           "123456789012345678",
+                                           "1234567890123456789",
+                                           "1.5",
+                                           "1e3",
+                                           "1E+3",
+                                           "-1e-3",
+                                           "18446744073709551616",
+                                           "-9223372036854775809",
+                                           "01",
+                                           "-",
+                                           "1.",
+                                           ".5",
+                                           "1e999",
+                                           "-01"};
+    return Pick(kNumbers);
+  }
+
+  std::string Value(int depth) {
+    switch (Below(depth > 4 ? 5 : 7)) {
+      case 0: {
+        static const char* const kLiterals[] = {"null", "true", "false", "null", "nul", "truex"};
+        return Pick(kLiterals);
+      }
+      case 1:
+      case 2:
+        return String();
+      case 3:
+        return Number();
+      case 4:
+        return std::to_string(Below(1000));
+      case 5: {
+        std::string text = "[" + Whitespace();
+        const size_t items = Below(4);
+        for (size_t i = 0; i < items; ++i) {
+          if (i > 0) text += "," + Whitespace();
+          text += Value(depth + 1) + Whitespace();
+        }
+        return text + "]";
+      }
+      default: {
+        std::string text = "{" + Whitespace();
+        const size_t members = Below(4);
+        for (size_t i = 0; i < members; ++i) {
+          if (i > 0) text += "," + Whitespace();
+          text += String() + Whitespace() + ":" + Whitespace() + Value(depth + 1) + Whitespace();
+        }
+        return text + "}";
+      }
+    }
+  }
+
+  void Edit(std::string& text) {
+    static constexpr std::string_view kBytes = " {}[],:\"x1\\-.e\x80";
+    switch (Below(5)) {
+      case 0:
+        text.resize(Below(text.size() + 1));
+        break;
+      case 1:
+        if (!text.empty()) text[Below(text.size())] = kBytes[Below(kBytes.size())];
+        break;
+      case 2:
+        if (!text.empty()) text.erase(Below(text.size()), 1);
+        break;
+      case 3:
+        text.insert(Below(text.size() + 1), 1, kBytes[Below(kBytes.size())]);
+        break;
+      default:
+        text.insert(0, "\xef\xbb\xbf");
+        break;
+    }
+  }
+
+  std::mt19937_64 random_;
+};
+
+TEST(AlertmanagerJsonReader, MatchesNlohmannOnRandomText) {
+  RandomJson generator(20261205);
+  int accepted = 0;
+  int rejected_by_nlohmann = 0;
+  for (int i = 0; i < 50000; ++i) {
+    const std::string text = generator.Text();
+    const Outcome fast = ReadFast(text);
+    const Outcome reference = ReadWithNlohmann(text);
+    if (!reference.accepted) ++rejected_by_nlohmann;
+    if (!fast.accepted) continue;
+    ++accepted;
+    ASSERT_TRUE(reference.accepted) << "accepted invalid JSON: " << text;
+    ASSERT_EQ(fast.events, reference.events) << text;
+  }
+  // Both outcomes must be common, or the comparison proves little.
+  EXPECT_GT(accepted, 10000);
+  EXPECT_GT(rejected_by_nlohmann, 10000);
 }
 
 }  // namespace
