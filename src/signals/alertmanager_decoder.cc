@@ -67,10 +67,10 @@ Field AlertField(std::string_view key) {
 // The containers the decoder reads. Any other container is skipped (see skip_depth_).
 enum class Scope { kBeforeBody, kBody, kAlerts, kAlert, kLabels, kAnnotations, kAfterBody };
 
-// The JSON type of a scalar value, as far as the decoder tells them apart.
+// The JSON types of scalar values that the decoder distinguishes.
 enum class ScalarType { kString, kNull, kInteger, kOther };
 
-// What went wrong in one alert's labels or annotations. An alert with either problem is invalid.
+// Problems in one alert's labels or annotations. An alert with any of them is invalid.
 struct StringMapProblems {
   bool not_object = false;
   // Names whose last value is not a string. The first in sorted order is reported, as a lookup
@@ -78,7 +78,7 @@ struct StringMapProblems {
   std::vector<std::string> non_string_names;
 };
 
-// Checks a string map read by the decoder; `field` is "labels" or "annotations".
+// Checks a string map read by the decoder. `field` is "labels" or "annotations".
 core::Result<void> CheckStringMap(const StringMapProblems& problems, std::string_view field) {
   if (problems.not_object) {
     return core::MakeError(core::ErrorCode::kInvalidArgument, "`{}` is not an object", field);
@@ -485,8 +485,9 @@ void WebhookDecoder::FinishAlert() {
   }
 }
 
-// Checks the alert just read and fills its derived members, in the order the checks have
-// always run, so an alert with several problems reports the same first one.
+// Checks the alert just read and fills its derived members. The checks run in a fixed order
+// (status, labels, annotations, startsAt, endsAt), so an alert with several problems always
+// reports the first of them.
 core::Result<void> WebhookDecoder::CompleteAlert() {
   if (alert_status_ == "firing") {
     alert_.status = AlertStatus::kFiring;
@@ -535,7 +536,7 @@ core::Result<WebhookPayload> ParseAlertmanagerWebhook(std::string_view body,
   if (json_reader::ReadJson(body, decoder)) return std::move(decoder).Finish();
 
   // The fast reader gave up, on a form it does not read or on invalid JSON. nlohmann's parser
-  // decides which, with a new decoder because the first one holds a partial result.
+  // decides which, with a new decoder because the first one contains a partial result.
   WebhookDecoder checked_decoder(service_label);
   if (!Json::sax_parse(body.begin(), body.end(), &checked_decoder)) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,

@@ -1,8 +1,9 @@
 #pragma once
 
 // A JSON reader for the webhook's fast path. It sends the same SAX events as
-// nlohmann::json::sax_parse in strict mode (nlohmann 3.11) but scans several times faster,
-// because nlohmann's lexer copies every byte into two buffers.
+// nlohmann::json::sax_parse in strict mode (nlohmann 3.11) in about a fifth of the instructions
+// on the intake benchmark's bodies (callgrind), because nlohmann's lexer copies every byte into
+// two buffers.
 //
 // It reads only the common forms and gives up on everything else: integers beyond 18 digits,
 // fractions and exponents, a byte order mark, and any JSON that is not valid. A caller that gets

@@ -183,7 +183,7 @@ TEST(AlertmanagerWebhook, RejectsOtherVersionAfterAlerts) {
             "later) is read");
 }
 
-TEST(AlertmanagerWebhook, KeepsIndexOfInvalidAlertBetweenValidOnes) {
+TEST(AlertmanagerWebhook, IndexesInvalidAlertBetweenValid) {
   nlohmann::json broken = AlertJson("firing", {{"service", "web"}}, "b2");
   broken["labels"]["team"] = 7;
   auto payload =
@@ -261,7 +261,7 @@ TEST(AlertmanagerWebhook, ReadsNumberVersionAsMissing) {
             "later) is read");
 }
 
-TEST(AlertmanagerWebhook, HandlesNumbersWhereStringsAreExpected) {
+TEST(AlertmanagerWebhook, HandlesNumbersInStringFields) {
   nlohmann::json numeric_fingerprint = AlertJson("firing", {{"service", "web"}}, "");
   numeric_fingerprint["fingerprint"] = 12345;
   numeric_fingerprint["generatorURL"] = 1.5;
@@ -288,7 +288,7 @@ TEST(AlertmanagerWebhook, HandlesNumbersWhereStringsAreExpected) {
   EXPECT_EQ(payload->invalid_alerts[3].reason, "`labels` is not an object");
 }
 
-TEST(AlertmanagerWebhook, ReportsFirstNonStringLabelInSortedOrder) {
+TEST(AlertmanagerWebhook, ReportsSmallestNonStringLabel) {
   nlohmann::json alert = AlertJson("firing", {{"service", "web"}, {"zone", 1}, {"app", {1}}});
   auto payload = ParseAlertmanagerWebhook(Body({alert}), "service");
   ASSERT_TRUE(payload.has_value()) << payload.error().message;
@@ -379,8 +379,9 @@ TEST(AlertmanagerWebhook, ReportsJsonErrorBeforeShape) {
   EXPECT_NE(scalar.error().message.find("not a JSON object"), std::string::npos);
 }
 
-TEST(AlertmanagerWebhook, RejectsNumberTooLargeAsInvalidJson) {
-  // nlohmann reports this overflow as out_of_range, which the document parser let escape.
+TEST(AlertmanagerWebhook, RejectsOverflowingNumber) {
+  // nlohmann reports this overflow as out_of_range, not as parse_error, and the decoder must still
+  // name it invalid JSON.
   auto payload =
       ParseAlertmanagerWebhook(R"({"version":"4","truncatedAlerts":1e999,"alerts":[]})", "service");
   ASSERT_FALSE(payload.has_value());
