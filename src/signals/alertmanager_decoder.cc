@@ -3,7 +3,8 @@
 // reader in alertmanager_json_reader.h, or from nlohmann's parser when that reader gives up.
 // Members the decoder does not read are skipped whatever their type or depth.
 //
-// The result is the one a document parser followed by lookups would give. The decoder checks the
+// The result is the one a document parser followed by lookups would give, and
+// alertmanager_decoder_test.cc compares the two on random bodies. The decoder checks the
 // body's shape only after the whole body has parsed, so invalid JSON is reported before a wrong
 // version or a missing `alerts` list, wherever in the body each one is. When a key repeats in an
 // object, the last value wins, as in nlohmann's document parser.
