@@ -1,6 +1,8 @@
 # Entry points named in README.md. Each target installs what it needs, builds, then runs.
 BUILD_DIR ?= build
 JOBS ?= 2
+# Release keeps the build near 1.5 GB; RelWithDebInfo adds debug information for profiling.
+BUILD_TYPE ?= Release
 # Options of bench/run.sh for `make bench`, such as --quick or --only intake,latency.
 BENCH_FLAGS ?=
 
@@ -10,7 +12,7 @@ deps:
 	bash scripts/install-deps.sh
 
 build: deps
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 # The main job on the embedded SQLite default.

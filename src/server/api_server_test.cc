@@ -89,7 +89,9 @@ services:
   }
 
   void TearDown() override {
-    if (server_) EXPECT_TRUE(server_->Stop());
+    if (server_) {
+      EXPECT_TRUE(server_->Stop());
+    }
   }
 
   httplib::Client Client(const std::string& token) {
