@@ -89,17 +89,25 @@ core::Result<std::vector<Object>> SqlTransaction::List(const ListQuery& query) {
                      query.kind);
   }
 
+  // The order is core::IdLess: the id without its trailing digits, then the length, then the
+  // bytes, so CHG-2 comes before CHG-10. Both SQLite and PostgreSQL have rtrim(text, characters)
+  // and row value comparison.
+  // NOTE: no index covers this key, so each page sorts all rows of the kind (or of the service).
+  constexpr std::string_view kIdOrderKey = "(rtrim(id, '0123456789'), length(id), id)";
   core::Result<SqlResult> result;
   if (query.service.has_value()) {
     result = session_.Execute(
-        fmt::format("SELECT {} FROM objects WHERE kind = $1 AND service = $2 AND id > $3 "
-                    "ORDER BY id LIMIT $4",
-                    kObjectColumns),
+        fmt::format("SELECT {0} FROM objects WHERE kind = $1 AND service = $2 AND {1} > "
+                    "(rtrim(CAST($3 AS TEXT), '0123456789'), length(CAST($3 AS TEXT)), $3) "
+                    "ORDER BY rtrim(id, '0123456789'), length(id), id LIMIT $4",
+                    kObjectColumns, kIdOrderKey),
         {query.kind, *query.service, query.after_id, static_cast<int64_t>(query.limit)});
   } else {
     result = session_.Execute(
-        fmt::format("SELECT {} FROM objects WHERE kind = $1 AND id > $2 ORDER BY id LIMIT $3",
-                    kObjectColumns),
+        fmt::format("SELECT {0} FROM objects WHERE kind = $1 AND {1} > "
+                    "(rtrim(CAST($2 AS TEXT), '0123456789'), length(CAST($2 AS TEXT)), $2) "
+                    "ORDER BY rtrim(id, '0123456789'), length(id), id LIMIT $3",
+                    kObjectColumns, kIdOrderKey),
         {query.kind, query.after_id, static_cast<int64_t>(query.limit)});
   }
   if (!result) return std::unexpected(result.error());
