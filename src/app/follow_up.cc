@@ -11,6 +11,7 @@
 #include "app/review_template.h"
 #include "app/try.h"
 #include "core/attachment_limits.h"
+#include "core/id_order.h"
 #include "core/state_machine.h"
 #include "evidence/review_document.h"
 #include "ledger/hash.h"
@@ -573,7 +574,7 @@ core::Result<std::vector<ActionItemRow>> ControlPlane::ListAllActionItems(
                            *filter.owner);
   }
   std::ranges::stable_sort(rows, [](const ActionItemRow& a, const ActionItemRow& b) {
-    return std::tie(a.item.due, a.item.id) < std::tie(b.item.due, b.item.id);
+    return a.item.due != b.item.due ? a.item.due < b.item.due : core::IdLess(a.item.id, b.item.id);
   });
   return rows;
 }

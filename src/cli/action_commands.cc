@@ -122,7 +122,9 @@ void AddActionList(CLI::App& action, int& exit_status) {
   };
   auto flags = std::make_shared<Flags>();
   auto* command = action.add_subcommand(
-      "list", "List action items: one incident's, or with no ID every incident's, by due date");
+      "list",
+      "List action items: one incident's in the order they were added, or with no ID every "
+      "incident's by due date and then by id");
   command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1; all incidents if absent");
   command->add_option("--limit", flags->limit, "Show at most this many items; 0 shows all")
       ->capture_default_str();

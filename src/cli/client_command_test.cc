@@ -205,5 +205,27 @@ TEST(ReadWholeFileTest, RejectsDevice) {
       << device.error().message;
 }
 
+// The list commands print items in the server's order: numbered ids by number, which for
+// changes, incidents, discovered rollbacks and deliveries is the order they were recorded.
+TEST(ListHelpTest, StatesServerOrder) {
+  CLI::App app;
+  int exit_status = 0;
+  AddCommands(app, exit_status);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"incident", "oldest first"},
+      {"change", "oldest first"},
+      {"discovered", "oldest first"},
+      {"notification", "oldest first"},
+      {"user", "by name"},
+      {"action", "by due date and then by id"},
+  };
+  for (const auto& [group, order] : cases) {
+    SCOPED_TRACE(group);
+    const CLI::App* list = app.get_subcommand(group)->get_subcommand("list");
+    EXPECT_NE(list->get_description().find(order), std::string::npos) << list->get_description();
+    EXPECT_EQ(list->get_description().find("newest"), std::string::npos) << list->get_description();
+  }
+}
+
 }  // namespace
 }  // namespace backout::cli

@@ -79,8 +79,8 @@ void AddUserList(CLI::App& user, int& exit_status) {
     size_t limit = 0;
   };
   auto flags = std::make_shared<Flags>();
-  auto* command =
-      user.add_subcommand("list", "List users with their roles and the services granted to them");
+  auto* command = user.add_subcommand(
+      "list", "List users with their roles and the services granted to them, by name");
   command->add_option("--limit", flags->limit, "Show at most this many users; 0 shows all")
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {

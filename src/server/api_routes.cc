@@ -83,7 +83,8 @@ std::optional<std::string> QueryString(const HttpRequest& request, const char* n
 
 std::vector<QueryParameter> PageParameters() {
   return {{"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
-          {"after", StringSchema("Return items whose id sorts after this one (from next_after).")}};
+          {"after", StringSchema("Return the items that follow this id in list order (from "
+                                 "next_after).")}};
 }
 
 Schema ListResponse(std::string description) {
@@ -196,7 +197,7 @@ void AddIdentityRoutes(Router& router, app::ControlPlane& plane) {
   router.Add(Route{.method = "GET",
                    .path = ApiPath("/users"),
                    .operation_id = "listUsers",
-                   .summary = "Users and their grants. Admin or auditor.",
+                   .summary = "Users and their grants, by name. Admin or auditor.",
                    .query = PageParameters(),
                    .response = ListResponse("Users."),
                    .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
@@ -323,7 +324,7 @@ void AddServiceAndChangeRoutes(Router& router, app::ControlPlane& plane) {
       Route{.method = "GET",
             .path = ApiPath("/changes"),
             .operation_id = "listChanges",
-            .summary = "Recorded changes, optionally of one service.",
+            .summary = "Recorded changes, optionally of one service, oldest first.",
             .query =
                 [] {
                   auto query = PageParameters();
@@ -387,7 +388,7 @@ void AddIncidentRoutes(Router& router, app::ControlPlane& plane) {
       .method = "GET",
       .path = ApiPath("/incidents"),
       .operation_id = "listIncidents",
-      .summary = "Incidents, optionally of one service or in one state.",
+      .summary = "Incidents, optionally of one service or in one state, oldest first.",
       .query =
           [] {
             auto query = PageParameters();
@@ -614,7 +615,9 @@ void AddJobAndLedgerRoutes(Router& router, app::ControlPlane& plane) {
                    .path = ApiPath("/ledger/proof"),
                    .operation_id = "getInclusionProof",
                    .summary = "Inclusion proof of one entry in the current tree (RFC 6962).",
-                   .query = {{"entry", IntegerSchema("The entry's sequence number, from 0.")}},
+                   .query = {{.name = "entry",
+                              .schema = IntegerSchema("The entry's sequence number, from 0."),
+                              .required = true}},
                    .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
                      auto entry = QueryNumber(request, "entry");
                      if (!entry) return std::unexpected(entry.error());
@@ -626,8 +629,8 @@ void AddJobAndLedgerRoutes(Router& router, app::ControlPlane& plane) {
       .path = ApiPath("/ledger/consistency"),
       .operation_id = "getConsistencyProof",
       .summary = "Proof that the tree of `from` entries is a prefix of the tree of `to` entries.",
-      .query = {{"from", IntegerSchema("The older tree size.")},
-                {"to", IntegerSchema("The newer tree size.")}},
+      .query = {{.name = "from", .schema = IntegerSchema("The older tree size."), .required = true},
+                {.name = "to", .schema = IntegerSchema("The newer tree size."), .required = true}},
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
         auto from = QueryNumber(request, "from");
         if (!from) return std::unexpected(from.error());

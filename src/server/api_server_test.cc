@@ -9,6 +9,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -19,6 +21,7 @@
 #include "ledger/entry.h"
 #include "server/control_plane_server.h"
 #include "server/errors.h"
+#include "server/signal_routes.h"
 #include "store/system_clock.h"
 #include "support/temp_dir.h"
 
@@ -552,6 +555,191 @@ TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {
   ASSERT_EQ(body["items"].size(), 1u);
   EXPECT_EQ(body["items"][0]["version"], "v2");
   EXPECT_EQ(body["next_after"], "");
+}
+
+// Numbered ids list by number, not as text (CHG-2 before CHG-10), and paging with next_after
+// keeps that order.
+TEST_F(ApiServerTest, ListsNumberedIdsByNumber) {
+  std::vector<std::string> expected;
+  for (int i = 1; i <= 11; ++i) {
+    RecordChange(fmt::format("v{}", i));
+    expected.push_back(fmt::format("CHG-{}", i));
+  }
+  auto whole = Client(lead_token_).Get("/api/v1/changes");
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  std::vector<std::string> listed;
+  const json whole_body = json::parse(whole->body);
+  for (const json& item : whole_body["items"]) listed.push_back(item["id"]);
+  EXPECT_EQ(listed, expected);
+
+  std::vector<std::string> paged;
+  std::string after;
+  for (int page = 0; page < 5; ++page) {
+    auto result = Client(lead_token_).Get("/api/v1/changes?limit=4&after=" + after);
+    ASSERT_TRUE(result);
+    ASSERT_EQ(result->status, 200) << result->body;
+    const json body = json::parse(result->body);
+    for (const json& item : body["items"]) paged.push_back(item["id"]);
+    after = body["next_after"];
+    if (after.empty()) break;
+  }
+  EXPECT_EQ(paged, expected);
+
+  std::vector<std::string> incidents_expected;
+  for (int i = 1; i <= 11; ++i) {
+    auto opened = Client(lead_token_)
+                      .Post("/api/v1/incidents",
+                            json{{"service", "checkout"},
+                                 {"severity", "sev3"},
+                                 {"title", fmt::format("t{}", i)}}
+                                .dump(),
+                            "application/json");
+    ASSERT_TRUE(opened);
+    ASSERT_EQ(opened->status, 201) << opened->body;
+    incidents_expected.push_back(json::parse(opened->body)["id"]);
+  }
+  auto incidents = Client(lead_token_).Get("/api/v1/incidents");
+  ASSERT_TRUE(incidents);
+  ASSERT_EQ(incidents->status, 200) << incidents->body;
+  std::vector<std::string> incidents_listed;
+  const json incidents_body = json::parse(incidents->body);
+  for (const json& item : incidents_body["items"]) incidents_listed.push_back(item["id"]);
+  EXPECT_EQ(incidents_listed, incidents_expected);
+}
+
+TEST_F(ApiServerTest, MissingRequiredQueryParameterIsRejected) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/api/v1/ledger/proof", "entry"},
+      {"/api/v1/ledger/consistency?from=1", "to"},
+      {"/api/v1/ledger/consistency?to=2", "from"},
+      {"/api/v1/evidence?from=2026-12-01T00:00:00Z", "to"},
+      {"/api/v1/evidence?to=2026-12-01T00:00:00Z", "from"},
+  };
+  for (const auto& [path, name] : cases) {
+    SCOPED_TRACE(path);
+    ExpectError(Client(admin_token_).Get(path), 400,
+                fmt::format("missing required query parameter `{}`", name));
+  }
+}
+
+// The document's `required` on each query parameter is the route's, and the parameters the
+// handlers cannot do without are marked.
+TEST_F(ApiServerTest, OpenApiMarksRequiredQueryParameters) {
+  auto result = Client("").Get("/api/v1/openapi.json");
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->status, 200);
+  const json document = json::parse(result->body);
+
+  std::set<std::string> required;
+  for (const Route& route : server_->router().routes()) {
+    std::string method = route.method;
+    for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const json& operation = document["paths"][route.path][method];
+    for (const QueryParameter& parameter : route.query) {
+      SCOPED_TRACE(route.path + " " + parameter.name);
+      const auto documented = std::find_if(
+          operation["parameters"].begin(), operation["parameters"].end(),
+          [&](const json& p) { return p["in"] == "query" && p["name"] == parameter.name; });
+      ASSERT_NE(documented, operation["parameters"].end());
+      EXPECT_EQ((*documented)["required"], parameter.required);
+      if (parameter.required) required.insert(route.operation_id + "." + parameter.name);
+    }
+  }
+  EXPECT_EQ(required, (std::set<std::string>{"getInclusionProof.entry", "getConsistencyProof.from",
+                                             "getConsistencyProof.to", "getPeriodEvidence.from",
+                                             "getPeriodEvidence.to"}));
+}
+
+// Each JSON success response follows the schema the OpenAPI document gives for its route.
+TEST_F(ApiServerTest, ResponsesMatchDocumentedSchemas) {
+  RecordChange("v2");
+  // A service whose provider reads history, so that reconcile returns 200.
+  const std::filesystem::path root = temp_.path() / "storefront";
+  for (const std::string release : {"v1", "v2"}) {
+    std::filesystem::create_directories(root / "releases" / release);
+    std::ofstream(root / "releases" / release / ".backout-release-complete");
+  }
+  std::filesystem::create_symlink(root / "releases" / "v2", root / "current");
+  std::ofstream(temp_.path() / "backout.yaml", std::ios::app) << fmt::format(
+      "  - name: storefront\n    provider: {{kind: releases, root: {}}}\n", root.string());
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+
+  struct Call {
+    std::string method;
+    std::string path;
+    std::string token;
+  };
+  const std::vector<Call> calls = {
+      {"GET", "/healthz", ""},
+      {"GET", "/readyz", ""},
+      {"GET", "/api/v1/users", admin_token_},
+      {"GET", "/api/v1/services", lead_token_},
+      {"GET", "/api/v1/changes", lead_token_},
+      {"GET", "/api/v1/incidents", lead_token_},
+      {"GET", "/api/v1/discovered-rollbacks", lead_token_},
+      {"GET", "/api/v1/notifications", admin_token_},
+      {"GET", "/api/v1/action-items", lead_token_},
+      {"GET", "/api/v1/services/checkout/timeline", lead_token_},
+      {"POST", "/api/v1/services/storefront/reconcile", lead_token_},
+  };
+  for (const Call& call : calls) {
+    SCOPED_TRACE(call.method + " " + call.path);
+    httplib::Client client = Client(call.token);
+    auto result = call.method == "GET" ? client.Get(call.path)
+                                       : client.Post(call.path, "{}", "application/json");
+    ASSERT_TRUE(result);
+    const Router::Match match = server_->router().Find(call.method, call.path);
+    ASSERT_EQ(match.status, Router::MatchStatus::kFound);
+    ASSERT_EQ(result->status, match.route->success_status) << result->body;
+    auto valid = Validate(json::parse(result->body), match.route->response);
+    EXPECT_TRUE(valid.has_value()) << valid.error().message << "\n" << result->body;
+  }
+
+  // The reconcile route documents its report field by field, not as a free-form object.
+  auto document = Client("").Get("/api/v1/openapi.json");
+  ASSERT_TRUE(document);
+  const json schema =
+      json::parse(document->body)["paths"]["/api/v1/services/{name}/reconcile"]["post"]["responses"]
+                                 ["200"]["content"]["application/json"]["schema"];
+  EXPECT_EQ(schema.value("additionalProperties", json(true)), false) << schema.dump();
+  EXPECT_TRUE(schema["properties"].contains("discovered_rollbacks")) << schema.dump();
+  EXPECT_TRUE(schema["required"].is_array()) << schema.dump();
+}
+
+// Every rejected webhook delivery is counted, but the log names a rejected address once per
+// minute, so a sender with a wrong token cannot fill the log.
+TEST_F(ApiServerTest, RejectedWebhookLoggedOncePerInterval) {
+  ::setenv("BACKOUT_TEST_ALERTMANAGER_TOKEN", "right-token", /*overwrite=*/1);
+  std::ofstream(temp_.path() / "backout.yaml", std::ios::app)
+      << "signals:\n  alertmanager:\n    bearer_token: env:BACKOUT_TEST_ALERTMANAGER_TOKEN\n";
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  for (int i = 0; i < 4; ++i) {
+    ExpectError(
+        Client("wrong-token").Post("/api/v1/signals/alertmanager", "{}", "application/json"), 401,
+        "bearer token is not the receiver's");
+  }
+  spdlog::set_default_logger(previous);
+
+  const std::string logs = captured.str();
+  size_t lines = 0;
+  for (size_t at = 0; (at = logs.find("event=webhook_rejected", at)) != std::string::npos; ++at) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << logs;
+  EXPECT_NE(logs.find("not_logged_since_last=0"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("wrong-token"), std::string::npos) << logs;
+  EXPECT_EQ(server_->metrics().Value(kSignalWebhooksRejectedTotal, {{"reason", "unauthenticated"}}),
+            4);
 }
 
 }  // namespace

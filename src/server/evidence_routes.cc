@@ -87,8 +87,12 @@ void AddEvidenceRoutes(Router& router, app::ControlPlane& plane) {
       .summary = "The evidence bundle of a period: a deterministic tar.gz with every incident of "
                  "the period, the population, the policies in force and a consistency proof "
                  "between the checkpoints around it. Admin, engineering lead or auditor.",
-      .query = {{"from", StringSchema("Start of the period (RFC 3339), inclusive. Required.")},
-                {"to", StringSchema("End of the period (RFC 3339), exclusive. Required.")}},
+      .query = {{.name = "from",
+                 .schema = StringSchema("Start of the period (RFC 3339), inclusive."),
+                 .required = true},
+                {.name = "to",
+                 .schema = StringSchema("End of the period (RFC 3339), exclusive."),
+                 .required = true}},
       .response_content_type = kGzip,
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
         auto from = QueryTime(request, "from");

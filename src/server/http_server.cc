@@ -319,6 +319,9 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
   const Route& route = *match.route;
   route_label = route.path;
   if (auto refused = CheckAccess(route, request, caller)) return *refused;
+  if (route.authenticates_sender) {
+    if (auto limited = RateLimited(request.remote_addr)) return *limited;
+  }
 
   // httplib moves the fields of a form-encoded body into the query parameters, so a body is
   // accepted only as JSON; this also keeps form posts from other origins out.
@@ -389,7 +392,12 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                    .raw_body = std::move(raw_body),
                    .headers = std::move(headers)};
   core::Result<HttpResponse> answer = route.handler(call);
-  if (!answer) return ErrorResponse(answer.error());
+  if (!answer) {
+    if (route.authenticates_sender && answer.error().code == core::ErrorCode::kUnauthenticated) {
+      rate_limiter_.RecordFailure(request.remote_addr);
+    }
+    return ErrorResponse(answer.error());
+  }
   return *std::move(answer);
 }
 
@@ -400,16 +408,7 @@ std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
   if (route.access == Access::kMetrics && options_.metrics_token.empty()) return std::nullopt;
 
   const std::string& address = request.remote_addr;
-  const core::Duration blocked = rate_limiter_.BlockedFor(address);
-  if (blocked > core::Duration::zero()) {
-    metrics_.Increment(kRateLimitedTotal);
-    const auto seconds = std::chrono::ceil<std::chrono::seconds>(blocked).count();
-    HttpResponse answer = ErrorResponse(
-        429, kRateLimited,
-        fmt::format("too many unauthenticated attempts from {}; retry in {} s", address, seconds));
-    answer.headers.emplace_back("Retry-After", std::to_string(seconds));
-    return answer;
-  }
+  if (auto limited = RateLimited(address)) return limited;
 
   const std::optional<std::string> token = BearerToken(request);
   if (!token) {
@@ -442,6 +441,18 @@ void HttpServer::CountTooLarge(const httplib::Request& request, const std::strin
       "limit={}",
       request.method, route, request.remote_addr, request.get_header_value("Content-Length"),
       limit);
+}
+
+std::optional<HttpResponse> HttpServer::RateLimited(const std::string& address) {
+  const core::Duration blocked = rate_limiter_.BlockedFor(address);
+  if (blocked <= core::Duration::zero()) return std::nullopt;
+  metrics_.Increment(kRateLimitedTotal);
+  const auto seconds = std::chrono::ceil<std::chrono::seconds>(blocked).count();
+  HttpResponse answer = ErrorResponse(
+      429, kRateLimited,
+      fmt::format("too many unauthenticated attempts from {}; retry in {} s", address, seconds));
+  answer.headers.emplace_back("Retry-After", std::to_string(seconds));
+  return answer;
 }
 
 HttpResponse HttpServer::Unauthenticated(const std::string& address, std::string_view message) {

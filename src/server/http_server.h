@@ -77,6 +77,8 @@ class HttpServer {
   std::optional<HttpResponse> CheckAccess(const Route& route, const httplib::Request& request,
                                           std::optional<app::Caller>& caller);
   HttpResponse Unauthenticated(const std::string& address, std::string_view message);
+  // Returns a 429 response while `address` is blocked for failed attempts, or std::nullopt.
+  std::optional<HttpResponse> RateLimited(const std::string& address);
   // Logs and counts a body over `limit`, which httplib or the route check refused.
   void CountTooLarge(const httplib::Request& request, const std::string& route, size_t limit);
 

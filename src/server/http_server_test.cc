@@ -61,6 +61,31 @@ Router TestRouter() {
                      return HttpResponse{.status = 201, .body = request.body};
                    }});
   router.Add(Route{.method = "POST",
+                   .path = "/hooks/thing",
+                   .operation_id = "thingHook",
+                   .summary = "webhook with its own key",
+                   .access = Access::kPublic,
+                   .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
+                     auto key = request.headers.find("x-key");
+                     if (key == request.headers.end() || key->second != "right") {
+                       return core::MakeError(core::ErrorCode::kUnauthenticated, "wrong key");
+                     }
+                     return HttpResponse{.body = json::object()};
+                   },
+                   .raw_body = true,
+                   .authenticates_sender = true});
+  router.Add(Route{.method = "GET",
+                   .path = "/api/v1/proofs",
+                   .operation_id = "getProof",
+                   .summary = "needs a parameter",
+                   .query = {{.name = "entry",
+                              .schema = IntegerSchema("The entry's sequence number."),
+                              .required = true},
+                             {"limit", IntegerSchema("page size")}},
+                   .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
+                     return HttpResponse{.body = {{"entry", request.query.at("entry")}}};
+                   }});
+  router.Add(Route{.method = "POST",
                    .path = "/api/v1/things/{id}/ping",
                    .operation_id = "pingThing",
                    .summary = "ping",
@@ -169,6 +194,41 @@ TEST_F(HttpServerTest, RepeatedBadTokensAreRateLimited) {
 
   clock_.Advance(std::chrono::seconds(3));
   ExpectError(Client().Get("/api/v1/things/T-2"), 404, "not_found");
+}
+
+// A webhook that checks its own credentials is rate-limited like a bad bearer token.
+TEST_F(HttpServerTest, RejectedWebhookSendersAreRateLimited) {
+  HttpServerOptions options;
+  options.rate_limit.burst = 3;
+  Start(options);
+  httplib::Client client("127.0.0.1", port_);
+  const httplib::Headers wrong = {{"X-Key", "wrong"}};
+  for (int i = 0; i < 3; ++i) {
+    ExpectError(client.Post("/hooks/thing", wrong, "{}", "application/json"), 401,
+                "unauthenticated");
+  }
+
+  auto limited = client.Post("/hooks/thing", {{"X-Key", "right"}}, "{}", "application/json");
+  ExpectError(limited, 429, "rate_limited");
+  EXPECT_EQ(metrics_.Value(kRateLimitedTotal), 1);
+
+  clock_.Advance(std::chrono::seconds(3));
+  auto accepted = client.Post("/hooks/thing", {{"X-Key", "right"}}, "{}", "application/json");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 200) << accepted->body;
+}
+
+TEST_F(HttpServerTest, MissingRequiredQueryParameterIs400) {
+  Start({});
+  auto missing = Client().Get("/api/v1/proofs?limit=5");
+  ExpectError(missing, 400, "invalid_argument");
+  EXPECT_NE(missing->body.find("missing required query parameter `entry` for GET /api/v1/proofs"),
+            std::string::npos)
+      << missing->body;
+
+  auto present = Client().Get("/api/v1/proofs?entry=3");
+  ASSERT_TRUE(present);
+  EXPECT_EQ(present->status, 200) << present->body;
 }
 
 TEST_F(HttpServerTest, HandlerErrorMapsToStatus) {

@@ -30,7 +30,7 @@ json PathParameters(const Route& route) {
   for (const QueryParameter& parameter : route.query) {
     parameters.push_back({{"name", parameter.name},
                           {"in", "query"},
-                          {"required", false},
+                          {"required", parameter.required},
                           {"description", parameter.schema.description},
                           {"schema", ToJsonSchema(parameter.schema)}});
   }

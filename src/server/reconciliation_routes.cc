@@ -49,7 +49,8 @@ core::Result<HttpResponse> Answer(core::Result<T> result, ToJson to_json) {
 
 std::vector<QueryParameter> PageParameters() {
   return {{"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
-          {"after", StringSchema("Return items whose id sorts after this one (from next_after).")}};
+          {"after", StringSchema("Return the items that follow this id in list order (from "
+                                 "next_after).")}};
 }
 
 Schema ListResponse(std::string description) {
@@ -57,6 +58,26 @@ Schema ListResponse(std::string description) {
                       {Required("items", ArraySchema("The page's items.", OpenObjectSchema(""))),
                        Required("next_after", StringSchema("Pass as `after` for the next page; "
                                                            "empty on the last page."))});
+}
+
+// The body app::ToJson(ReconcileReport) writes.
+Schema ReconcileReportSchema() {
+  return ObjectSchema(
+      "What the run read and recorded.",
+      {Required("service", StringSchema("The service reconciled.")),
+       Required("reconcilable",
+                BooleanSchema("false when the provider keeps no history to read; see `reason`.")),
+       Required("reason", StringSchema("Why the service cannot be reconciled; empty when it can.")),
+       Required("entries_read", IntegerSchema("History entries the provider returned.")),
+       Required("already_known", IntegerSchema("Entries an earlier run reconciled.")),
+       Required("matched", IntegerSchema("Entries that match a recorded change or one of "
+                                         "Backout's rollbacks.")),
+       Required("discovered_changes",
+                ArraySchema("Ids of the changes recorded from the history.", StringSchema(""))),
+       Required("discovered_rollbacks",
+                ArraySchema("Ids of the discovered rollbacks recorded.", StringSchema(""))),
+       Required("live_problem", StringSchema("Why the tool shows no live version; empty when it "
+                                             "shows one."))});
 }
 
 json DiscoveredJson(const app::DiscoveredRollback& found) { return app::ToJson(found); }
@@ -83,7 +104,7 @@ void AddDiscoveredRoutes(Router& router, app::ControlPlane& plane) {
                                                        {"open", "linked", "documented"})});
                   return query;
                 }(),
-            .response = ListResponse("Discovered rollbacks."),
+            .response = ListResponse("Discovered rollbacks, oldest first."),
             .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
               auto options = ListOptionsOf(request);
               if (!options) return std::unexpected(options.error());
@@ -137,6 +158,7 @@ void AddServiceReconciliationRoutes(Router& router, app::ControlPlane& plane) {
       .summary = "Read the provider's history now and record what Backout did not: discovered "
                  "changes and discovered rollbacks. Engineering lead or devops engineer.",
       .request_body = ObjectSchema("", {}),
+      .response = ReconcileReportSchema(),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
         return Answer(plane.Reconcile(CallerOf(request), Parameter(request, "name")),
                       [](const app::ReconcileReport& report) { return app::ToJson(report); });
@@ -161,8 +183,8 @@ void AddNotificationRoutes(Router& router, app::ControlPlane& plane) {
       .method = "GET",
       .path = ApiPath("/notifications"),
       .operation_id = "listNotifications",
-      .summary = "Webhook deliveries with their state and attempts; with failed=true only the "
-                 "dead-lettered ones.",
+      .summary = "Webhook deliveries with their state and attempts, oldest first; with failed=true "
+                 "only the dead-lettered ones.",
       .query =
           [] {
             auto query = PageParameters();

@@ -108,8 +108,8 @@ void AddActionItemReportRoutes(Router& router, app::ControlPlane& plane) {
       Route{.method = "GET",
             .path = ApiPath("/action-items"),
             .operation_id = "listAllActionItems",
-            .summary = "Action items of every incident, by due date, each with its service and the "
-                       "days it is overdue.",
+            .summary = "Action items of every incident, by due date and then by id, each with its "
+                       "service and the days it is overdue.",
             .query = {{"owner", StringSchema("Only items owned by this user.")},
                       {"service", StringSchema("Only items of this service's incidents.")},
                       {"overdue", StringSchema("`true`: only open items past their due date.")}},

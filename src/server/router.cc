@@ -99,6 +99,15 @@ core::Result<void> ValidateQuery(const Route& route,
                              fmt::join(declared->schema.enum_values, ", "), value);
     }
   }
+  for (const QueryParameter& parameter : route.query) {
+    if (parameter.required && !query.contains(parameter.name)) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "missing required query parameter `{0}` for {1} {2}; add {0}=VALUE "
+                             "to the query. {0}: {3}",
+                             parameter.name, route.method, route.path,
+                             parameter.schema.description);
+    }
+  }
   return {};
 }
 

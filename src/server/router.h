@@ -51,6 +51,8 @@ using Handler = std::function<core::Result<HttpResponse>(const HttpRequest&)>;
 struct QueryParameter {
   std::string name;
   Schema schema;  // string or integer
+  // A request without the parameter is rejected with 400 before the handler runs.
+  bool required = false;
 };
 
 // One entry of the route table. The OpenAPI document is generated from the same entries.
@@ -71,6 +73,10 @@ struct Route {
   bool raw_body = false;
   // A body limit for this route instead of the server's.
   std::optional<size_t> max_body_bytes;
+  // The handler checks the sender's own credentials (a webhook on a kPublic route). A
+  // kUnauthenticated error from it counts against the client address in the server's rate
+  // limiter, and a blocked address gets 429 before the handler runs.
+  bool authenticates_sender = false;
 };
 
 // Matches request paths against the route table.
@@ -93,9 +99,9 @@ class Router {
   std::vector<Route> routes_;
 };
 
-// Checks the query string against the route's declared parameters: unknown names, empty values
-// (except the page cursor `after`), integers that do not parse and values outside an enum are
-// rejected with kInvalidArgument naming the parameter.
+// Checks the query string against the route's declared parameters: unknown names, missing
+// required parameters, empty values (except the page cursor `after`), integers that do not parse
+// and values outside an enum are rejected with kInvalidArgument naming the parameter.
 core::Result<void> ValidateQuery(const Route& route,
                                  const std::map<std::string, std::string>& query);
 

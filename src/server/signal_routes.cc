@@ -10,6 +10,7 @@
 
 #include "server/api_json.h"
 #include "server/errors.h"
+#include "server/log_throttle.h"
 #include "server/schema.h"
 #include "signals/alertmanager.h"
 
@@ -17,6 +18,9 @@ namespace backout::server {
 namespace {
 
 using nlohmann::json;
+
+// How often the log may name one address whose webhook deliveries were rejected.
+constexpr core::Duration kRejectedLogInterval = std::chrono::seconds(60);
 
 std::string HeaderOf(const HttpRequest& request, const std::string& name) {
   auto it = request.headers.find(name);
@@ -81,19 +85,23 @@ json IntakeJson(const app::SignalIntake& intake) {
 }
 
 core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics& metrics,
-                                               IntakeBatcher& batcher, const HttpRequest& request) {
+                                               IntakeBatcher& batcher, LogThrottle& rejected_log,
+                                               const HttpRequest& request) {
   // Step 1: the sender's credentials, checked over the exact bytes received.
   auto authenticated =
       plane.AuthenticateSignalSender(HeaderOf(request, "authorization"),
                                      HeaderOf(request, "x-backout-signature"), request.raw_body);
-  // NOTE: rejected senders are counted and logged but not rate-limited, because the server's
-  // rate limiter only guards routes with Access::kAuthenticated.
   if (!authenticated) {
     if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
       metrics.Increment(kUnauthenticatedTotal);
       metrics.Increment(kSignalWebhooksRejectedTotal, {{"reason", "unauthenticated"}});
-      spdlog::warn("component=signals event=webhook_rejected reason=unauthenticated remote={}",
-                   request.remote_address);
+      // The metrics count every rejection; the log gets one line per address and interval.
+      if (auto held_back = rejected_log.Admit(request.remote_address)) {
+        spdlog::warn(
+            "component=signals event=webhook_rejected reason=unauthenticated remote={} "
+            "not_logged_since_last={}",
+            request.remote_address, *held_back);
+      }
     }
     return std::unexpected(authenticated.error());
   }
@@ -154,12 +162,15 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
            Required("invalid", IntegerSchema("Alerts that could not be decoded.")),
            Required("truncated_alerts", IntegerSchema("Alerts Alertmanager dropped.")),
            Required("correlation_job", StringSchema("The correlation job, or empty."))}),
-      .handler = [&plane, &metrics, batcher = std::make_shared<IntakeBatcher>()](
+      .handler = [&plane, &metrics, batcher = std::make_shared<IntakeBatcher>(),
+                  rejected_log = std::make_shared<LogThrottle>(
+                      plane.clock(), LogThrottle::Options{.interval = kRejectedLogInterval})](
                      const HttpRequest& request) -> core::Result<HttpResponse> {
-        return ReceiveAlertmanager(plane, metrics, *batcher, request);
+        return ReceiveAlertmanager(plane, metrics, *batcher, *rejected_log, request);
       },
       .raw_body = true,
-      .max_body_bytes = limit});
+      .max_body_bytes = limit,
+      .authenticates_sender = true});
 
   router.Add(Route{
       .method = "GET",
@@ -168,7 +179,7 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
       .summary = "Signals received or raised, with their correlation.",
       .query = {{"service", StringSchema("Only this service's signals.")},
                 {"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
-                {"after", StringSchema("Return items whose id sorts after this one.")}},
+                {"after", StringSchema("Return the items that follow this id in list order.")}},
       .response = OpenObjectSchema("A page of signals."),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
         app::ListOptions options;

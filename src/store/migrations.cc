@@ -136,8 +136,24 @@ CREATE INDEX jobs_runnable ON jobs (state, kind, run_after, id);
 CREATE INDEX jobs_by_subject ON jobs (subject, id);
 )sql";
 
+// Indexes for listing objects in core::IdLess order (CHG-2 before CHG-10), the order of
+// Transaction::List, so a page reads the rows it returns instead of sorting the whole kind. The
+// expressions must match the list query's text for the planners to use them.
+constexpr std::string_view kSqliteV2 = R"sql(
+CREATE INDEX objects_by_id_order ON objects (kind, rtrim(id, '0123456789'), length(id), id);
+CREATE INDEX objects_by_service_id_order
+  ON objects (kind, service, rtrim(id, '0123456789'), length(id), id);
+)sql";
+
+constexpr std::string_view kPostgresqlV2 = R"sql(
+CREATE INDEX objects_by_id_order ON objects (kind, (rtrim(id, '0123456789')), (length(id)), id);
+CREATE INDEX objects_by_service_id_order
+  ON objects (kind, service, (rtrim(id, '0123456789')), (length(id)), id);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "objects, counters, ledger and job queue", kSqliteV1, kPostgresqlV1},
+    Migration{2, "indexes for listing numbered ids by number", kSqliteV2, kPostgresqlV2},
 };
 
 }  // namespace

@@ -13,6 +13,41 @@ using core::MakeError;
 constexpr std::string_view kObjectColumns =
     "kind, id, service, body, version, created_at, updated_at";
 
+// The statement of Transaction::List, in core::IdLess order: the id without its trailing digits
+// (its prefix), then the length, then the bytes, so CHG-2 comes before CHG-10. Schema version 2
+// indexes this key. The ids after the cursor are three index ranges: the same prefix and length
+// with larger bytes, the same prefix and a greater length, then greater prefixes. Each is read in
+// index order up to the limit and the union is sorted again. One row comparison of the whole key
+// was not an index range in SQLite (bench/growth_bench paged 10^5 incidents at about 100 ms a
+// page). The statement names the index for SQLite, which otherwise scans the primary key from
+// `id > after` and filters, reading every row of the kind when the cursor is empty.
+std::string ListStatement(bool by_service, Dialect dialect) {
+  const std::string filter = by_service ? "kind = $1 AND service = $2" : "kind = $1";
+  std::string source = "objects";
+  if (dialect == Dialect::kSqlite) {
+    source = by_service ? "objects INDEXED BY objects_by_service_id_order"
+                        : "objects INDEXED BY objects_by_id_order";
+  }
+  const int after = by_service ? 3 : 2;
+  const int limit = after + 1;
+  return fmt::format(
+      "SELECT {cols} FROM ("
+      "SELECT * FROM (SELECT {cols} FROM {source} WHERE {filter} AND {prefix} = {after_prefix} "
+      "AND length(id) = {after_length} AND id > ${after} ORDER BY id LIMIT ${limit}) "
+      "AS same_length UNION ALL "
+      "SELECT * FROM (SELECT {cols} FROM {source} WHERE {filter} AND {prefix} = {after_prefix} "
+      "AND length(id) > {after_length} ORDER BY length(id), id LIMIT ${limit}) "
+      "AS longer UNION ALL "
+      "SELECT * FROM (SELECT {cols} FROM {source} WHERE {filter} AND {prefix} > {after_prefix} "
+      "ORDER BY {prefix}, length(id), id LIMIT ${limit}) AS later_prefix"
+      ") AS page ORDER BY {prefix}, length(id), id LIMIT ${limit}",
+      fmt::arg("cols", kObjectColumns), fmt::arg("source", source), fmt::arg("filter", filter),
+      fmt::arg("prefix", "rtrim(id, '0123456789')"),
+      fmt::arg("after_prefix", fmt::format("rtrim(CAST(${} AS TEXT), '0123456789')", after)),
+      fmt::arg("after_length", fmt::format("length(CAST(${} AS TEXT))", after)),
+      fmt::arg("after", after), fmt::arg("limit", limit));
+}
+
 core::Result<Object> ObjectFromRow(const SqlRow& row) {
   Object object;
   auto kind = ColumnText(row, 0, "objects.kind");
@@ -89,18 +124,14 @@ core::Result<std::vector<Object>> SqlTransaction::List(const ListQuery& query) {
                      query.kind);
   }
 
+  const std::string statement = ListStatement(query.service.has_value(), session_.dialect());
   core::Result<SqlResult> result;
   if (query.service.has_value()) {
     result = session_.Execute(
-        fmt::format("SELECT {} FROM objects WHERE kind = $1 AND service = $2 AND id > $3 "
-                    "ORDER BY id LIMIT $4",
-                    kObjectColumns),
-        {query.kind, *query.service, query.after_id, static_cast<int64_t>(query.limit)});
+        statement, {query.kind, *query.service, query.after_id, static_cast<int64_t>(query.limit)});
   } else {
-    result = session_.Execute(
-        fmt::format("SELECT {} FROM objects WHERE kind = $1 AND id > $2 ORDER BY id LIMIT $3",
-                    kObjectColumns),
-        {query.kind, query.after_id, static_cast<int64_t>(query.limit)});
+    result = session_.Execute(statement,
+                              {query.kind, query.after_id, static_cast<int64_t>(query.limit)});
   }
   if (!result) return std::unexpected(result.error());
 

@@ -253,6 +253,25 @@ TEST_P(StoreContractTest, ListPagesInIdOrder) {
             (std::vector<std::string>{"e"}));
 }
 
+// Ids with a counter suffix list by number, and a page's last id is a cursor in that order.
+TEST_P(StoreContractTest, ListOrdersNumberedIdsByNumber) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (std::string id : {"CHG-10", "CHG-2", "CHG-1", "CHG-11", "CHG-9", "CHG-100"}) {
+    Object object{.kind = "change", .id = id, .service = "checkout"};
+    ASSERT_TRUE(PutObject(*store, object).has_value());
+  }
+
+  EXPECT_EQ(ListIds(*store, {.kind = "change"}),
+            (std::vector<std::string>{"CHG-1", "CHG-2", "CHG-9", "CHG-10", "CHG-11", "CHG-100"}));
+  EXPECT_EQ(ListIds(*store, {.kind = "change", .after_id = "CHG-9", .limit = 2}),
+            (std::vector<std::string>{"CHG-10", "CHG-11"}));
+  EXPECT_EQ(
+      ListIds(*store, {.kind = "change", .service = "checkout", .after_id = "CHG-2", .limit = 2}),
+      (std::vector<std::string>{"CHG-9", "CHG-10"}));
+  EXPECT_EQ(ListIds(*store, {.kind = "change", .after_id = "CHG-100"}), std::vector<std::string>{});
+}
+
 TEST_P(StoreContractTest, ListFiltersByService) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
