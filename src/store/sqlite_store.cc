@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -108,6 +110,28 @@ class SqliteConnection final : public SqlSession {
   using SqlSession::Execute;
 
   Dialect dialect() const override { return Dialect::kSqlite; }
+
+  // Switches the database to write-ahead logging and returns the journal mode now in force.
+  // When several connections open a new database at once, SQLite can answer SQLITE_BUSY at once
+  // instead of waiting in the busy handler, because two connections upgrading their locks could
+  // otherwise deadlock. So a busy answer is retried until the busy timeout has passed.
+  core::Result<std::string> UseWriteAheadLog() {
+    constexpr std::string_view kSql = "PRAGMA journal_mode = WAL";
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+    while (true) {
+      auto result = Execute(kSql);
+      if (result) {
+        if (result->rows.empty() || result->rows[0].empty()) return std::string("unknown");
+        return result->rows[0][0].value_or("?");
+      }
+      const bool busy = (sqlite3_errcode(db_) & 0xff) == SQLITE_BUSY;
+      if (!busy || std::chrono::steady_clock::now() >= deadline) {
+        return std::unexpected(result.error());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 
   core::Result<SqlResult> Execute(std::string_view sql, std::span<const SqlValue> params) override {
     auto prepared = Prepare(sql);
@@ -280,13 +304,13 @@ core::Result<std::unique_ptr<Store>> SqliteStore::Open(std::string_view path,
   if (!writer) return std::unexpected(writer.error());
 
   // WAL lets readers keep their snapshot while the writer commits.
-  auto journal = (*writer)->Execute("PRAGMA journal_mode = WAL");
+  auto journal = (*writer)->UseWriteAheadLog();
   if (!journal) return std::unexpected(journal.error());
-  if (journal->rows.empty() || journal->rows[0].at(0) != "wal") {
+  if (*journal != "wal") {
     return MakeError(ErrorCode::kFailedPrecondition,
                      "SQLite database {} cannot use write-ahead logging (journal mode is {}); "
                      "keep the database on a local file system",
-                     file, journal->rows.empty() ? "unknown" : journal->rows[0][0].value_or("?"));
+                     file, *journal);
   }
   auto synced = (*writer)->ExecuteScript(fmt::format("PRAGMA synchronous = {}", *synchronous));
   if (!synced) return std::unexpected(synced.error());
