@@ -215,15 +215,6 @@ bool IsTimestampName(std::string_view version) {
          std::ranges::all_of(version, [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Returns whether release `a` came before `b` in the order that decides the direction of a
-// switch of `current`. A `touch` of a marker must not turn a switch around, so the marker's time
-// does not count. Timestamp names compare by name. Other releases compare by the time the
-// manifest first saw them (their first change or their earliest marker time), then by name.
-bool SwitchOrderBefore(const ReleaseEntry& a, const ReleaseEntry& b) {
-  if (IsTimestampName(a.version) && IsTimestampName(b.version)) return a.version < b.version;
-  return std::pair(a.first_seen, a.version) < std::pair(b.first_seen, b.version);
-}
-
 // The release the folder shows live, when Backout can trust it, or the problem that stops it.
 struct TrustedLive {
   std::string version;  // empty when the folder shows no release Backout can trust as live
@@ -271,6 +262,16 @@ core::Result<ReleaseStatus> ParseReleaseStatus(std::string_view text) {
                          "unknown release status '{}'; expected deployed, validated_good, failed, "
                          "rolled_back or present",
                          text);
+}
+
+// A `touch` of a marker must neither turn a switch of `current` around nor change the target,
+// so the marker's latest time does not count. The first_seen time is a release's first change
+// or its earliest marker time.
+// NOTE: with timestamp names and other names mixed in one folder, this order can be cyclic, so a
+// sort may place a timestamp-named release between two others inconsistently.
+bool ReleaseEntry::DeployedBefore(const ReleaseEntry& other) const {
+  if (IsTimestampName(version) && IsTimestampName(other.version)) return version < other.version;
+  return std::pair(first_seen, version) < std::pair(other.first_seen, other.version);
 }
 
 const ReleaseEntry* ReleaseManifest::Find(std::string_view version) const {
@@ -488,7 +489,7 @@ std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,
   if (IsTimestampName(version) && IsTimestampName(other)) return version < other;
   const ReleaseEntry* entry = manifest != nullptr ? manifest->Find(version) : nullptr;
   const ReleaseEntry* other_entry = manifest != nullptr ? manifest->Find(other) : nullptr;
-  if (entry != nullptr && other_entry != nullptr) return SwitchOrderBefore(*entry, *other_entry);
+  if (entry != nullptr && other_entry != nullptr) return entry->DeployedBefore(*other_entry);
   const std::optional<size_t> position = CompletePosition(inventory, version);
   const std::optional<size_t> other_position = CompletePosition(inventory, other);
   if (position && other_position) return *position < *other_position;
@@ -585,7 +586,7 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
     const ReleaseEntry* before = manifest.Find(previous);
     const ReleaseEntry* now_live = manifest.Find(live);
     const bool moved_back =
-        before != nullptr && now_live != nullptr && SwitchOrderBefore(*now_live, *before);
+        before != nullptr && now_live != nullptr && now_live->DeployedBefore(*before);
     if (moved_back) {
       ReleaseEntry& away = *manifest.Find(previous);
       BACKOUT_TRY(bool changed,

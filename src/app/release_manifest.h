@@ -59,13 +59,13 @@ struct ReleaseEntry {
   std::vector<std::string> change_ids;     // changes that deployed it
   std::vector<ReleaseStatusChange> history;
 
-  // The time the release counts from when releases are put in deployment order.
-  core::Time OrderTime() const { return completed_at.value_or(first_seen); }
-  // Orders by OrderTime, then by name for releases completed at the same time, as the releases
-  // provider lists them.
-  bool DeployedBefore(const ReleaseEntry& other) const {
-    return std::pair(OrderTime(), version) < std::pair(other.OrderTime(), other.version);
-  }
+  // The time the release counts from in deployment order: the time the manifest first saw it.
+  // A later `touch` of its marker does not move it.
+  core::Time OrderTime() const { return first_seen; }
+  // Returns whether this release was deployed before `other`. Two Capistrano-style timestamp
+  // names (YYYYMMDDHHMMSS) compare by name, and other pairs by OrderTime, then by name. The
+  // direction of a switch of `current` is decided by the same rule.
+  bool DeployedBefore(const ReleaseEntry& other) const;
 };
 
 struct ReleaseManifest {
@@ -79,7 +79,7 @@ struct ReleaseManifest {
   std::string live_problem;
   std::optional<core::Time> live_problem_since;  // the reconciliation that first found it
   std::optional<core::Time> reconciled_at;
-  std::vector<ReleaseEntry> releases;  // in deployment order (ReleaseEntry::OrderTime)
+  std::vector<ReleaseEntry> releases;  // in deployment order (ReleaseEntry::DeployedBefore)
 
   const ReleaseEntry* Find(std::string_view version) const;
   ReleaseEntry* Find(std::string_view version);

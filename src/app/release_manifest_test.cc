@@ -656,6 +656,27 @@ TEST_F(ReleaseManifestTest, ProviderRuleSkipsFailedRelease) {
   EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
 }
 
+// A `touch` of release 2's marker makes it newer than 3 by marker time, but not in the order the
+// target is chosen by.
+TEST_F(ReleaseManifestTest, TouchedMarkerKeepsTarget) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  const std::string id = Open(three);
+  ASSERT_EQ(Assess(id).target_version, "2");
+
+  std::ofstream(root_ / "releases" / "2" / kMarker) << "";  // a `touch`: the marker's time is now
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  ReleaseManifest manifest = Manifest();
+  ASSERT_EQ(manifest.releases.size(), 3u);
+  EXPECT_EQ(manifest.releases[1].version, "2");
+
+  core::Assessment assessment = Assess(id);
+  EXPECT_EQ(assessment.target_version, "2") << assessment.target_rule;
+  EXPECT_EQ(assessment.plan.value("target_version", ""), "2") << assessment.plan.dump();
+}
+
 TEST_F(ReleaseManifestTest, NamedSuspectTargetIsRejected) {
   Record("1");
   core::Change two = Record("2");
@@ -1010,7 +1031,8 @@ TEST_P(ReleaseManifestBackendTest, ReleaseCompletedWhileLiveIsRollback) {
 
 // Every `current` Backout cannot trust is a live problem and never a switch. The cases are no
 // link, a folder in its place, a relative link that resolves outside the release folders, a
-// dangling link and a link to a release without its marker. Repairing the link records no switch.
+// dangling link, a link to a release without its marker and a link to a release folder that is
+// itself a link leading outside the release folders. Repairing the link records no switch.
 TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
   Record("1");
   Record("2");
@@ -1018,6 +1040,9 @@ TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
   ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
   AddIncompleteRelease("4");
   fs::create_directories(root_ / "0");  // a folder beside releases/, as `current -> 0` finds it
+  const fs::path elsewhere = providers::releases::testing::MakeRelease(temp_.path() / "other", "5",
+                                                                       true, kBaseSeconds, kMarker);
+  fs::create_directory_symlink(elsewhere, root_ / "releases" / "5");
 
   struct Case {
     std::string name;
@@ -1030,6 +1055,7 @@ TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
       {"relative outside", [&] { providers::releases::testing::PointCurrent(root_, "0"); }},
       {"dangling", [&] { providers::releases::testing::PointCurrent(root_, "releases/9"); }},
       {"incomplete", [&] { Point("4"); }},
+      {"release linked outside", [&] { Point("5"); }},
   };
   for (const Case& test : cases) {
     std::error_code error;
