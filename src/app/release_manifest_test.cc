@@ -687,6 +687,38 @@ TEST_F(ReleaseManifestTest, NamedSuspectTargetIsRejected) {
   EXPECT_NE(assessed.error().message.find(two.id), std::string::npos) << assessed.error().message;
 }
 
+// Release 3 was deployed by hand without a record, so the provider's own rule picks 2, the
+// suspected change's version. A break-glass rollback without an assessment must not run it.
+TEST_F(ReleaseManifestTest, BreakGlassRejectsProviderTargetOfSuspect) {
+  Record("1");
+  core::Change two = Record("2");
+  const std::string id = Open(two);
+  auto requested = plane_->RequestRollback(
+      sre_, id, RollbackRequest{.emergency = true, .reason = "checkout down, lead unreachable"});
+  ASSERT_TRUE(requested.has_value()) << requested.error().message;
+  RunJobs();
+  EXPECT_EQ(Live(), "3");
+
+  auto incident = plane_->GetIncident(lead_, id);
+  ASSERT_TRUE(incident.has_value()) << incident.error().message;
+  ASSERT_EQ(incident->rollbacks.size(), 1u);
+  const core::Rollback& refused = incident->rollbacks[0];
+  EXPECT_EQ(refused.outcome, core::RollbackOutcome::kPreconditionFailed);
+  EXPECT_NE(refused.message.find("rollback target 2"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find("suspected change " + two.id), std::string::npos)
+      << refused.message;
+  EXPECT_NE(refused.message.find("--target VERSION"), std::string::npos) << refused.message;
+  EXPECT_EQ(StatusOf("2"), "deployed");
+
+  // The fix the message names: assess with a target from before the suspect, then break glass.
+  EXPECT_EQ(Assess(id, "1").target_version, "1");
+  auto again = plane_->RequestRollback(
+      sre_, id, RollbackRequest{.emergency = true, .reason = "checkout down, lead unreachable"});
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  RunJobs();
+  EXPECT_EQ(Live(), "1");
+}
+
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
   Record("1");
   core::Change two = Record("2");
