@@ -451,6 +451,31 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
   return SaveManifest(tx, stored);
 }
 
+core::Result<void> NoteDeploymentDiscovered(store::Transaction& tx, const Settings& settings,
+                                            const Caller& caller, const core::Change& change) {
+  const std::string& from = change.previous_version;
+  if (!KeepsReleaseManifest(settings, change.service) || from.empty() || from == change.version) {
+    return {};
+  }
+  BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, change.service));
+  ReleaseManifest& manifest = stored.manifest;
+  if (manifest.live_version != from) return {};
+  ReleaseEntry& entry = Entry(manifest, change.version, change.time);
+  if (std::ranges::find(entry.change_ids, change.id) == entry.change_ids.end()) {
+    entry.change_ids.push_back(change.id);
+  }
+  if (RedeployedWhenLive(entry)) {
+    BACKOUT_CHECK(SetStatusFromRecord(
+        tx, caller, change.service, entry, ReleaseStatus::kDeployed, change.time,
+        fmt::format("change/{}", change.id),
+        fmt::format("current was switched from {} to it outside Backout, recorded as discovered "
+                    "change {}",
+                    from, change.id)));
+  }
+  MakeLive(manifest, change.version, change.time);
+  return SaveManifest(tx, stored);
+}
+
 core::Result<void> NoteValidationFinding(store::Transaction& tx, const Settings& settings,
                                          const Caller& caller, const core::Incident& incident,
                                          std::string_view rollback_job_id,

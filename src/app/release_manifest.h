@@ -132,6 +132,14 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
                                           std::string_view id, std::string_view version,
                                           std::string_view from_version, core::Time time);
 
+// Discovered change `change`, read from the tool's history, is a switch of `current` from
+// `change.previous_version` to `change.version`, which the folder shows live. The release becomes
+// live, and deployed when it was rolled back or only present, set by "change/<id>", so the
+// manifest names the record reconciliation wrote. Writes nothing unless the manifest has the
+// previous version live. Only call it for a switch the folder still shows.
+core::Result<void> NoteDeploymentDiscovered(store::Transaction& tx, const Settings& settings,
+                                            const Caller& caller, const core::Change& change);
+
 // A validation of `incident` found `finding`. `recovered` marks the version its rollback made
 // live (the rollback of job `rollback_job_id`, or the latest one that acted) validated good.
 core::Result<void> NoteValidationFinding(store::Transaction& tx, const Settings& settings,

@@ -378,11 +378,15 @@ TEST_F(ReleaseManifestTest, RestartCorrectsLostSwitch) {
   Record("3");
   SwitchWithoutStoreWrite("2");
 
-  // A new server over the same store corrects the manifest at start, before any job runs.
+  // A new server over the same store corrects the manifest at start, before any job runs. No
+  // job of Backout's made the switch, so the start records it as a discovered rollback.
   StartPlane();
   ASSERT_TRUE(plane_->ScheduleReconciliation());
   EXPECT_EQ(Manifest().live_version, "2");
   EXPECT_EQ(StatusOf("3"), "rolled_back");
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
 
   auto listed = plane_->ListReleases(lead_, "web");
   ASSERT_TRUE(listed.has_value()) << listed.error().message;
@@ -393,7 +397,7 @@ TEST_F(ReleaseManifestTest, RestartCorrectsLostSwitch) {
   EXPECT_EQ((*listed)["releases"][1]["version"], "2");
   EXPECT_EQ((*listed)["releases"][1]["live"], true);
   EXPECT_EQ((*listed)["releases"][2]["status"], "rolled_back");
-  EXPECT_EQ((*listed)["releases"][2]["set_by"], "reconciliation");
+  EXPECT_EQ((*listed)["releases"][2]["set_by"], "discovered_rollback/" + discovered->items[0].id);
 }
 
 TEST_F(ReleaseManifestTest, ForwardHandSwitchIsNotRollback) {
@@ -850,6 +854,30 @@ class ReleaseManifestBackendTest : public ReleaseManifestTest,
     EXPECT_TRUE(change.has_value()) << change.error().message;
     return change.value_or(core::Change{});
   }
+
+  // Checks what a hand switch forward from 2 to the rolled-back release 3 leaves: discovered
+  // change `found`, and release 3 live and deployed again for the reason that names `found`.
+  void ExpectForwardSwitchRecorded(const core::Change& found) {
+    EXPECT_EQ(found.version, "3");
+    EXPECT_EQ(found.previous_version, "2");
+    EXPECT_EQ(found.source, core::ChangeSource::kDiscovered);
+    const ReleaseManifest manifest = Manifest();
+    EXPECT_EQ(manifest.live_version, "3");
+    EXPECT_EQ(StatusOf("3"), "deployed");
+    EXPECT_EQ(StatusOf("2"), "deployed");
+    const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
+    EXPECT_EQ(StatusHistory("3"), expected);
+    const ReleaseStatusChange& last = manifest.Find("3")->history.back();
+    EXPECT_EQ(last.set_by, "change/" + found.id);
+    EXPECT_EQ(last.reason, fmt::format("current was switched from 2 to it outside Backout, "
+                                       "recorded as discovered change {}",
+                                       found.id));
+    std::string ledgered_by;
+    for (const ledger::Entry& entry : LedgerEntries("release.status_changed")) {
+      if (entry.change.value("version", "") == "3") ledgered_by = entry.change.value("set_by", "");
+    }
+    EXPECT_EQ(ledgered_by, "change/" + found.id);
+  }
 };
 
 TEST_P(ReleaseManifestBackendTest, RollbackToRolledBackReleaseMarksDeployed) {
@@ -902,19 +930,7 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   EXPECT_EQ(found.previous_version, "2");
   EXPECT_EQ(found.source, core::ChangeSource::kDiscovered);
 
-  ReleaseManifest manifest = Manifest();
-  EXPECT_EQ(manifest.live_version, "3");
-  EXPECT_EQ(StatusOf("3"), "deployed");
-  EXPECT_EQ(StatusOf("2"), "deployed");
-  const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
-  EXPECT_EQ(StatusHistory("3"), expected);
-  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "reconciliation");
-  EXPECT_EQ(manifest.Find("3")->history.back().reason,
-            "current was switched from 2 to it without a record in Backout");
-  auto entries = LedgerEntries("release_manifest.reconciled");
-  ASSERT_FALSE(entries.empty());
-  const std::string corrections = entries.back().change.at("corrections").dump();
-  EXPECT_NE(corrections.find("release 3 marked deployed"), std::string::npos) << corrections;
+  ExpectForwardSwitchRecorded(found);
 
   // The next run reads the same switch and records nothing more.
   auto again = plane_->ReconcileAsSystem("web");
@@ -923,8 +939,9 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   EXPECT_TRUE(again->discovered_rollbacks.empty());
 }
 
-// The same forward switch, read after a server start: the start corrects the manifest's live
-// release first, and the discovered deployment still names 2, the release live before.
+// The same forward switch, first read at a server start: the start records the discovered
+// deployment from 2, the release live before, with the statuses and reasons a running server
+// records, and the first job finds nothing new.
 TEST_P(ReleaseManifestBackendTest, HandSwitchForwardAfterRestart) {
   Record("1");
   Record("2");
@@ -934,15 +951,59 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardAfterRestart) {
   Point("3");
   StartPlane();
   ASSERT_TRUE(plane_->ScheduleReconciliation());
-  ASSERT_EQ(Manifest().live_version, "3");
+
+  const ReleaseManifest manifest = Manifest();
+  ASSERT_EQ(manifest.live_version, "3");
+  const std::string set_by = manifest.Find("3")->history.back().set_by;
+  ASSERT_TRUE(set_by.starts_with("change/")) << set_by;
+  const core::Change found = ChangeById(set_by.substr(std::string("change/").size()));
+  ExpectForwardSwitchRecorded(found);
 
   auto report = plane_->ReconcileAsSystem("web");
   ASSERT_TRUE(report.has_value()) << report.error().message;
   EXPECT_TRUE(report->discovered_rollbacks.empty());
-  ASSERT_EQ(report->discovered_changes.size(), 1u);
-  const core::Change found = ChangeById(report->discovered_changes[0]);
-  EXPECT_EQ(found.version, "3");
-  EXPECT_EQ(found.previous_version, "2");
+  EXPECT_TRUE(report->discovered_changes.empty());
+  ExpectForwardSwitchRecorded(found);
+}
+
+// A hand switch from 3 back to release 0, which was never live, first read at a server start, is
+// recorded as a running server records it: a discovered rollback, which the manifest names as
+// the reason for both releases.
+TEST_P(ReleaseManifestBackendTest, HandRollbackAfterRestartNamesRecord) {
+  Record("1");
+  Record("2");
+  Record("3");
+  AddRelease("0");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  ASSERT_EQ(StatusOf("0"), "present");
+  Point("0");
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
+  const std::string id = discovered->items[0].id;
+  EXPECT_EQ(discovered->items[0].version, "0");
+  EXPECT_EQ(discovered->items[0].from_version, "3");
+
+  const ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "0");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  const ReleaseStatusChange& away = manifest.Find("3")->history.back();
+  EXPECT_EQ(away.set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(away.reason.find("without a record"), std::string::npos) << away.reason;
+  EXPECT_EQ(StatusOf("0"), "deployed");
+  const ReleaseStatusChange& live = manifest.Find("0")->history.back();
+  EXPECT_EQ(live.set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(live.reason.find("without a record"), std::string::npos) << live.reason;
+
+  // The first job reads the same switch and records nothing more.
+  RunJobs();
+  discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  EXPECT_EQ(discovered->items.size(), 1u);
+  EXPECT_EQ(Manifest().Find("3")->history.back().set_by, "discovered_rollback/" + id);
 }
 
 // A deploy's own switch to the newest release, read from the link after the change was recorded,
