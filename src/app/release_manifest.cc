@@ -178,6 +178,15 @@ core::Result<bool> SetStatusFromRecord(store::Transaction& tx, const Caller& cal
   return SetStatus(tx, caller, service, entry, status, time, std::move(set_by), std::move(reason));
 }
 
+// Returns whether the latest status of `entry` was set by the reconciliation that made the
+// manifest's live release live. Such a reconciliation compared the folder alone, as a start does
+// when the history cannot be read, so it stated "without a record in Backout" for a switch that
+// a record found later explains.
+bool SetBySwitchReconciliation(const ReleaseManifest& manifest, const ReleaseEntry& entry) {
+  return !entry.history.empty() && entry.history.back().set_by == kReconciliationSource &&
+         manifest.live_since && entry.history.back().time == *manifest.live_since;
+}
+
 // A rollback counts as done when it read back its target or a person confirmed it happened.
 bool RollbackHappened(const core::Rollback& rollback) {
   if (rollback.outcome == core::RollbackOutcome::kRolledBack) return true;
@@ -432,8 +441,16 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
   BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, service));
   ReleaseManifest& manifest = stored.manifest;
   // A rollback from a release the manifest never had live, such as one before Backout first read
-  // the folder, leaves the statuses to the folder's reconciliation.
-  if (manifest.live_version != from_version) return {};
+  // the folder, leaves the statuses to the folder's reconciliation. A reconciliation of the folder
+  // alone may have recorded this switch already, and then this record replaces its reasons.
+  const ReleaseEntry* before = manifest.Find(from_version);
+  const ReleaseEntry* now_live = manifest.Find(version);
+  const bool seen_by_reconciliation = manifest.live_version == version && before != nullptr &&
+                                      before->status == ReleaseStatus::kRolledBack &&
+                                      SetBySwitchReconciliation(manifest, *before);
+  const bool live_set_by_reconciliation = seen_by_reconciliation && now_live != nullptr &&
+                                          SetBySwitchReconciliation(manifest, *now_live);
+  if (manifest.live_version != from_version && !seen_by_reconciliation) return {};
   const std::string set_by = fmt::format("discovered_rollback/{}", id);
   ReleaseEntry& away = Entry(manifest, from_version, time);
   BACKOUT_CHECK(SetStatusFromRecord(
@@ -442,7 +459,7 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
                   "recorded as discovered rollback {}",
                   from_version, version, id)));
   ReleaseEntry& target = Entry(manifest, version, time);
-  if (RedeployedWhenLive(target)) {
+  if (RedeployedWhenLive(target) || live_set_by_reconciliation) {
     BACKOUT_CHECK(
         SetStatusFromRecord(tx, caller, service, target, ReleaseStatus::kDeployed, time, set_by,
                             fmt::format("discovered rollback {} made it live again", id)));
@@ -459,12 +476,18 @@ core::Result<void> NoteDeploymentDiscovered(store::Transaction& tx, const Settin
   }
   BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, change.service));
   ReleaseManifest& manifest = stored.manifest;
-  if (manifest.live_version != from) return {};
+  // A reconciliation of the folder alone may have recorded this switch already, and then this
+  // record replaces its reason.
+  const ReleaseEntry* now_live = manifest.Find(change.version);
+  const bool seen_by_reconciliation = manifest.live_version == change.version &&
+                                      now_live != nullptr &&
+                                      SetBySwitchReconciliation(manifest, *now_live);
+  if (manifest.live_version != from && !seen_by_reconciliation) return {};
   ReleaseEntry& entry = Entry(manifest, change.version, change.time);
   if (std::ranges::find(entry.change_ids, change.id) == entry.change_ids.end()) {
     entry.change_ids.push_back(change.id);
   }
-  if (RedeployedWhenLive(entry)) {
+  if (RedeployedWhenLive(entry) || seen_by_reconciliation) {
     BACKOUT_CHECK(SetStatusFromRecord(
         tx, caller, change.service, entry, ReleaseStatus::kDeployed, change.time,
         fmt::format("change/{}", change.id),

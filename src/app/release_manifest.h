@@ -125,8 +125,10 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
 // release `version`, which the folder shows live. `from_version` becomes rolled back and
 // `version` live, deployed again when it was rolled back or only present, both set by
 // "discovered_rollback/<id>", so the manifest names the record reconciliation wrote. Writes
-// nothing unless the manifest has `from_version` live. Only call it for a switch the folder still
-// shows, because an old line of the tool's log may name a release no longer live.
+// nothing unless the manifest has `from_version` live, or a reconciliation of the folder alone
+// recorded this switch already, whose reasons this record then replaces. Only call it for a
+// switch the folder still shows, because an old line of the tool's log may name a release no
+// longer live.
 core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings& settings,
                                           const Caller& caller, std::string_view service,
                                           std::string_view id, std::string_view version,
@@ -136,7 +138,8 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
 // `change.previous_version` to `change.version`, which the folder shows live. The release becomes
 // live, and deployed when it was rolled back or only present, set by "change/<id>", so the
 // manifest names the record reconciliation wrote. Writes nothing unless the manifest has the
-// previous version live. Only call it for a switch the folder still shows.
+// previous version live, or a reconciliation of the folder alone recorded this switch already,
+// whose reason this record then replaces. Only call it for a switch the folder still shows.
 core::Result<void> NoteDeploymentDiscovered(store::Transaction& tx, const Settings& settings,
                                             const Caller& caller, const core::Change& change);
 

@@ -1372,6 +1372,40 @@ TEST_P(ReleaseManifestBackendTest, HandRollbackNamesLiveReleaseAsFrom) {
   EXPECT_EQ(StatusOf("1"), "deployed");
 }
 
+// A start that cannot read the tool's history corrects the manifest against the folder alone, so
+// it records the hand switch from 3 back to 1 "without a record in Backout". The first job that
+// reads the history records the discovered rollback, and the manifest then names it.
+TEST_P(ReleaseManifestBackendTest, StartWithoutHistoryThenJobNamesRecord) {
+  Record("1");
+  Record("2");
+  Record("3");
+  AddRelease("0");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  ASSERT_EQ(StatusOf("0"), "present");
+  Point("0");
+  // A folder named revisions.log cannot be read, so History fails, and the folder still can.
+  fs::create_directory(root_ / "revisions.log");
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+  ASSERT_EQ(Manifest().live_version, "0");
+  ASSERT_EQ(StatusOf("3"), "rolled_back");
+  ASSERT_EQ(Manifest().Find("3")->history.back().set_by, "reconciliation");
+
+  fs::remove(root_ / "revisions.log");
+  RunJobs();
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
+  const std::string id = discovered->items[0].id;
+  EXPECT_EQ(discovered->items[0].from_version, "3");
+  const ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "0");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(StatusOf("0"), "deployed");
+  EXPECT_EQ(manifest.Find("0")->history.back().set_by, "discovered_rollback/" + id);
+}
+
 // A switch to 1 lost its store write, and the restarted server found 1 live in the folder. Only
 // the manifest records that, so a later hand switch to 2 moved forward from 1, not back from 3.
 TEST_P(ReleaseManifestBackendTest, HandSwitchAfterLostSwitchStartsFromFolderLive) {
