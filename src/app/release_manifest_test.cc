@@ -1373,7 +1373,7 @@ TEST_P(ReleaseManifestBackendTest, HandRollbackNamesLiveReleaseAsFrom) {
 }
 
 // A start that cannot read the tool's history corrects the manifest against the folder alone, so
-// it records the hand switch from 3 back to 1 "without a record in Backout". The first job that
+// it records the hand switch from 3 back to 0 "without a record in Backout". The first job that
 // reads the history records the discovered rollback, and the manifest then names it.
 TEST_P(ReleaseManifestBackendTest, StartWithoutHistoryThenJobNamesRecord) {
   Record("1");

@@ -57,8 +57,9 @@ struct Release {
   std::filesystem::path path;
   bool complete = false;      // the marker file exists and the folder is trusted
   core::Time completed_at{};  // the marker's modification time, when complete
-  // Why the folder is not trusted as a release, or empty when it is. A folder that is a symbolic
-  // link leading outside <root>/releases is never complete, never a target and never live.
+  // The reason the folder is not trusted as a release, or empty when it is. A folder that is a
+  // symbolic link leading outside <root>/releases is never complete, never a target and never
+  // live.
   std::string untrusted;
 };
 
@@ -115,9 +116,9 @@ class ReleaseTree {
   std::string DescribeProblem(const CurrentLink& link) const;
   // Says that a live `link` is relative and that a switch rewrites it; empty otherwise.
   std::string DescribeNote(const CurrentLink& link) const;
-  // Says why <root>/releases/<version> is not trusted as a release: it is a symbolic link whose
-  // target is not a folder directly under <root>/releases. Empty when it is trusted, which
-  // includes a real folder and a link to another folder under <root>/releases.
+  // Returns the reason <root>/releases/<version> is not trusted as a release: it is a symbolic
+  // link whose target is not a folder directly under <root>/releases. Returns an empty string
+  // for a real folder and for a link to another folder directly under <root>/releases.
   std::string DescribeUntrustedRelease(std::string_view version) const;
 
   // Lists the release folders, oldest completion first (incomplete and untrusted ones first, then
