@@ -8,6 +8,7 @@
 
 #include "app/control_plane.h"
 #include "app/records.h"
+#include "app/rollback_target_check.h"
 #include "app/try.h"
 #include "core/state_machine.h"
 #include "ledger/hash.h"
@@ -67,10 +68,8 @@ const core::Change* ChangeBlockingTarget(std::span<const core::Change> changes,
   return introduced;
 }
 
-// Rejects a rollback target that the suspected change deployed, because rolling back to it keeps
-// the suspected code live. A target chosen by a rule (not `named` by a person) is also rejected
-// when a later change brought it in, but a person may name such a version to roll forward.
-// `chosen_by` is the rule's text.
+}  // namespace
+
 core::Result<void> CheckTargetBeforeSuspect(const core::Incident& incident,
                                             std::span<const core::Change> changes,
                                             std::string_view version, std::string_view chosen_by,
@@ -95,8 +94,6 @@ core::Result<void> CheckTargetBeforeSuspect(const core::Incident& incident,
                          "`backout incident assess {} --target VERSION`",
                          incident.id, version, chosen_by, why, suspected->id, incident.id);
 }
-
-}  // namespace
 
 core::Result<core::Incident> ControlPlane::OpenIncident(const Caller& caller,
                                                         const NewIncident& request) {

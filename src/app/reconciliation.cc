@@ -177,9 +177,9 @@ struct SwitchDirection {
 
 // Returns the direction of `entry` when it is a switch of `current` that the provider inferred
 // from the link alone (`details.discovered`). The release live before it is the manifest's live
-// release, which Backout's events and the last reading of the folder keep. A server start
-// reconciles the manifest before history is read, so when the manifest already shows the switch,
-// the release live before is the one Backout's records show live before the entry.
+// release, which Backout's events and the last reading of the folder keep. A server start whose
+// history read failed reconciles the manifest alone, so when the manifest already shows the
+// switch, the release live before is the one Backout's records show live before the entry.
 SwitchDirection DirectionOfSwitch(const providers::HistoryEntry& entry, const Before& before,
                                   const providers::Inventory& inventory,
                                   const std::optional<ReleaseManifest>& manifest) {
@@ -313,11 +313,25 @@ core::Result<void> ControlPlane::ScheduleReconciliation() {
     }
 
     // At start the manifest is corrected at once, before any job runs: a switch whose store
-    // write was lost when the server stopped must not steer the next assessment.
+    // write was lost when the server stopped must not steer the next assessment. The run reads
+    // the tool's history before the folder, as every reconcile job does, so a switch first seen
+    // at a start gets the statuses and reasons a running server records. When the history cannot
+    // be read, the manifest is still corrected against the folder alone.
     if (KeepsReleaseManifest(*current, service.name)) {
-      if (auto manifest = ReconcileReleaseManifest(service.name); !manifest) {
-        spdlog::warn("component=reconcile service={} event=manifest_not_reconciled error=\"{}\"",
-                     service.name, manifest.error().message);
+      bool reconciled = false;
+      if (reconcilable) {
+        auto report = ReconcileAsSystem(service.name);
+        reconciled = report.has_value();
+        if (!report) {
+          spdlog::warn("component=reconcile service={} event=start_reconcile_failed error=\"{}\"",
+                       service.name, report.error().message);
+        }
+      }
+      if (!reconciled) {
+        if (auto manifest = ReconcileReleaseManifest(service.name); !manifest) {
+          spdlog::warn("component=reconcile service={} event=manifest_not_reconciled error=\"{}\"",
+                       service.name, manifest.error().message);
+        }
       }
     }
   }
@@ -511,6 +525,11 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
             BACKOUT_CHECK(Ledger(tx, system, "change.discovered",
                                  fmt::format("change/{}", change.id), json(change)));
             BACKOUT_CHECK(NoteReleaseDeployed(tx, *current, system, change));
+            // As for a discovered rollback, the manifest names this record as the reason when
+            // the folder still shows the switch.
+            if (inventory && entry.version == inventory->live_version) {
+              BACKOUT_CHECK(NoteDeploymentDiscovered(tx, *current, system, change));
+            }
             records.events.push_back({change.time, change.version, change.id});
             records.changes.push_back(change);
             report.discovered_changes.push_back(change.id);

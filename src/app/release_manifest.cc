@@ -178,6 +178,15 @@ core::Result<bool> SetStatusFromRecord(store::Transaction& tx, const Caller& cal
   return SetStatus(tx, caller, service, entry, status, time, std::move(set_by), std::move(reason));
 }
 
+// Returns whether the latest status of `entry` was set by the reconciliation that made the
+// manifest's live release live. Such a reconciliation compared the folder alone, as a start does
+// when the history cannot be read, so it stated "without a record in Backout" for a switch that
+// a record found later explains.
+bool SetBySwitchReconciliation(const ReleaseManifest& manifest, const ReleaseEntry& entry) {
+  return !entry.history.empty() && entry.history.back().set_by == kReconciliationSource &&
+         manifest.live_since && entry.history.back().time == *manifest.live_since;
+}
+
 // A rollback counts as done when it read back its target or a person confirmed it happened.
 bool RollbackHappened(const core::Rollback& rollback) {
   if (rollback.outcome == core::RollbackOutcome::kRolledBack) return true;
@@ -213,15 +222,6 @@ std::optional<size_t> CompletePosition(const providers::Inventory& inventory,
 bool IsTimestampName(std::string_view version) {
   return version.size() == 14 &&
          std::ranges::all_of(version, [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Returns whether release `a` came before `b` in the order that decides the direction of a
-// switch of `current`. A `touch` of a marker must not turn a switch around, so the marker's time
-// does not count. Timestamp names compare by name. Other releases compare by the time the
-// manifest first saw them (their first change or their earliest marker time), then by name.
-bool SwitchOrderBefore(const ReleaseEntry& a, const ReleaseEntry& b) {
-  if (IsTimestampName(a.version) && IsTimestampName(b.version)) return a.version < b.version;
-  return std::pair(a.first_seen, a.version) < std::pair(b.first_seen, b.version);
 }
 
 // The release the folder shows live, when Backout can trust it, or the problem that stops it.
@@ -271,6 +271,16 @@ core::Result<ReleaseStatus> ParseReleaseStatus(std::string_view text) {
                          "unknown release status '{}'; expected deployed, validated_good, failed, "
                          "rolled_back or present",
                          text);
+}
+
+// A `touch` of a marker must neither turn a switch of `current` around nor change the target,
+// so the marker's latest time does not count. The first_seen time is a release's first change
+// or its earliest marker time.
+// NOTE: with timestamp names and other names mixed in one folder, this order can be cyclic, so a
+// sort may place a timestamp-named release between two others inconsistently.
+bool ReleaseEntry::DeployedBefore(const ReleaseEntry& other) const {
+  if (IsTimestampName(version) && IsTimestampName(other.version)) return version < other.version;
+  return std::pair(first_seen, version) < std::pair(other.first_seen, other.version);
 }
 
 const ReleaseEntry* ReleaseManifest::Find(std::string_view version) const {
@@ -431,8 +441,16 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
   BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, service));
   ReleaseManifest& manifest = stored.manifest;
   // A rollback from a release the manifest never had live, such as one before Backout first read
-  // the folder, leaves the statuses to the folder's reconciliation.
-  if (manifest.live_version != from_version) return {};
+  // the folder, leaves the statuses to the folder's reconciliation. A reconciliation of the folder
+  // alone may have recorded this switch already, and then this record replaces its reasons.
+  const ReleaseEntry* before = manifest.Find(from_version);
+  const ReleaseEntry* now_live = manifest.Find(version);
+  const bool seen_by_reconciliation = manifest.live_version == version && before != nullptr &&
+                                      before->status == ReleaseStatus::kRolledBack &&
+                                      SetBySwitchReconciliation(manifest, *before);
+  const bool live_set_by_reconciliation = seen_by_reconciliation && now_live != nullptr &&
+                                          SetBySwitchReconciliation(manifest, *now_live);
+  if (manifest.live_version != from_version && !seen_by_reconciliation) return {};
   const std::string set_by = fmt::format("discovered_rollback/{}", id);
   ReleaseEntry& away = Entry(manifest, from_version, time);
   BACKOUT_CHECK(SetStatusFromRecord(
@@ -441,12 +459,43 @@ core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings
                   "recorded as discovered rollback {}",
                   from_version, version, id)));
   ReleaseEntry& target = Entry(manifest, version, time);
-  if (RedeployedWhenLive(target)) {
+  if (RedeployedWhenLive(target) || live_set_by_reconciliation) {
     BACKOUT_CHECK(
         SetStatusFromRecord(tx, caller, service, target, ReleaseStatus::kDeployed, time, set_by,
                             fmt::format("discovered rollback {} made it live again", id)));
   }
   MakeLive(manifest, version, time);
+  return SaveManifest(tx, stored);
+}
+
+core::Result<void> NoteDeploymentDiscovered(store::Transaction& tx, const Settings& settings,
+                                            const Caller& caller, const core::Change& change) {
+  const std::string& from = change.previous_version;
+  if (!KeepsReleaseManifest(settings, change.service) || from.empty() || from == change.version) {
+    return {};
+  }
+  BACKOUT_TRY(StoredManifest stored, LoadForWrite(tx, change.service));
+  ReleaseManifest& manifest = stored.manifest;
+  // A reconciliation of the folder alone may have recorded this switch already, and then this
+  // record replaces its reason.
+  const ReleaseEntry* now_live = manifest.Find(change.version);
+  const bool seen_by_reconciliation = manifest.live_version == change.version &&
+                                      now_live != nullptr &&
+                                      SetBySwitchReconciliation(manifest, *now_live);
+  if (manifest.live_version != from && !seen_by_reconciliation) return {};
+  ReleaseEntry& entry = Entry(manifest, change.version, change.time);
+  if (std::ranges::find(entry.change_ids, change.id) == entry.change_ids.end()) {
+    entry.change_ids.push_back(change.id);
+  }
+  if (RedeployedWhenLive(entry) || seen_by_reconciliation) {
+    BACKOUT_CHECK(SetStatusFromRecord(
+        tx, caller, change.service, entry, ReleaseStatus::kDeployed, change.time,
+        fmt::format("change/{}", change.id),
+        fmt::format("current was switched from {} to it outside Backout, recorded as discovered "
+                    "change {}",
+                    from, change.id)));
+  }
+  MakeLive(manifest, change.version, change.time);
   return SaveManifest(tx, stored);
 }
 
@@ -488,7 +537,7 @@ std::optional<bool> ReleasedBefore(const providers::Inventory& inventory,
   if (IsTimestampName(version) && IsTimestampName(other)) return version < other;
   const ReleaseEntry* entry = manifest != nullptr ? manifest->Find(version) : nullptr;
   const ReleaseEntry* other_entry = manifest != nullptr ? manifest->Find(other) : nullptr;
-  if (entry != nullptr && other_entry != nullptr) return SwitchOrderBefore(*entry, *other_entry);
+  if (entry != nullptr && other_entry != nullptr) return entry->DeployedBefore(*other_entry);
   const std::optional<size_t> position = CompletePosition(inventory, version);
   const std::optional<size_t> other_position = CompletePosition(inventory, other);
   if (position && other_position) return *position < *other_position;
@@ -585,7 +634,7 @@ core::Result<ManifestReconciliation> ReconcileReleaseManifest(store::Transaction
     const ReleaseEntry* before = manifest.Find(previous);
     const ReleaseEntry* now_live = manifest.Find(live);
     const bool moved_back =
-        before != nullptr && now_live != nullptr && SwitchOrderBefore(*now_live, *before);
+        before != nullptr && now_live != nullptr && now_live->DeployedBefore(*before);
     if (moved_back) {
       ReleaseEntry& away = *manifest.Find(previous);
       BACKOUT_TRY(bool changed,

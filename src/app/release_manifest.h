@@ -59,13 +59,13 @@ struct ReleaseEntry {
   std::vector<std::string> change_ids;     // changes that deployed it
   std::vector<ReleaseStatusChange> history;
 
-  // The time the release counts from when releases are put in deployment order.
-  core::Time OrderTime() const { return completed_at.value_or(first_seen); }
-  // Orders by OrderTime, then by name for releases completed at the same time, as the releases
-  // provider lists them.
-  bool DeployedBefore(const ReleaseEntry& other) const {
-    return std::pair(OrderTime(), version) < std::pair(other.OrderTime(), other.version);
-  }
+  // The time the release counts from in deployment order: the time the manifest first saw it.
+  // A later `touch` of its marker does not move it.
+  core::Time OrderTime() const { return first_seen; }
+  // Returns whether this release was deployed before `other`. Two Capistrano-style timestamp
+  // names (YYYYMMDDHHMMSS) compare by name, and other pairs by OrderTime, then by name. The
+  // direction of a switch of `current` is decided by the same rule.
+  bool DeployedBefore(const ReleaseEntry& other) const;
 };
 
 struct ReleaseManifest {
@@ -79,7 +79,7 @@ struct ReleaseManifest {
   std::string live_problem;
   std::optional<core::Time> live_problem_since;  // the reconciliation that first found it
   std::optional<core::Time> reconciled_at;
-  std::vector<ReleaseEntry> releases;  // in deployment order (ReleaseEntry::OrderTime)
+  std::vector<ReleaseEntry> releases;  // in deployment order (ReleaseEntry::DeployedBefore)
 
   const ReleaseEntry* Find(std::string_view version) const;
   ReleaseEntry* Find(std::string_view version);
@@ -125,12 +125,23 @@ core::Result<void> NoteRollbackFinished(store::Transaction& tx, const Settings& 
 // release `version`, which the folder shows live. `from_version` becomes rolled back and
 // `version` live, deployed again when it was rolled back or only present, both set by
 // "discovered_rollback/<id>", so the manifest names the record reconciliation wrote. Writes
-// nothing unless the manifest has `from_version` live. Only call it for a switch the folder still
-// shows, because an old line of the tool's log may name a release no longer live.
+// nothing unless the manifest has `from_version` live, or a reconciliation of the folder alone
+// recorded this switch already, whose reasons this record then replaces. Only call it for a
+// switch the folder still shows, because an old line of the tool's log may name a release no
+// longer live.
 core::Result<void> NoteRollbackDiscovered(store::Transaction& tx, const Settings& settings,
                                           const Caller& caller, std::string_view service,
                                           std::string_view id, std::string_view version,
                                           std::string_view from_version, core::Time time);
+
+// Discovered change `change`, read from the tool's history, is a switch of `current` from
+// `change.previous_version` to `change.version`, which the folder shows live. The release becomes
+// live, and deployed when it was rolled back or only present, set by "change/<id>", so the
+// manifest names the record reconciliation wrote. Writes nothing unless the manifest has the
+// previous version live, or a reconciliation of the folder alone recorded this switch already,
+// whose reason this record then replaces. Only call it for a switch the folder still shows.
+core::Result<void> NoteDeploymentDiscovered(store::Transaction& tx, const Settings& settings,
+                                            const Caller& caller, const core::Change& change);
 
 // A validation of `incident` found `finding`. `recovered` marks the version its rollback made
 // live (the rollback of job `rollback_job_id`, or the latest one that acted) validated good.

@@ -103,6 +103,10 @@ core::Result<ReleaseTargetAdvisor> ReleaseTargetAdvisor::Load(store::Store& stor
     entry->in_folder = true;
     entry->complete = item.complete;
     entry->completed_at = item.completed_at;
+    // As in reconciliation, only the earliest marker time counts, so a `touch` cannot reorder.
+    if (item.complete && item.completed_at) {
+      entry->first_seen = std::min(entry->first_seen, *item.completed_at);
+    }
   }
   std::ranges::stable_sort(manifest.releases, [](const ReleaseEntry& a, const ReleaseEntry& b) {
     return a.DeployedBefore(b);

@@ -378,11 +378,15 @@ TEST_F(ReleaseManifestTest, RestartCorrectsLostSwitch) {
   Record("3");
   SwitchWithoutStoreWrite("2");
 
-  // A new server over the same store corrects the manifest at start, before any job runs.
+  // A new server over the same store corrects the manifest at start, before any job runs. No
+  // job of Backout's made the switch, so the start records it as a discovered rollback.
   StartPlane();
   ASSERT_TRUE(plane_->ScheduleReconciliation());
   EXPECT_EQ(Manifest().live_version, "2");
   EXPECT_EQ(StatusOf("3"), "rolled_back");
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
 
   auto listed = plane_->ListReleases(lead_, "web");
   ASSERT_TRUE(listed.has_value()) << listed.error().message;
@@ -393,7 +397,7 @@ TEST_F(ReleaseManifestTest, RestartCorrectsLostSwitch) {
   EXPECT_EQ((*listed)["releases"][1]["version"], "2");
   EXPECT_EQ((*listed)["releases"][1]["live"], true);
   EXPECT_EQ((*listed)["releases"][2]["status"], "rolled_back");
-  EXPECT_EQ((*listed)["releases"][2]["set_by"], "reconciliation");
+  EXPECT_EQ((*listed)["releases"][2]["set_by"], "discovered_rollback/" + discovered->items[0].id);
 }
 
 TEST_F(ReleaseManifestTest, ForwardHandSwitchIsNotRollback) {
@@ -656,6 +660,27 @@ TEST_F(ReleaseManifestTest, ProviderRuleSkipsFailedRelease) {
   EXPECT_EQ(assessment.plan.value("target_version", ""), "1");
 }
 
+// A `touch` of release 2's marker makes it newer than 3 by marker time, but not in the order the
+// target is chosen by.
+TEST_F(ReleaseManifestTest, TouchedMarkerKeepsTarget) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  const std::string id = Open(three);
+  ASSERT_EQ(Assess(id).target_version, "2");
+
+  std::ofstream(root_ / "releases" / "2" / kMarker) << "";  // a `touch`: the marker's time is now
+  ASSERT_TRUE(plane_->ReconcileReleaseManifest("web"));
+  ReleaseManifest manifest = Manifest();
+  ASSERT_EQ(manifest.releases.size(), 3u);
+  EXPECT_EQ(manifest.releases[1].version, "2");
+
+  core::Assessment assessment = Assess(id);
+  EXPECT_EQ(assessment.target_version, "2") << assessment.target_rule;
+  EXPECT_EQ(assessment.plan.value("target_version", ""), "2") << assessment.plan.dump();
+}
+
 TEST_F(ReleaseManifestTest, NamedSuspectTargetIsRejected) {
   Record("1");
   core::Change two = Record("2");
@@ -664,6 +689,38 @@ TEST_F(ReleaseManifestTest, NamedSuspectTargetIsRejected) {
   ASSERT_FALSE(assessed.has_value());
   EXPECT_EQ(assessed.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_NE(assessed.error().message.find(two.id), std::string::npos) << assessed.error().message;
+}
+
+// Release 3 was deployed by hand without a record, so the provider's own rule picks 2, the
+// suspected change's version. A break-glass rollback without an assessment must not run it.
+TEST_F(ReleaseManifestTest, BreakGlassRejectsProviderTargetOfSuspect) {
+  Record("1");
+  core::Change two = Record("2");
+  const std::string id = Open(two);
+  auto requested = plane_->RequestRollback(
+      sre_, id, RollbackRequest{.emergency = true, .reason = "checkout down, lead unreachable"});
+  ASSERT_TRUE(requested.has_value()) << requested.error().message;
+  RunJobs();
+  EXPECT_EQ(Live(), "3");
+
+  auto incident = plane_->GetIncident(lead_, id);
+  ASSERT_TRUE(incident.has_value()) << incident.error().message;
+  ASSERT_EQ(incident->rollbacks.size(), 1u);
+  const core::Rollback& refused = incident->rollbacks[0];
+  EXPECT_EQ(refused.outcome, core::RollbackOutcome::kPreconditionFailed);
+  EXPECT_NE(refused.message.find("rollback target 2"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find("suspected change " + two.id), std::string::npos)
+      << refused.message;
+  EXPECT_NE(refused.message.find("--target VERSION"), std::string::npos) << refused.message;
+  EXPECT_EQ(StatusOf("2"), "deployed");
+
+  // The fix the message names: assess with a target from before the suspect, then break glass.
+  EXPECT_EQ(Assess(id, "1").target_version, "1");
+  auto again = plane_->RequestRollback(
+      sre_, id, RollbackRequest{.emergency = true, .reason = "checkout down, lead unreachable"});
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  RunJobs();
+  EXPECT_EQ(Live(), "1");
 }
 
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
@@ -797,6 +854,30 @@ class ReleaseManifestBackendTest : public ReleaseManifestTest,
     EXPECT_TRUE(change.has_value()) << change.error().message;
     return change.value_or(core::Change{});
   }
+
+  // Checks what a hand switch forward from 2 to the rolled-back release 3 leaves: discovered
+  // change `found`, and release 3 live and deployed again for the reason that names `found`.
+  void ExpectForwardSwitchRecorded(const core::Change& found) {
+    EXPECT_EQ(found.version, "3");
+    EXPECT_EQ(found.previous_version, "2");
+    EXPECT_EQ(found.source, core::ChangeSource::kDiscovered);
+    const ReleaseManifest manifest = Manifest();
+    EXPECT_EQ(manifest.live_version, "3");
+    EXPECT_EQ(StatusOf("3"), "deployed");
+    EXPECT_EQ(StatusOf("2"), "deployed");
+    const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
+    EXPECT_EQ(StatusHistory("3"), expected);
+    const ReleaseStatusChange& last = manifest.Find("3")->history.back();
+    EXPECT_EQ(last.set_by, "change/" + found.id);
+    EXPECT_EQ(last.reason, fmt::format("current was switched from 2 to it outside Backout, "
+                                       "recorded as discovered change {}",
+                                       found.id));
+    std::string ledgered_by;
+    for (const ledger::Entry& entry : LedgerEntries("release.status_changed")) {
+      if (entry.change.value("version", "") == "3") ledgered_by = entry.change.value("set_by", "");
+    }
+    EXPECT_EQ(ledgered_by, "change/" + found.id);
+  }
 };
 
 TEST_P(ReleaseManifestBackendTest, RollbackToRolledBackReleaseMarksDeployed) {
@@ -849,19 +930,7 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   EXPECT_EQ(found.previous_version, "2");
   EXPECT_EQ(found.source, core::ChangeSource::kDiscovered);
 
-  ReleaseManifest manifest = Manifest();
-  EXPECT_EQ(manifest.live_version, "3");
-  EXPECT_EQ(StatusOf("3"), "deployed");
-  EXPECT_EQ(StatusOf("2"), "deployed");
-  const std::vector<std::string> expected = {"deployed", "rolled_back", "deployed"};
-  EXPECT_EQ(StatusHistory("3"), expected);
-  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "reconciliation");
-  EXPECT_EQ(manifest.Find("3")->history.back().reason,
-            "current was switched from 2 to it without a record in Backout");
-  auto entries = LedgerEntries("release_manifest.reconciled");
-  ASSERT_FALSE(entries.empty());
-  const std::string corrections = entries.back().change.at("corrections").dump();
-  EXPECT_NE(corrections.find("release 3 marked deployed"), std::string::npos) << corrections;
+  ExpectForwardSwitchRecorded(found);
 
   // The next run reads the same switch and records nothing more.
   auto again = plane_->ReconcileAsSystem("web");
@@ -870,8 +939,9 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardMarksDeployedAgain) {
   EXPECT_TRUE(again->discovered_rollbacks.empty());
 }
 
-// The same forward switch, read after a server start: the start corrects the manifest's live
-// release first, and the discovered deployment still names 2, the release live before.
+// The same forward switch, first read at a server start: the start records the discovered
+// deployment from 2, the release live before, with the statuses and reasons a running server
+// records, and the first job finds nothing new.
 TEST_P(ReleaseManifestBackendTest, HandSwitchForwardAfterRestart) {
   Record("1");
   Record("2");
@@ -881,15 +951,59 @@ TEST_P(ReleaseManifestBackendTest, HandSwitchForwardAfterRestart) {
   Point("3");
   StartPlane();
   ASSERT_TRUE(plane_->ScheduleReconciliation());
-  ASSERT_EQ(Manifest().live_version, "3");
+
+  const ReleaseManifest manifest = Manifest();
+  ASSERT_EQ(manifest.live_version, "3");
+  const std::string set_by = manifest.Find("3")->history.back().set_by;
+  ASSERT_TRUE(set_by.starts_with("change/")) << set_by;
+  const core::Change found = ChangeById(set_by.substr(std::string("change/").size()));
+  ExpectForwardSwitchRecorded(found);
 
   auto report = plane_->ReconcileAsSystem("web");
   ASSERT_TRUE(report.has_value()) << report.error().message;
   EXPECT_TRUE(report->discovered_rollbacks.empty());
-  ASSERT_EQ(report->discovered_changes.size(), 1u);
-  const core::Change found = ChangeById(report->discovered_changes[0]);
-  EXPECT_EQ(found.version, "3");
-  EXPECT_EQ(found.previous_version, "2");
+  EXPECT_TRUE(report->discovered_changes.empty());
+  ExpectForwardSwitchRecorded(found);
+}
+
+// A hand switch from 3 back to release 0, which was never live, first read at a server start, is
+// recorded as a running server records it: a discovered rollback, which the manifest names as
+// the reason for both releases.
+TEST_P(ReleaseManifestBackendTest, HandRollbackAfterRestartNamesRecord) {
+  Record("1");
+  Record("2");
+  Record("3");
+  AddRelease("0");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  ASSERT_EQ(StatusOf("0"), "present");
+  Point("0");
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
+  const std::string id = discovered->items[0].id;
+  EXPECT_EQ(discovered->items[0].version, "0");
+  EXPECT_EQ(discovered->items[0].from_version, "3");
+
+  const ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "0");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  const ReleaseStatusChange& away = manifest.Find("3")->history.back();
+  EXPECT_EQ(away.set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(away.reason.find("without a record"), std::string::npos) << away.reason;
+  EXPECT_EQ(StatusOf("0"), "deployed");
+  const ReleaseStatusChange& live = manifest.Find("0")->history.back();
+  EXPECT_EQ(live.set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(live.reason.find("without a record"), std::string::npos) << live.reason;
+
+  // The first job reads the same switch and records nothing more.
+  RunJobs();
+  discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  EXPECT_EQ(discovered->items.size(), 1u);
+  EXPECT_EQ(Manifest().Find("3")->history.back().set_by, "discovered_rollback/" + id);
 }
 
 // A deploy's own switch to the newest release, read from the link after the change was recorded,
@@ -1010,7 +1124,8 @@ TEST_P(ReleaseManifestBackendTest, ReleaseCompletedWhileLiveIsRollback) {
 
 // Every `current` Backout cannot trust is a live problem and never a switch. The cases are no
 // link, a folder in its place, a relative link that resolves outside the release folders, a
-// dangling link and a link to a release without its marker. Repairing the link records no switch.
+// dangling link, a link to a release without its marker and a link to a release folder that is
+// itself a link leading outside the release folders. Repairing the link records no switch.
 TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
   Record("1");
   Record("2");
@@ -1018,6 +1133,9 @@ TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
   ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
   AddIncompleteRelease("4");
   fs::create_directories(root_ / "0");  // a folder beside releases/, as `current -> 0` finds it
+  const fs::path elsewhere = providers::releases::testing::MakeRelease(temp_.path() / "other", "5",
+                                                                       true, kBaseSeconds, kMarker);
+  fs::create_directory_symlink(elsewhere, root_ / "releases" / "5");
 
   struct Case {
     std::string name;
@@ -1030,6 +1148,7 @@ TEST_P(ReleaseManifestBackendTest, UntrustedLinksAreNeverSwitches) {
       {"relative outside", [&] { providers::releases::testing::PointCurrent(root_, "0"); }},
       {"dangling", [&] { providers::releases::testing::PointCurrent(root_, "releases/9"); }},
       {"incomplete", [&] { Point("4"); }},
+      {"release linked outside", [&] { Point("5"); }},
   };
   for (const Case& test : cases) {
     std::error_code error;
@@ -1251,6 +1370,40 @@ TEST_P(ReleaseManifestBackendTest, HandRollbackNamesLiveReleaseAsFrom) {
   EXPECT_EQ(found->from_version, "2");
   EXPECT_EQ(StatusOf("2"), "rolled_back");
   EXPECT_EQ(StatusOf("1"), "deployed");
+}
+
+// A start that cannot read the tool's history corrects the manifest against the folder alone, so
+// it records the hand switch from 3 back to 0 "without a record in Backout". The first job that
+// reads the history records the discovered rollback, and the manifest then names it.
+TEST_P(ReleaseManifestBackendTest, StartWithoutHistoryThenJobNamesRecord) {
+  Record("1");
+  Record("2");
+  Record("3");
+  AddRelease("0");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  ASSERT_EQ(StatusOf("0"), "present");
+  Point("0");
+  // A folder named revisions.log cannot be read, so History fails, and the folder still can.
+  fs::create_directory(root_ / "revisions.log");
+  StartPlane();
+  ASSERT_TRUE(plane_->ScheduleReconciliation());
+  ASSERT_EQ(Manifest().live_version, "0");
+  ASSERT_EQ(StatusOf("3"), "rolled_back");
+  ASSERT_EQ(Manifest().Find("3")->history.back().set_by, "reconciliation");
+
+  fs::remove(root_ / "revisions.log");
+  RunJobs();
+  auto discovered = plane_->ListDiscoveredRollbacks(lead_, {}, {});
+  ASSERT_TRUE(discovered.has_value()) << discovered.error().message;
+  ASSERT_EQ(discovered->items.size(), 1u);
+  const std::string id = discovered->items[0].id;
+  EXPECT_EQ(discovered->items[0].from_version, "3");
+  const ReleaseManifest manifest = Manifest();
+  EXPECT_EQ(manifest.live_version, "0");
+  EXPECT_EQ(StatusOf("3"), "rolled_back");
+  EXPECT_EQ(manifest.Find("3")->history.back().set_by, "discovered_rollback/" + id);
+  EXPECT_EQ(StatusOf("0"), "deployed");
+  EXPECT_EQ(manifest.Find("0")->history.back().set_by, "discovered_rollback/" + id);
 }
 
 // A switch to 1 lost its store write, and the restarted server found 1 live in the folder. Only

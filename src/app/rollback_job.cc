@@ -9,6 +9,8 @@
 #include "app/jobs.h"
 #include "app/lease_keeper.h"
 #include "app/records.h"
+#include "app/rollback_target_check.h"
+#include "app/signal_internal.h"
 #include "app/try.h"
 #include "core/state_machine.h"
 
@@ -128,6 +130,19 @@ class RollbackJob {
           fmt::format("planning the rollback to {} failed: {}",
                       target.empty() ? "the provider's target" : target, fresh.error().message));
     }
+    // With no target given, as in a break-glass rollback without an assessed target, the
+    // provider chose one just now, and no assessment checked it against the suspected change.
+    if (target.empty()) {
+      auto refusal = CheckProviderTarget(*fresh);
+      if (!refusal) {
+        if (Transient(refusal.error())) return Retry(refusal.error());
+        return Finish(core::RollbackOutcome::kFailed,
+                      fmt::format("the provider's target {} could not be checked against the "
+                                  "suspected change: {}",
+                                  fresh->target_version, refusal.error().message));
+      }
+      if (!refusal->empty()) return Finish(core::RollbackOutcome::kPreconditionFailed, *refusal);
+    }
     if (approved && fresh->digest != approved->digest) {
       return Finish(core::RollbackOutcome::kPreconditionFailed,
                     fmt::format("the live state moved since the decision: a fresh plan has digest "
@@ -167,6 +182,25 @@ class RollbackJob {
     }
     return LedgerStep("rollback.plan_checked",
                       {{"plan_digest", fresh->digest}, {"noop", fresh->noop}});
+  }
+
+  // Returns why the target of `plan`, which the provider chose, cannot be used because it keeps
+  // the suspected change's code live, or "" when it can be used.
+  core::Result<std::string> CheckProviderTarget(const providers::Plan& plan) {
+    core::Incident incident;
+    std::vector<core::Change> changes;
+    BACKOUT_CHECK(store_.Read([&](store::Transaction& tx) -> core::Result<void> {
+      BACKOUT_TRY(auto stored, LoadIncident(tx, incident_id_));
+      incident = std::move(stored.value);
+      BACKOUT_TRY(changes, signal_internal::LoadServiceChanges(tx, incident.service));
+      return {};
+    }));
+    auto allowed =
+        CheckTargetBeforeSuspect(incident, changes, plan.target_version,
+                                 "chosen by the provider's own rule when the job ran", false);
+    if (allowed) return std::string();
+    return fmt::format("{}; a break-glass rollback runs the assessed target once there is one",
+                       allowed.error().message);
   }
 
   providers::ExecutionContext Context() {

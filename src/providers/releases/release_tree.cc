@@ -227,6 +227,12 @@ CurrentLink ReleaseTree::ReadCurrent() const {
       return link;
     }
   }
+  // A release folder replaced by a link to elsewhere would let anyone who can write there decide
+  // what runs, so Backout does not count it as live.
+  if (!DescribeUntrustedRelease(name).empty()) {
+    link.state = LinkState::kUntrustedRelease;
+    return link;
+  }
   // A folder without its marker may be a deploy still copying files, or one that failed.
   struct stat marker {};
   const fs::path marker_path = ReleasePath(name) / marker_;
@@ -268,8 +274,32 @@ std::string ReleaseTree::DescribeProblem(const CurrentLink& link) const {
           "may not have finished and Backout does not count it as live; create the marker once "
           "the release is complete, or {}",
           path, link.version, (ReleasePath(link.version) / marker_).string(), repair);
+    case LinkState::kUntrustedRelease:
+      return fmt::format("{} links to release {}, but {}, so Backout does not count it as live; {}",
+                         path, link.version, DescribeUntrustedRelease(link.version), repair);
   }
   return "";
+}
+
+std::string ReleaseTree::DescribeUntrustedRelease(std::string_view version) const {
+  const fs::path path = ReleasePath(version);
+  struct stat status {};
+  if (::lstat(path.c_str(), &status) != 0 || !S_ISLNK(status.st_mode)) return "";
+
+  std::error_code error;
+  const std::string text = fs::read_symlink(path, error).string();
+  std::error_code resolve_error;
+  const fs::path resolved = fs::canonical(path, resolve_error);
+  std::error_code releases_error;
+  const fs::path real_releases = fs::weakly_canonical(ReleasesPath(), releases_error);
+  if (!error && !resolve_error && !releases_error && resolved.parent_path() == real_releases) {
+    return "";
+  }
+  return fmt::format(
+      "release folder {} is a symbolic link to '{}', which is not a folder directly under {}; "
+      "Backout trusts only releases kept there, so replace the link with the release's own "
+      "folder",
+      path.string(), text, ReleasesPath().string());
 }
 
 std::string ReleaseTree::DescribeNote(const CurrentLink& link) const {
@@ -299,9 +329,11 @@ core::Result<std::vector<Release>> ReleaseTree::ListReleases() const {
     Release release;
     release.version = version;
     release.path = it->path();
+    release.untrusted = DescribeUntrustedRelease(version);
     struct stat marker {};
     fs::path marker_path = release.path / marker_;
-    if (::stat(marker_path.c_str(), &marker) == 0 && S_ISREG(marker.st_mode)) {
+    if (release.untrusted.empty() && ::stat(marker_path.c_str(), &marker) == 0 &&
+        S_ISREG(marker.st_mode)) {
       release.complete = true;
       release.completed_at = FromTimespec(marker.st_mtim);
     }

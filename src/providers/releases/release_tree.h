@@ -29,12 +29,14 @@ namespace backout::providers::releases {
 // `current -> releases/3` is live like `current -> <root>/releases/3`. Only kLive is a release
 // Backout trusts as live. Every other state is a problem to report, never a switch to record.
 enum class LinkState {
-  kLive,             // a link to an existing folder <root>/releases/<version>
-  kMissing,          // no `current` at all
-  kNotALink,         // `current` is a folder or a file, not a symbolic link
-  kOutsideReleases,  // a link to something other than <root>/releases/<version>
-  kDangling,         // a link into <root>/releases whose folder does not exist
-  kIncomplete,       // a link to a release folder without its completion marker
+  kLive,              // a link to an existing folder <root>/releases/<version>
+  kMissing,           // no `current` at all
+  kNotALink,          // `current` is a folder or a file, not a symbolic link
+  kOutsideReleases,   // a link to something other than <root>/releases/<version>
+  kDangling,          // a link into <root>/releases whose folder does not exist
+  kIncomplete,        // a link to a release folder without its completion marker
+  kUntrustedRelease,  // a link to <root>/releases/<version> that is itself a symbolic link
+                      // leading outside <root>/releases
 };
 
 // The state of `current`, read with lstat and readlink.
@@ -53,8 +55,12 @@ struct CurrentLink {
 struct Release {
   std::string version;
   std::filesystem::path path;
-  bool complete = false;      // the marker file exists
+  bool complete = false;      // the marker file exists and the folder is trusted
   core::Time completed_at{};  // the marker's modification time, when complete
+  // The reason the folder is not trusted as a release, or empty when it is. A folder that is a
+  // symbolic link leading outside <root>/releases is never complete, never a target and never
+  // live.
+  std::string untrusted;
 };
 
 // One recognized line of revisions.log. Capistrano writes
@@ -110,8 +116,13 @@ class ReleaseTree {
   std::string DescribeProblem(const CurrentLink& link) const;
   // Says that a live `link` is relative and that a switch rewrites it; empty otherwise.
   std::string DescribeNote(const CurrentLink& link) const;
+  // Returns the reason <root>/releases/<version> is not trusted as a release: it is a symbolic
+  // link whose target is not a folder directly under <root>/releases. Returns an empty string
+  // for a real folder and for a link to another folder directly under <root>/releases.
+  std::string DescribeUntrustedRelease(std::string_view version) const;
 
-  // Lists the release folders, oldest completion first (incomplete ones first, then by name).
+  // Lists the release folders, oldest completion first (incomplete and untrusted ones first, then
+  // by name).
   core::Result<std::vector<Release>> ListReleases() const;
   // Fails with kNotFound, naming the releases that exist, when the folder is missing.
   core::Result<Release> FindRelease(std::string_view version) const;

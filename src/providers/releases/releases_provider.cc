@@ -210,6 +210,12 @@ core::Result<Plan> ReleasesProvider::MakePlan(std::string_view target_version) c
                                ? target.error()
                                : target.error().WithContext(fmt::format("service {}", service_)));
   }
+  if (!target->untrusted.empty()) {
+    return core::MakeError(core::ErrorCode::kFailedPrecondition,
+                           "service {}: release {} cannot be a rollback target: {}; or choose "
+                           "another release",
+                           service_, target->version, target->untrusted);
+  }
   if (!target->complete) {
     return core::MakeError(core::ErrorCode::kFailedPrecondition,
                            "service {}: release {} is incomplete: its marker file {} is missing, "
@@ -283,6 +289,11 @@ core::Result<ExecutionResult> ReleasesProvider::Execute(const Plan& plan,
   // Step 1: the plan must still describe the folder: same link, same complete target.
   CurrentLink current = tree_.ReadCurrent();
   auto target = tree_.FindRelease(plan.target_version);
+  if (target && !target->untrusted.empty()) {
+    return finish(RollbackOutcome::kPreconditionFailed,
+                  fmt::format("release {} is no longer a trusted release: {}", plan.target_version,
+                              target->untrusted));
+  }
   if (!target || !target->complete) {
     return finish(RollbackOutcome::kPreconditionFailed,
                   target ? fmt::format("release {} is no longer complete: its marker is gone",

@@ -21,10 +21,11 @@ namespace backout::providers::releases {
 // release folder's name. The provider never deletes a release and never writes a relative or
 // dangling `current`.
 //
-// - MakePlan refuses a target that is missing (kNotFound) or incomplete, without its marker
-//   (kFailedPrecondition). A target that is already live gives a no-op plan. An empty target
-//   asks for the provider's own rule: the newest complete release completed before the live one,
-//   and kNotFound when there is none, such as when only one release exists.
+// - MakePlan refuses a target that is missing (kNotFound), incomplete, without its marker, or a
+//   release folder that links outside releases/ (both kFailedPrecondition). A target that is
+//   already live gives a no-op plan. An empty target asks for the provider's own rule: the
+//   newest complete release completed before the live one, and kNotFound when there is none,
+//   such as when only one release exists.
 // - Execute checks that `current` still points where the plan saw it, commits its intent
 //   through on_started, switches, appends a Capistrano line to revisions.log when the root has
 //   one, runs the restart command and reads `current` back.

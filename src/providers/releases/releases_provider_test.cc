@@ -238,6 +238,76 @@ TEST_F(ReleasesProviderTest, PlanRefusesIncompleteTarget) {
       << plan.error().message;
 }
 
+// Release 2b is a link to a folder outside releases/ whose marker is newer than 2's, so by marker
+// time alone the provider's rule would pick it.
+TEST_F(ReleasesProviderTest, ReleaseLinkedOutsideIsNeverTarget) {
+  const fs::path elsewhere =
+      MakeRelease(dir_.path() / "other", "2b", true, 2'500, std::string(kDefaultMarker));
+  fs::create_directory_symlink(elsewhere, root_ / "releases/2b");
+  auto provider = Make();
+
+  auto named = provider->MakePlan("2b");
+  ASSERT_FALSE(named.has_value());
+  EXPECT_EQ(named.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_NE(named.error().message.find("release 2b cannot be a rollback target"), std::string::npos)
+      << named.error().message;
+  EXPECT_NE(named.error().message.find(elsewhere.string()), std::string::npos)
+      << named.error().message;
+
+  auto by_rule = provider->MakePlan("");
+  ASSERT_TRUE(by_rule.has_value()) << by_rule.error().message;
+  EXPECT_EQ(by_rule->target_version, "2");
+
+  auto inventory = provider->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  ASSERT_EQ(inventory->items.size(), 4u);
+  EXPECT_EQ(inventory->items[0].version, "2b");
+  EXPECT_FALSE(inventory->items[0].complete);
+  auto history = provider->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  for (const HistoryEntry& entry : *history) EXPECT_NE(entry.version, "2b");
+}
+
+// `current` switched by hand to a release folder that links outside releases/ is no live release.
+TEST_F(ReleasesProviderTest, CurrentThroughReleaseLinkedOutsideIsProblem) {
+  const fs::path elsewhere =
+      MakeRelease(dir_.path() / "other", "4", true, 4'000, std::string(kDefaultMarker));
+  fs::create_directory_symlink(elsewhere, root_ / "releases/4");
+  PointCurrent(root_, Abs("4"));
+  auto provider = Make();
+
+  auto inventory = provider->ReadInventory();
+  ASSERT_TRUE(inventory.has_value()) << inventory.error().message;
+  EXPECT_EQ(inventory->live_version, "");
+  EXPECT_NE(inventory->live_problem.find("links to release 4"), std::string::npos)
+      << inventory->live_problem;
+  EXPECT_FALSE(provider->ReadLiveState().has_value());
+  auto history = provider->History(core::Time{});
+  ASSERT_TRUE(history.has_value()) << history.error().message;
+  for (const HistoryEntry& entry : *history) EXPECT_NE(entry.version, "4");
+  auto plan = provider->MakePlan("");
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_EQ(plan.error().code, core::ErrorCode::kFailedPrecondition);
+}
+
+// The target folder was replaced by a link to elsewhere between the plan and the switch.
+TEST_F(ReleasesProviderTest, TargetLinkedOutsideSincePlanFailsPrecondition) {
+  auto provider = Make();
+  auto plan = provider->MakePlan("2");
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  const fs::path elsewhere =
+      MakeRelease(dir_.path() / "other", "2", true, 2'000, std::string(kDefaultMarker));
+  fs::rename(root_ / "releases/2", dir_.path() / "moved-2");
+  fs::create_directory_symlink(elsewhere, root_ / "releases/2");
+
+  auto result = provider->Execute(*plan, "job-1", Context());
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  EXPECT_EQ(result->outcome, RollbackOutcome::kPreconditionFailed);
+  EXPECT_NE(result->message.find("no longer a trusted release"), std::string::npos)
+      << result->message;
+  EXPECT_EQ(LinkTarget(), Abs("3"));
+}
+
 TEST_F(ReleasesProviderTest, PlanRefusesPathTraversal) {
   auto provider = Make();
   auto plan = provider->MakePlan("../../etc");
