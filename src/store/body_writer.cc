@@ -20,6 +20,55 @@ bool IsPlainAscii(std::string_view text) {
   return true;
 }
 
+bool IsAscii(std::string_view text) {
+  for (const unsigned char byte : text) {
+    if (byte >= 0x80) return false;
+  }
+  return true;
+}
+
+// Writes ASCII text with the escapes of nlohmann 3.11.2's dump() without ensure_ascii:
+// the two-character forms where JSON has one, \u00xx in lower-case hex for the other control
+// characters, and every other byte, DEL included, unchanged.
+void AppendEscapedAscii(std::string_view text, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char byte : text) {
+    switch (byte) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(byte) < 0x20) {
+          out += "\\u00";
+          out += kHex[(byte >> 4) & 0xf];
+          out += kHex[byte & 0xf];
+        } else {
+          out += byte;
+        }
+    }
+  }
+  out += '"';
+}
+
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string& out) {
@@ -27,6 +76,10 @@ void AppendJsonString(std::string_view text, std::string& out) {
     out += '"';
     out += text;
     out += '"';
+    return;
+  }
+  if (IsAscii(text)) {
+    AppendEscapedAscii(text, out);
     return;
   }
   // Escapes as dump() does, and throws type_error 316 for invalid UTF-8.
