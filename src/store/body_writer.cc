@@ -1,7 +1,9 @@
 #include "store/body_writer.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 
 #include <fmt/format.h>
@@ -12,78 +14,73 @@
 namespace backout::store {
 namespace {
 
-// True for printable ASCII other than '"' and '\\', which dump() copies unchanged between quotes.
-bool IsPlainAscii(std::string_view text) {
-  for (const unsigned char byte : text) {
-    if (byte < 0x20 || byte >= 0x7f || byte == '"' || byte == '\\') return false;
-  }
-  return true;
-}
+// The treatment dump() gives a byte of a string: copied unchanged, escaped, or (above 0x7f)
+// copied only after the whole string passes its UTF-8 check.
+enum class ByteClass : uint8_t { kCopied, kEscaped, kNonAscii };
 
-bool IsAscii(std::string_view text) {
-  for (const unsigned char byte : text) {
-    if (byte >= 0x80) return false;
-  }
-  return true;
-}
+constexpr std::array<ByteClass, 256> kByteClasses = [] {
+  std::array<ByteClass, 256> classes{};
+  for (int byte = 0; byte < 0x20; ++byte) classes[byte] = ByteClass::kEscaped;
+  classes['"'] = ByteClass::kEscaped;
+  classes['\\'] = ByteClass::kEscaped;
+  for (int byte = 0x80; byte < 0x100; ++byte) classes[byte] = ByteClass::kNonAscii;
+  return classes;
+}();
 
-// Writes ASCII text with the escapes of nlohmann 3.11.2's dump() without ensure_ascii:
-// the two-character forms where JSON has one, \u00xx in lower-case hex for the other control
-// characters, and every other byte, DEL included, unchanged.
-void AppendEscapedAscii(std::string_view text, std::string& out) {
+// Appends the escape of nlohmann 3.11.2's dump() without ensure_ascii for one ASCII byte below
+// 0x20, '"' or '\\': the two-character form where JSON has one, else \u00xx in lower-case hex.
+void AppendEscape(char byte, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char byte : text) {
-    switch (byte) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(byte) < 0x20) {
-          out += "\\u00";
-          out += kHex[(byte >> 4) & 0xf];
-          out += kHex[byte & 0xf];
-        } else {
-          out += byte;
-        }
-    }
+  switch (byte) {
+    case '"':
+      out += "\\\"";
+      return;
+    case '\\':
+      out += "\\\\";
+      return;
+    case '\b':
+      out += "\\b";
+      return;
+    case '\f':
+      out += "\\f";
+      return;
+    case '\n':
+      out += "\\n";
+      return;
+    case '\r':
+      out += "\\r";
+      return;
+    case '\t':
+      out += "\\t";
+      return;
+    default:
+      out += "\\u00";
+      out += kHex[(byte >> 4) & 0xf];
+      out += kHex[byte & 0xf];
   }
-  out += '"';
 }
 
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string& out) {
-  if (IsPlainAscii(text)) {
-    out += '"';
-    out += text;
-    out += '"';
-    return;
+  const size_t start = out.size();
+  out += '"';
+  size_t copied = 0;  // bytes of `text` already written
+  for (size_t at = 0; at < text.size(); ++at) {
+    const ByteClass byte_class = kByteClasses[static_cast<unsigned char>(text[at])];
+    if (byte_class == ByteClass::kCopied) continue;
+    if (byte_class == ByteClass::kNonAscii) {
+      // Escapes as dump() does, and throws type_error 316 for invalid UTF-8.
+      out.resize(start);
+      out += nlohmann::json(std::string(text)).dump();
+      return;
+    }
+    out.append(text.data() + copied, at - copied);
+    AppendEscape(text[at], out);
+    copied = at + 1;
   }
-  if (IsAscii(text)) {
-    AppendEscapedAscii(text, out);
-    return;
-  }
-  // Escapes as dump() does, and throws type_error 316 for invalid UTF-8.
-  out += nlohmann::json(std::string(text)).dump();
+  out.append(text.data() + copied, text.size() - copied);
+  out += '"';
 }
 
 BodyWriter::BodyWriter(std::string what) : what_(std::move(what)) {
