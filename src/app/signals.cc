@@ -14,6 +14,7 @@
 #include "app/signal_internal.h"
 #include "app/try.h"
 #include "ledger/hash.h"
+#include "store/body_writer.h"
 
 namespace backout::app {
 namespace {
@@ -140,9 +141,10 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                                           {"receiver", delivery.receiver},
                                           {"truncated_alerts", delivery.truncated_alerts},
                                           {"signals", std::move(received)}}};
-    BACKOUT_CHECK(tx.AppendLedger(record));
+    // Moved in, so that the store does not copy the list.
+    BACKOUT_TRY(ledger::Entry entry, tx.AppendLedger(std::move(record)));
     // Handed back so that the request's thread frees the list after the commit.
-    prepared.received = std::move(record.change["signals"].get_ref<nlohmann::json::array_t&>());
+    prepared.received = std::move(entry.change["signals"].get_ref<nlohmann::json::array_t&>());
   }
 
   // Alertmanager drops what exceeds max_alerts and never sends it later, so the count is kept.
@@ -198,6 +200,60 @@ void to_json(nlohmann::json& json, const SignalRecord& signal) {
   object.emplace("suspected_change_id", signal.suspected_change_id);
   object.emplace("score", signal.score);
   object.emplace("correlation_reason", signal.correlation_reason);
+}
+
+core::Result<store::SerializedBody> SerializeSignal(const SignalRecord& signal) {
+  // The members in the byte order of their names, which is the order of to_json's object.
+  store::BodyWriter writer(fmt::format("body of {}/{}", kSignalKind, signal.id));
+  writer.BeginObject();
+  writer.Key("annotations");
+  writer.StringMap(signal.annotations);
+  writer.Key("correlated");
+  writer.Bool(signal.correlated);
+  writer.Key("correlation_reason");
+  writer.String(signal.correlation_reason);
+  writer.Key("deliveries");
+  writer.Integer(signal.deliveries);
+  writer.Key("detail");
+  writer.String(signal.detail);
+  writer.Key("ends_at");
+  if (signal.ends_at) {
+    writer.String(core::FormatTime(*signal.ends_at));
+  } else {
+    writer.Null();
+  }
+  writer.Key("group_key");
+  writer.String(signal.group_key);
+  writer.Key("id");
+  writer.String(signal.id);
+  writer.Key("incident_id");
+  writer.String(signal.incident_id);
+  writer.Key("labels");
+  writer.StringMap(signal.labels);
+  writer.Key("name");
+  writer.String(signal.name);
+  writer.Key("received_at");
+  writer.String(core::FormatTime(signal.received_at));
+  writer.Key("receiver");
+  writer.String(signal.receiver);
+  writer.Key("score");
+  writer.Number(signal.score);
+  writer.Key("service");
+  writer.String(signal.service);
+  writer.Key("severity");
+  writer.String(signal.severity);
+  writer.Key("source");
+  writer.String(signal.source);
+  writer.Key("starts_at");
+  writer.String(core::FormatTime(signal.starts_at));
+  writer.Key("status");
+  writer.String(signal.status);
+  writer.Key("suspected_change_id");
+  writer.String(signal.suspected_change_id);
+  writer.Key("truncated_alerts");
+  writer.Integer(signal.truncated_alerts);
+  writer.EndObject();
+  return std::move(writer).Finish();
 }
 
 void from_json(const nlohmann::json& json, SignalRecord& signal) {
@@ -318,8 +374,7 @@ PreparedDelivery ControlPlane::PrepareAlertmanager(const signals::WebhookPayload
   prepared.received.reserve(payload.alerts.size());
   for (const signals::Alert& alert : payload.alerts) {
     SignalRecord record = FromAlert(alert, payload, now);
-    prepared.bodies.push_back(store::SerializeBody(
-        nlohmann::json(record), fmt::format("body of {}/{}", kSignalKind, record.id)));
+    prepared.bodies.push_back(SerializeSignal(record));
     // Emplaced, like to_json below, to skip the initializer list's copies.
     auto& listed = prepared.received.emplace_back(nlohmann::json::object())
                        .get_ref<nlohmann::json::object_t&>();

@@ -59,6 +59,9 @@ struct SignalRecord {
 
 void to_json(nlohmann::json& json, const SignalRecord& signal);
 void from_json(const nlohmann::json& json, SignalRecord& signal);
+// Serializes `signal` to the same bytes as store::SerializeBody(nlohmann::json(signal)), with
+// the same errors, without building the nlohmann object. The intake does this once per alert.
+core::Result<store::SerializedBody> SerializeSignal(const SignalRecord& signal);
 
 // One Alertmanager delivery turned into signal records and their stored JSON text before the
 // intake's write transaction, so that concurrent deliveries do this work in parallel while one

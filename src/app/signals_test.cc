@@ -8,7 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <fstream>
+#include <limits>
+#include <random>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -212,6 +215,12 @@ TEST_F(SignalTest, BatchStoresPreparedBodies) {
   EXPECT_EQ(stored->body.dump(), first.bodies[0]->text());
   EXPECT_EQ(stored->body, json(first.records[0]));
 
+  // The ledger's list of new signals comes back for the request's thread to free.
+  ASSERT_EQ(first.received.size(), 1u);
+  EXPECT_EQ(first.received[0]["signal"], first.records[0].id);
+  ASSERT_EQ(second.received.size(), 1u);
+  EXPECT_EQ(second.received[0]["signal"], second.records[0].id);
+
   auto page = plane_->ListSignals(admin_, std::nullopt, {});
   ASSERT_TRUE(page.has_value());
   ASSERT_EQ(page->items.size(), 2u);
@@ -321,6 +330,168 @@ TEST_F(SignalTest, HmacSignatureAuthenticatesBody) {
   ASSERT_FALSE(tampered.has_value());
   EXPECT_EQ(tampered.error().code, core::ErrorCode::kUnauthenticated);
   EXPECT_FALSE(plane_->AuthenticateSignalSender("", "", body).has_value());
+}
+
+// Pieces that each take a different branch of nlohmann's string escaping, as labels,
+// annotations and URLs may contain them.
+std::string RandomText(std::mt19937_64& random, bool allow_invalid) {
+  static const std::vector<std::string> pieces = {
+      "a",          "Z",
+      "9",          " ",
+      "-",          "_",
+      "/",          ":",
+      "=",          "&",
+      "?",          "alertname",
+      "checkout",   "https://prometheus.example/graph?g0.expr=rate(x%5B5m%5D)&g0.tab=1",
+      "\"",         "\\",
+      "\b",         "\f",
+      "\n",         "\r",
+      "\t",         std::string(1, '\0'),
+      "\x01",       "\x1b",
+      "\x1f",       "\x7f",
+      "\u00e9",     "\u00ff",
+      "\u0100",     "\u07ff",
+      "\u0800",     "\u2028",
+      "\ufeff",     "\uffff",
+      "\U0001f600", "\U0010ffff"};
+  // Not UTF-8: a lone continuation byte, a truncated sequence, an overlong form, a surrogate.
+  static const std::vector<std::string> invalid = {"\x80", "\xff", "\xe2\x82", "\xc0\x80",
+                                                   "\xed\xa0\x80"};
+  std::string text;
+  for (int i = std::uniform_int_distribution<int>(0, 6)(random); i > 0; --i) {
+    if (allow_invalid && random() % 200 == 0) {
+      text += invalid[random() % invalid.size()];
+    } else {
+      text += pieces[random() % pieces.size()];
+    }
+  }
+  return text;
+}
+
+std::map<std::string, std::string> RandomMap(std::mt19937_64& random, bool allow_invalid) {
+  std::map<std::string, std::string> map;
+  for (int i = std::uniform_int_distribution<int>(0, 6)(random); i > 0; --i) {
+    map[RandomText(random, allow_invalid)] = RandomText(random, allow_invalid);
+  }
+  return map;
+}
+
+core::Time RandomTime(std::mt19937_64& random) {
+  // Between 1970 and about 2106, in whole microseconds.
+  const int64_t micros = static_cast<int64_t>(random() % (int64_t{1} << 52));
+  return core::Time(core::Duration(micros));
+}
+
+SignalRecord RandomSignal(std::mt19937_64& random, bool allow_invalid) {
+  static const std::vector<double> scores = {0.0,
+                                             -0.0,
+                                             0.5,
+                                             1.0,
+                                             0.1,
+                                             1e300,
+                                             -1e-300,
+                                             std::numeric_limits<double>::infinity(),
+                                             std::numeric_limits<double>::quiet_NaN()};
+  auto text = [&] { return RandomText(random, allow_invalid); };
+  SignalRecord signal{.id = text(),
+                      .source = text(),
+                      .name = text(),
+                      .service = text(),
+                      .severity = text(),
+                      .status = text(),
+                      .starts_at = RandomTime(random),
+                      .ends_at = std::nullopt,
+                      .received_at = RandomTime(random),
+                      .labels = RandomMap(random, allow_invalid),
+                      .annotations = RandomMap(random, allow_invalid),
+                      .detail = text(),
+                      .group_key = text(),
+                      .receiver = text(),
+                      .truncated_alerts = static_cast<int64_t>(random()),
+                      .deliveries = static_cast<int64_t>(random() % 5),
+                      .correlated = random() % 2 == 0,
+                      .incident_id = text(),
+                      .suspected_change_id = text(),
+                      .score = 0,
+                      .correlation_reason = text()};
+  if (random() % 2 == 0) signal.ends_at = RandomTime(random);
+  switch (random() % 3) {
+    case 0:
+      signal.score = scores[random() % scores.size()];
+      break;
+    case 1:
+      signal.score = std::bit_cast<double>(random());
+      break;
+    default:
+      break;  // 0, as every alert's record has it
+  }
+  return signal;
+}
+
+// SerializeSignal's text or error, against SerializeBody on the nlohmann object of the record.
+void ExpectSerializedAsBefore(const SignalRecord& signal) {
+  const std::string what = fmt::format("body of {}/{}", kSignalKind, signal.id);
+  auto expected = store::SerializeBody(json(signal), what);
+  auto serialized = SerializeSignal(signal);
+  ASSERT_EQ(serialized.has_value(), expected.has_value())
+      << (serialized ? expected.error().message : serialized.error().message);
+  if (expected) {
+    EXPECT_EQ(serialized->text(), expected->text());
+    EXPECT_EQ(serialized->text(), json(signal).dump());
+    return;
+  }
+  EXPECT_EQ(serialized.error().code, expected.error().code);
+  EXPECT_EQ(serialized.error().message, expected.error().message);
+}
+
+TEST(SerializeSignalTest, MatchesDumpOfRecord) {
+  SignalRecord signal{.id = "am:00000000000000a1@2026-12-04T12:00:00Z",
+                      .source = "alertmanager",
+                      .name = "HighErrorRate",
+                      .service = "checkout",
+                      .severity = "critical",
+                      .status = "firing",
+                      .starts_at = Start(),
+                      .received_at = Start() + 1500ms,
+                      .labels = {{"alertname", "HighErrorRate"}, {"service", "checkout"}},
+                      .annotations = {{"summary", "5xx \"rate\" > 5%\n"}},
+                      .detail = "http://prometheus:9090/graph?g0.expr=up&g0.tab=1",
+                      .group_key = "{}:{alertname=\"HighErrorRate\"}",
+                      .receiver = "backout"};
+  ExpectSerializedAsBefore(signal);
+  signal.ends_at = Start() + 1h;
+  signal.score = 0.75;
+  signal.correlated = true;
+  signal.incident_id = "INC-7";
+  ExpectSerializedAsBefore(signal);
+  ExpectSerializedAsBefore(SignalRecord{});
+}
+
+TEST(SerializeSignalTest, MatchesDumpOnRandomRecords) {
+  std::mt19937_64 random(20261205);
+  for (int round = 0; round < 5000; ++round) {
+    const SignalRecord signal = RandomSignal(random, /*allow_invalid=*/false);
+    SCOPED_TRACE(json(signal).dump());
+    ASSERT_NO_FATAL_FAILURE(ExpectSerializedAsBefore(signal));
+  }
+}
+
+TEST(SerializeSignalTest, ReportsInvalidUtf8AsBefore) {
+  std::mt19937_64 random(12);
+  int failures = 0;
+  for (int round = 0; round < 2000; ++round) {
+    const SignalRecord signal = RandomSignal(random, /*allow_invalid=*/true);
+    ASSERT_NO_FATAL_FAILURE(ExpectSerializedAsBefore(signal));
+    if (!SerializeSignal(signal)) ++failures;
+  }
+  // Invalid bytes are rare per piece, so a test that never met one would prove nothing.
+  EXPECT_GT(failures, 100);
+
+  SignalRecord signal{.id = "am:1", .labels = {{"team", "bad \xff byte"}}};
+  auto serialized = SerializeSignal(signal);
+  ASSERT_FALSE(serialized.has_value());
+  EXPECT_EQ(serialized.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(serialized.error().message.find("body of signal/am:1"), std::string::npos);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ LedgerAppender::LedgerAppender(SqlSession& session, const core::Clock& clock,
                                std::shared_ptr<const ledger::Signer> signer)
     : session_(session), clock_(clock), signer_(std::move(signer)) {}
 
-core::Result<ledger::Entry> LedgerAppender::Append(const LedgerRecord& record) {
+core::Result<ledger::Entry> LedgerAppender::Append(LedgerRecord record) {
   if (auto ready = RequireSigner(); !ready) return std::unexpected(ready.error());
   if (auto loaded = Load(); !loaded) return std::unexpected(loaded.error());
 
@@ -31,7 +31,7 @@ core::Result<ledger::Entry> LedgerAppender::Append(const LedgerRecord& record) {
     }
   }
   if (auto current = CheckSignerIsCurrent(); !current) return std::unexpected(current.error());
-  return AppendEntry(record);
+  return AppendEntry(std::move(record));
 }
 
 core::Result<ledger::Entry> LedgerAppender::Rotate(std::shared_ptr<const ledger::Signer> next) {
@@ -223,14 +223,14 @@ core::Result<void> LedgerAppender::CheckSignerIsCurrent() const {
   return {};
 }
 
-core::Result<ledger::Entry> LedgerAppender::AppendEntry(const LedgerRecord& record) {
+core::Result<ledger::Entry> LedgerAppender::AppendEntry(LedgerRecord record) {
   ledger::Entry entry{
       .sequence = state_->tree.size(),
       .time = clock_.Now(),
-      .actor = record.actor,
-      .action = record.action,
-      .subject = record.subject,
-      .change = record.change,
+      .actor = std::move(record.actor),
+      .action = std::move(record.action),
+      .subject = std::move(record.subject),
+      .change = std::move(record.change),
   };
   auto encoded = ledger::EncodeEntry(entry);
   if (!encoded) return std::unexpected(encoded.error());

@@ -42,7 +42,7 @@ class LedgerAppender {
   // Appends `record` as the next entry. An empty log first gets a "ledger.key_introduced" entry
   // for the signer's key. Fails when there is no signer, or when the signer's key is not the key
   // the log has in force.
-  core::Result<ledger::Entry> Append(const LedgerRecord& record);
+  core::Result<ledger::Entry> Append(LedgerRecord record);
 
   // Appends a "ledger.key_rotated" entry introducing `next`, signed by the current key. Finish()
   // then signs the checkpoint with `next`.
@@ -63,7 +63,7 @@ class LedgerAppender {
   core::Result<void> Load();
   core::Result<void> IntroduceSignerKey();
   core::Result<void> CheckSignerIsCurrent() const;
-  core::Result<ledger::Entry> AppendEntry(const LedgerRecord& record);
+  core::Result<ledger::Entry> AppendEntry(LedgerRecord record);
   core::Result<void> InsertKey(const ledger::PublicKey& key, uint64_t sequence);
   core::Result<void> InsertCheckpoint();
 

@@ -257,11 +257,11 @@ core::Result<int64_t> SqlTransaction::NextNumber(std::string_view counter) {
   return ColumnInt(result->rows.at(0), 0, "counters.value");
 }
 
-core::Result<ledger::Entry> SqlTransaction::AppendLedger(const LedgerRecord& record) {
+core::Result<ledger::Entry> SqlTransaction::AppendLedger(LedgerRecord record) {
   if (auto writable = RequireWrite("AppendLedger"); !writable) {
     return std::unexpected(writable.error());
   }
-  return ledger_.Append(record);
+  return ledger_.Append(std::move(record));
 }
 
 core::Result<ledger::Entry> SqlTransaction::RotateLedgerKey(

@@ -159,25 +159,6 @@ std::string RedactUrl(std::string_view url) {
 
 namespace {
 
-// True for printable ASCII other than '"' and '\\', which dump() copies unchanged between quotes.
-bool IsPlainAscii(std::string_view text) {
-  for (const unsigned char byte : text) {
-    if (byte < 0x20 || byte >= 0x7f || byte == '"' || byte == '\\') return false;
-  }
-  return true;
-}
-
-void AppendString(const std::string& text, std::string& out) {
-  if (IsPlainAscii(text)) {
-    out += '"';
-    out += text;
-    out += '"';
-    return;
-  }
-  // Escapes as dump() does, and throws type_error 316 for invalid UTF-8.
-  out += nlohmann::json(text).dump();
-}
-
 template <typename Integer>
 void AppendInteger(Integer number, std::string& out) {
   char digits[24];
@@ -198,7 +179,7 @@ void AppendJson(const nlohmann::json& value, std::string& out) {
       for (const auto& [name, member] : value.get_ref<const nlohmann::json::object_t&>()) {
         if (!first) out += ',';
         first = false;
-        AppendString(name, out);
+        AppendJsonString(name, out);
         out += ':';
         AppendJson(member, out);
       }
@@ -217,7 +198,7 @@ void AppendJson(const nlohmann::json& value, std::string& out) {
       return;
     }
     case Type::string:
-      AppendString(value.get_ref<const std::string&>(), out);
+      AppendJsonString(value.get_ref<const std::string&>(), out);
       return;
     case Type::number_integer:
       AppendInteger(value.get<int64_t>(), out);

@@ -32,8 +32,11 @@ struct Object {
   core::Time updated_at;
 };
 
+class BodyWriter;
+
 // An object body already serialized to the JSON text that Transaction::Put stores, so that a
-// caller can do that work before its transaction starts. Made only by SerializeBody.
+// caller can do that work before its transaction starts. Made only by SerializeBody and by
+// BodyWriter (store/body_writer.h).
 class SerializedBody {
  public:
   const std::string& text() const { return text_; }
@@ -41,6 +44,7 @@ class SerializedBody {
  private:
   friend core::Result<SerializedBody> SerializeBody(const nlohmann::json& body,
                                                     std::string_view what);
+  friend class BodyWriter;
   explicit SerializedBody(std::string text) : text_(std::move(text)) {}
 
   std::string text_;
@@ -109,7 +113,9 @@ class Transaction {
   virtual core::Result<int64_t> NextNumber(std::string_view counter) = 0;
 
   // Appends a ledger entry in this transaction; it commits or rolls back with the state change.
-  virtual core::Result<ledger::Entry> AppendLedger(const LedgerRecord& record) = 0;
+  // The returned entry owns the record's members, so a caller that moves the record in avoids a
+  // copy of its change.
+  virtual core::Result<ledger::Entry> AppendLedger(LedgerRecord record) = 0;
 
   virtual core::Result<int64_t> EnqueueJob(std::string_view kind, std::string_view subject,
                                            const nlohmann::json& payload, core::Time run_after) = 0;

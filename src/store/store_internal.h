@@ -36,6 +36,9 @@ inline constexpr std::string_view kJobColumns =
     "fencing_token, last_error";
 core::Result<Job> JobFromRow(const SqlRow& row);
 
+// Appends `text` as a JSON string, byte for byte as nlohmann's dump() writes it. Throws
+// nlohmann's type_error 316 when `text` is not valid UTF-8.
+void AppendJsonString(std::string_view text, std::string& out);
 // Serializes a JSON body for storage. Fails (kInvalidArgument) on text that is not valid UTF-8.
 core::Result<std::string> DumpJson(const nlohmann::json& value, std::string_view what);
 // Parses a stored JSON body. Fails (kCorruption) naming `what` when the text is not JSON.
