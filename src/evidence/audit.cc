@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/domain.h"
+#include "core/id_order.h"
 #include "ledger/entry.h"
 #include "ledger/verify.h"
 
@@ -474,7 +475,9 @@ core::Result<std::vector<AuditFinding>> RunAuditChecks(store::Store& store,
 
   std::vector<AuditFinding> findings = auditor.Take();
   std::ranges::stable_sort(findings, [](const AuditFinding& a, const AuditFinding& b) {
-    return std::tie(a.incident, a.rollback, a.rule) < std::tie(b.incident, b.rollback, b.rule);
+    if (a.incident != b.incident) return core::IdLess(a.incident, b.incident);
+    if (a.rollback != b.rollback) return core::IdLess(a.rollback, b.rollback);
+    return a.rule < b.rule;
   });
   return findings;
 }

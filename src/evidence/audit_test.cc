@@ -77,6 +77,21 @@ TEST_F(AuditTest, OpenDiscoveredRollbackIsFoundUntilDocumented) {
   EXPECT_FALSE(Has(Rules(), "discovered_not_linked"));
 }
 
+TEST_F(AuditTest, FindingsFollowIdNumberOrder) {
+  for (const std::string id : {"DRB-10", "DRB-2"}) {
+    json body = Discovered("open");
+    body["id"] = id;
+    Put("discovered_rollback", id, body);
+  }
+  auto findings = RunAuditChecks(*store_, AuditOptions{.at = clock_.Now()});
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  std::vector<std::string> rollbacks;
+  for (const AuditFinding& finding : *findings) {
+    if (finding.rule == "discovered_not_linked") rollbacks.push_back(finding.rollback);
+  }
+  EXPECT_EQ(rollbacks, (std::vector<std::string>{"DRB-2", "DRB-10"}));
+}
+
 TEST_F(AuditTest, DiscoveredLinkedToMissingIncidentIsFound) {
   Put("discovered_rollback", "DRB-1", Discovered("linked"));
   EXPECT_TRUE(Has(Rules(), "discovered_not_linked"));
