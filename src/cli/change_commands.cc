@@ -119,7 +119,7 @@ void AddChangeList(CLI::App& change, int& exit_status) {
     size_t limit = 0;
   };
   auto flags = std::make_shared<Flags>();
-  auto* command = change.add_subcommand("list", "List recorded changes, oldest first");
+  auto* command = change.add_subcommand("list", "List recorded changes in the order recorded");
   command->add_option("--service", flags->service, "Show only changes of this service")
       ->check(NonEmptyValidator());
   command->add_option("--limit", flags->limit, "Show at most this many changes; 0 shows all")

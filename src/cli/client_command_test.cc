@@ -212,10 +212,10 @@ TEST(ListHelpTest, StatesServerOrder) {
   int exit_status = 0;
   AddCommands(app, exit_status);
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"incident", "oldest first"},
-      {"change", "oldest first"},
-      {"discovered", "oldest first"},
-      {"notification", "oldest first"},
+      {"incident", "in the order recorded"},
+      {"change", "in the order recorded"},
+      {"discovered", "in the order recorded"},
+      {"notification", "in the order recorded"},
       {"user", "by name"},
       {"action", "by due date and then by id"},
   };
@@ -224,6 +224,7 @@ TEST(ListHelpTest, StatesServerOrder) {
     const CLI::App* list = app.get_subcommand(group)->get_subcommand("list");
     EXPECT_NE(list->get_description().find(order), std::string::npos) << list->get_description();
     EXPECT_EQ(list->get_description().find("newest"), std::string::npos) << list->get_description();
+    EXPECT_EQ(list->get_description().find("oldest"), std::string::npos) << list->get_description();
   }
 }
 

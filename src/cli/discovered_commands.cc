@@ -27,8 +27,8 @@ void AddDiscoveredList(CLI::App& discovered, int& exit_status) {
   auto flags = std::make_shared<Flags>();
   auto* command = discovered.add_subcommand(
       "list",
-      "List rollbacks found in the tools' own history that Backout did not perform, oldest "
-      "first");
+      "List rollbacks found in the tools' own history that Backout did not perform, in the "
+      "order recorded");
   command->add_option("--service", flags->service, "Only those of this service")
       ->check(NonEmptyValidator());
   command->add_option("--state", flags->state, "Only those in this state")
@@ -141,7 +141,7 @@ void AddNotificationList(CLI::App& notification, int& exit_status) {
   };
   auto flags = std::make_shared<Flags>();
   auto* command = notification.add_subcommand(
-      "list", "List webhook deliveries with their state and attempts, oldest first");
+      "list", "List webhook deliveries with their state and attempts, in the order recorded");
   command->add_flag("--failed", flags->failed,
                     "Only deliveries dead-lettered after their last attempt");
   command->add_option("--limit", flags->limit, "Show at most this many; 0 shows all")

@@ -152,7 +152,7 @@ void AddIncidentList(CLI::App& incident, int& exit_status) {
     size_t limit = 0;
   };
   auto flags = std::make_shared<Flags>();
-  auto* command = incident.add_subcommand("list", "List incidents, oldest first");
+  auto* command = incident.add_subcommand("list", "List incidents in the order recorded");
   command->add_option("--service", flags->service, "Show only incidents of this service")
       ->check(NonEmptyValidator());
   command

@@ -324,7 +324,7 @@ void AddServiceAndChangeRoutes(Router& router, app::ControlPlane& plane) {
       Route{.method = "GET",
             .path = ApiPath("/changes"),
             .operation_id = "listChanges",
-            .summary = "Recorded changes, optionally of one service, oldest first.",
+            .summary = "Recorded changes, optionally of one service, in the order recorded.",
             .query =
                 [] {
                   auto query = PageParameters();
@@ -388,7 +388,7 @@ void AddIncidentRoutes(Router& router, app::ControlPlane& plane) {
       .method = "GET",
       .path = ApiPath("/incidents"),
       .operation_id = "listIncidents",
-      .summary = "Incidents, optionally of one service or in one state, oldest first.",
+      .summary = "Incidents, optionally of one service or in one state, in the order recorded.",
       .query =
           [] {
             auto query = PageParameters();

@@ -104,7 +104,7 @@ void AddDiscoveredRoutes(Router& router, app::ControlPlane& plane) {
                                                        {"open", "linked", "documented"})});
                   return query;
                 }(),
-            .response = ListResponse("Discovered rollbacks, oldest first."),
+            .response = ListResponse("Discovered rollbacks in the order recorded."),
             .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
               auto options = ListOptionsOf(request);
               if (!options) return std::unexpected(options.error());
@@ -183,8 +183,8 @@ void AddNotificationRoutes(Router& router, app::ControlPlane& plane) {
       .method = "GET",
       .path = ApiPath("/notifications"),
       .operation_id = "listNotifications",
-      .summary = "Webhook deliveries with their state and attempts, oldest first; with failed=true "
-                 "only the dead-lettered ones.",
+      .summary = "Webhook deliveries with their state and attempts, in the order recorded; with "
+                 "failed=true only the dead-lettered ones.",
       .query =
           [] {
             auto query = PageParameters();
