@@ -323,6 +323,16 @@ TEST_F(PeriodTest, PeriodAfterLatestCheckpointIsOpen) {
   EXPECT_EQ(report->incidents[0].incident_id, "INC-3");
 }
 
+TEST_F(PeriodTest, ReportListsIncidentsByIdNumber) {
+  ASSERT_NO_FATAL_FAILURE(PlantIncident("INC-10"));
+  const std::string bundle = Export(At("2026-12-09T00:00:00Z"), At("2027-01-01T00:00:00Z"));
+  auto report = VerifyPeriodBundle(bundle, {});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->incidents.size(), 2u);
+  EXPECT_EQ(report->incidents[0].incident_id, "INC-3");
+  EXPECT_EQ(report->incidents[1].incident_id, "INC-10");
+}
+
 TEST_F(PeriodTest, PeriodBeforeFirstCheckpointStartsFromEmptyLog) {
   const std::string bundle = Export(At("2026-11-01T00:00:00Z"), At("2026-12-02T12:00:00Z"));
   auto report = VerifyPeriodBundle(bundle, {});

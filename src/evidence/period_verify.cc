@@ -1,8 +1,10 @@
 // Offline verification of a period bundle.
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
 
+#include "core/id_order.h"
 #include "evidence/bundle.h"
 #include "evidence/bundle_files.h"
 #include "evidence/population.h"
@@ -242,6 +244,11 @@ core::Result<PeriodReport> VerifyPeriodBundle(std::string_view tar_gz,
   report.to = *to;
   report.files = verified->files;
   report.incidents = *std::move(incidents);
+  // The bundle's proofs follow the text order of the ids, which the checks above rely on. The
+  // report lists incidents in id number order (INC-2 before INC-10), as the store lists them.
+  std::ranges::stable_sort(report.incidents, [](const BundleReport& a, const BundleReport& b) {
+    return core::IdLess(a.incident_id, b.incident_id);
+  });
   report.population_rows = rows.size();
   report.policy_loads = history.size();
   report.ledger_entries = verified->entries.size();
