@@ -1,5 +1,7 @@
 #include "server/api_json.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/time.h"
@@ -165,6 +167,49 @@ core::Result<app::ActionItemCompletion> ReadCompletion(const json& body) {
   return app::ActionItemCompletion{.not_doing = Bool(body, "not_doing"),
                                    .evidence = String(body, "evidence"),
                                    .reason = String(body, "reason")};
+}
+
+core::Result<void> ReadPageCursor(const HttpRequest& request, IdForm form, std::string_view prefix,
+                                  app::ListOptions& options) {
+  auto it = request.query.find("after");
+  if (it == request.query.end() || it->second.empty()) return {};
+  const std::string& value = it->second;
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto is_alnum = [&](char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  };
+  bool valid = false;
+  std::string expected;
+  switch (form) {
+    case IdForm::kNumbered: {
+      const std::string_view number =
+          std::string_view(value).substr(value.starts_with(prefix) ? prefix.size() : value.size());
+      valid = value.starts_with(prefix) && !number.empty() && number.size() <= 19 &&
+              number.front() != '0' && std::ranges::all_of(number, is_digit);
+      expected = fmt::format("{}<number>, such as {}1, with no leading zeros", prefix, prefix);
+      break;
+    }
+    case IdForm::kName:
+      valid = value.size() <= 128 && is_alnum(value.front()) &&
+              std::ranges::all_of(
+                  value, [&](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '-'; });
+      expected = "a user name: letters, digits, '.', '_' and '-', starting with a letter or digit";
+      break;
+    case IdForm::kSignal:
+      for (std::string_view source : {"am:", "rule:", "probe:"}) {
+        valid = valid || (value.starts_with(source) && value.size() > source.size());
+      }
+      expected = "a signal id, such as am:..., rule:... or probe:...";
+      break;
+  }
+  if (!valid) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "invalid query parameter `after` '{}': expected {}; pass the "
+                           "next_after of the previous page, or omit `after` for the first page",
+                           value, expected);
+  }
+  options.after = value;
+  return {};
 }
 
 }  // namespace backout::server

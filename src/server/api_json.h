@@ -7,6 +7,7 @@
 #include "app/requests.h"
 #include "core/domain.h"
 #include "core/error.h"
+#include "server/router.h"
 
 // JSON forms of what the API returns and reads, beyond the domain types' own JSON.
 namespace backout::server {
@@ -23,6 +24,21 @@ nlohmann::json PageJson(const app::Page<T>& page, ToJson to_json) {
   for (const T& item : page.items) items.push_back(to_json(item));
   return {{"items", std::move(items)}, {"next_after", page.next_after}};
 }
+
+// The form of one list's ids, which the page cursor `after` of that list must have.
+enum class IdForm {
+  kNumbered,  // a prefix and a number without leading zeros: CHG-12
+  kName,      // a user name: letters, digits, '.', '_' and '-', starting with a letter or digit
+  kSignal,    // a signal source and its identity: am:..., rule:..., probe:...
+};
+
+// Reads the query parameter `after` into `options.after`. An absent or empty `after` is the first
+// page. Fails with kInvalidArgument, naming `after`, its value and the expected form, when the
+// value is not an id of the list's form. For kNumbered, `prefix` is the text before the number
+// ("CHG-"). Checking the form keeps a cursor such as CHG-03 from skipping items: the store orders
+// ids by length before text, so CHG-03 would sort after CHG-9.
+core::Result<void> ReadPageCursor(const HttpRequest& request, IdForm form, std::string_view prefix,
+                                  app::ListOptions& options);
 
 // Readers of validated request bodies. Each fails with kInvalidArgument naming the field when a
 // value has the right JSON type but is not acceptable (an unknown role, an impossible date).

@@ -60,7 +60,8 @@ core::Result<uint64_t> QueryNumber(const HttpRequest& request, const char* name,
   return value;
 }
 
-core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request) {
+core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request, IdForm form,
+                                             std::string_view prefix = "") {
   app::ListOptions options;
   auto limit = QueryNumber(request, "limit", 100);
   if (!limit) return std::unexpected(limit.error());
@@ -69,8 +70,8 @@ core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request) {
                            "query parameter `limit` must be between 1 and 1000, got {}", *limit);
   }
   options.limit = static_cast<int>(*limit);
-  if (auto after = request.query.find("after"); after != request.query.end()) {
-    options.after = after->second;
+  if (auto cursor = ReadPageCursor(request, form, prefix, options); !cursor) {
+    return std::unexpected(cursor.error());
   }
   return options;
 }
@@ -201,7 +202,7 @@ void AddIdentityRoutes(Router& router, app::ControlPlane& plane) {
                    .query = PageParameters(),
                    .response = ListResponse("Users."),
                    .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-                     auto options = ListOptionsOf(request);
+                     auto options = ListOptionsOf(request, IdForm::kName);
                      if (!options) return std::unexpected(options.error());
                      return Answer(plane.ListUsers(CallerOf(request), *options),
                                    [](const auto& page) { return PageJson(page, UserJson); });
@@ -333,7 +334,7 @@ void AddServiceAndChangeRoutes(Router& router, app::ControlPlane& plane) {
                 }(),
             .response = ListResponse("Changes."),
             .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-              auto options = ListOptionsOf(request);
+              auto options = ListOptionsOf(request, IdForm::kNumbered, "CHG-");
               if (!options) return std::unexpected(options.error());
               return Answer(
                   plane.ListChanges(CallerOf(request), QueryString(request, "service"), *options),
@@ -400,7 +401,7 @@ void AddIncidentRoutes(Router& router, app::ControlPlane& plane) {
           }(),
       .response = ListResponse("Incidents."),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-        auto options = ListOptionsOf(request);
+        auto options = ListOptionsOf(request, IdForm::kNumbered, "INC-");
         if (!options) return std::unexpected(options.error());
         app::IncidentFilter filter{.service = QueryString(request, "service")};
         if (auto state = QueryString(request, "state")) {

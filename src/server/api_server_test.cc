@@ -557,6 +557,51 @@ TEST_F(ApiServerTest, ChangeRecordedByCiIsListed) {
   EXPECT_EQ(body["next_after"], "");
 }
 
+// A page cursor that is not an id of the list's form is rejected, naming `after`, the value and
+// the form: CHG-03 would otherwise sort after CHG-9 and skip CHG-4 to CHG-9.
+TEST_F(ApiServerTest, RejectsMalformedPageCursor) {
+  RecordChange("v1");
+  const std::vector<std::pair<std::string, std::string>> rejected = {
+      {"/api/v1/changes", "CHG-03"},
+      {"/api/v1/changes", "garbage"},
+      {"/api/v1/changes", "chg-3"},
+      {"/api/v1/changes", "CHG-3x"},
+      {"/api/v1/changes", "INC-3"},
+      {"/api/v1/changes", "A"},
+      {"/api/v1/changes", "CHG-"},
+      {"/api/v1/incidents", "CHG-1"},
+      {"/api/v1/discovered-rollbacks", "DRB-0"},
+      {"/api/v1/notifications", "NTF-1a"},
+      {"/api/v1/users", "-admin"},
+      {"/api/v1/signals", "garbage"},
+  };
+  for (const auto& [path, after] : rejected) {
+    SCOPED_TRACE(path + "?after=" + after);
+    auto result = Client(admin_token_).Get(path + "?after=" + after);
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 400) << result->body;
+    EXPECT_NE(result->body.find("`after`"), std::string::npos) << result->body;
+    EXPECT_NE(result->body.find("'" + after + "'"), std::string::npos) << result->body;
+    EXPECT_NE(result->body.find("expected"), std::string::npos) << result->body;
+  }
+  auto changes = Client(admin_token_).Get("/api/v1/changes?after=CHG-03");
+  ASSERT_TRUE(changes);
+  EXPECT_NE(changes->body.find("CHG-<number>"), std::string::npos) << changes->body;
+
+  const std::vector<std::pair<std::string, std::string>> accepted = {
+      {"/api/v1/changes", "CHG-1"},       {"/api/v1/changes", ""},
+      {"/api/v1/incidents", "INC-10"},    {"/api/v1/discovered-rollbacks", "DRB-2"},
+      {"/api/v1/notifications", "NTF-1"}, {"/api/v1/users", "admin"},
+      {"/api/v1/signals", "am:abc@2026"},
+  };
+  for (const auto& [path, after] : accepted) {
+    SCOPED_TRACE(path + "?after=" + after);
+    auto result = Client(admin_token_).Get(path + "?after=" + after);
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 200) << result->body;
+  }
+}
+
 // Numbered ids list by number, not as text (CHG-2 before CHG-10), and paging with next_after
 // keeps that order.
 TEST_F(ApiServerTest, ListsNumberedIdsByNumber) {

@@ -26,7 +26,7 @@ std::optional<std::string> QueryString(const HttpRequest& request, const char* n
   return it->second;
 }
 
-core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request) {
+core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request, std::string_view prefix) {
   app::ListOptions options;
   if (auto limit = QueryString(request, "limit")) {
     int value = 0;
@@ -37,7 +37,9 @@ core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request) {
     }
     options.limit = value;
   }
-  if (auto after = QueryString(request, "after")) options.after = *after;
+  if (auto cursor = ReadPageCursor(request, IdForm::kNumbered, prefix, options); !cursor) {
+    return std::unexpected(cursor.error());
+  }
   return options;
 }
 
@@ -106,7 +108,7 @@ void AddDiscoveredRoutes(Router& router, app::ControlPlane& plane) {
                 }(),
             .response = ListResponse("Discovered rollbacks in the order recorded."),
             .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-              auto options = ListOptionsOf(request);
+              auto options = ListOptionsOf(request, "DRB-");
               if (!options) return std::unexpected(options.error());
               app::DiscoveredRollbackFilter filter{.service = QueryString(request, "service"),
                                                    .state = QueryString(request, "state")};
@@ -195,7 +197,7 @@ void AddNotificationRoutes(Router& router, app::ControlPlane& plane) {
           }(),
       .response = ListResponse("Deliveries."),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
-        auto options = ListOptionsOf(request);
+        auto options = ListOptionsOf(request, "NTF-");
         if (!options) return std::unexpected(options.error());
         const bool failed = QueryString(request, "failed").value_or("false") == "true";
         return Answer(plane.ListNotifications(CallerOf(request), failed, *options),

@@ -186,8 +186,8 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
         if (auto limit = request.query.find("limit"); limit != request.query.end()) {
           options.limit = std::clamp(std::atoi(limit->second.c_str()), 1, 1000);
         }
-        if (auto after = request.query.find("after"); after != request.query.end()) {
-          options.after = after->second;
+        if (auto cursor = ReadPageCursor(request, IdForm::kSignal, "", options); !cursor) {
+          return std::unexpected(cursor.error());
         }
         std::optional<std::string> service;
         if (auto it = request.query.find("service"); it != request.query.end()) {
