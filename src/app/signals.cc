@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 #include "app/control_plane.h"
 #include "app/jobs.h"
 #include "app/records.h"
@@ -25,6 +27,19 @@ constexpr std::string_view kSignaturePrefix = "sha256=";
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Whether `authorization` starts with the Bearer scheme, whose name is case-insensitive
+// (RFC 9110 section 11.1).
+bool HasBearerScheme(std::string_view authorization) {
+  if (authorization.size() < kBearerPrefix.size()) return false;
+  for (size_t i = 0; i < kBearerPrefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(kBearerPrefix[i]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string HmacSha256Hex(std::string_view key, std::string_view body) {
@@ -336,7 +351,7 @@ core::Result<void> ControlPlane::AuthenticateSignalSender(std::string_view autho
                            "the Alertmanager receiver is not configured; add signals.alertmanager "
                            "to the config and reload");
   }
-  if (receiver->bearer_token && authorization.starts_with(kBearerPrefix)) {
+  if (receiver->bearer_token && HasBearerScheme(authorization)) {
     BACKOUT_TRY(std::string token, receiver->bearer_token->Resolve());
     if (ConstantTimeEquals(authorization.substr(kBearerPrefix.size()), token)) return {};
     return core::MakeError(core::ErrorCode::kUnauthenticated,

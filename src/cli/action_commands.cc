@@ -127,6 +127,7 @@ void AddActionList(CLI::App& action, int& exit_status) {
       "incident's by due date and then by id");
   command->add_option("ID", flags->incident_id, "Incident id, e.g. INC-1; all incidents if absent");
   command->add_option("--limit", flags->limit, "Show at most this many items; 0 shows all")
+      ->check(LimitValidator())
       ->capture_default_str();
   command->add_flag("--overdue", flags->overdue, "Only open items past their due date (UTC)");
   command->add_option("--owner", flags->owner, "Only items owned by this user")

@@ -123,6 +123,7 @@ void AddChangeList(CLI::App& change, int& exit_status) {
   command->add_option("--service", flags->service, "Show only changes of this service")
       ->check(NonEmptyValidator());
   command->add_option("--limit", flags->limit, "Show at most this many changes; 0 shows all")
+      ->check(LimitValidator())
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     const std::string path = WithQuery("/api/v1/changes", {{"service", flags->service}});

@@ -249,6 +249,17 @@ CLI::Validator NonEmptyValidator(std::string fix) {
       "", "non-empty");
 }
 
+CLI::Validator LimitValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        // strtoull, which CLI11 converts with, skips leading white space before the sign.
+        const size_t first = text.find_first_not_of(" \t\n\v\f\r");
+        if (first == std::string::npos || text[first] != '-') return "";
+        return fmt::format("{} is negative; give 0 to show all or a positive count", text);
+      },
+      "COUNT", "count");
+}
+
 CLI::Validator TimeValidator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

@@ -108,6 +108,10 @@ void CheckPeriodOrder(const std::string& from, const std::string& to);
 // Filter options use the default because an empty filter would match everything.
 CLI::Validator NonEmptyValidator(std::string fix = "give a value or leave the option out");
 
+// Rejects a negative value of a `--limit` option. CLI11 2.1.2 converts an unsigned option with
+// strtoull, which wraps "-1" to the largest value, so the command would show everything.
+CLI::Validator LimitValidator();
+
 // Validates an RFC 3339 time option ("2026-12-04T17:05:41Z").
 CLI::Validator TimeValidator();
 

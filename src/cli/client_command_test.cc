@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "cli/cli.h"
 #include "support/temp_dir.h"
 
@@ -129,6 +131,29 @@ TEST(NonEmptyValidatorTest, NamesOptionWithEmptyValue) {
   accepting.add_option("--service", service)->check(NonEmptyValidator());
   Parse(accepting, {"--service", "checkout"});
   EXPECT_EQ(service, "checkout");
+}
+
+TEST(LimitValidatorTest, RejectsNegativeLimit) {
+  for (const std::string text : {"-1", " -5", "-0"}) {
+    CLI::App app;
+    size_t limit = 0;
+    app.add_option("--limit", limit)->check(LimitValidator());
+    try {
+      Parse(app, {"--limit", text});
+      FAIL() << "--limit " << text << " was accepted";
+    } catch (const CLI::ValidationError& error) {
+      EXPECT_EQ(
+          std::string(error.what()),
+          fmt::format("--limit: {} is negative; give 0 to show all or a positive count", text));
+      EXPECT_EQ(app.exit(error), static_cast<int>(CLI::ExitCodes::ValidationError));
+    }
+  }
+
+  CLI::App accepting;
+  size_t limit = 0;
+  accepting.add_option("--limit", limit)->check(LimitValidator());
+  Parse(accepting, {"--limit", "25"});
+  EXPECT_EQ(limit, 25u);
 }
 
 TEST(NonEmptyValidatorTest, EndsWithGivenFix) {

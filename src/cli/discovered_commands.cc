@@ -34,6 +34,7 @@ void AddDiscoveredList(CLI::App& discovered, int& exit_status) {
   command->add_option("--state", flags->state, "Only those in this state")
       ->check(CLI::IsMember({"open", "linked", "documented"}));
   command->add_option("--limit", flags->limit, "Show at most this many; 0 shows all")
+      ->check(LimitValidator())
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     const std::string path = WithQuery("/api/v1/discovered-rollbacks",

@@ -21,6 +21,7 @@
 #include "ledger/entry.h"
 #include "server/control_plane_server.h"
 #include "server/errors.h"
+#include "server/rate_limiter.h"
 #include "server/signal_routes.h"
 #include "store/system_clock.h"
 #include "support/temp_dir.h"
@@ -82,7 +83,7 @@ services:
                                                          dir.string());
     }
     ServeOptions options{.config_path = dir / "backout.yaml", .workers = 1};
-    options.rate_limit.burst = 1000;
+    options.rate_limit.burst = rate_limit_burst_;
     auto server = ControlPlaneServer::Start(options, clock_);
     ASSERT_TRUE(server.has_value()) << server.error().message;
     server_ = *std::move(server);
@@ -150,6 +151,8 @@ services:
     }
   }
 
+  // High by default, so that tests with many rejected requests are not rate-limited.
+  int rate_limit_burst_ = 1000;
   testing::TempDir temp_;
   store::SystemClock clock_;
   std::unique_ptr<ControlPlaneServer> server_;
@@ -785,6 +788,53 @@ TEST_F(ApiServerTest, RejectedWebhookLoggedOncePerInterval) {
   EXPECT_EQ(logs.find("wrong-token"), std::string::npos) << logs;
   EXPECT_EQ(server_->metrics().Value(kSignalWebhooksRejectedTotal, {{"reason", "unauthenticated"}}),
             4);
+}
+
+// The fixture with the server's default rate limit of 20 failed attempts per address.
+class ApiServerDefaultLimitTest : public ApiServerTest {
+ protected:
+  ApiServerDefaultLimitTest() { rate_limit_burst_ = RateLimiter::Options{}.burst; }
+
+  void ConfigureWebhookToken() {
+    ::setenv("BACKOUT_TEST_ALERTMANAGER_TOKEN", "right-token", /*overwrite=*/1);
+    std::ofstream(temp_.path() / "backout.yaml", std::ios::app)
+        << "signals:\n  alertmanager:\n    bearer_token: env:BACKOUT_TEST_ALERTMANAGER_TOKEN\n";
+    auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+    ASSERT_TRUE(reloaded);
+    ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+  }
+};
+
+// Wrong webhook tokens from one address neither block the right token nor users' API calls.
+TEST_F(ApiServerDefaultLimitTest, WrongWebhookTokensBlockOnlyThemselves) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureWebhookToken());
+  const std::string body = R"({"version":"4","alerts":[]})";
+  for (int i = 0; i < rate_limit_burst_; ++i) {
+    ExpectError(
+        Client("wrong-token").Post("/api/v1/signals/alertmanager", body, "application/json"), 401,
+        "bearer token is not the receiver's");
+  }
+  ExpectError(Client("wrong-token").Post("/api/v1/signals/alertmanager", body, "application/json"),
+              429, "rate_limited");
+
+  auto accepted =
+      Client("right-token").Post("/api/v1/signals/alertmanager", body, "application/json");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 200) << accepted->body;
+  auto listed = Client(lead_token_).Get("/api/v1/changes");
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->status, 200) << listed->body;
+}
+
+// The scheme name of the Authorization header is case-insensitive.
+TEST_F(ApiServerDefaultLimitTest, WebhookBearerSchemeIgnoresCase) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureWebhookToken());
+  httplib::Client client("127.0.0.1", server_->port());
+  auto accepted =
+      client.Post("/api/v1/signals/alertmanager", {{"Authorization", "bearer right-token"}},
+                  R"({"version":"4","alerts":[]})", "application/json");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 200) << accepted->body;
 }
 
 }  // namespace

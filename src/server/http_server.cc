@@ -45,6 +45,17 @@ std::optional<std::string> BearerToken(const httplib::Request& request) {
   return header.substr(kScheme.size());
 }
 
+// Whether a Content-Type header starts with application/json, ignoring case because media type
+// names are case-insensitive (RFC 9110 section 8.3.1).
+bool IsJsonMediaType(std::string_view content_type) {
+  constexpr std::string_view kJsonType = "application/json";
+  if (content_type.size() < kJsonType.size()) return false;
+  for (size_t i = 0; i < kJsonType.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(content_type[i])) != kJsonType[i]) return false;
+  }
+  return true;
+}
+
 std::string_view ReasonFor(int status) {
   switch (status) {
     case 400:
@@ -104,7 +115,8 @@ HttpServer::HttpServer(HttpServerOptions options, const Router& router, Authenti
       router_(router),
       authenticator_(std::move(authenticator)),
       metrics_(metrics),
-      rate_limiter_(clock, options_.rate_limit) {}
+      rate_limiter_(clock, options_.rate_limit),
+      webhook_rate_limiter_(clock, options_.rate_limit) {}
 
 HttpServer::~HttpServer() = default;
 
@@ -319,14 +331,11 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
   const Route& route = *match.route;
   route_label = route.path;
   if (auto refused = CheckAccess(route, request, caller)) return *refused;
-  if (route.authenticates_sender) {
-    if (auto limited = RateLimited(request.remote_addr)) return *limited;
-  }
 
   // httplib moves the fields of a form-encoded body into the query parameters, so a body is
   // accepted only as JSON; this also keeps form posts from other origins out.
   const std::string content_type = request.get_header_value("Content-Type");
-  if (!request.body.empty() && !content_type.starts_with("application/json")) {
+  if (!request.body.empty() && !IsJsonMediaType(content_type)) {
     return ErrorResponse(415, kUnsupportedMediaType,
                          fmt::format("the request body must be JSON; send the header "
                                      "`Content-Type: application/json` (got \"{}\")",
@@ -393,8 +402,13 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                    .headers = std::move(headers)};
   core::Result<HttpResponse> answer = route.handler(call);
   if (!answer) {
+    // A webhook sender is limited only when its credentials fail, so a request with valid
+    // credentials always reaches the handler, and a blocked sender gets 429 instead of 401.
+    // NOTE: a blocked sender still gets 200 for a right guess, so a client that ignores 429 can
+    // keep guessing. Only the length of the webhook credential stops that.
     if (route.authenticates_sender && answer.error().code == core::ErrorCode::kUnauthenticated) {
-      rate_limiter_.RecordFailure(request.remote_addr);
+      if (auto limited = RateLimited(webhook_rate_limiter_, request.remote_addr)) return *limited;
+      webhook_rate_limiter_.RecordFailure(request.remote_addr);
     }
     return ErrorResponse(answer.error());
   }
@@ -408,7 +422,7 @@ std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
   if (route.access == Access::kMetrics && options_.metrics_token.empty()) return std::nullopt;
 
   const std::string& address = request.remote_addr;
-  if (auto limited = RateLimited(address)) return limited;
+  if (auto limited = RateLimited(rate_limiter_, address)) return limited;
 
   const std::optional<std::string> token = BearerToken(request);
   if (!token) {
@@ -443,8 +457,9 @@ void HttpServer::CountTooLarge(const httplib::Request& request, const std::strin
       limit);
 }
 
-std::optional<HttpResponse> HttpServer::RateLimited(const std::string& address) {
-  const core::Duration blocked = rate_limiter_.BlockedFor(address);
+std::optional<HttpResponse> HttpServer::RateLimited(RateLimiter& limiter,
+                                                    const std::string& address) {
+  const core::Duration blocked = limiter.BlockedFor(address);
   if (blocked <= core::Duration::zero()) return std::nullopt;
   metrics_.Increment(kRateLimitedTotal);
   const auto seconds = std::chrono::ceil<std::chrono::seconds>(blocked).count();

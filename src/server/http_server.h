@@ -77,8 +77,8 @@ class HttpServer {
   std::optional<HttpResponse> CheckAccess(const Route& route, const httplib::Request& request,
                                           std::optional<app::Caller>& caller);
   HttpResponse Unauthenticated(const std::string& address, std::string_view message);
-  // Returns a 429 response while `address` is blocked for failed attempts, or std::nullopt.
-  std::optional<HttpResponse> RateLimited(const std::string& address);
+  // Returns a 429 response while `address` is blocked in `limiter`, or std::nullopt.
+  std::optional<HttpResponse> RateLimited(RateLimiter& limiter, const std::string& address);
   // Logs and counts a body over `limit`, which httplib or the route check refused.
   void CountTooLarge(const httplib::Request& request, const std::string& route, size_t limit);
 
@@ -87,6 +87,9 @@ class HttpServer {
   Authenticator authenticator_;
   Metrics& metrics_;
   RateLimiter rate_limiter_;
+  // Counts only the rejections of routes with Route::authenticates_sender, so a sender with a
+  // wrong webhook credential cannot block users' API calls from the same address.
+  RateLimiter webhook_rate_limiter_;
   std::unique_ptr<httplib::Server> server_;
 };
 

@@ -196,7 +196,8 @@ TEST_F(HttpServerTest, RepeatedBadTokensAreRateLimited) {
   ExpectError(Client().Get("/api/v1/things/T-2"), 404, "not_found");
 }
 
-// A webhook that checks its own credentials is rate-limited like a bad bearer token.
+// A webhook sender whose credentials keep failing is rate-limited, but a request with valid
+// credentials from the same address still reaches the handler.
 TEST_F(HttpServerTest, RejectedWebhookSendersAreRateLimited) {
   HttpServerOptions options;
   options.rate_limit.burst = 3;
@@ -208,14 +209,34 @@ TEST_F(HttpServerTest, RejectedWebhookSendersAreRateLimited) {
                 "unauthenticated");
   }
 
-  auto limited = client.Post("/hooks/thing", {{"X-Key", "right"}}, "{}", "application/json");
+  auto limited = client.Post("/hooks/thing", wrong, "{}", "application/json");
   ExpectError(limited, 429, "rate_limited");
+  EXPECT_EQ(limited->get_header_value("Retry-After"), "3");
   EXPECT_EQ(metrics_.Value(kRateLimitedTotal), 1);
 
-  clock_.Advance(std::chrono::seconds(3));
   auto accepted = client.Post("/hooks/thing", {{"X-Key", "right"}}, "{}", "application/json");
   ASSERT_TRUE(accepted);
   EXPECT_EQ(accepted->status, 200) << accepted->body;
+}
+
+// Rejected webhook deliveries do not count against users' API calls from the same address.
+TEST_F(HttpServerTest, RejectedWebhookDoesNotBlockUsers) {
+  HttpServerOptions options;
+  options.rate_limit.burst = 3;
+  Start(options);
+  httplib::Client client("127.0.0.1", port_);
+  for (int i = 0; i < 5; ++i) {
+    client.Post("/hooks/thing", {{"X-Key", "wrong"}}, "{}", "application/json");
+  }
+
+  ExpectError(Client().Get("/api/v1/things/T-2"), 404, "not_found");
+}
+
+TEST_F(HttpServerTest, MediaTypeIgnoresCase) {
+  Start({});
+  auto result = Client().Post("/api/v1/things", R"({"name":"a"})", "APPLICATION/JSON");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 201) << result->body;
 }
 
 TEST_F(HttpServerTest, MissingRequiredQueryParameterIs400) {

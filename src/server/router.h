@@ -74,8 +74,9 @@ struct Route {
   // A body limit for this route instead of the server's.
   std::optional<size_t> max_body_bytes;
   // The handler checks the sender's own credentials (a webhook on a kPublic route). A
-  // kUnauthenticated error from it counts against the client address in the server's rate
-  // limiter, and a blocked address gets 429 before the handler runs.
+  // kUnauthenticated error from it counts against the client address in the server's webhook
+  // rate limiter, and turns into 429 while that address is blocked. Valid credentials always
+  // reach the handler.
   bool authenticates_sender = false;
 };
 

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "signals/alertmanager.h"
 #include "signals/alertmanager_json_reader.h"
@@ -21,6 +22,24 @@ namespace backout::signals {
 namespace {
 
 using Json = nlohmann::json;
+
+// The maximum `truncatedAlerts`: 2^53 - 1, the largest integer that a double represents exactly,
+// so the Prometheus counter of truncated alerts (a double) counts it exactly.
+constexpr int64_t kMaxTruncatedAlerts = (int64_t{1} << 53) - 1;
+
+// The longest rendering of a rejected value in an error message, so a large body cannot fill
+// the log.
+constexpr size_t kMaxRenderedValue = 64;
+
+// Renders a JSON value for an error message, in ASCII so that a cut cannot split a character.
+std::string RenderValue(const Json& value) {
+  std::string text = value.dump(-1, ' ', /*ensure_ascii=*/true);
+  if (text.size() > kMaxRenderedValue) {
+    text.resize(kMaxRenderedValue - 3);
+    text += "...";
+  }
+  return text;
+}
 
 // Alertmanager writes the zero time of Go for an alert that has not ended.
 constexpr std::string_view kZeroTimePrefix = "0001-01-01";
@@ -104,11 +123,20 @@ class WebhookDecoder {
                              "the webhook body is not a JSON object; send Alertmanager's webhook "
                              "payload");
     }
+    if (version_problem_) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "`version` is {}, expected the string \"4\"", *version_problem_);
+    }
     if (payload_.version != "4") {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
                              "unsupported webhook payload version '{}': only version 4 "
                              "(Alertmanager 0.16 and later) is read",
                              payload_.version);
+    }
+    if (truncated_problem_) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "`truncatedAlerts` is {}, expected an integer from 0 to {}",
+                             *truncated_problem_, kMaxTruncatedAlerts);
     }
     if (!has_alerts_list_) {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
@@ -122,17 +150,24 @@ class WebhookDecoder {
   // The SAX events of nlohmann::json_sax. Each returns true to continue parsing, because the
   // decoder reports problems only once the whole body has parsed.
   bool null() { return OnScalar(ScalarType::kNull); }
-  bool boolean(bool /*value*/) { return OnScalar(ScalarType::kOther); }
+  bool boolean(bool value) {
+    RenderBodyScalar(value);
+    return OnScalar(ScalarType::kOther);
+  }
   bool number_integer(Json::number_integer_t value) {
+    RenderBodyScalar(value);
+    integer_in_range_ = value >= 0 && value <= kMaxTruncatedAlerts;
     integer_ = value;
     return OnScalar(ScalarType::kInteger);
   }
   bool number_unsigned(Json::number_unsigned_t value) {
-    // The same conversion as Json::get<int64_t>() on an unsigned value.
-    integer_ = static_cast<int64_t>(value);
+    RenderBodyScalar(value);
+    integer_in_range_ = value <= static_cast<uint64_t>(kMaxTruncatedAlerts);
+    integer_ = integer_in_range_ ? static_cast<int64_t>(value) : 0;
     return OnScalar(ScalarType::kInteger);
   }
-  bool number_float(Json::number_float_t /*value*/, const Json::string_t& /*text*/) {
+  bool number_float(Json::number_float_t value, const Json::string_t& /*text*/) {
+    RenderBodyScalar(value);
     return OnScalar(ScalarType::kOther);
   }
   bool string(Json::string_t& value) {
@@ -155,11 +190,21 @@ class WebhookDecoder {
 
  private:
   bool OnScalar(ScalarType type);
+  // Keeps the rendering of a number or boolean of the body, which an error message may name.
+  template <typename Value>
+  void RenderBodyScalar(Value value) {
+    if (skip_depth_ == 0 && scope_ == Scope::kBody) rendered_ = RenderValue(Json(value));
+  }
   bool OnOpen(bool is_object);
   bool OnClose();
 
   void ClearBodyField(Field field);
   void SetBodyField(ScalarType type);
+  std::string RenderScalar(ScalarType type) const {
+    if (type == ScalarType::kString) return RenderValue(Json(*text_));
+    if (type == ScalarType::kNull) return "null";
+    return rendered_;
+  }
   void ClearAlertField(Field field);
   void SetAlertField(ScalarType type);
   void SetMapValue(std::map<std::string, std::string>& values, StringMapProblems& problems,
@@ -187,6 +232,11 @@ class WebhookDecoder {
   // The scalar of the current event.
   Json::string_t* text_ = nullptr;
   int64_t integer_ = 0;
+  bool integer_in_range_ = false;  // integer_ is from 0 to kMaxTruncatedAlerts
+  std::string rendered_;           // a number or boolean of the body, for an error message
+  // The rendering of a `version` that is not a string, and of an invalid `truncatedAlerts`.
+  std::optional<std::string> version_problem_;
+  std::optional<std::string> truncated_problem_;
 
   // The alert being read. Its status and times are checked when its object ends, because a
   // repeated key replaces the value read before.
@@ -267,6 +317,10 @@ bool WebhookDecoder::OnOpen(bool is_object) {
         scope_ = Scope::kAlerts;
         return true;
       }
+      if (field_ == Field::kVersion) version_problem_ = is_object ? "an object" : "an array";
+      if (field_ == Field::kTruncatedAlerts) {
+        truncated_problem_ = is_object ? "an object" : "an array";
+      }
       break;
     case Scope::kAlerts:
       if (is_object) {
@@ -339,6 +393,7 @@ void WebhookDecoder::ClearBodyField(Field field) {
   switch (field) {
     case Field::kVersion:
       payload_.version.clear();
+      version_problem_.reset();
       break;
     case Field::kGroupKey:
       payload_.group_key.clear();
@@ -354,6 +409,7 @@ void WebhookDecoder::ClearBodyField(Field field) {
       break;
     case Field::kTruncatedAlerts:
       payload_.truncated_alerts = 0;
+      truncated_problem_.reset();
       break;
     case Field::kAlerts:
       payload_.alerts.clear();
@@ -368,10 +424,17 @@ void WebhookDecoder::ClearBodyField(Field field) {
 
 void WebhookDecoder::SetBodyField(ScalarType type) {
   if (field_ == Field::kTruncatedAlerts) {
-    if (type == ScalarType::kInteger) payload_.truncated_alerts = integer_;
+    if (type == ScalarType::kInteger && integer_in_range_) {
+      payload_.truncated_alerts = integer_;
+    } else {
+      truncated_problem_ = RenderScalar(type);
+    }
     return;
   }
-  if (type != ScalarType::kString) return;
+  if (type != ScalarType::kString) {
+    if (field_ == Field::kVersion) version_problem_ = RenderScalar(type);
+    return;
+  }
   switch (field_) {
     case Field::kVersion:
       payload_.version = std::move(*text_);

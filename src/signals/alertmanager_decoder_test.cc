@@ -28,6 +28,23 @@ std::string ReferenceString(const Json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// A value as an error message names it: containers by kind, scalars as ASCII JSON cut to 64
+// characters.
+std::string ReferenceRender(const Json& value) {
+  if (value.is_object()) return "an object";
+  if (value.is_array()) return "an array";
+  std::string text = value.dump(-1, ' ', /*ensure_ascii=*/true);
+  if (text.size() > 64) text = text.substr(0, 61) + "...";
+  return text;
+}
+
+bool IsTruncatedCount(const Json& value) {
+  constexpr uint64_t kMax = (uint64_t{1} << 53) - 1;
+  if (value.is_number_unsigned()) return value.get<uint64_t>() <= kMax;
+  if (value.is_number_integer()) return value.get<int64_t>() >= 0;
+  return false;
+}
+
 core::Result<std::map<std::string, std::string>> ReferenceStringMap(const Json& object,
                                                                     const char* key) {
   std::map<std::string, std::string> values;
@@ -100,6 +117,10 @@ core::Result<WebhookPayload> ReferenceParse(std::string_view body, std::string_v
   }
 
   WebhookPayload payload;
+  if (auto version = document.find("version"); version != document.end() && !version->is_string()) {
+    return std::unexpected(Invalid(
+        fmt::format("`version` is {}, expected the string \"4\"", ReferenceRender(*version))));
+  }
   payload.version = ReferenceString(document, "version");
   if (payload.version != "4") {
     return std::unexpected(
@@ -111,8 +132,13 @@ core::Result<WebhookPayload> ReferenceParse(std::string_view body, std::string_v
   payload.receiver = ReferenceString(document, "receiver");
   payload.status = ReferenceString(document, "status");
   payload.external_url = ReferenceString(document, "externalURL");
-  if (auto truncated = document.find("truncatedAlerts");
-      truncated != document.end() && truncated->is_number_integer()) {
+  if (auto truncated = document.find("truncatedAlerts"); truncated != document.end()) {
+    if (!IsTruncatedCount(*truncated)) {
+      return std::unexpected(
+          Invalid(fmt::format("`truncatedAlerts` is {}, expected an integer from 0 to "
+                              "9007199254740991",
+                              ReferenceRender(*truncated))));
+    }
     payload.truncated_alerts = truncated->get<int64_t>();
   }
 

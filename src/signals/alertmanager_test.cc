@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
 namespace backout::signals {
 namespace {
 
@@ -253,14 +258,6 @@ TEST(AlertmanagerWebhook, RejectsInvalidUtf8) {
   EXPECT_NE(payload.error().message.find("not valid JSON"), std::string::npos);
 }
 
-TEST(AlertmanagerWebhook, ReadsNumberVersionAsMissing) {
-  auto payload = ParseAlertmanagerWebhook(R"({"version":4,"alerts":[]})", "service");
-  ASSERT_FALSE(payload.has_value());
-  EXPECT_EQ(payload.error().message,
-            "unsupported webhook payload version '': only version 4 (Alertmanager 0.16 and "
-            "later) is read");
-}
-
 TEST(AlertmanagerWebhook, HandlesNumbersInStringFields) {
   nlohmann::json numeric_fingerprint = AlertJson("firing", {{"service", "web"}}, "");
   numeric_fingerprint["fingerprint"] = 12345;
@@ -321,11 +318,11 @@ TEST(AlertmanagerWebhook, LastRepeatedKeyWins) {
       R"({"status":"resolved","labels":{"service":"a","team":1},"status":"firing",)"
       R"("labels":{"service":"b","service":"c","team":2,"team":"db"},"fingerprint":"f1",)"
       R"("startsAt":"yesterday","startsAt":"2026-12-04T15:53:10Z","fingerprint":7}],)"
-      R"("truncatedAlerts":5,"truncatedAlerts":"many"})";
+      R"("truncatedAlerts":"many","truncatedAlerts":5})";
   auto payload = ParseAlertmanagerWebhook(body, "service");
   ASSERT_TRUE(payload.has_value()) << payload.error().message;
   EXPECT_EQ(payload->version, "4");
-  EXPECT_EQ(payload->truncated_alerts, 0);
+  EXPECT_EQ(payload->truncated_alerts, 5);
   EXPECT_TRUE(payload->invalid_alerts.empty());
   ASSERT_EQ(payload->alerts.size(), 1u);
   const Alert& alert = payload->alerts[0];
@@ -393,6 +390,63 @@ TEST(AlertmanagerWebhook, RejectsMissingAlertsList) {
   auto payload = ParseAlertmanagerWebhook(R"({"version":"4","alert":[]})", "service");
   ASSERT_FALSE(payload.has_value());
   EXPECT_EQ(payload.error().message, "the webhook body has no `alerts` list");
+}
+
+TEST(AlertmanagerWebhook, TruncatedAlertsRange) {
+  const std::pair<std::string, int64_t> accepted[] = {
+      {"0", 0}, {"-0", 0}, {"19900", 19900}, {"9007199254740991", 9007199254740991}};
+  for (const auto& [text, expected] : accepted) {
+    auto payload = ParseAlertmanagerWebhook(
+        fmt::format(R"({{"version":"4","truncatedAlerts":{},"alerts":[]}})", text), "service");
+    ASSERT_TRUE(payload.has_value()) << text << ": " << payload.error().message;
+    EXPECT_EQ(payload->truncated_alerts, expected) << text;
+  }
+}
+
+TEST(AlertmanagerWebhook, RejectsInvalidTruncatedAlerts) {
+  const std::pair<std::string, std::string> rejected[] = {
+      {"18446744073709551615", "18446744073709551615"},
+      {"9223372036854775808", "9223372036854775808"},
+      {"9007199254740992", "9007199254740992"},
+      {"-5", "-5"},
+      {"-9223372036854775808", "-9223372036854775808"},
+      {"2.5", "2.5"},
+      {"1e30", "1e+30"},
+      {"99999999999999999999", "1e+20"},
+      {R"("7")", R"("7")"},
+      {"true", "true"},
+      {"null", "null"},
+      {"[1]", "an array"},
+      {"{}", "an object"}};
+  for (const auto& [text, named] : rejected) {
+    auto payload = ParseAlertmanagerWebhook(
+        fmt::format(R"({{"version":"4","truncatedAlerts":{},"alerts":[]}})", text), "service");
+    ASSERT_FALSE(payload.has_value()) << text;
+    EXPECT_EQ(payload.error().code, core::ErrorCode::kInvalidArgument) << text;
+    EXPECT_EQ(payload.error().message,
+              fmt::format("`truncatedAlerts` is {}, expected an integer from 0 to "
+                          "9007199254740991",
+                          named));
+  }
+}
+
+TEST(AlertmanagerWebhook, LongTruncatedAlertsIsCut) {
+  const std::string long_text(200, 'x');
+  auto payload = ParseAlertmanagerWebhook(
+      fmt::format(R"({{"version":"4","truncatedAlerts":"{}","alerts":[]}})", long_text), "service");
+  ASSERT_FALSE(payload.has_value());
+  const std::string cut = fmt::format(R"(is "{}...,)", std::string(60, 'x'));
+  EXPECT_NE(payload.error().message.find(cut), std::string::npos) << payload.error().message;
+}
+
+TEST(AlertmanagerWebhook, RejectsNumericVersion) {
+  auto payload = ParseAlertmanagerWebhook(R"({"version":4,"alerts":[]})", "service");
+  ASSERT_FALSE(payload.has_value());
+  EXPECT_EQ(payload.error().message, R"(`version` is 4, expected the string "4")");
+
+  auto listed = ParseAlertmanagerWebhook(R"({"version":["4"],"alerts":[]})", "service");
+  ASSERT_FALSE(listed.has_value());
+  EXPECT_EQ(listed.error().message, R"(`version` is an array, expected the string "4")");
 }
 
 }  // namespace
