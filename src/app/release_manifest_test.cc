@@ -439,6 +439,45 @@ TEST_F(ReleaseManifestTest, RelativeHandSwitchIsDiscoveredRollback) {
   EXPECT_EQ(StatusOf("3"), "rolled_back");
 }
 
+// A touched marker of a release that is not live changes no history, also after a server start,
+// and a later hand switch to that release is still discovered once.
+TEST_F(ReleaseManifestTest, TouchedOldMarkerIsNoSwitch) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  std::ofstream(root_ / "releases" / "1" / kMarker) << "";  // a `touch`: the marker's time is now
+
+  auto touched = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(touched.has_value()) << touched.error().message;
+  EXPECT_TRUE(touched->discovered_rollbacks.empty());
+  EXPECT_TRUE(touched->discovered_changes.empty());
+  EXPECT_EQ(Manifest().live_version, "3");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+
+  StartPlane();
+  auto restarted = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(restarted.has_value()) << restarted.error().message;
+  EXPECT_TRUE(restarted->discovered_rollbacks.empty());
+  EXPECT_TRUE(restarted->discovered_changes.empty());
+
+  Point("1");
+  auto switched = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(switched.has_value()) << switched.error().message;
+  ASSERT_EQ(switched->discovered_rollbacks.size(), 1u);
+  EXPECT_TRUE(switched->discovered_changes.empty());
+  auto found = plane_->GetDiscoveredRollback(lead_, switched->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "1");
+  EXPECT_EQ(found->from_version, "3");
+  EXPECT_EQ(Manifest().live_version, "1");
+
+  auto again = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->discovered_rollbacks.empty());
+  EXPECT_TRUE(again->discovered_changes.empty());
+}
+
 // A hand rollback minutes after a deploy of the same version was recorded is still a rollback:
 // the tool marks it one, and only one of Backout's rollbacks can account for it.
 TEST_F(ReleaseManifestTest, HandRollbackNearRecordedDeployIsDiscovered) {
