@@ -762,6 +762,30 @@ TEST_F(ReleaseManifestTest, BreakGlassRejectsProviderTargetOfSuspect) {
   EXPECT_EQ(Live(), "1");
 }
 
+// Without an assessed target, the job checks the provider's choice as an assessment would: the
+// provider's own rule picks release 2, which the manifest marks failed.
+TEST_F(ReleaseManifestTest, BreakGlassRejectsFailedProviderTarget) {
+  Record("1");
+  core::Change two = Record("2");
+  core::Change three = Record("3");
+  Verify(two, false);
+  ASSERT_EQ(StatusOf("2"), "failed");
+  const std::string id = Open(three);
+  auto requested = plane_->RequestRollback(
+      sre_, id, RollbackRequest{.emergency = true, .reason = "checkout down, lead unreachable"});
+  ASSERT_TRUE(requested.has_value()) << requested.error().message;
+  RunJobs();
+  EXPECT_EQ(Live(), "3");
+
+  auto incident = plane_->GetIncident(lead_, id);
+  ASSERT_TRUE(incident.has_value()) << incident.error().message;
+  ASSERT_EQ(incident->rollbacks.size(), 1u);
+  const core::Rollback& refused = incident->rollbacks[0];
+  EXPECT_EQ(refused.outcome, core::RollbackOutcome::kPreconditionFailed);
+  EXPECT_NE(refused.message.find("chose release 2"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find("marks it failed"), std::string::npos) << refused.message;
+}
+
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
   Record("1");
   core::Change two = Record("2");
