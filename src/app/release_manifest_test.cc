@@ -786,6 +786,25 @@ TEST_F(ReleaseManifestTest, BreakGlassRejectsFailedProviderTarget) {
   EXPECT_NE(refused.message.find("marks it failed"), std::string::npos) << refused.message;
 }
 
+// A go decision on an assessment whose target is a release link names a fix that applies to it.
+TEST_F(ReleaseManifestTest, GoOnUntrustedTargetNamesFix) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  const fs::path moved = temp_.path() / "elsewhere-2";
+  fs::rename(root_ / "releases" / "2", moved);
+  fs::create_directory_symlink(moved, root_ / "releases" / "2");
+  const std::string id = Open(three);
+  Assess(id, "2");
+
+  auto decided = plane_->Decide(lead_, id, DecisionRequest{.reason = "rolling back"});
+  ASSERT_FALSE(decided.has_value());
+  const std::string& message = decided.error().message;
+  EXPECT_NE(message.find("is a symbolic link"), std::string::npos) << message;
+  EXPECT_NE(message.find("--target VERSION"), std::string::npos) << message;
+  EXPECT_EQ(message.find("reachable"), std::string::npos) << message;
+}
+
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {
   Record("1");
   core::Change two = Record("2");
