@@ -386,8 +386,9 @@ core::Result<core::Incident> ControlPlane::Decide(const Caller& caller, std::str
             return core::MakeError(
                 core::ErrorCode::kFailedPrecondition,
                 "incident {} cannot be decided go: its assessment has no rollback plan because "
-                "planning failed ({}); run `backout incident assess {}` again once the provider "
-                "is reachable, or decide --no-go",
+                "planning failed ({}); fix what that error names, or choose another target with "
+                "`backout incident assess {} --target VERSION`, then decide again, or decide "
+                "--no-go",
                 id, plan["error"].dump(), id);
           }
           if (decision.approved_digest.empty())

@@ -104,6 +104,21 @@ bool InferredFromLink(const providers::HistoryEntry& entry) {
   return entry.details.is_object() && entry.details.value("discovered", false);
 }
 
+// Returns whether `entry` takes its time from the completion marker of a release that is not
+// `live`, while Backout already has a record that made its version live. Release folders are
+// never reused, so such an entry is that deployment with a refreshed marker (a `touch`), not a
+// switch of `current`. The live release's marker still counts: it may have appeared after a hand
+// switch to the folder.
+bool RefreshedMarker(const ServiceRecords& records, const providers::HistoryEntry& entry,
+                     std::string_view live) {
+  if (entry.version == live || !entry.details.is_object() ||
+      entry.details.value("time_source", "") != "marker modification time") {
+    return false;
+  }
+  return std::ranges::any_of(
+      records.events, [&](const VersionEvent& event) { return event.version == entry.version; });
+}
+
 // Returns whether Backout's records made a version other than `version` live strictly between
 // `a` and `b`.
 bool OtherVersionLiveBetween(const ServiceRecords& records, std::string_view version, core::Time a,
@@ -427,6 +442,12 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
       if (inventory) {
         BACKOUT_TRY(manifest, LoadReleaseManifest(tx, service->name));
       }
+      // The live release by the folder, or by Backout's records when the folder was not read.
+      std::string live = inventory ? inventory->live_version : "";
+      if (!inventory) {
+        const Before latest = VersionsBefore(records.events, core::Time::max());
+        live = latest.previous;
+      }
       for (const providers::HistoryEntry& entry : *history) {
         const std::string key = EntryKey(service->name, entry);
         BACKOUT_TRY(auto known, tx.Get(kHistoryEntryKind, key));
@@ -444,7 +465,11 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
         const Before before = VersionsBefore(records.events, entry.time);
         const SwitchDirection direction =
             inventory ? DirectionOfSwitch(entry, before, *inventory, manifest) : SwitchDirection{};
-        if (std::string record = MatchRecord(records, entry); !record.empty()) {
+        if (RefreshedMarker(records, entry, live)) {
+          // Stored so that later runs skip it, with no record: the marker's time moved, but
+          // `current` did not.
+          marker["result"] = "marker_refreshed";
+        } else if (std::string record = MatchRecord(records, entry); !record.empty()) {
           ++report.matched;
           marker["result"] = "matched";
           marker["record"] = record;

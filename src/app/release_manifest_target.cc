@@ -182,6 +182,29 @@ void ReleaseTargetAdvisor::Refine(const std::vector<core::Change>& changes,
       suspect.version.empty() ? "the live one" : suspect.version);
 }
 
+std::string ReleaseTargetAdvisor::WhyNotTarget(const std::vector<core::Change>& changes,
+                                               std::optional<std::string_view> suspected,
+                                               std::string_view version) const {
+  if (!manifest_) return "";
+  const ReleaseEntry* entry = manifest_->Find(version);
+  if (entry == nullptr) {
+    return fmt::format("release {} is not a trusted release in the release folder", version);
+  }
+  if (std::string unusable = WhyUnusable(*entry); !unusable.empty()) {
+    return fmt::format("release {} cannot be the target because {}", version, unusable);
+  }
+  const Suspect suspect = FindSuspect(*manifest_, changes, suspected);
+  if (suspect.version.empty()) return "";
+  const bool before = suspect.entry != nullptr
+                          ? entry->DeployedBefore(*suspect.entry)
+                          : !suspect.time || entry->OrderTime() < *suspect.time;
+  if (entry->version == suspect.version || !before) {
+    return fmt::format("release {} is the suspected release {} or was deployed after it", version,
+                       suspect.version);
+  }
+  return "";
+}
+
 std::optional<core::Precondition> ReleaseTargetAdvisor::CheckPlanned(
     std::string_view version) const {
   if (!manifest_ || version.empty()) return std::nullopt;

@@ -439,6 +439,45 @@ TEST_F(ReleaseManifestTest, RelativeHandSwitchIsDiscoveredRollback) {
   EXPECT_EQ(StatusOf("3"), "rolled_back");
 }
 
+// A touched marker of a release that is not live changes no history, also after a server start,
+// and a later hand switch to that release is still discovered once.
+TEST_F(ReleaseManifestTest, TouchedOldMarkerIsNoSwitch) {
+  Record("1");
+  Record("2");
+  Record("3");
+  ASSERT_TRUE(plane_->ReconcileAsSystem("web"));
+  std::ofstream(root_ / "releases" / "1" / kMarker) << "";  // a `touch`: the marker's time is now
+
+  auto touched = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(touched.has_value()) << touched.error().message;
+  EXPECT_TRUE(touched->discovered_rollbacks.empty());
+  EXPECT_TRUE(touched->discovered_changes.empty());
+  EXPECT_EQ(Manifest().live_version, "3");
+  EXPECT_EQ(StatusOf("3"), "deployed");
+
+  StartPlane();
+  auto restarted = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(restarted.has_value()) << restarted.error().message;
+  EXPECT_TRUE(restarted->discovered_rollbacks.empty());
+  EXPECT_TRUE(restarted->discovered_changes.empty());
+
+  Point("1");
+  auto switched = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(switched.has_value()) << switched.error().message;
+  ASSERT_EQ(switched->discovered_rollbacks.size(), 1u);
+  EXPECT_TRUE(switched->discovered_changes.empty());
+  auto found = plane_->GetDiscoveredRollback(lead_, switched->discovered_rollbacks[0]);
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->version, "1");
+  EXPECT_EQ(found->from_version, "3");
+  EXPECT_EQ(Manifest().live_version, "1");
+
+  auto again = plane_->ReconcileAsSystem("web");
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->discovered_rollbacks.empty());
+  EXPECT_TRUE(again->discovered_changes.empty());
+}
+
 // A hand rollback minutes after a deploy of the same version was recorded is still a rollback:
 // the tool marks it one, and only one of Backout's rollbacks can account for it.
 TEST_F(ReleaseManifestTest, HandRollbackNearRecordedDeployIsDiscovered) {
@@ -721,6 +760,49 @@ TEST_F(ReleaseManifestTest, BreakGlassRejectsProviderTargetOfSuspect) {
   ASSERT_TRUE(again.has_value()) << again.error().message;
   RunJobs();
   EXPECT_EQ(Live(), "1");
+}
+
+// Without an assessed target, the job checks the provider's choice as an assessment would: the
+// provider's own rule picks release 2, which the manifest marks failed.
+TEST_F(ReleaseManifestTest, BreakGlassRejectsFailedProviderTarget) {
+  Record("1");
+  core::Change two = Record("2");
+  core::Change three = Record("3");
+  Verify(two, false);
+  ASSERT_EQ(StatusOf("2"), "failed");
+  const std::string id = Open(three);
+  auto requested = plane_->RequestRollback(
+      sre_, id, RollbackRequest{.emergency = true, .reason = "checkout down, lead unreachable"});
+  ASSERT_TRUE(requested.has_value()) << requested.error().message;
+  RunJobs();
+  EXPECT_EQ(Live(), "3");
+
+  auto incident = plane_->GetIncident(lead_, id);
+  ASSERT_TRUE(incident.has_value()) << incident.error().message;
+  ASSERT_EQ(incident->rollbacks.size(), 1u);
+  const core::Rollback& refused = incident->rollbacks[0];
+  EXPECT_EQ(refused.outcome, core::RollbackOutcome::kPreconditionFailed);
+  EXPECT_NE(refused.message.find("chose release 2"), std::string::npos) << refused.message;
+  EXPECT_NE(refused.message.find("marks it failed"), std::string::npos) << refused.message;
+}
+
+// A go decision on an assessment whose target is a release link names a fix that applies to it.
+TEST_F(ReleaseManifestTest, GoOnUntrustedTargetNamesFix) {
+  Record("1");
+  Record("2");
+  core::Change three = Record("3");
+  const fs::path moved = temp_.path() / "elsewhere-2";
+  fs::rename(root_ / "releases" / "2", moved);
+  fs::create_directory_symlink(moved, root_ / "releases" / "2");
+  const std::string id = Open(three);
+  Assess(id, "2");
+
+  auto decided = plane_->Decide(lead_, id, DecisionRequest{.reason = "rolling back"});
+  ASSERT_FALSE(decided.has_value());
+  const std::string& message = decided.error().message;
+  EXPECT_NE(message.find("is a symbolic link"), std::string::npos) << message;
+  EXPECT_NE(message.find("--target VERSION"), std::string::npos) << message;
+  EXPECT_EQ(message.find("reachable"), std::string::npos) << message;
 }
 
 TEST_F(ReleaseManifestTest, NamedFailedTargetFailsPrecondition) {

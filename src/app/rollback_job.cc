@@ -9,6 +9,7 @@
 #include "app/jobs.h"
 #include "app/lease_keeper.h"
 #include "app/records.h"
+#include "app/release_manifest.h"
 #include "app/rollback_target_check.h"
 #include "app/signal_internal.h"
 #include "app/try.h"
@@ -195,12 +196,22 @@ class RollbackJob {
       BACKOUT_TRY(changes, signal_internal::LoadServiceChanges(tx, incident.service));
       return {};
     }));
+    constexpr std::string_view kAdvice =
+        "a break-glass rollback runs the assessed target once there is one";
     auto allowed =
         CheckTargetBeforeSuspect(incident, changes, plan.target_version,
                                  "chosen by the provider's own rule when the job ran", false);
-    if (allowed) return std::string();
-    return fmt::format("{}; a break-glass rollback runs the assessed target once there is one",
-                       allowed.error().message);
+    if (!allowed) return fmt::format("{}; {}", allowed.error().message, kAdvice);
+
+    // The release manifest's checks, which the assessment applies to a target it plans.
+    BACKOUT_TRY(auto advisor,
+                ReleaseTargetAdvisor::Load(store_, *plane_.settings(), incident.service));
+    std::optional<std::string_view> suspected;
+    if (incident.suspected_change_id) suspected = *incident.suspected_change_id;
+    const std::string unusable = advisor.WhyNotTarget(changes, suspected, plan.target_version);
+    if (unusable.empty()) return std::string();
+    return fmt::format("the provider's own rule chose release {} when the job ran, but {}; {}",
+                       plan.target_version, unusable, kAdvice);
   }
 
   providers::ExecutionContext Context() {

@@ -275,8 +275,11 @@ std::string ReleaseTree::DescribeProblem(const CurrentLink& link) const {
           "the release is complete, or {}",
           path, link.version, (ReleasePath(link.version) / marker_).string(), repair);
     case LinkState::kUntrustedRelease:
-      return fmt::format("{} links to release {}, but {}, so Backout does not count it as live; {}",
-                         path, link.version, DescribeUntrustedRelease(link.version), repair);
+      return fmt::format(
+          "{} links to release {}, which Backout does not count as live because {}. Replace the "
+          "link {} with the release's own folder, or {}",
+          path, link.version, DescribeUntrustedRelease(link.version),
+          ReleasePath(link.version).string(), repair);
   }
   return "";
 }
@@ -286,19 +289,13 @@ std::string ReleaseTree::DescribeUntrustedRelease(std::string_view version) cons
   struct stat status {};
   if (::lstat(path.c_str(), &status) != 0 || !S_ISLNK(status.st_mode)) return "";
 
+  // Every link counts, also one to a sibling release: such an alias would make a second name for
+  // one release, so a rollback to it could keep the suspected release live.
   std::error_code error;
   const std::string text = fs::read_symlink(path, error).string();
-  std::error_code resolve_error;
-  const fs::path resolved = fs::canonical(path, resolve_error);
-  std::error_code releases_error;
-  const fs::path real_releases = fs::weakly_canonical(ReleasesPath(), releases_error);
-  if (!error && !resolve_error && !releases_error && resolved.parent_path() == real_releases) {
-    return "";
-  }
   return fmt::format(
-      "release folder {} is a symbolic link to '{}', which is not a folder directly under {}; "
-      "Backout trusts only releases kept there, so replace the link with the release's own "
-      "folder",
+      "release folder {} is a symbolic link to '{}', and Backout trusts only real folders "
+      "directly under {}",
       path.string(), text, ReleasesPath().string());
 }
 

@@ -36,7 +36,6 @@ enum class LinkState {
   kDangling,          // a link into <root>/releases whose folder does not exist
   kIncomplete,        // a link to a release folder without its completion marker
   kUntrustedRelease,  // a link to <root>/releases/<version> that is itself a symbolic link
-                      // leading outside <root>/releases
 };
 
 // The state of `current`, read with lstat and readlink.
@@ -58,8 +57,7 @@ struct Release {
   bool complete = false;      // the marker file exists and the folder is trusted
   core::Time completed_at{};  // the marker's modification time, when complete
   // The reason the folder is not trusted as a release, or empty when it is. A folder that is a
-  // symbolic link leading outside <root>/releases is never complete, never a target and never
-  // live.
+  // symbolic link is never complete, never a target and never live.
   std::string untrusted;
 };
 
@@ -117,8 +115,7 @@ class ReleaseTree {
   // Says that a live `link` is relative and that a switch rewrites it; empty otherwise.
   std::string DescribeNote(const CurrentLink& link) const;
   // Returns the reason <root>/releases/<version> is not trusted as a release: it is a symbolic
-  // link whose target is not a folder directly under <root>/releases. Returns an empty string
-  // for a real folder and for a link to another folder directly under <root>/releases.
+  // link, wherever it leads. Returns an empty string for a real folder.
   std::string DescribeUntrustedRelease(std::string_view version) const;
 
   // Lists the release folders, oldest completion first (incomplete and untrusted ones first, then

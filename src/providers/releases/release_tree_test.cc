@@ -215,9 +215,9 @@ TEST_F(ReleaseTreeTest, ListsByCompletionTime) {
   EXPECT_EQ((*releases)[2].version, "b");
 }
 
-// A release folder that is a link leading outside releases/ is listed, but never complete, even
-// when the folder it leads to has a marker. A link to a sibling release is trusted.
-TEST_F(ReleaseTreeTest, ReleaseLinkedOutsideIsUntrusted) {
+// A release folder that is a link is listed, but never complete, even when the folder it leads
+// to has a marker: a link outside releases/ and an alias of a sibling release alike.
+TEST_F(ReleaseTreeTest, ReleaseLinkIsUntrusted) {
   Release("1", true, 1'000);
   const fs::path elsewhere =
       MakeRelease(dir_.path() / "other", "9", true, 2'000, std::string(kMarker));
@@ -227,14 +227,13 @@ TEST_F(ReleaseTreeTest, ReleaseLinkedOutsideIsUntrusted) {
   auto releases = tree_.ListReleases();
   ASSERT_TRUE(releases.has_value()) << releases.error().message;
   ASSERT_EQ(releases->size(), 3u);
-  EXPECT_EQ((*releases)[0].version, "9");
-  EXPECT_FALSE((*releases)[0].complete);
-  EXPECT_NE((*releases)[0].untrusted.find(elsewhere.string()), std::string::npos)
-      << (*releases)[0].untrusted;
-  for (size_t i = 1; i < releases->size(); ++i) {
-    EXPECT_TRUE((*releases)[i].complete) << (*releases)[i].version;
-    EXPECT_EQ((*releases)[i].untrusted, "") << (*releases)[i].version;
+  for (const auto& release : *releases) {
+    EXPECT_EQ(release.complete, release.version == "1") << release.version;
+    EXPECT_EQ(release.untrusted.empty(), release.version == "1") << release.version;
   }
+  const std::string alias_reason = tree_.DescribeUntrustedRelease("alias");
+  EXPECT_NE(alias_reason.find("'" + (root_ / "releases/1").string() + "'"), std::string::npos)
+      << alias_reason;
 
   PointCurrent(root_, (root_ / "releases/9").string());
   CurrentLink link = tree_.ReadCurrent();
@@ -243,11 +242,15 @@ TEST_F(ReleaseTreeTest, ReleaseLinkedOutsideIsUntrusted) {
   const std::string problem = tree_.DescribeProblem(link);
   EXPECT_NE(problem.find("is a symbolic link to '" + elsewhere.string() + "'"), std::string::npos)
       << problem;
+  EXPECT_NE(problem.find("Replace the link " + (root_ / "releases/9").string()), std::string::npos)
+      << problem;
   EXPECT_NE(problem.find("ln -sfn"), std::string::npos) << problem;
 
   PointCurrent(root_, "releases/9");
   EXPECT_EQ(tree_.ReadCurrent().state, LinkState::kUntrustedRelease);
   PointCurrent(root_, (root_ / "releases/alias").string());
+  EXPECT_EQ(tree_.ReadCurrent().state, LinkState::kUntrustedRelease);
+  PointCurrent(root_, (root_ / "releases/1").string());
   EXPECT_EQ(tree_.ReadCurrent().state, LinkState::kLive);
 }
 
