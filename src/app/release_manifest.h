@@ -211,10 +211,10 @@ class ReleaseTargetAdvisor {
   // from the folder; nullopt when the manifest has nothing against it.
   std::optional<core::Precondition> CheckPlanned(std::string_view version) const;
 
-  // Says why a target the provider chose by its own rule cannot be used, by the checks an
-  // assessment applies: the folder lacks it or its marker, the manifest marks it failed or rolled
-  // back, or it is the suspected release or deployed after it. Returns "" when none applies or
-  // there is no manifest.
+  // Returns why a target the provider chose by its own rule cannot be used, or "" when it can
+  // or there is no manifest. The checks are an assessment's: the folder or its marker is
+  // missing, the manifest marks the release failed or rolled back, or it is the suspected
+  // release or one deployed after it.
   std::string WhyNotTarget(const std::vector<core::Change>& changes,
                            std::optional<std::string_view> suspected,
                            std::string_view version) const;

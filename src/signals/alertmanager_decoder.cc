@@ -27,8 +27,8 @@ using Json = nlohmann::json;
 // so the Prometheus counter of truncated alerts (a double) counts it exactly.
 constexpr int64_t kMaxTruncatedAlerts = (int64_t{1} << 53) - 1;
 
-// The longest rendering of a rejected value in an error message, so a large body cannot fill
-// the log.
+// The maximum length of a rejected value quoted in an error message, so a large body cannot
+// fill the log.
 constexpr size_t kMaxRenderedValue = 64;
 
 // Renders a JSON value for an error message, in ASCII so that a cut cannot split a character.

@@ -112,8 +112,8 @@ class SqliteConnection final : public SqlSession {
   Dialect dialect() const override { return Dialect::kSqlite; }
 
   // Switches the database to write-ahead logging and returns the journal mode now in force.
-  // When several connections open a new database at once, SQLite can answer SQLITE_BUSY at once
-  // instead of waiting in the busy handler, because two connections upgrading their locks could
+  // When several connections open a new database at once, SQLite can return SQLITE_BUSY at once
+  // without calling the busy handler, because two connections upgrading their locks could
   // otherwise deadlock. So a busy answer is retried until the busy timeout has passed.
   core::Result<std::string> UseWriteAheadLog() {
     constexpr std::string_view kSql = "PRAGMA journal_mode = WAL";

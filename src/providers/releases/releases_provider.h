@@ -22,8 +22,8 @@ namespace backout::providers::releases {
 // dangling `current`.
 //
 // - MakePlan refuses a target that is missing (kNotFound), incomplete, without its marker, or a
-//   release folder that links outside releases/ (both kFailedPrecondition). A target that is
-//   already live gives a no-op plan. An empty target asks for the provider's own rule: the
+//   release folder that is a symbolic link (both kFailedPrecondition). A target that is
+//   already live gives a no-op plan. An empty target selects the provider's own rule: the
 //   newest complete release completed before the live one, and kNotFound when there is none,
 //   such as when only one release exists.
 // - Execute checks that `current` still points where the plan saw it, commits its intent
