@@ -8,11 +8,11 @@
 #include <fmt/format.h>
 
 #include "app/control_plane.h"
+#include "app/history_key.h"
 #include "app/job_runner.h"
 #include "app/records.h"
 #include "app/release_manifest.h"
 #include "app/try.h"
-#include "ledger/hash.h"
 
 namespace backout::app {
 namespace {
@@ -27,15 +27,6 @@ constexpr core::Duration kMatchWindow = std::chrono::minutes(15);
 // Each run reads history from this long before the newest entry already reconciled, so an entry
 // the tool writes late is still read. Entries read twice are recognised by their key.
 constexpr core::Duration kHistoryOverlap = std::chrono::hours(1);
-
-// The key of one tool history entry: the service and a digest of what the tool recorded about it.
-std::string EntryKey(std::string_view service, const providers::HistoryEntry& entry) {
-  const std::string time = core::FormatTime(entry.time);
-  const std::string digest =
-      ledger::ToHex(ledger::Sha256({entry.version, "\n", time, "\n", entry.actor, "\n",
-                                    providers::HistoryKindName(entry.kind)}));
-  return fmt::format("{}/{}", service, digest.substr(0, 32));
-}
 
 core::Duration Distance(core::Time a, core::Time b) { return a > b ? a - b : b - a; }
 
@@ -96,12 +87,6 @@ core::Result<ServiceRecords> LoadRecords(store::Transaction& tx, const std::stri
         return {};
       }));
   return records;
-}
-
-// Returns whether `entry` is a switch of `current` that the provider inferred from the link alone,
-// not a line of the tool's own log.
-bool InferredFromLink(const providers::HistoryEntry& entry) {
-  return entry.details.is_object() && entry.details.value("discovered", false);
 }
 
 // Returns whether `entry` takes its time from the completion marker of a release that is not
@@ -449,7 +434,7 @@ core::Result<ReconcileReport> ControlPlane::ReconcileAsSystem(std::string_view n
         live = latest.previous;
       }
       for (const providers::HistoryEntry& entry : *history) {
-        const std::string key = EntryKey(service->name, entry);
+        const std::string key = HistoryEntryKey(service->name, entry);
         BACKOUT_TRY(auto known, tx.Get(kHistoryEntryKind, key));
         if (known) {
           ++report.already_known;

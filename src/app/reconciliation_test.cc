@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "app/control_plane.h"
+#include "app/history_key.h"
 #include "app/job_runner.h"
 #include "app/records.h"
 #include "ledger/entry.h"
@@ -386,6 +387,26 @@ TEST_P(ReconciliationBackendTest, ConcurrentRunsDiscoverOnce) {
 INSTANTIATE_TEST_SUITE_P(Backends, ReconciliationBackendTest,
                          ::testing::Values("Sqlite", "Postgres"),
                          [](const auto& info) { return info.param; });
+
+// A key stored by an earlier release stays the same, so entries already reconciled are not read
+// as new. A switch inferred from the `current` link gets a key of its own: a `touch` of the same
+// release's marker within the file system's clock tick has the same version and time.
+TEST(HistoryEntryKeyTest, LinkSwitchDiffersFromMarkerAtSameInstant) {
+  providers::HistoryEntry marker{.version = "v1",
+                                 .time = At("2026-12-03T09:30:00Z"),
+                                 .actor = "alice",
+                                 .kind = providers::HistoryKind::kDeploy,
+                                 .details = {{"time_source", "marker modification time"}}};
+  EXPECT_EQ(HistoryEntryKey("web", marker), "web/8198346e3a1551a248da07587e9179ac");
+
+  providers::HistoryEntry link = marker;
+  link.details = {{"discovered", true}, {"time_source", "current link status change time"}};
+  EXPECT_TRUE(InferredFromLink(link));
+  EXPECT_FALSE(InferredFromLink(marker));
+  EXPECT_NE(HistoryEntryKey("web", link), HistoryEntryKey("web", marker));
+  EXPECT_EQ(HistoryEntryKey("web", link), HistoryEntryKey("web", link));
+  EXPECT_NE(HistoryEntryKey("api", link), HistoryEntryKey("web", link));
+}
 
 }  // namespace
 }  // namespace backout::app
