@@ -1,6 +1,7 @@
 #include "server/api_json.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -167,6 +168,22 @@ core::Result<app::ActionItemCompletion> ReadCompletion(const json& body) {
   return app::ActionItemCompletion{.not_doing = Bool(body, "not_doing"),
                                    .evidence = String(body, "evidence"),
                                    .reason = String(body, "reason")};
+}
+
+core::Result<void> ReadPageLimit(const HttpRequest& request, app::ListOptions& options) {
+  options.limit = 100;
+  auto it = request.query.find("limit");
+  if (it == request.query.end()) return {};
+  const std::string& value = it->second;
+  int limit = 0;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), limit);
+  if (error != std::errc() || end != value.data() + value.size() || limit < 1 || limit > 1000) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "query parameter `limit` must be a number from 1 to 1000, got \"{}\"",
+                           value);
+  }
+  options.limit = limit;
+  return {};
 }
 
 core::Result<void> ReadPageCursor(const HttpRequest& request, IdForm form, std::string_view prefix,

@@ -40,6 +40,10 @@ enum class IdForm {
 core::Result<void> ReadPageCursor(const HttpRequest& request, IdForm form, std::string_view prefix,
                                   app::ListOptions& options);
 
+// Reads the query parameter `limit` into `options.limit`: 100 when absent. Fails with
+// kInvalidArgument, naming `limit` and its value, when the value is not a number from 1 to 1000.
+core::Result<void> ReadPageLimit(const HttpRequest& request, app::ListOptions& options);
+
 // Readers of validated request bodies. Each fails with kInvalidArgument naming the field when a
 // value has the right JSON type but is not acceptable (an unknown role, an impossible date).
 core::Result<app::NewUser> ReadNewUser(const nlohmann::json& body);

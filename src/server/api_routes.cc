@@ -63,13 +63,7 @@ core::Result<uint64_t> QueryNumber(const HttpRequest& request, const char* name,
 core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request, IdForm form,
                                              std::string_view prefix = "") {
   app::ListOptions options;
-  auto limit = QueryNumber(request, "limit", 100);
-  if (!limit) return std::unexpected(limit.error());
-  if (*limit < 1 || *limit > 1000) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "query parameter `limit` must be between 1 and 1000, got {}", *limit);
-  }
-  options.limit = static_cast<int>(*limit);
+  if (auto limit = ReadPageLimit(request, options); !limit) return std::unexpected(limit.error());
   if (auto cursor = ReadPageCursor(request, form, prefix, options); !cursor) {
     return std::unexpected(cursor.error());
   }

@@ -248,7 +248,11 @@ TEST_F(ApiServerTest, BadInputChangesNothing) {
   ExpectError(lead.Get("/api/v1/jobs/77"), 404, "job 77 not found");
   ExpectError(lead.Get("/api/v1/services/nope/freeze"), 404, "service nope");
   ExpectError(lead.Get("/api/v1/incidents?colour=red"), 400, "unknown query parameter");
-  ExpectError(lead.Get("/api/v1/incidents?limit=0"), 400, "between 1 and 1000");
+  ExpectError(lead.Get("/api/v1/incidents?limit=0"), 400, "from 1 to 1000");
+  // Every list route checks `limit` the same way; none clamps it silently.
+  ExpectError(lead.Get("/api/v1/signals?limit=5000"), 400, "5000");
+  ExpectError(lead.Get("/api/v1/signals?limit=0"), 400, "from 1 to 1000");
+  ExpectError(lead.Get("/api/v1/discovered-rollbacks?limit=1001"), 400, "from 1 to 1000");
   ExpectError(lead.Get("/api/v1/incidents?state=done"), 400, "must be one of");
   ExpectError(lead.Get("/api/v1/nothing-here"), 404, "no route");
   ExpectError(lead.Delete("/api/v1/incidents"), 405, "does not accept DELETE");

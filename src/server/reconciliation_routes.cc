@@ -1,7 +1,5 @@
 #include "server/reconciliation_routes.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
 
 #include "server/api_json.h"
@@ -28,15 +26,7 @@ std::optional<std::string> QueryString(const HttpRequest& request, const char* n
 
 core::Result<app::ListOptions> ListOptionsOf(const HttpRequest& request, std::string_view prefix) {
   app::ListOptions options;
-  if (auto limit = QueryString(request, "limit")) {
-    int value = 0;
-    const auto [end, error] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
-    if (error != std::errc() || end != limit->data() + limit->size() || value < 1 || value > 1000) {
-      return core::MakeError(core::ErrorCode::kInvalidArgument,
-                             "query parameter `limit` must be between 1 and 1000, got {}", *limit);
-    }
-    options.limit = value;
-  }
+  if (auto limit = ReadPageLimit(request, options); !limit) return std::unexpected(limit.error());
   if (auto cursor = ReadPageCursor(request, IdForm::kNumbered, prefix, options); !cursor) {
     return std::unexpected(cursor.error());
   }

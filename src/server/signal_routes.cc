@@ -183,8 +183,8 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
       .response = OpenObjectSchema("A page of signals."),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
         app::ListOptions options;
-        if (auto limit = request.query.find("limit"); limit != request.query.end()) {
-          options.limit = std::clamp(std::atoi(limit->second.c_str()), 1, 1000);
+        if (auto limit = ReadPageLimit(request, options); !limit) {
+          return std::unexpected(limit.error());
         }
         if (auto cursor = ReadPageCursor(request, IdForm::kSignal, "", options); !cursor) {
           return std::unexpected(cursor.error());
