@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <sstream>
 
@@ -258,6 +261,21 @@ CLI::Validator LimitValidator() {
         return fmt::format("{} is negative; give 0 to show all or a positive count", text);
       },
       "COUNT", "count");
+}
+
+CLI::Validator WholeNumberValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t number = 0;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
+        if (!text.empty() && error == std::errc() && end == text.data() + text.size()) return "";
+        if (error == std::errc::result_out_of_range) {
+          return fmt::format("{} is too large; give a whole number from 0 to {}", text,
+                             std::numeric_limits<uint64_t>::max());
+        }
+        return fmt::format("{} is not a whole number; give a number from 0, such as 12", text);
+      },
+      "NUMBER", "whole number");
 }
 
 CLI::Validator TimeValidator() {

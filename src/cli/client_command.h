@@ -112,6 +112,10 @@ CLI::Validator NonEmptyValidator(std::string fix = "give a value or leave the op
 // strtoull, which wraps "-1" to the largest value, so the command would show everything.
 CLI::Validator LimitValidator();
 
+// Accepts a whole number from 0 to 2^64-1 (a ledger sequence number or tree size). Rejects signs,
+// fractions and other text with a message naming the value, in place of CLI11's range message.
+CLI::Validator WholeNumberValidator();
+
 // Validates an RFC 3339 time option ("2026-12-04T17:05:41Z").
 CLI::Validator TimeValidator();
 

@@ -156,6 +156,34 @@ TEST(LimitValidatorTest, RejectsNegativeLimit) {
   EXPECT_EQ(limit, 25u);
 }
 
+TEST(WholeNumberValidatorTest, NamesValueNotWhole) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"abc", "--entry: abc is not a whole number; give a number from 0, such as 12"},
+      {"-1", "--entry: -1 is not a whole number; give a number from 0, such as 12"},
+      {"1.5", "--entry: 1.5 is not a whole number; give a number from 0, such as 12"},
+      {"18446744073709551616",
+       "--entry: 18446744073709551616 is too large; give a whole number from 0 to "
+       "18446744073709551615"},
+  };
+  for (const auto& [text, message] : cases) {
+    CLI::App app;
+    uint64_t entry = 0;
+    app.add_option("--entry", entry)->check(WholeNumberValidator());
+    try {
+      Parse(app, {"--entry", text});
+      FAIL() << "--entry " << text << " was accepted";
+    } catch (const CLI::ValidationError& error) {
+      EXPECT_EQ(std::string(error.what()), message);
+    }
+  }
+
+  CLI::App accepting;
+  uint64_t entry = 7;
+  accepting.add_option("--entry", entry)->check(WholeNumberValidator());
+  Parse(accepting, {"--entry", "0"});
+  EXPECT_EQ(entry, 0u);
+}
+
 TEST(NonEmptyValidatorTest, EndsWithGivenFix) {
   CLI::App app;
   std::string owner;

@@ -481,7 +481,7 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
   AddDatabaseOption(proof, *flags);
   proof->add_option("--entry", flags->entry, "Sequence number of the entry, from 0")
       ->required()
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumberValidator());
   proof->callback([flags, &exit_status] { exit_status = RunProof(*flags); });
 
   auto* consistency = ledger_cmd->add_subcommand(
@@ -489,10 +489,10 @@ void AddLedgerCommands(CLI::App& app, int& exit_status) {
   AddDatabaseOption(consistency, *flags);
   consistency->add_option("--from", flags->from, "Size of the older tree, in entries")
       ->required()
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumberValidator());
   consistency->add_option("--to", flags->to, "Size of the newer tree, in entries")
       ->required()
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumberValidator());
   consistency->callback([flags, &exit_status] {
     // A reversed range is a usage error. A range past the ledger's size is found only once the
     // database is open.
