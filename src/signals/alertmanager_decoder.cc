@@ -127,6 +127,11 @@ class WebhookDecoder {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
                              "`version` is {}, expected the string \"4\"", *version_problem_);
     }
+    if (payload_.version.empty()) {
+      return core::MakeError(core::ErrorCode::kInvalidArgument,
+                             "`version` is missing or empty, expected the string \"4\" that "
+                             "Alertmanager 0.16 and later send");
+    }
     if (payload_.version != "4") {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
                              "unsupported webhook payload version '{}': only version 4 "

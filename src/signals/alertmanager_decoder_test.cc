@@ -122,6 +122,11 @@ core::Result<WebhookPayload> ReferenceParse(std::string_view body, std::string_v
         fmt::format("`version` is {}, expected the string \"4\"", ReferenceRender(*version))));
   }
   payload.version = ReferenceString(document, "version");
+  if (payload.version.empty()) {
+    return std::unexpected(Invalid(
+        "`version` is missing or empty, expected the string \"4\" that Alertmanager 0.16 and "
+        "later send"));
+  }
   if (payload.version != "4") {
     return std::unexpected(
         Invalid(fmt::format("unsupported webhook payload version '{}': only version 4 "

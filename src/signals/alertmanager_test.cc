@@ -188,6 +188,16 @@ TEST(AlertmanagerWebhook, RejectsOtherVersionAfterAlerts) {
             "later) is read");
 }
 
+TEST(AlertmanagerWebhook, NamesMissingVersion) {
+  for (const std::string tail : {R"(]})", R"(],"version":""})"}) {
+    auto payload = ParseAlertmanagerWebhook(AroundRawAlert(R"({"alerts":[)", tail), "service");
+    ASSERT_FALSE(payload.has_value()) << tail;
+    EXPECT_EQ(payload.error().message,
+              "`version` is missing or empty, expected the string \"4\" that Alertmanager 0.16 "
+              "and later send");
+  }
+}
+
 TEST(AlertmanagerWebhook, IndexesInvalidAlertBetweenValid) {
   nlohmann::json broken = AlertJson("firing", {{"service", "web"}}, "b2");
   broken["labels"]["team"] = 7;
