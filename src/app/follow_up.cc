@@ -519,9 +519,9 @@ core::Result<ReviewView> ControlPlane::ShowReview(const Caller& caller, std::str
 core::Result<std::string> ControlPlane::ReviewHtml(const Caller& caller, std::string_view id) {
   BACKOUT_TRY(ReviewView review, ShowReview(caller, id));
   // The owner and status line goes through cmark-gfm with the text, which escapes both.
-  return evidence::HtmlPage(fmt::format("Post-incident review {}", id),
-                            evidence::MarkdownToHtml(evidence::ReviewForBundle(
-                                review.markdown, review.owner, review.status)));
+  BACKOUT_TRY(std::string fragment, evidence::MarkdownToHtml(evidence::ReviewForBundle(
+                                        review.markdown, review.owner, review.status)));
+  return evidence::HtmlPage(fmt::format("Post-incident review {}", id), fragment);
 }
 
 core::Result<std::vector<ActionItemRow>> ControlPlane::ListAllActionItems(

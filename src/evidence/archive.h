@@ -16,6 +16,12 @@ struct ArchiveFile {
   std::string content;
 };
 
+// Loads libarchive with dlopen and resolves the functions that WriteTarGz and ReadTarGz call.
+// Only the first call in a process does this, and later calls return its result. Both functions
+// call it first, so another caller needs it only to get the error early. Fails with kUnavailable,
+// naming the library and its Debian package, when libarchive is missing or lacks a function.
+core::Result<void> LoadLibarchive();
+
 // Writes `files`, in the given order, as a gzip-compressed ustar archive whose bytes depend only
 // on the files and `mtime`: every entry has mode 0644, owner and group 0 named "root", and
 // modification time `mtime` (seconds since 1970), and the gzip header carries neither a time nor

@@ -15,6 +15,14 @@ std::vector<ArchiveFile> SampleFiles() {
   return {{"manifest.json", "{\"a\":1}"}, {"ledger/entries.jsonl", "line\n"}, {"empty.md", ""}};
 }
 
+// The binary does not link libarchive; WriteTarGz and ReadTarGz load it with dlopen.
+TEST(TarGz, LibarchiveLoads) {
+  auto loaded = LoadLibarchive();
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  auto again = LoadLibarchive();
+  EXPECT_TRUE(again.has_value());
+}
+
 TEST(TarGz, SameInputGivesSameBytes) {
   auto first = WriteTarGz(SampleFiles(), 1'790'000'000);
   auto second = WriteTarGz(SampleFiles(), 1'790'000'000);

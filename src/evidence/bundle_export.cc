@@ -570,7 +570,9 @@ core::Result<IncidentFiles> BuildIncidentFiles(store::Store& store, std::string_
   AddValidationFiles(*record, files);
   AddFollowUpFiles(*record, files);
   AddLedgerFiles(*selection, signer, files);
-  files[kReport] = RenderReport(files, AssessEvidenceItems(files));
+  auto report = RenderReport(files, AssessEvidenceItems(files));
+  if (!report) return std::unexpected(report.error());
+  files[kReport] = std::move(*report);
 
   auto manifest = ManifestBytes(*record, *selection, signer, files);
   if (!manifest) return std::unexpected(manifest.error());

@@ -104,7 +104,9 @@ core::Result<BundleReport> VerifyIncidentFiles(const BundleFiles& files,
 // `entries`, in their order, with the policy, the roster and the provider bindings it recorded.
 nlohmann::json PolicyHistory(const std::vector<ledger::Entry>& entries);
 
-// Renders report.html from the other files.
-std::string RenderReport(const BundleFiles& files, const std::vector<EvidenceItem>& items);
+// Renders report.html from the other files. Fails only when cmark-gfm, which renders the review,
+// cannot be loaded.
+core::Result<std::string> RenderReport(const BundleFiles& files,
+                                       const std::vector<EvidenceItem>& items);
 
 }  // namespace backout::evidence::internal

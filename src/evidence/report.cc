@@ -131,12 +131,14 @@ std::string ValidationSection(const BundleFiles& files) {
   return out;
 }
 
-std::string ReviewSection(const BundleFiles& files) {
+core::Result<std::string> ReviewSection(const BundleFiles& files) {
   std::string out = "<h2>Review</h2>\n";
   auto review = files.find(kReview);
   if (review == files.end()) return out + "<p class=\"missing\">No review was written.</p>\n";
   // The Markdown rendered by cmark-gfm, which escapes raw HTML, inside a bordered block.
-  out += "<div class=\"review\">\n" + MarkdownToHtml(review->second) + "</div>\n";
+  auto html = MarkdownToHtml(review->second);
+  if (!html) return std::unexpected(html.error());
+  out += "<div class=\"review\">\n" + *html + "</div>\n";
   const json items = ParseFile(files, kActionItems);
   out += "<h3>Action items</h3>\n<table>\n";
   out += Row({"id", "title", "owner", "due", "status", "evidence or reason"}, "th");
@@ -159,7 +161,8 @@ constexpr char kStyle[] =
 
 }  // namespace
 
-std::string RenderReport(const BundleFiles& files, const std::vector<EvidenceItem>& items) {
+core::Result<std::string> RenderReport(const BundleFiles& files,
+                                       const std::vector<EvidenceItem>& items) {
   const json incident = ParseFile(files, kIncident);
   const std::string id = Field(incident, "id");
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -178,7 +181,9 @@ std::string RenderReport(const BundleFiles& files, const std::vector<EvidenceIte
   out += VersionsSection(ParseFile(files, kToolRecord));
   out += ValidationSection(files);
   out += fmt::format("<h2>Root cause</h2>\n<p>{}</p>\n", Field(incident, "root_cause"));
-  out += ReviewSection(files);
+  auto review = ReviewSection(files);
+  if (!review) return std::unexpected(review.error());
+  out += *review;
   out +=
       "<p>Integrity: run <code>backout evidence verify</code> on the bundle, or follow the "
       "openssl steps of the evidence format documentation.</p>\n</body>\n</html>\n";

@@ -129,6 +129,16 @@ class GitProviderTest : public ::testing::Test {
   std::vector<std::string> deploys_;  // commit ids of v40, v41, v42
 };
 
+// --- libgit2 ---
+
+// The binary does not link libgit2; GitRepository::Open loads it with dlopen.
+TEST(Libgit2Test, LoadsAndResolvesFunctions) {
+  auto loaded = LoadLibgit2();
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  auto again = LoadLibgit2();
+  EXPECT_TRUE(again.has_value());
+}
+
 // --- settings ---
 
 TEST_F(GitProviderTest, SettingsRequireRepository) {

@@ -13,13 +13,13 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/shared_library.h"
 #include "providers/git/known_hosts.h"
 
 namespace backout::providers::git {
@@ -29,45 +29,146 @@ namespace fs = std::filesystem;
 
 constexpr const char* kRemoteName = "origin";
 
-// Owned libgit2 objects, freed by their own free function.
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* object) const { Free(object); }
+// Every libgit2 function this file calls.
+#define BACKOUT_LIBGIT2_FUNCTIONS(X)       \
+  X(git_libgit2_init)                      \
+  X(git_error_last)                        \
+  X(git_error_set_str)                     \
+  X(git_oid_equal)                         \
+  X(git_oid_fromstrn)                      \
+  X(git_oid_tostr)                         \
+  X(git_repository_free)                   \
+  X(git_repository_init)                   \
+  X(git_repository_open_bare)              \
+  X(git_remote_create)                     \
+  X(git_remote_fetch)                      \
+  X(git_remote_free)                       \
+  X(git_remote_lookup)                     \
+  X(git_remote_ls)                         \
+  X(git_remote_push)                       \
+  X(git_remote_set_url)                    \
+  X(git_remote_url)                        \
+  X(git_credential_ssh_key_memory_new)     \
+  X(git_credential_username_new)           \
+  X(git_credential_userpass_plaintext_new) \
+  X(git_reference_create)                  \
+  X(git_reference_free)                    \
+  X(git_commit_author)                     \
+  X(git_commit_committer)                  \
+  X(git_commit_create)                     \
+  X(git_commit_free)                       \
+  X(git_commit_id)                         \
+  X(git_commit_lookup)                     \
+  X(git_commit_message)                    \
+  X(git_commit_parent)                     \
+  X(git_commit_parent_id)                  \
+  X(git_commit_parentcount)                \
+  X(git_commit_summary)                    \
+  X(git_commit_tree)                       \
+  X(git_graph_descendant_of)               \
+  X(git_revwalk_free)                      \
+  X(git_revwalk_new)                       \
+  X(git_revwalk_next)                      \
+  X(git_revwalk_push)                      \
+  X(git_revwalk_simplify_first_parent)     \
+  X(git_tree_create_updated)               \
+  X(git_tree_dup)                          \
+  X(git_tree_entry_bypath)                 \
+  X(git_tree_entry_filemode)               \
+  X(git_tree_entry_free)                   \
+  X(git_tree_entry_id)                     \
+  X(git_tree_entry_type)                   \
+  X(git_tree_free)                         \
+  X(git_tree_id)                           \
+  X(git_tree_lookup)                       \
+  X(git_blob_create_from_buffer)           \
+  X(git_blob_free)                         \
+  X(git_blob_lookup)                       \
+  X(git_blob_rawcontent)                   \
+  X(git_blob_rawsize)                      \
+  X(git_merge_trees)                       \
+  X(git_index_conflict_iterator_free)      \
+  X(git_index_conflict_iterator_new)       \
+  X(git_index_conflict_next)               \
+  X(git_index_free)                        \
+  X(git_index_has_conflicts)               \
+  X(git_index_write_tree_to)               \
+  X(git_signature_free)                    \
+  X(git_signature_new)                     \
+  X(git_diff_free)                         \
+  X(git_diff_get_delta)                    \
+  X(git_diff_num_deltas)                   \
+  X(git_diff_tree_to_tree)
+
+struct Libgit2 {
+  BACKOUT_LIBGIT2_FUNCTIONS(BACKOUT_LIBRARY_FUNCTION)
 };
-template <typename T, void (*Free)(T*)>
-using Owned = std::unique_ptr<T, Deleter<T, Free>>;
 
-using Commit = Owned<git_commit, git_commit_free>;
-using Tree = Owned<git_tree, git_tree_free>;
-using TreeEntry = Owned<git_tree_entry, git_tree_entry_free>;
-using Blob = Owned<git_blob, git_blob_free>;
-using Remote = Owned<git_remote, git_remote_free>;
-using Revwalk = Owned<git_revwalk, git_revwalk_free>;
-using Index = Owned<git_index, git_index_free>;
-using ConflictIterator = Owned<git_index_conflict_iterator, git_index_conflict_iterator_free>;
-using Signature = Owned<git_signature, git_signature_free>;
-using Reference = Owned<git_reference, git_reference_free>;
-using Diff = Owned<git_diff, git_diff_free>;
-
-void InitLibrary() {
-  static std::once_flag once;
-  std::call_once(once, [] { git_libgit2_init(); });
+// Loads libgit2 and runs its global initialization on the first call, and returns the same result
+// on later calls. libgit2 brings mbed TLS, libssh2, http-parser and PCRE2, which a server without
+// a git binding never needs, so the binary does not link it.
+const core::Result<Libgit2>& LoadFunctions() {
+  static const core::Result<Libgit2> loaded = []() -> core::Result<Libgit2> {
+    auto opened = core::SharedLibrary::Open(BACKOUT_LIBGIT2_SONAME, BACKOUT_LIBGIT2_PACKAGE,
+                                            "the git provider");
+    if (!opened) return std::unexpected(opened.error());
+    core::SharedLibrary& library = *opened;
+    Libgit2 functions;
+    BACKOUT_LIBGIT2_FUNCTIONS(BACKOUT_RESOLVE_FUNCTION)
+    if (auto resolved = library.CheckResolved(); !resolved) {
+      return std::unexpected(resolved.error());
+    }
+    if (functions.git_libgit2_init() < 0) {
+      const git_error* error = functions.git_error_last();
+      return core::MakeError(
+          core::ErrorCode::kUnavailable, "cannot initialize {}: {}", BACKOUT_LIBGIT2_SONAME,
+          error != nullptr && error->message != nullptr ? error->message : "no reason given");
+    }
+    return functions;
+  }();
+  return loaded;
 }
 
+// Returns the loaded functions. Only code that runs on a GitRepository or in its fetch and push
+// callbacks calls this, and GitRepository::Open fails when libgit2 cannot be loaded, so the table
+// exists whenever a repository does.
+const Libgit2& Git() { return *LoadFunctions(); }
+
+// Owned libgit2 objects, freed by their own free function.
+template <typename T, void (*Libgit2::*Free)(T*)>
+struct Deleter {
+  void operator()(T* object) const { (Git().*Free)(object); }
+};
+template <typename T, void (*Libgit2::*Free)(T*)>
+using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+
+using Commit = Owned<git_commit, &Libgit2::git_commit_free>;
+using Tree = Owned<git_tree, &Libgit2::git_tree_free>;
+using TreeEntry = Owned<git_tree_entry, &Libgit2::git_tree_entry_free>;
+using Blob = Owned<git_blob, &Libgit2::git_blob_free>;
+using Remote = Owned<git_remote, &Libgit2::git_remote_free>;
+using Revwalk = Owned<git_revwalk, &Libgit2::git_revwalk_free>;
+using Index = Owned<git_index, &Libgit2::git_index_free>;
+using ConflictIterator =
+    Owned<git_index_conflict_iterator, &Libgit2::git_index_conflict_iterator_free>;
+using Signature = Owned<git_signature, &Libgit2::git_signature_free>;
+using Reference = Owned<git_reference, &Libgit2::git_reference_free>;
+using Diff = Owned<git_diff, &Libgit2::git_diff_free>;
+
 std::string LastError() {
-  const git_error* error = git_error_last();
+  const git_error* error = Git().git_error_last();
   return error != nullptr && error->message != nullptr ? error->message : "unknown libgit2 error";
 }
 
 std::string ToHex(const git_oid& oid) {
   char text[GIT_OID_HEXSZ + 1] = {};
-  git_oid_tostr(text, sizeof(text), &oid);
+  Git().git_oid_tostr(text, sizeof(text), &oid);
   return text;
 }
 
 core::Result<git_oid> ParseOid(std::string_view id) {
   git_oid oid;
-  if (id.size() != GIT_OID_HEXSZ || git_oid_fromstrn(&oid, id.data(), id.size()) != 0) {
+  if (id.size() != GIT_OID_HEXSZ || Git().git_oid_fromstrn(&oid, id.data(), id.size()) != 0) {
     return core::MakeError(core::ErrorCode::kInvalidArgument, "'{}' is not a full commit id", id);
   }
   return oid;
@@ -172,7 +273,7 @@ int AcquireCredential(git_credential** out, const char* url, const char* usernam
   auto offer = [&](unsigned int type) {
     if ((state->offered_types & type) != 0) {
       state->repeated = true;
-      git_error_set_str(GIT_ERROR_NET, "the remote rejected the configured credentials");
+      Git().git_error_set_str(GIT_ERROR_NET, "the remote rejected the configured credentials");
       return false;
     }
     state->offered_types |= type;
@@ -180,26 +281,27 @@ int AcquireCredential(git_credential** out, const char* url, const char* usernam
   };
   if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0 && !settings.password.empty()) {
     if (!offer(GIT_CREDENTIAL_USERPASS_PLAINTEXT)) return GIT_EAUTH;
-    return git_credential_userpass_plaintext_new(out, user.c_str(), settings.password.c_str());
+    return Git().git_credential_userpass_plaintext_new(out, user.c_str(),
+                                                       settings.password.c_str());
   }
   if ((allowed_types & GIT_CREDENTIAL_SSH_MEMORY) != 0 && !settings.ssh_key.empty()) {
     if (!offer(GIT_CREDENTIAL_SSH_MEMORY)) return GIT_EAUTH;
-    return git_credential_ssh_key_memory_new(
+    return Git().git_credential_ssh_key_memory_new(
         out, user.c_str(), nullptr, settings.ssh_key.c_str(),
         settings.ssh_passphrase.empty() ? nullptr : settings.ssh_passphrase.c_str());
   }
   if ((allowed_types & GIT_CREDENTIAL_USERNAME) != 0) {
     if (!offer(GIT_CREDENTIAL_USERNAME)) return GIT_EAUTH;
-    return git_credential_username_new(out, user.c_str());
+    return Git().git_credential_username_new(out, user.c_str());
   }
-  git_error_set_str(GIT_ERROR_NET,
-                    "the remote requires credentials the provider's `credentials` do not give");
+  Git().git_error_set_str(
+      GIT_ERROR_NET, "the remote requires credentials the provider's `credentials` do not give");
   return GIT_EAUTH;
 }
 
 // Records why the host key of an ssh server is rejected, in the state and as libgit2's error.
 int RejectHostKey(CallbackState& state, std::string reason) {
-  git_error_set_str(GIT_ERROR_SSH, reason.c_str());
+  Git().git_error_set_str(GIT_ERROR_SSH, reason.c_str());
   state.host_key_rejection = std::move(reason);
   return GIT_ECERTIFICATE;
 }
@@ -285,7 +387,7 @@ int CheckCertificate(git_cert* cert, int valid, const char* host, void* payload)
   const auto* x509 = reinterpret_cast<const git_cert_x509*>(cert);
 
   auto fail = [&](std::string reason) {
-    git_error_set_str(
+    Git().git_error_set_str(
         GIT_ERROR_SSL,
         fmt::format("the certificate of {} is not trusted: {}", host, reason).c_str());
     return GIT_ECERTIFICATE;
@@ -341,7 +443,7 @@ core::Result<Commit> LookupCommit(git_repository* repository, std::string_view i
   auto oid = ParseOid(id);
   if (!oid) return std::unexpected(oid.error());
   git_commit* commit = nullptr;
-  if (git_commit_lookup(&commit, repository, &*oid) != 0) {
+  if (Git().git_commit_lookup(&commit, repository, &*oid) != 0) {
     return core::MakeError(core::ErrorCode::kNotFound, "commit {} not found in the work clone: {}",
                            id, LastError());
   }
@@ -350,9 +452,9 @@ core::Result<Commit> LookupCommit(git_repository* repository, std::string_view i
 
 core::Result<Tree> CommitTree(const git_commit* commit) {
   git_tree* tree = nullptr;
-  if (git_commit_tree(&tree, commit) != 0) {
+  if (Git().git_commit_tree(&tree, commit) != 0) {
     return core::MakeError(core::ErrorCode::kCorruption, "cannot read the tree of commit {}: {}",
-                           ToHex(*git_commit_id(commit)), LastError());
+                           ToHex(*Git().git_commit_id(commit)), LastError());
   }
   return Tree(tree);
 }
@@ -360,46 +462,53 @@ core::Result<Tree> CommitTree(const git_commit* commit) {
 // The blob id of `path` in `tree`, or nullopt when the tree has no such file.
 std::optional<git_oid> BlobAt(const git_tree* tree, std::string_view path) {
   git_tree_entry* entry = nullptr;
-  if (git_tree_entry_bypath(&entry, tree, std::string(path).c_str()) != 0) return std::nullopt;
+  if (Git().git_tree_entry_bypath(&entry, tree, std::string(path).c_str()) != 0)
+    return std::nullopt;
   TreeEntry owned(entry);
-  if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB) return std::nullopt;
-  return *git_tree_entry_id(entry);
+  if (Git().git_tree_entry_type(entry) != GIT_OBJECT_BLOB) return std::nullopt;
+  return *Git().git_tree_entry_id(entry);
 }
 
 core::Result<std::string> BlobText(git_repository* repository, const git_oid& oid) {
   git_blob* blob = nullptr;
-  if (git_blob_lookup(&blob, repository, &oid) != 0) {
+  if (Git().git_blob_lookup(&blob, repository, &oid) != 0) {
     return core::MakeError(core::ErrorCode::kCorruption, "cannot read blob {}: {}", ToHex(oid),
                            LastError());
   }
   Blob owned(blob);
-  const char* data = static_cast<const char*>(git_blob_rawcontent(blob));
-  return std::string(data, static_cast<size_t>(git_blob_rawsize(blob)));
+  const char* data = static_cast<const char*>(Git().git_blob_rawcontent(blob));
+  return std::string(data, static_cast<size_t>(Git().git_blob_rawsize(blob)));
 }
 
 CommitInfo Describe(const git_commit* commit) {
   CommitInfo info;
-  info.id = ToHex(*git_commit_id(commit));
-  const char* summary = git_commit_summary(const_cast<git_commit*>(commit));
+  info.id = ToHex(*Git().git_commit_id(commit));
+  const char* summary = Git().git_commit_summary(const_cast<git_commit*>(commit));
   info.summary = summary != nullptr ? summary : "";
-  const char* message = git_commit_message(commit);
+  const char* message = Git().git_commit_message(commit);
   info.message = message != nullptr ? message : "";
-  const git_signature* author = git_commit_author(commit);
+  const git_signature* author = Git().git_commit_author(commit);
   info.author = fmt::format("{} <{}>", author->name, author->email);
-  info.time = ToTime(git_commit_committer(commit)->when);
-  if (git_commit_parentcount(commit) > 0)
-    info.first_parent = ToHex(*git_commit_parent_id(commit, 0));
+  info.time = ToTime(Git().git_commit_committer(commit)->when);
+  if (Git().git_commit_parentcount(commit) > 0)
+    info.first_parent = ToHex(*Git().git_commit_parent_id(commit, 0));
   return info;
 }
 
 }  // namespace
 
+core::Result<void> LoadLibgit2() {
+  const core::Result<Libgit2>& loaded = LoadFunctions();
+  if (!loaded) return std::unexpected(loaded.error());
+  return {};
+}
+
 core::Result<GitRepository> GitRepository::Open(const GitSettings& settings) {
-  InitLibrary();
+  if (auto loaded = LoadLibgit2(); !loaded) return std::unexpected(loaded.error());
   std::string display = DisplayUrl(settings.repository);
 
   git_repository* repository = nullptr;
-  if (git_repository_open_bare(&repository, settings.work_dir.c_str()) != 0) {
+  if (Git().git_repository_open_bare(&repository, settings.work_dir.c_str()) != 0) {
     std::error_code error;
     if (fs::exists(settings.work_dir, error) && !fs::is_empty(settings.work_dir, error)) {
       return core::MakeError(core::ErrorCode::kFailedPrecondition,
@@ -408,7 +517,7 @@ core::Result<GitRepository> GitRepository::Open(const GitSettings& settings) {
                              settings.work_dir);
     }
     fs::create_directories(settings.work_dir, error);
-    if (git_repository_init(&repository, settings.work_dir.c_str(), /*is_bare=*/1) != 0) {
+    if (Git().git_repository_init(&repository, settings.work_dir.c_str(), /*is_bare=*/1) != 0) {
       return core::MakeError(core::ErrorCode::kUnavailable,
                              "cannot create the work clone in {}: {}; check that the folder is "
                              "writable",
@@ -418,23 +527,24 @@ core::Result<GitRepository> GitRepository::Open(const GitSettings& settings) {
   GitRepository opened(repository, settings);
 
   git_remote* remote = nullptr;
-  int found = git_remote_lookup(&remote, repository, kRemoteName);
+  int found = Git().git_remote_lookup(&remote, repository, kRemoteName);
   if (found == GIT_ENOTFOUND) {
-    if (git_remote_create(&remote, repository, kRemoteName, settings.repository.c_str()) != 0) {
+    if (Git().git_remote_create(&remote, repository, kRemoteName, settings.repository.c_str()) !=
+        0) {
       return core::MakeError(core::ErrorCode::kInvalidArgument, "cannot use repository {}: {}",
                              display, LastError());
     }
   } else if (found != 0) {
     return core::MakeError(core::ErrorCode::kCorruption, "cannot read remote origin in {}: {}",
                            settings.work_dir, LastError());
-  } else if (std::strcmp(git_remote_url(remote), settings.repository.c_str()) != 0) {
-    if (git_remote_set_url(repository, kRemoteName, settings.repository.c_str()) != 0) {
-      git_remote_free(remote);
+  } else if (std::strcmp(Git().git_remote_url(remote), settings.repository.c_str()) != 0) {
+    if (Git().git_remote_set_url(repository, kRemoteName, settings.repository.c_str()) != 0) {
+      Git().git_remote_free(remote);
       return core::MakeError(core::ErrorCode::kUnavailable, "cannot set remote origin to {}: {}",
                              display, LastError());
     }
   }
-  git_remote_free(remote);
+  Git().git_remote_free(remote);
   return opened;
 }
 
@@ -446,7 +556,7 @@ GitRepository::GitRepository(GitRepository&& other) noexcept
 
 GitRepository& GitRepository::operator=(GitRepository&& other) noexcept {
   if (this != &other) {
-    if (repository_ != nullptr) git_repository_free(repository_);
+    if (repository_ != nullptr) Git().git_repository_free(repository_);
     repository_ = std::exchange(other.repository_, nullptr);
     settings_ = other.settings_;
   }
@@ -454,13 +564,13 @@ GitRepository& GitRepository::operator=(GitRepository&& other) noexcept {
 }
 
 GitRepository::~GitRepository() {
-  if (repository_ != nullptr) git_repository_free(repository_);
+  if (repository_ != nullptr) Git().git_repository_free(repository_);
 }
 
 core::Result<std::string> GitRepository::Fetch() {
   const std::string display = DisplayUrl(settings_->repository);
   git_remote* raw_remote = nullptr;
-  if (git_remote_lookup(&raw_remote, repository_, kRemoteName) != 0) {
+  if (Git().git_remote_lookup(&raw_remote, repository_, kRemoteName) != 0) {
     return core::MakeError(core::ErrorCode::kCorruption, "remote origin missing in {}: {}",
                            settings_->work_dir, LastError());
   }
@@ -476,7 +586,7 @@ core::Result<std::string> GitRepository::Fetch() {
   std::string refspec = fmt::format("+refs/heads/{0}:refs/remotes/origin/{0}", settings_->branch);
   char* refspecs[] = {refspec.data()};
   git_strarray specs{refspecs, 1};
-  if (int fetched = git_remote_fetch(remote.get(), &specs, &options, "backout fetch");
+  if (int fetched = Git().git_remote_fetch(remote.get(), &specs, &options, "backout fetch");
       fetched != 0) {
     TransferFailure failure = DescribeTransferFailure(fetched, state, "read");
     return core::MakeError(failure.code, "cannot fetch branch {} from {}: {}", settings_->branch,
@@ -486,7 +596,7 @@ core::Result<std::string> GitRepository::Fetch() {
   // The advertised heads are the remote's truth; a tracking ref may outlive a deleted branch.
   const git_remote_head** heads = nullptr;
   size_t count = 0;
-  if (git_remote_ls(&heads, &count, remote.get()) != 0) {
+  if (Git().git_remote_ls(&heads, &count, remote.get()) != 0) {
     return core::MakeError(core::ErrorCode::kUnavailable, "cannot list the branches of {}: {}",
                            display, LastError());
   }
@@ -513,8 +623,8 @@ bool GitRepository::IsInHistory(std::string_view ancestor, std::string_view desc
   auto ancestor_oid = ParseOid(ancestor);
   auto descendant_oid = ParseOid(descendant);
   if (!ancestor_oid || !descendant_oid) return false;
-  if (git_oid_equal(&*ancestor_oid, &*descendant_oid) != 0) return true;
-  return git_graph_descendant_of(repository_, &*descendant_oid, &*ancestor_oid) == 1;
+  if (Git().git_oid_equal(&*ancestor_oid, &*descendant_oid) != 0) return true;
+  return Git().git_graph_descendant_of(repository_, &*descendant_oid, &*ancestor_oid) == 1;
 }
 
 core::Result<std::optional<std::string>> GitRepository::ReadFile(std::string_view commit,
@@ -536,12 +646,12 @@ core::Result<void> GitRepository::WalkPathChanges(
   auto head_oid = ParseOid(head);
   if (!head_oid) return std::unexpected(head_oid.error());
   git_revwalk* raw_walk = nullptr;
-  if (git_revwalk_new(&raw_walk, repository_) != 0) {
+  if (Git().git_revwalk_new(&raw_walk, repository_) != 0) {
     return core::MakeError(core::ErrorCode::kInternal, "cannot walk history: {}", LastError());
   }
   Revwalk walk(raw_walk);
-  git_revwalk_simplify_first_parent(walk.get());
-  if (git_revwalk_push(walk.get(), &*head_oid) != 0) {
+  Git().git_revwalk_simplify_first_parent(walk.get());
+  if (Git().git_revwalk_push(walk.get(), &*head_oid) != 0) {
     return core::MakeError(core::ErrorCode::kNotFound, "cannot walk history from {}: {}", head,
                            LastError());
   }
@@ -557,10 +667,10 @@ core::Result<void> GitRepository::WalkPathChanges(
 
   git_oid oid;
   size_t walked = 0;
-  while (walked < max_commits && git_revwalk_next(&oid, walk.get()) == 0) {
+  while (walked < max_commits && Git().git_revwalk_next(&oid, walk.get()) == 0) {
     ++walked;
     git_commit* raw_commit = nullptr;
-    if (git_commit_lookup(&raw_commit, repository_, &oid) != 0) {
+    if (Git().git_commit_lookup(&raw_commit, repository_, &oid) != 0) {
       return core::MakeError(core::ErrorCode::kCorruption, "cannot read commit {}: {}", ToHex(oid),
                              LastError());
     }
@@ -570,9 +680,9 @@ core::Result<void> GitRepository::WalkPathChanges(
     std::optional<git_oid> after = BlobAt(tree->get(), path);
 
     std::optional<git_oid> before;
-    if (git_commit_parentcount(commit.get()) > 0) {
+    if (Git().git_commit_parentcount(commit.get()) > 0) {
       git_commit* raw_parent = nullptr;
-      if (git_commit_parent(&raw_parent, commit.get(), 0) != 0) {
+      if (Git().git_commit_parent(&raw_parent, commit.get(), 0) != 0) {
         return core::MakeError(core::ErrorCode::kCorruption,
                                "cannot read the parent of commit {}: {}", ToHex(oid), LastError());
       }
@@ -583,7 +693,7 @@ core::Result<void> GitRepository::WalkPathChanges(
     }
 
     bool same = before.has_value() == after.has_value() &&
-                (!before || git_oid_equal(&*before, &*after) != 0);
+                (!before || Git().git_oid_equal(&*before, &*after) != 0);
     if (same) continue;
 
     PathChange change;
@@ -601,25 +711,25 @@ core::Result<std::optional<CommitInfo>> GitRepository::FindCommitContaining(
   auto head_oid = ParseOid(head);
   if (!head_oid) return std::unexpected(head_oid.error());
   git_revwalk* raw_walk = nullptr;
-  if (git_revwalk_new(&raw_walk, repository_) != 0) {
+  if (Git().git_revwalk_new(&raw_walk, repository_) != 0) {
     return core::MakeError(core::ErrorCode::kInternal, "cannot walk history: {}", LastError());
   }
   Revwalk walk(raw_walk);
-  git_revwalk_simplify_first_parent(walk.get());
-  if (git_revwalk_push(walk.get(), &*head_oid) != 0) {
+  Git().git_revwalk_simplify_first_parent(walk.get());
+  if (Git().git_revwalk_push(walk.get(), &*head_oid) != 0) {
     return core::MakeError(core::ErrorCode::kNotFound, "cannot walk history from {}: {}", head,
                            LastError());
   }
 
   git_oid oid;
   size_t walked = 0;
-  while (walked < max_commits && git_revwalk_next(&oid, walk.get()) == 0) {
+  while (walked < max_commits && Git().git_revwalk_next(&oid, walk.get()) == 0) {
     ++walked;
     if (!stop_at.empty() && ToHex(oid) == stop_at) break;
     git_commit* raw_commit = nullptr;
-    if (git_commit_lookup(&raw_commit, repository_, &oid) != 0) continue;
+    if (Git().git_commit_lookup(&raw_commit, repository_, &oid) != 0) continue;
     Commit commit(raw_commit);
-    const char* message = git_commit_message(commit.get());
+    const char* message = Git().git_commit_message(commit.get());
     if (message != nullptr && std::string_view(message).find(text) != std::string_view::npos) {
       return std::optional<CommitInfo>(Describe(commit.get()));
     }
@@ -639,17 +749,17 @@ core::Result<RevertTree> GitRepository::BuildRevert(std::string_view base,
   // itself as the common ancestor.
   RevertTree result;
   git_tree* ours = nullptr;
-  git_tree_dup(&ours, base_tree->get());
+  Git().git_tree_dup(&ours, base_tree->get());
   Tree our_tree(ours);
   for (const std::string& id : commits) {
     auto commit = LookupCommit(repository_, id);
     if (!commit) return std::unexpected(commit.error());
-    if (git_commit_parentcount(commit->get()) == 0) {
+    if (Git().git_commit_parentcount(commit->get()) == 0) {
       return core::MakeError(core::ErrorCode::kFailedPrecondition,
                              "commit {} has no parent, so it cannot be reverted", id);
     }
     git_commit* raw_parent = nullptr;
-    if (git_commit_parent(&raw_parent, commit->get(), 0) != 0) {
+    if (Git().git_commit_parent(&raw_parent, commit->get(), 0) != 0) {
       return core::MakeError(core::ErrorCode::kCorruption, "cannot read the parent of {}: {}", id,
                              LastError());
     }
@@ -661,21 +771,21 @@ core::Result<RevertTree> GitRepository::BuildRevert(std::string_view base,
 
     git_merge_options options = GIT_MERGE_OPTIONS_INIT;
     git_index* raw_index = nullptr;
-    if (git_merge_trees(&raw_index, repository_, commit_tree->get(), our_tree.get(),
-                        parent_tree->get(), &options) != 0) {
+    if (Git().git_merge_trees(&raw_index, repository_, commit_tree->get(), our_tree.get(),
+                              parent_tree->get(), &options) != 0) {
       return core::MakeError(core::ErrorCode::kInternal, "cannot compute the revert of {}: {}", id,
                              LastError());
     }
     Index index(raw_index);
-    if (git_index_has_conflicts(index.get())) {
+    if (Git().git_index_has_conflicts(index.get())) {
       git_index_conflict_iterator* raw_iterator = nullptr;
-      git_index_conflict_iterator_new(&raw_iterator, index.get());
+      Git().git_index_conflict_iterator_new(&raw_iterator, index.get());
       ConflictIterator iterator(raw_iterator);
       const git_index_entry* ancestor = nullptr;
       const git_index_entry* our = nullptr;
       const git_index_entry* their = nullptr;
       std::set<std::string> paths;
-      while (git_index_conflict_next(&ancestor, &our, &their, iterator.get()) == 0) {
+      while (Git().git_index_conflict_next(&ancestor, &our, &their, iterator.get()) == 0) {
         if (our != nullptr) {
           paths.insert(our->path);
         } else if (their != nullptr) {
@@ -689,12 +799,12 @@ core::Result<RevertTree> GitRepository::BuildRevert(std::string_view base,
     }
 
     git_oid tree_oid;
-    if (git_index_write_tree_to(&tree_oid, index.get(), repository_) != 0) {
+    if (Git().git_index_write_tree_to(&tree_oid, index.get(), repository_) != 0) {
       return core::MakeError(core::ErrorCode::kInternal, "cannot write the revert of {}: {}", id,
                              LastError());
     }
     git_tree* next = nullptr;
-    if (git_tree_lookup(&next, repository_, &tree_oid) != 0) {
+    if (Git().git_tree_lookup(&next, repository_, &tree_oid) != 0) {
       return core::MakeError(core::ErrorCode::kInternal, "cannot read the revert of {}: {}", id,
                              LastError());
     }
@@ -707,43 +817,43 @@ core::Result<RevertTree> GitRepository::BuildRevert(std::string_view base,
     std::vector<git_oid> blobs(updates.size());
     for (size_t i = 0; i < updates.size(); ++i) {
       const FileUpdate& update = updates[i];
-      if (git_blob_create_from_buffer(&blobs[i], repository_, update.contents.data(),
-                                      update.contents.size()) != 0) {
+      if (Git().git_blob_create_from_buffer(&blobs[i], repository_, update.contents.data(),
+                                            update.contents.size()) != 0) {
         return core::MakeError(core::ErrorCode::kInternal, "cannot write {}: {}", update.path,
                                LastError());
       }
       git_filemode_t mode = GIT_FILEMODE_BLOB;
       git_tree_entry* entry = nullptr;
-      if (git_tree_entry_bypath(&entry, our_tree.get(), update.path.c_str()) == 0) {
-        mode = git_tree_entry_filemode(entry);
-        git_tree_entry_free(entry);
+      if (Git().git_tree_entry_bypath(&entry, our_tree.get(), update.path.c_str()) == 0) {
+        mode = Git().git_tree_entry_filemode(entry);
+        Git().git_tree_entry_free(entry);
       }
       changes.push_back(
           git_tree_update{GIT_TREE_UPDATE_UPSERT, blobs[i], mode, update.path.c_str()});
     }
     git_oid updated;
-    if (git_tree_create_updated(&updated, repository_, our_tree.get(), changes.size(),
-                                changes.data()) != 0) {
+    if (Git().git_tree_create_updated(&updated, repository_, our_tree.get(), changes.size(),
+                                      changes.data()) != 0) {
       return core::MakeError(core::ErrorCode::kInternal, "cannot write the updated tree: {}",
                              LastError());
     }
     git_tree* next = nullptr;
-    git_tree_lookup(&next, repository_, &updated);
+    Git().git_tree_lookup(&next, repository_, &updated);
     our_tree.reset(next);
   }
-  result.tree_id = ToHex(*git_tree_id(our_tree.get()));
+  result.tree_id = ToHex(*Git().git_tree_id(our_tree.get()));
 
   // Step 3: the files that differ from the base, for the plan.
   git_diff* raw_diff = nullptr;
-  if (git_diff_tree_to_tree(&raw_diff, repository_, base_tree->get(), our_tree.get(), nullptr) !=
-      0) {
+  if (Git().git_diff_tree_to_tree(&raw_diff, repository_, base_tree->get(), our_tree.get(),
+                                  nullptr) != 0) {
     return core::MakeError(core::ErrorCode::kInternal, "cannot compare the revert with {}: {}",
                            base, LastError());
   }
   Diff diff(raw_diff);
   std::set<std::string> changed;
-  for (size_t i = 0; i < git_diff_num_deltas(diff.get()); ++i) {
-    const git_diff_delta* delta = git_diff_get_delta(diff.get(), i);
+  for (size_t i = 0; i < Git().git_diff_num_deltas(diff.get()); ++i) {
+    const git_diff_delta* delta = Git().git_diff_get_delta(diff.get(), i);
     changed.insert(delta->new_file.path != nullptr ? delta->new_file.path : delta->old_file.path);
   }
   result.changed_files.assign(changed.begin(), changed.end());
@@ -753,11 +863,11 @@ core::Result<RevertTree> GitRepository::BuildRevert(std::string_view base,
 core::Result<std::optional<std::string>> GitRepository::ReadTreeFile(std::string_view tree_id,
                                                                      std::string_view path) const {
   git_oid oid;
-  if (git_oid_fromstrn(&oid, tree_id.data(), tree_id.size()) != 0) {
+  if (Git().git_oid_fromstrn(&oid, tree_id.data(), tree_id.size()) != 0) {
     return core::MakeError(core::ErrorCode::kInvalidArgument, "'{}' is not a tree id", tree_id);
   }
   git_tree* raw_tree = nullptr;
-  if (git_tree_lookup(&raw_tree, repository_, &oid) != 0) {
+  if (Git().git_tree_lookup(&raw_tree, repository_, &oid) != 0) {
     return core::MakeError(core::ErrorCode::kNotFound, "tree {} not found: {}", tree_id,
                            LastError());
   }
@@ -774,11 +884,11 @@ core::Result<std::string> GitRepository::CreateCommit(std::string_view tree_id,
                                                       const std::string& message,
                                                       core::Time time) const {
   git_oid tree_oid;
-  if (git_oid_fromstrn(&tree_oid, tree_id.data(), tree_id.size()) != 0) {
+  if (Git().git_oid_fromstrn(&tree_oid, tree_id.data(), tree_id.size()) != 0) {
     return core::MakeError(core::ErrorCode::kInvalidArgument, "'{}' is not a tree id", tree_id);
   }
   git_tree* raw_tree = nullptr;
-  if (git_tree_lookup(&raw_tree, repository_, &tree_oid) != 0) {
+  if (Git().git_tree_lookup(&raw_tree, repository_, &tree_oid) != 0) {
     return core::MakeError(core::ErrorCode::kNotFound, "tree {} not found: {}", tree_id,
                            LastError());
   }
@@ -788,8 +898,8 @@ core::Result<std::string> GitRepository::CreateCommit(std::string_view tree_id,
 
   git_signature* raw_signature = nullptr;
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(time.time_since_epoch()).count();
-  if (git_signature_new(&raw_signature, settings_->author_name.c_str(),
-                        settings_->author_email.c_str(), seconds, 0) != 0) {
+  if (Git().git_signature_new(&raw_signature, settings_->author_name.c_str(),
+                              settings_->author_email.c_str(), seconds, 0) != 0) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
                            "invalid commit identity {} <{}>: {}; fix author_name or author_email",
                            settings_->author_name, settings_->author_email, LastError());
@@ -798,8 +908,8 @@ core::Result<std::string> GitRepository::CreateCommit(std::string_view tree_id,
 
   const git_commit* parents[] = {parent_commit->get()};
   git_oid commit_oid;
-  if (git_commit_create(&commit_oid, repository_, nullptr, signature.get(), signature.get(),
-                        nullptr, message.c_str(), tree.get(), 1, parents) != 0) {
+  if (Git().git_commit_create(&commit_oid, repository_, nullptr, signature.get(), signature.get(),
+                              nullptr, message.c_str(), tree.get(), 1, parents) != 0) {
     return core::MakeError(core::ErrorCode::kInternal, "cannot write the revert commit: {}",
                            LastError());
   }
@@ -814,15 +924,15 @@ core::Result<PushResult> GitRepository::Push(std::string_view commit, std::strin
   // libgit2 pushes references, so the commit gets one of its own for the push.
   std::string local_ref = fmt::format("refs/backout/{}", SafeRefName(key));
   git_reference* raw_reference = nullptr;
-  if (git_reference_create(&raw_reference, repository_, local_ref.c_str(), &*oid, /*force=*/1,
-                           "backout revert") != 0) {
+  if (Git().git_reference_create(&raw_reference, repository_, local_ref.c_str(), &*oid, /*force=*/1,
+                                 "backout revert") != 0) {
     return core::MakeError(core::ErrorCode::kInternal, "cannot create reference {}: {}", local_ref,
                            LastError());
   }
   Reference reference(raw_reference);
 
   git_remote* raw_remote = nullptr;
-  if (git_remote_lookup(&raw_remote, repository_, kRemoteName) != 0) {
+  if (Git().git_remote_lookup(&raw_remote, repository_, kRemoteName) != 0) {
     return core::MakeError(core::ErrorCode::kCorruption, "remote origin missing in {}: {}",
                            settings_->work_dir, LastError());
   }
@@ -843,7 +953,7 @@ core::Result<PushResult> GitRepository::Push(std::string_view commit, std::strin
   std::string refspec = fmt::format("{}:refs/heads/{}", local_ref, settings_->branch);
   char* refspecs[] = {refspec.data()};
   git_strarray specs{refspecs, 1};
-  int pushed = git_remote_push(remote.get(), &specs, &options);
+  int pushed = Git().git_remote_push(remote.get(), &specs, &options);
   if (pushed == GIT_ENONFASTFORWARD) {
     return PushResult{PushStatus::kRejected, LastError()};
   }

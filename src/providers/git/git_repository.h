@@ -57,6 +57,13 @@ struct PushResult {
   std::string message;  // the remote's or libgit2's reason for a rejection
 };
 
+// Loads libgit2 with dlopen, resolves the functions that GitRepository calls and initializes the
+// library. Only the first call in a process does this, and later calls return its result.
+// GitRepository::Open calls it first, so another caller needs it only to get the error early.
+// Fails with kUnavailable, naming the library and its Debian package, when libgit2 is missing,
+// lacks a function or fails to initialize.
+core::Result<void> LoadLibgit2();
+
 // Not thread-safe: callers serialize all use of one work folder.
 class GitRepository {
  public:
