@@ -1,11 +1,14 @@
-// store_crash_child URL KEY_FILE: the writer the crash suite kills. It appends to the ledger in a
-// loop and, only after each Write has returned, prints "SEQUENCE NUMBER" on stdout: the new
-// entry's sequence number and the counter value its change records. It runs until it is killed or
-// a write fails (exit status 1).
+// store_crash_child URL KEY_FILE [CHECKPOINT_INTERVAL_SECONDS]: the writer the crash suite kills.
+// It appends to the ledger in a loop and, only after each Write has returned, prints
+// "SEQUENCE NUMBER" on stdout: the new entry's sequence number and the counter value its change
+// records. It runs until it is killed or a write fails (exit status 1). The checkpoint interval
+// defaults to 0, a checkpoint in every write.
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -30,9 +33,22 @@ bool WriteLine(const std::string& line) {
 
 int main(int argc, char** argv) {
   using namespace backout;
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s URL KEY_FILE\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s URL KEY_FILE [CHECKPOINT_INTERVAL_SECONDS]\n", argv[0]);
     return 2;
+  }
+  int interval_seconds = 0;
+  if (argc == 4) {
+    char* end = nullptr;
+    const long parsed = std::strtol(argv[3], &end, 10);
+    if (*argv[3] == '\0' || *end != '\0' || parsed < 0 || parsed > 86400) {
+      std::fprintf(stderr,
+                   "store_crash_child: invalid checkpoint interval '%s': give whole seconds "
+                   "from 0 to 86400\n",
+                   argv[3]);
+      return 2;
+    }
+    interval_seconds = static_cast<int>(parsed);
   }
   spdlog::set_level(spdlog::level::warn);
 
@@ -45,6 +61,7 @@ int main(int argc, char** argv) {
   store::StoreOptions options;
   options.clock = &clock;
   options.signer = *signer;
+  options.checkpoint_interval = std::chrono::seconds(interval_seconds);
   auto opened = store::OpenStore(argv[1], options);
   if (!opened) {
     std::fprintf(stderr, "store_crash_child: %s\n", opened.error().message.c_str());

@@ -79,15 +79,13 @@ core::Result<ledger::Entry> LedgerAppender::Rotate(std::shared_ptr<const ledger:
 core::Result<bool> LedgerAppender::Finish(bool sign) {
   if (!appended_) return false;
 
-  const ledger::CompactTree& tree = state_->tree;
-  auto saved = session_.Execute(
-      "INSERT INTO ledger_state (id, tree_size, compact_tree, key_id) VALUES (1, $1, $2, $3) "
-      "ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, "
-      "compact_tree = excluded.compact_tree, key_id = excluded.key_id",
-      {static_cast<int64_t>(tree.size()), HexEncode(tree.Serialize()), state_->key_id});
-  if (!saved) return std::unexpected(saved.error());
+  const bool signing = sign || rotated_;
+  const uint64_t unsaved = state_->tree.size() - state_->saved_size;
+  if (signing || save_due_ || unsaved >= kMaxUnsavedEntries) {
+    if (auto saved = SaveState(); !saved) return std::unexpected(saved.error());
+  }
   appended_ = false;
-  if (!sign && !rotated_) return false;
+  if (!signing) return false;
   if (auto inserted = InsertCheckpoint(); !inserted) return std::unexpected(inserted.error());
   return true;
 }
@@ -109,7 +107,21 @@ core::Result<bool> LedgerAppender::SignPending() {
   }
   if (auto current = CheckSignerIsCurrent(); !current) return std::unexpected(current.error());
   if (auto inserted = InsertCheckpoint(); !inserted) return std::unexpected(inserted.error());
+  if (auto saved = SaveState(); !saved) return std::unexpected(saved.error());
   return true;
+}
+
+core::Result<void> LedgerAppender::SaveState() {
+  const ledger::CompactTree& tree = state_->tree;
+  auto saved = session_.Execute(
+      "INSERT INTO ledger_state (id, tree_size, compact_tree, key_id) VALUES (1, $1, $2, $3) "
+      "ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, "
+      "compact_tree = excluded.compact_tree, key_id = excluded.key_id",
+      {static_cast<int64_t>(tree.size()), HexEncode(tree.Serialize()), state_->key_id});
+  if (!saved) return std::unexpected(saved.error());
+  state_->saved_size = tree.size();
+  save_due_ = false;
+  return {};
 }
 
 core::Result<void> LedgerAppender::InsertCheckpoint() {
@@ -149,8 +161,8 @@ core::Result<void> LedgerAppender::Load() {
     if (!locked) return std::unexpected(locked.error());
   }
 
-  // The saved tree must end where the entries end, or the next sequence number would leave a gap
-  // or collide. One index lookup; no earlier leaf is read.
+  // One index lookup. The entries never shrink, so a state that ends past them means that
+  // stored entries were removed.
   auto last = session_.Execute("SELECT max(sequence) FROM ledger_entries");
   if (!last) return std::unexpected(last.error());
   uint64_t entries = 0;
@@ -163,6 +175,13 @@ core::Result<void> LedgerAppender::Load() {
     state_ = std::move(*committed_);
     committed_.reset();
     return {};
+  }
+  if (committed_.has_value() && committed_->tree.size() > entries) {
+    return MakeError(ErrorCode::kCorruption,
+                     "the ledger this process committed has {} entries but the stored entries "
+                     "end at {} entries, so stored entries were removed; the append is rejected: "
+                     "run `backout ledger verify` to find the damage",
+                     committed_->tree.size(), entries);
   }
   committed_.reset();  // another process appended since: read the stored state
 
@@ -184,16 +203,75 @@ core::Result<void> LedgerAppender::Load() {
     if (!tree) return std::unexpected(tree.error());
     state.tree = std::move(*tree);
     state.key_id = std::move(*key_id);
+    state.saved_size = state.tree.size();
   }
 
-  if (entries != state.tree.size()) {
+  // The key introduction saves the state, so entries without a saved state have no known key.
+  if (entries > state.tree.size() && (stored->rows.empty() || state.key_id.empty())) {
+    return MakeError(ErrorCode::kCorruption,
+                     "ledger state is missing or names no key, but the stored entries end at {} "
+                     "entries; the append is rejected: run `backout ledger verify` to find the "
+                     "damage",
+                     entries);
+  }
+  if (entries < state.tree.size()) {
     return MakeError(ErrorCode::kCorruption,
                      "ledger state records {} entries but the stored entries end at {} entries; "
                      "refusing to append: run `backout ledger verify` to find the damage",
                      state.tree.size(), entries);
   }
+  if (entries > state.tree.size()) {
+    if (auto folded = FoldStoredEntries(state, entries); !folded) return folded;
+    save_due_ = true;  // so the next process that loads folds in fewer entries
+  }
 
   state_ = std::move(state);
+  return {};
+}
+
+core::Result<void> LedgerAppender::FoldStoredEntries(State& state, uint64_t entries) {
+  const uint64_t saved_size = state.tree.size();
+  // A transaction that introduces or rotates a key saves the state, so a key entry after the
+  // saved state means ledger_state was set back, and its key_id would be stale.
+  auto key = session_.Execute(
+      "SELECT key_id, introduced_at_sequence FROM ledger_keys WHERE introduced_at_sequence >= $1 "
+      "ORDER BY introduced_at_sequence LIMIT 1",
+      {static_cast<int64_t>(saved_size)});
+  if (!key) return std::unexpected(key.error());
+  if (!key->rows.empty()) {
+    return MakeError(ErrorCode::kCorruption,
+                     "ledger state records {} entries with key {}, but key {} was introduced "
+                     "later, at sequence {}; the append is rejected: run `backout ledger verify` "
+                     "to find the damage",
+                     saved_size, state.key_id, key->rows[0].at(0).value_or("?"),
+                     key->rows[0].at(1).value_or("?"));
+  }
+
+  auto rows = session_.Execute(
+      "SELECT sequence, leaf_hash FROM ledger_entries WHERE sequence >= $1 AND sequence < $2 "
+      "ORDER BY sequence",
+      {static_cast<int64_t>(saved_size), static_cast<int64_t>(entries)});
+  if (!rows) return std::unexpected(rows.error());
+  for (const SqlRow& row : rows->rows) {
+    auto sequence = ColumnInt(row, 0, "ledger_entries.sequence");
+    auto leaf_hex = ColumnText(row, 1, "ledger_entries.leaf_hash");
+    if (!sequence) return std::unexpected(sequence.error());
+    if (!leaf_hex) return std::unexpected(leaf_hex.error());
+    if (static_cast<uint64_t>(*sequence) != state.tree.size()) {
+      return MakeError(ErrorCode::kCorruption,
+                       "ledger entry {} is missing: the stored entries after the saved ledger "
+                       "state ({} entries) go on at sequence {}; the append is rejected: run "
+                       "`backout ledger verify` to find the damage",
+                       state.tree.size(), saved_size, *sequence);
+    }
+    auto leaf = ledger::HashFromHex(*leaf_hex);
+    if (!leaf) {
+      return MakeError(ErrorCode::kCorruption, "ledger entry {} has leaf hash {}: {}", *sequence,
+                       *leaf_hex, leaf.error().message);
+    }
+    state.tree.Append(*leaf);
+  }
+  // max(sequence) ended at `entries`, and every row before it was contiguous from saved_size.
   return {};
 }
 
@@ -208,6 +286,7 @@ core::Result<void> LedgerAppender::IntroduceSignerKey() {
   if (!entry) return std::unexpected(entry.error());
   if (auto inserted = InsertKey(key, entry->sequence); !inserted) return inserted;
   state_->key_id = key.key_id();
+  save_due_ = true;
   return {};
 }
 

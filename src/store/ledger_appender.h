@@ -15,17 +15,27 @@
 namespace backout::store {
 
 // Appends ledger entries inside one write transaction. The first append loads the Merkle tree's
-// right edge from ledger_state. On PostgreSQL it first takes the ledger's transaction-level
-// advisory lock, which the commit releases. So sequence numbers follow the last committed entry
-// without gaps, and an append never reads earlier leaves. Finish() stores the new tree state and,
-// when asked, a signed checkpoint in the same transaction. Not thread-safe; lives as long as its
+// right edge: the state saved in ledger_state, with the leaf hashes of the entries stored after
+// it folded in. On PostgreSQL it first takes the ledger's transaction-level advisory lock, which
+// the commit releases. So sequence numbers follow the last committed entry without gaps.
+//
+// An append writes only its entry row. Finish() saves the tree state when the transaction signs a
+// checkpoint, introduces or rotates a key, had to fold entries in, or leaves the saved state
+// kMaxUnsavedEntries or more entries behind. So ledger_state is never ahead of the entries, is at
+// least as large as the newest checkpoint, and Load() folds in fewer than kMaxUnsavedEntries
+// leaf hashes plus those of the last transaction. Not thread-safe; lives as long as its
 // transaction.
 class LedgerAppender {
  public:
+  // The largest number of entries the saved state may lag behind before a write saves it.
+  static constexpr uint64_t kMaxUnsavedEntries = 1024;
+
   // The tree's right edge and the key in force after the last committed append.
   struct State {
     ledger::CompactTree tree;
     std::string key_id;  // empty until the first key is introduced
+    // The tree size in ledger_state, as this process last read or wrote it.
+    uint64_t saved_size = 0;
   };
 
   LedgerAppender(SqlSession& session, const core::Clock& clock,
@@ -33,7 +43,7 @@ class LedgerAppender {
 
   // Sets a state this process committed earlier, to be called before the first append. Load()
   // uses it in place of ledger_state while the stored entries end where it ends, that is, while
-  // no other process has appended since.
+  // no other process has appended since, and rejects the log when the entries end before it.
   void UseCommittedState(std::optional<State> committed) { committed_ = std::move(committed); }
   // Returns the state after this transaction, for UseCommittedState once it commits, or nothing
   // when no state was loaded or handed in.
@@ -48,19 +58,23 @@ class LedgerAppender {
   // then signs the checkpoint with `next`.
   core::Result<ledger::Entry> Rotate(std::shared_ptr<const ledger::Signer> next);
 
-  // When this transaction appended entries: saves the tree state and, when `sign` is true or the
-  // transaction rotated the key, inserts a checkpoint of the new size and root signed by the key
-  // now in force. Returns whether it signed. Call once, just before commit.
+  // When this transaction appended entries: inserts a checkpoint of the new size and root, signed
+  // by the key now in force, when `sign` is true or the transaction rotated the key, and saves the
+  // tree state in the cases the class comment lists. Returns whether it signed. Call once, just
+  // before commit.
   core::Result<bool> Finish(bool sign);
 
   // Signs a checkpoint of the whole log when the latest stored checkpoint is smaller, with the
-  // key in force, which must be the signer's. Returns whether it signed. Call alone in its
-  // transaction.
+  // key in force, which must be the signer's, and saves the tree state with it. Returns whether
+  // it signed. Call alone in its transaction.
   core::Result<bool> SignPending();
 
  private:
   core::Result<void> RequireSigner() const;
   core::Result<void> Load();
+  // Appends to `state` the leaf hashes of the entries from state.tree.size() up to `entries`.
+  core::Result<void> FoldStoredEntries(State& state, uint64_t entries);
+  core::Result<void> SaveState();
   core::Result<void> IntroduceSignerKey();
   core::Result<void> CheckSignerIsCurrent() const;
   core::Result<ledger::Entry> AppendEntry(LedgerRecord record);
@@ -73,7 +87,8 @@ class LedgerAppender {
   std::optional<State> state_;      // loaded by the first append
   std::optional<State> committed_;  // see UseCommittedState
   bool appended_ = false;
-  bool rotated_ = false;  // a rotation's checkpoint is always signed, with the new key
+  bool rotated_ = false;   // a rotation's checkpoint is always signed, with the new key
+  bool save_due_ = false;  // a key was introduced, or Load() folded entries into the saved state
 };
 
 }  // namespace backout::store

@@ -177,14 +177,19 @@ core::Result<std::optional<ledger::Checkpoint>> SqlStore::SignCheckpoint() {
     std::shared_ptr<const ledger::Signer> signer = CurrentSigner();
     if (signer != nullptr) {
       bool signed_checkpoint = false;
+      std::optional<LedgerAppender::State> ledger_state;
       auto written = InWriteTransaction([&](SqlSession& session) -> core::Result<void> {
         SqlTransaction transaction(session, SqlTransaction::Mode::kWrite, clock_, signer);
+        // Saves reading ledger_state and folding in the entries appended since it was saved.
+        transaction.UseCommittedLedgerState(TakeLedgerState());
         auto signed_now = transaction.SignPendingCheckpoint();
         if (!signed_now) return std::unexpected(signed_now.error());
         signed_checkpoint = *signed_now;
+        ledger_state = transaction.LedgerStateToRemember();
         return {};
       });
       if (!written) return std::unexpected(written.error());
+      if (ledger_state.has_value()) RememberLedgerState(std::move(ledger_state));
       if (signed_checkpoint) NoteSigned();
     }
   }

@@ -76,8 +76,9 @@ class SqlStore : public Store {
   // the key a rotation is retiring.
   std::shared_mutex rotation_mutex_;
   mutable std::mutex signer_mutex_;
-  // The ledger state after this store's last committed append, so the next write need not read
-  // and decode ledger_state. Reused only while the entries still end where it ends.
+  // The ledger state after this store's last committed append or checkpoint, so the next write
+  // need not read ledger_state and fold in the entries stored after it. Reused only while the
+  // entries still end where it ends.
   std::mutex ledger_state_mutex_;
   std::optional<LedgerAppender::State> ledger_state_;  // guarded by ledger_state_mutex_
   std::shared_ptr<const ledger::Signer> signer_;

@@ -9,7 +9,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "ledger/merkle.h"
 #include "ledger/verify.h"
+#include "store/ledger_appender.h"
 #include "store/store_test_support.h"
 
 namespace backout::store {
@@ -49,6 +51,24 @@ std::vector<std::string> ListIds(Store& store, const ListQuery& query) {
 
 core::Result<ledger::VerifyReport> Verify(Store& store) {
   return ledger::VerifyLog(store, ledger::VerifyOptions{});
+}
+
+// The tree size that ledger_state records, as text; "" when the row is missing.
+std::string SavedTreeSize(const std::string& url) {
+  return QueryRaw(url, "SELECT tree_size FROM ledger_state WHERE id = 1");
+}
+
+// Appends `count` entries in one write transaction.
+void AppendMany(Store& store, int count) {
+  auto written = store.Write([&](Transaction& transaction) -> core::Result<void> {
+    for (int i = 0; i < count; ++i) {
+      auto entry = transaction.AppendLedger(
+          {.actor = "tester", .action = "record.written", .subject = fmt::format("bulk/{}", i)});
+      if (!entry) return std::unexpected(entry.error());
+    }
+    return {};
+  });
+  ASSERT_TRUE(written.has_value()) << written.error().message;
 }
 
 // Objects.
@@ -631,6 +651,109 @@ TEST_P(StoreContractTest, WriterRereadsStateAfterOtherAppends) {
   auto report = Verify(*first);
   ASSERT_TRUE(report.has_value()) << report.error().message;
   EXPECT_EQ(report->entries, 5u);
+}
+
+TEST_P(StoreContractTest, AppendBetweenCheckpointsSkipsState) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+
+  WriteRecord(*store, "record/1");  // introduces the key and signs: both save the state
+  EXPECT_EQ(SavedTreeSize(url_), "2");
+  WriteRecord(*store, "record/2");
+  WriteRecord(*store, "record/3");
+
+  EXPECT_EQ(SavedTreeSize(url_), "2") << "an append without a checkpoint wrote ledger_state";
+  auto report = Verify(*store);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->entries, 4u);
+}
+
+TEST_P(StoreContractTest, SignCheckpointSavesState) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  WriteRecord(*store, "record/2");
+  WriteRecord(*store, "record/3");
+  ASSERT_EQ(SavedTreeSize(url_), "2");
+
+  auto latest = store->SignCheckpoint();
+
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 4u);
+  EXPECT_EQ(SavedTreeSize(url_), "4");
+}
+
+TEST_P(StoreContractTest, StateSavedAtUnsavedBound) {
+  constexpr int kBound = static_cast<int>(LedgerAppender::kMaxUnsavedEntries);
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  auto store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  WriteRecord(*store, "record/1");
+  ASSERT_EQ(SavedTreeSize(url_), "2");
+
+  AppendMany(*store, kBound - 1);
+  EXPECT_EQ(SavedTreeSize(url_), "2") << "saved before the bound was reached";
+  WriteRecord(*store, "record/2");
+
+  EXPECT_EQ(SavedTreeSize(url_), std::to_string(2 + kBound));
+  auto checkpoints = store->ReadCheckpoints();
+  ASSERT_TRUE(checkpoints.has_value()) << checkpoints.error().message;
+  EXPECT_EQ(checkpoints->size(), 1u) << "the bound saves the state without signing";
+}
+
+// A writer that restarts finds ledger_state behind the entries and folds the stored leaf hashes
+// in. Its checkpoint must sign the same root as a writer that appended the same entries without
+// restarting.
+TEST_P(StoreContractTest, LaggingStateGivesSameRoot) {
+  StoreOptions options = Options();
+  options.checkpoint_interval = std::chrono::hours(1);
+  const std::string restarted_url = url_;
+  const std::string continuous_url = NewDatabaseUrl();
+  ASSERT_FALSE(continuous_url.empty());
+  auto continuous = ::backout::store::OpenStore(continuous_url, options);
+  ASSERT_TRUE(continuous.has_value()) << continuous.error().message;
+  {
+    auto before_restart = OpenStore(options);
+    ASSERT_NE(before_restart, nullptr);
+    for (int i = 0; i < 5; ++i) {
+      WriteRecord(*before_restart, "record/" + std::to_string(i));
+      WriteRecord(**continuous, "record/" + std::to_string(i));
+      clock_.Advance(std::chrono::seconds(1));
+    }
+  }  // goes away without signing, as a killed process would
+  ASSERT_EQ(SavedTreeSize(restarted_url), "2");
+
+  auto restarted = OpenStore(options);
+  ASSERT_NE(restarted, nullptr);
+  WriteRecord(*restarted, "record/5");
+  WriteRecord(**continuous, "record/5");
+  // The restarted store's first write signs, because it has not signed before, and saves.
+  EXPECT_EQ(SavedTreeSize(restarted_url), "7");
+  auto restarted_checkpoint = restarted->SignCheckpoint();
+  auto continuous_checkpoint = (*continuous)->SignCheckpoint();
+
+  ASSERT_TRUE(restarted_checkpoint.has_value()) << restarted_checkpoint.error().message;
+  ASSERT_TRUE(continuous_checkpoint.has_value()) << continuous_checkpoint.error().message;
+  ASSERT_TRUE(restarted_checkpoint->has_value());
+  ASSERT_TRUE(continuous_checkpoint->has_value());
+  EXPECT_EQ((*restarted_checkpoint)->tree_size, 7u);
+  EXPECT_EQ((*continuous_checkpoint)->tree_size, 7u);
+  EXPECT_EQ(ledger::ToHex((*restarted_checkpoint)->root),
+            ledger::ToHex((*continuous_checkpoint)->root));
+  auto entries = restarted->ReadEntries(0, 100);
+  ASSERT_TRUE(entries.has_value()) << entries.error().message;
+  std::vector<ledger::Hash> leaves;
+  for (const ledger::StoredEntry& entry : *entries) leaves.push_back(entry.leaf_hash);
+  EXPECT_EQ(ledger::ToHex((*restarted_checkpoint)->root), ledger::ToHex(ledger::RootOf(leaves)));
+  auto report = Verify(*restarted);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->checkpoints, 2u);
 }
 
 TEST_P(StoreContractTest, LedgerVerifiesAfterWrites) {

@@ -70,6 +70,30 @@ class StoreTamperTest : public StoreTest {
     ExecuteRaw(url_, sql);
   }
 
+  // Rewrites ledger_state as a writer would have saved it after the first `size` entries, which
+  // leaves the entries after it for the next writer to fold in.
+  void SaveStateAt(uint64_t size) {
+    std::vector<ledger::StoredEntry> entries = Entries();
+    ASSERT_LE(size, entries.size());
+    ledger::CompactTree tree;
+    for (uint64_t i = 0; i < size; ++i) tree.Append(entries[i].leaf_hash);
+    std::string hex;
+    for (unsigned char byte : tree.Serialize()) hex += fmt::format("{:02x}", byte);
+    ExecuteRaw(url_, fmt::format("UPDATE ledger_state SET tree_size = {}, compact_tree = '{}'",
+                                 size, hex));
+  }
+
+  // Appends one entry through a newly opened store, which has to read ledger_state.
+  core::Result<void> AppendAfterRestart() {
+    store_ = OpenStore();
+    if (store_ == nullptr) return core::MakeError(core::ErrorCode::kInternal, "store not opened");
+    return store_->Write([](Transaction& transaction) -> core::Result<void> {
+      auto entry = transaction.AppendLedger({.actor = "tester", .action = "record.written"});
+      if (!entry) return std::unexpected(entry.error());
+      return {};
+    });
+  }
+
   std::unique_ptr<Store> store_;
 };
 
@@ -202,6 +226,64 @@ TEST_P(StoreTamperTest, AppendRefusesTruncatedLog) {
   ASSERT_FALSE(written.has_value());
   EXPECT_EQ(written.error().code, core::ErrorCode::kCorruption);
   EXPECT_THAT(written.error().message, HasSubstr("11 entries"));
+}
+
+TEST_P(StoreTamperTest, RestartRefusesStateAheadOfEntries) {
+  ExecuteRaw(url_, "DELETE FROM ledger_entries WHERE sequence = 10");
+
+  auto written = AppendAfterRestart();
+
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, core::ErrorCode::kCorruption);
+  EXPECT_THAT(written.error().message, HasSubstr("records 11 entries"));
+  EXPECT_THAT(written.error().message, HasSubstr("end at 10 entries"));
+}
+
+TEST_P(StoreTamperTest, RestartRefusesGapAfterSavedState) {
+  SaveStateAt(7);
+  ExecuteRaw(url_, "DELETE FROM ledger_entries WHERE sequence = 8");
+
+  auto written = AppendAfterRestart();
+
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, core::ErrorCode::kCorruption);
+  EXPECT_THAT(written.error().message, HasSubstr("entry 8 is missing"));
+  EXPECT_THAT(VerifyFailure(), HasSubstr("entry 8"));
+}
+
+TEST_P(StoreTamperTest, RestartRefusesStateWithoutRow) {
+  ExecuteRaw(url_, "DELETE FROM ledger_state");
+
+  auto written = AppendAfterRestart();
+
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, core::ErrorCode::kCorruption);
+  EXPECT_THAT(written.error().message, HasSubstr("ledger state is missing"));
+}
+
+// A leaf hash edited after the saved state is folded into the next checkpoint's root, and the
+// verifier still names the entry, because it recomputes each leaf hash from the entry's bytes.
+TEST_P(StoreTamperTest, EditedLeafAfterSavedStateIsCaught) {
+  SaveStateAt(7);
+  ExecuteRaw(url_, fmt::format("UPDATE ledger_entries SET leaf_hash = '{}' WHERE sequence = 9",
+                               ledger::ToHex(ledger::Sha256("forged leaf"))));
+
+  auto written = AppendAfterRestart();
+  ASSERT_TRUE(written.has_value()) << written.error().message;
+
+  EXPECT_THAT(VerifyFailure(), HasSubstr("entry 9"));
+}
+
+TEST_P(StoreTamperTest, RestartFoldsEntriesAfterSavedState) {
+  SaveStateAt(4);
+
+  auto written = AppendAfterRestart();
+
+  ASSERT_TRUE(written.has_value()) << written.error().message;
+  auto report = ledger::VerifyLog(*store_, {});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->entries, static_cast<uint64_t>(kRecords + 2));
+  EXPECT_EQ(QueryRaw(url_, "SELECT tree_size FROM ledger_state"), std::to_string(kRecords + 2));
 }
 
 BACKOUT_INSTANTIATE_FOR_BOTH_BACKENDS(StoreTamperTest);
