@@ -2,12 +2,18 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <functional>
+
 #include "cli/cli.h"
 #ifdef BACKOUT_WITH_SERVER
 #include "server/serve_command.h"
 #endif
 
-int main(int argc, char** argv) {
+namespace {
+
+// Parses the command line and runs the chosen command, or, for `serve`, only stores the server's
+// run in `run_serve`. Returns the exit status of the parse or of the command that ran.
+int ParseAndRun(int argc, char** argv, std::function<int()>& run_serve) {
   CLI::App app{"Backout: rollback and recovery control plane with a tamper-evident ledger"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Print help for every command");
@@ -18,7 +24,9 @@ int main(int argc, char** argv) {
   int exit_status = backout::cli::kExitOk;
   backout::cli::AddCommands(app, exit_status);
 #ifdef BACKOUT_WITH_SERVER
-  backout::server::AddServeCommand(app, exit_status);
+  backout::server::AddServeCommand(app, run_serve);
+#else
+  (void)run_serve;
 #endif
 
   try {
@@ -27,5 +35,15 @@ int main(int argc, char** argv) {
     const int status = app.exit(error);
     return status == 0 ? backout::cli::kExitOk : backout::cli::kExitUsage;
   }
+  return exit_status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::function<int()> run_serve;
+  const int exit_status = ParseAndRun(argc, argv, run_serve);
+  // The server runs once the parser's memory is freed; see AddServeCommand.
+  if (run_serve) return run_serve();
   return exit_status;
 }

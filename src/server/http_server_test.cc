@@ -4,8 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -18,6 +26,16 @@ namespace {
 using nlohmann::json;
 
 constexpr char kGoodToken[] = "good-token-0123456789";
+
+// The threads of this process, from /proc/self/task.
+size_t ThreadCount() {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/task")) {
+    ++count;
+  }
+  return count;
+}
 
 Router TestRouter() {
   Router router;
@@ -362,6 +380,55 @@ TEST_F(HttpServerTest, RequestsAreCountedByRoute) {
       metrics_.Value(kRequestsTotal,
                      {{"method", "GET"}, {"route", "/api/v1/things/{id}"}, {"status", "200"}}),
       1);
+}
+
+// The server starts its request threads as connections arrive, not all 64 at start, and still
+// grows past the first few when clients stall.
+TEST_F(HttpServerTest, WorkerThreadsStartOnDemand) {
+  const size_t before = ThreadCount();
+  Start({});
+  ASSERT_TRUE(Client(false).Get("/healthz"));
+  // The Serve() thread, the pool's 2 resident threads, and at most one started for the request.
+  EXPECT_LE(ThreadCount(), before + 4);
+
+  std::vector<int> stalled;
+  for (int i = 0; i < 20; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port_));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const std::string head = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    stalled.push_back(fd);
+  }
+  httplib::Client client = Client(false);
+  client.set_read_timeout(std::chrono::seconds(5));
+  auto result = client.Get("/healthz");
+  const size_t busy = ThreadCount();
+  for (int fd : stalled) ::close(fd);
+  ASSERT_TRUE(result) << "no answer within 5 s while 20 clients stalled";
+  EXPECT_EQ(result->status, 200);
+  // Each stalled client occupies a thread, and the answered request needed one more.
+  EXPECT_GE(busy, before + 1 + 21);
+}
+
+TEST_F(HttpServerTest, ConcurrentRequestsAreAllAnswered) {
+  Start({});
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 16; ++c) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 5; ++i) {
+        auto result = Client().Get("/api/v1/things/T-1");
+        if (result && result->status == 200) answered++;
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(answered.load(), 80);
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ int LimitMallocArenas() {
   return kMallocArenas;
 }
 
-void AddServeCommand(CLI::App& app, int& exit_status) {
+void AddServeCommand(CLI::App& app, std::function<int()>& run_serve) {
   auto options = std::make_shared<ServeOptions>();
   auto grace_seconds = std::make_shared<int>(30);
   CLI::App* serve = app.add_subcommand(
@@ -106,9 +106,9 @@ void AddServeCommand(CLI::App& app, int& exit_status) {
                    "leases")
       ->default_val(30)
       ->check(CLI::Range(0, 3600));
-  serve->callback([options, grace_seconds, &exit_status] {
+  serve->callback([options, grace_seconds, &run_serve] {
     options->shutdown_grace = std::chrono::seconds(*grace_seconds);
-    exit_status = RunServe(*options);
+    run_serve = [options] { return RunServe(*options); };
   });
 }
 
