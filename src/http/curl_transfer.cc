@@ -15,10 +15,12 @@ namespace {
 constexpr size_t kMaxIdleHandles = 8;
 
 struct UrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+  const Libcurl* libcurl;
+  void operator()(CURLU* url) const { libcurl->curl_url_cleanup(url); }
 };
 struct CurlStringDeleter {
-  void operator()(char* text) const { curl_free(text); }
+  const Libcurl* libcurl;
+  void operator()(char* text) const { libcurl->curl_free(text); }
 };
 using CurlString = std::unique_ptr<char, CurlStringDeleter>;
 
@@ -105,10 +107,10 @@ bool SendsBody(const Request& request) {
          request.method == Method::kPut || request.method == Method::kPatch;
 }
 
-curl_slist* BuildHeaderList(const Request& request) {
+curl_slist* BuildHeaderList(const Libcurl& libcurl, const Request& request) {
   curl_slist* list = nullptr;
-  auto append = [&list](const std::string& line) {
-    if (curl_slist* grown = curl_slist_append(list, line.c_str())) {
+  auto append = [&libcurl, &list](const std::string& line) {
+    if (curl_slist* grown = libcurl.curl_slist_append(list, line.c_str())) {
       list = grown;
     }
   };
@@ -128,41 +130,44 @@ curl_slist* BuildHeaderList(const Request& request) {
   return list;
 }
 
-void SetBlob(CURL* handle, CURLoption option, const std::string& pem) {
+void SetBlob(const Libcurl& libcurl, CURL* handle, CURLoption option, const std::string& pem) {
   curl_blob blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
-  curl_easy_setopt(handle, option, &blob);
+  libcurl.curl_easy_setopt(handle, option, &blob);
 }
 
 }  // namespace
 
 Result<void> InitializeLibcurl() {
-  static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (code != CURLE_OK) {
-    return std::unexpected(
-        Error{ErrorKind::kInternal,
-              fmt::format("libcurl failed to initialize: {}", curl_easy_strerror(code))});
+  if (const Result<Libcurl>& loaded = LoadLibcurl(); !loaded) {
+    return std::unexpected(loaded.error());
   }
   return {};
 }
 
 Result<Target> ParseTarget(std::string_view url) {
-  std::unique_ptr<CURLU, UrlDeleter> parsed(curl_url());
+  const Result<Libcurl>& loaded = LoadLibcurl();
+  if (!loaded) {
+    return std::unexpected(loaded.error());
+  }
+  const Libcurl& libcurl = *loaded;
+  std::unique_ptr<CURLU, UrlDeleter> parsed(libcurl.curl_url(), UrlDeleter{&libcurl});
   if (!parsed) {
     return std::unexpected(Error{ErrorKind::kInternal, "libcurl could not allocate a URL"});
   }
   std::string text(url);
-  if (CURLUcode code = curl_url_set(parsed.get(), CURLUPART_URL, text.c_str(), 0);
+  if (CURLUcode code = libcurl.curl_url_set(parsed.get(), CURLUPART_URL, text.c_str(), 0);
       code != CURLUE_OK) {
-    return InvalidArgument(fmt::format(
-        "{}; expected an absolute URL such as https://host:port/path", curl_url_strerror(code)));
+    return InvalidArgument(
+        fmt::format("{}; expected an absolute URL such as https://host:port/path",
+                    libcurl.curl_url_strerror(code)));
   }
 
   char* raw_scheme = nullptr;
   char* raw_host = nullptr;
-  curl_url_get(parsed.get(), CURLUPART_SCHEME, &raw_scheme, 0);
-  CurlString scheme(raw_scheme);
-  curl_url_get(parsed.get(), CURLUPART_HOST, &raw_host, 0);
-  CurlString host(raw_host);
+  libcurl.curl_url_get(parsed.get(), CURLUPART_SCHEME, &raw_scheme, 0);
+  CurlString scheme(raw_scheme, CurlStringDeleter{&libcurl});
+  libcurl.curl_url_get(parsed.get(), CURLUPART_HOST, &raw_host, 0);
+  CurlString host(raw_host, CurlStringDeleter{&libcurl});
   std::string scheme_name = scheme ? ToLower(scheme.get()) : "";
   if (scheme_name != "http" && scheme_name != "https") {
     return InvalidArgument(fmt::format("unsupported scheme '{}'; use http or https", scheme_name));
@@ -193,16 +198,29 @@ Result<void> CheckHeaders(const Headers& headers) {
   return {};
 }
 
-CurlTransfer::CurlTransfer(TransferSettings settings) : settings_(std::move(settings)) {}
+CurlTransfer::CurlTransfer(TransferSettings settings) : settings_(std::move(settings)) {
+  // Client::Create loads libcurl before it makes a transfer. Perform reports the load error if a
+  // transfer was made without it.
+  if (const Result<Libcurl>& loaded = LoadLibcurl(); loaded) {
+    libcurl_ = &*loaded;
+  }
+}
 
 CurlTransfer::~CurlTransfer() {
+  // A handle exists only if libcurl loaded.
   for (CURL* handle : idle_handles_) {
-    curl_easy_cleanup(handle);
+    libcurl_->curl_easy_cleanup(handle);
   }
 }
 
 Attempt CurlTransfer::Perform(const Request& request, const Target& target) {
   Attempt attempt;
+  if (libcurl_ == nullptr) {
+    attempt.code = CURLE_FAILED_INIT;
+    attempt.failure = LoadLibcurl().error().message;
+    return attempt;
+  }
+  const Libcurl& libcurl = *libcurl_;
   CURL* handle = AcquireHandle();
   if (handle == nullptr) {
     attempt.code = CURLE_FAILED_INIT;
@@ -212,35 +230,36 @@ Attempt CurlTransfer::Perform(const Request& request, const Target& target) {
 
   char error_buffer[CURL_ERROR_SIZE] = "";
   ResponseSink sink{&attempt, settings_.max_response_bytes};
-  curl_slist* header_list = BuildHeaderList(request);
+  curl_slist* header_list = BuildHeaderList(libcurl, request);
   Configure(handle, request, target);
-  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list);
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, OnHeaderLine);
-  curl_easy_setopt(handle, CURLOPT_HEADERDATA, &sink);
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, OnBodyData);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &sink);
+  libcurl.curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list);
+  libcurl.curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer);
+  libcurl.curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, OnHeaderLine);
+  libcurl.curl_easy_setopt(handle, CURLOPT_HEADERDATA, &sink);
+  libcurl.curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, OnBodyData);
+  libcurl.curl_easy_setopt(handle, CURLOPT_WRITEDATA, &sink);
 
-  attempt.code = curl_easy_perform(handle);
+  attempt.code = libcurl.curl_easy_perform(handle);
 
   long status = 0;
   curl_off_t total_us = 0;
   curl_off_t connect_us = 0;
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(handle, CURLINFO_TOTAL_TIME_T, &total_us);
-  curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connect_us);
+  libcurl.curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+  libcurl.curl_easy_getinfo(handle, CURLINFO_TOTAL_TIME_T, &total_us);
+  libcurl.curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connect_us);
   attempt.status = static_cast<int>(status);
   attempt.timing.total = std::chrono::microseconds(total_us);
   attempt.timing.connect = std::chrono::microseconds(connect_us);
   if (attempt.code != CURLE_OK) {
-    attempt.failure = error_buffer[0] != '\0'
-                          ? fmt::format("{} ({})", curl_easy_strerror(attempt.code), error_buffer)
-                          : curl_easy_strerror(attempt.code);
+    attempt.failure =
+        error_buffer[0] != '\0'
+            ? fmt::format("{} ({})", libcurl.curl_easy_strerror(attempt.code), error_buffer)
+            : libcurl.curl_easy_strerror(attempt.code);
   }
 
   // The handle still points at this frame's buffers; ReleaseHandle resets it before reuse.
   ReleaseHandle(handle);
-  curl_slist_free_all(header_list);
+  libcurl.curl_slist_free_all(header_list);
   return attempt;
 }
 
@@ -253,96 +272,97 @@ CURL* CurlTransfer::AcquireHandle() {
       return handle;
     }
   }
-  return curl_easy_init();
+  return libcurl_->curl_easy_init();
 }
 
 void CurlTransfer::ReleaseHandle(CURL* handle) {
   // curl_easy_reset clears the options but keeps the handle's open connections, DNS cache and TLS
   // sessions, which is what makes the next request on it cheap.
-  curl_easy_reset(handle);
+  libcurl_->curl_easy_reset(handle);
   std::lock_guard lock(mutex_);
   if (idle_handles_.size() < kMaxIdleHandles) {
     idle_handles_.push_back(handle);
     return;
   }
-  curl_easy_cleanup(handle);
+  libcurl_->curl_easy_cleanup(handle);
 }
 
 void CurlTransfer::Configure(CURL* handle, const Request& request, const Target& target) const {
-  curl_easy_setopt(handle, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
+  const Libcurl& libcurl = *libcurl_;
+  libcurl.curl_easy_setopt(handle, CURLOPT_URL, request.url.c_str());
+  libcurl.curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
   // Signals are not thread-safe; without this libcurl uses SIGALRM for DNS timeouts.
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_USERAGENT, settings_.user_agent.c_str());
-  curl_easy_setopt(handle, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(handle, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-  curl_easy_setopt(
+  libcurl.curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  libcurl.curl_easy_setopt(handle, CURLOPT_USERAGENT, settings_.user_agent.c_str());
+  libcurl.curl_easy_setopt(handle, CURLOPT_ACCEPT_ENCODING, "");
+  libcurl.curl_easy_setopt(handle, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+  libcurl.curl_easy_setopt(
       handle, CURLOPT_CONNECTTIMEOUT_MS,
       static_cast<long>(request.connect_timeout.value_or(settings_.connect_timeout).count()));
-  curl_easy_setopt(
+  libcurl.curl_easy_setopt(
       handle, CURLOPT_TIMEOUT_MS,
       static_cast<long>(request.total_timeout.value_or(settings_.total_timeout).count()));
 
   // Method and body. HEAD must not wait for a body, and POSTFIELDS with a custom method is how
   // libcurl sends a body with PUT, PATCH or DELETE.
   if (request.method == Method::kHead) {
-    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+    libcurl.curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
   } else if (SendsBody(request)) {
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(request.body.size()));
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
+    libcurl.curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(request.body.size()));
+    libcurl.curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
     if (request.method != Method::kPost) {
-      curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, MethodName(request.method).data());
+      libcurl.curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, MethodName(request.method).data());
     }
   } else if (request.method == Method::kGet) {
-    curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
+    libcurl.curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
   } else {
-    curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, MethodName(request.method).data());
+    libcurl.curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, MethodName(request.method).data());
   }
 
   // libcurl resends a request by itself when a reused connection dies before any response byte
   // arrives (Curl_retry_request in lib/transfer.c), although the server may have acted on it. A
   // new connection rules that out for requests that must not run twice.
   if (!request.IsIdempotent()) {
-    curl_easy_setopt(handle, CURLOPT_FRESH_CONNECT, 1L);
+    libcurl.curl_easy_setopt(handle, CURLOPT_FRESH_CONNECT, 1L);
   }
 
   // TLS. A configured CA replaces both the default bundle and the default CA directory, so only
   // that CA is trusted.
   const TlsMaterial& tls = settings_.tls;
   if (!tls.ca_file.empty()) {
-    curl_easy_setopt(handle, CURLOPT_CAINFO, tls.ca_file.c_str());
-    curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
+    libcurl.curl_easy_setopt(handle, CURLOPT_CAINFO, tls.ca_file.c_str());
+    libcurl.curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
   } else if (!tls.ca_pem.empty()) {
-    SetBlob(handle, CURLOPT_CAINFO_BLOB, tls.ca_pem);
-    curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
+    SetBlob(libcurl, handle, CURLOPT_CAINFO_BLOB, tls.ca_pem);
+    libcurl.curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
   }
   if (!tls.cert_file.empty()) {
-    curl_easy_setopt(handle, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    libcurl.curl_easy_setopt(handle, CURLOPT_SSLCERT, tls.cert_file.c_str());
   } else if (!tls.cert_pem.empty()) {
-    SetBlob(handle, CURLOPT_SSLCERT_BLOB, tls.cert_pem);
+    SetBlob(libcurl, handle, CURLOPT_SSLCERT_BLOB, tls.cert_pem);
   }
   if (!tls.key_file.empty()) {
-    curl_easy_setopt(handle, CURLOPT_SSLKEY, tls.key_file.c_str());
+    libcurl.curl_easy_setopt(handle, CURLOPT_SSLKEY, tls.key_file.c_str());
   } else if (!tls.key_pem.empty()) {
-    SetBlob(handle, CURLOPT_SSLKEY_BLOB, tls.key_pem);
+    SetBlob(libcurl, handle, CURLOPT_SSLKEY_BLOB, tls.key_pem);
   }
   if (!tls.key_password.empty()) {
-    curl_easy_setopt(handle, CURLOPT_KEYPASSWD, tls.key_password.c_str());
+    libcurl.curl_easy_setopt(handle, CURLOPT_KEYPASSWD, tls.key_password.c_str());
   }
   if (tls.insecure_skip_verify) {
-    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 0L);
+    libcurl.curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 0L);
+    libcurl.curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 0L);
   }
 
   // Proxy. An empty CURLOPT_PROXY disables every proxy, the environment's included.
   if (settings_.proxy.has_value()) {
-    curl_easy_setopt(handle, CURLOPT_PROXY, settings_.proxy->c_str());
+    libcurl.curl_easy_setopt(handle, CURLOPT_PROXY, settings_.proxy->c_str());
   } else if (target.loopback) {
-    curl_easy_setopt(handle, CURLOPT_PROXY, "");
+    libcurl.curl_easy_setopt(handle, CURLOPT_PROXY, "");
   }
   if (settings_.no_proxy.has_value()) {
-    curl_easy_setopt(handle, CURLOPT_NOPROXY, settings_.no_proxy->c_str());
+    libcurl.curl_easy_setopt(handle, CURLOPT_NOPROXY, settings_.no_proxy->c_str());
   }
 }
 

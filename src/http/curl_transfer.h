@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/curl_library.h"
 #include "http/error.h"
 #include "http/message.h"
 #include "http/tls_material.h"
@@ -21,7 +22,7 @@ struct Target {
   bool loopback = false;  // localhost, *.localhost, 127.0.0.0/8 or ::1
 };
 
-// Initializes libcurl once per process; later calls return the first result.
+// Loads and initializes libcurl once per process, and returns the same result on later calls.
 Result<void> InitializeLibcurl();
 
 // Checks that `url` is an absolute http or https URL that libcurl can parse. The error message
@@ -71,6 +72,7 @@ class CurlTransfer {
   void Configure(CURL* handle, const Request& request, const Target& target) const;
 
   const TransferSettings settings_;
+  const Libcurl* libcurl_ = nullptr;  // null when libcurl failed to load
   std::mutex mutex_;
   std::vector<CURL*> idle_handles_;
 };

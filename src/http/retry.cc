@@ -1,10 +1,10 @@
 #include "http/retry.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <charconv>
 #include <string>
+
+#include "http/curl_library.h"
 
 namespace backout::http {
 
@@ -46,8 +46,14 @@ std::optional<milliseconds> ParseRetryAfter(std::string_view value, TimePoint no
   }
 
   // curl_getdate reads the three date formats RFC 9110 allows: IMF-fixdate, RFC 850 and asctime.
+  // Without libcurl the date counts as unreadable. Callers read Retry-After from a response that
+  // a Client received, and Client::Create has loaded libcurl by then.
+  const Result<internal::Libcurl>& libcurl = internal::LoadLibcurl();
+  if (!libcurl) {
+    return std::nullopt;
+  }
   std::string text(value);
-  time_t date = curl_getdate(text.c_str(), nullptr);
+  time_t date = libcurl->curl_getdate(text.c_str(), nullptr);
   if (date == -1) {
     return std::nullopt;
   }

@@ -1,13 +1,12 @@
 #include "store/postgres_store.h"
 
-#include <libpq-fe.h>
-
 #include <charconv>
 #include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "store/migrations.h"
+#include "store/postgres_library.h"
 #include "store/store_internal.h"
 
 namespace backout::store {
@@ -25,7 +24,8 @@ constexpr int64_t kMigrationLockKey = 0x6261636b6f757402;
 constexpr int kMaxConnections = 8;
 
 struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
+  const Libpq* libpq;
+  void operator()(PGresult* result) const { libpq->PQclear(result); }
 };
 using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
@@ -62,21 +62,25 @@ void LogNotice(void* /*context*/, const char* message) {
 class PostgresConnection final : public SqlSession {
  public:
   static core::Result<std::unique_ptr<PostgresConnection>> Connect(const std::string& url) {
-    PGconn* connection = PQconnectdb(url.c_str());
-    if (connection == nullptr || PQstatus(connection) != CONNECTION_OK) {
-      std::string message = connection != nullptr ? TrimTrailingNewlines(PQerrorMessage(connection))
-                                                  : std::string("out of memory");
-      PQfinish(connection);
+    const core::Result<Libpq>& loaded = LoadLibpq();
+    if (!loaded) return std::unexpected(loaded.error());
+    const Libpq& libpq = *loaded;
+    PGconn* connection = libpq.PQconnectdb(url.c_str());
+    if (connection == nullptr || libpq.PQstatus(connection) != CONNECTION_OK) {
+      std::string message = connection != nullptr
+                                ? TrimTrailingNewlines(libpq.PQerrorMessage(connection))
+                                : std::string("out of memory");
+      libpq.PQfinish(connection);
       return MakeError(ErrorCode::kUnavailable,
                        "cannot connect to PostgreSQL at {}: {}; check that the server is running "
                        "and the URL is right",
                        RedactUrl(url), message);
     }
-    PQsetNoticeProcessor(connection, LogNotice, nullptr);
-    return std::unique_ptr<PostgresConnection>(new PostgresConnection(connection, url));
+    libpq.PQsetNoticeProcessor(connection, LogNotice, nullptr);
+    return std::unique_ptr<PostgresConnection>(new PostgresConnection(libpq, connection, url));
   }
 
-  ~PostgresConnection() override { PQfinish(connection_); }
+  ~PostgresConnection() override { libpq_.PQfinish(connection_); }
 
   using SqlSession::Execute;
 
@@ -97,25 +101,28 @@ class PostgresConnection final : public SqlSession {
     }
 
     const std::string statement(sql);
-    ResultPtr result(PQexecParams(connection_, statement.c_str(), static_cast<int>(params.size()),
-                                  nullptr, values.data(), nullptr, nullptr, /*resultFormat=*/0));
-    const ExecStatusType status = PQresultStatus(result.get());
+    ResultPtr result(
+        libpq_.PQexecParams(connection_, statement.c_str(), static_cast<int>(params.size()),
+                            nullptr, values.data(), nullptr, nullptr, /*resultFormat=*/0),
+        ResultDeleter{&libpq_});
+    const ExecStatusType status = libpq_.PQresultStatus(result.get());
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
       return Failure(result.get(), sql);
     }
 
     SqlResult rows;
-    const int row_count = PQntuples(result.get());
-    const int columns = PQnfields(result.get());
+    const int row_count = libpq_.PQntuples(result.get());
+    const int columns = libpq_.PQnfields(result.get());
     rows.rows.reserve(row_count);
     for (int r = 0; r < row_count; ++r) {
       SqlRow& row = rows.rows.emplace_back(columns);
       for (int c = 0; c < columns; ++c) {
-        if (PQgetisnull(result.get(), r, c)) continue;
-        row[c].emplace(PQgetvalue(result.get(), r, c), PQgetlength(result.get(), r, c));
+        if (libpq_.PQgetisnull(result.get(), r, c)) continue;
+        row[c].emplace(libpq_.PQgetvalue(result.get(), r, c),
+                       libpq_.PQgetlength(result.get(), r, c));
       }
     }
-    const std::string_view affected = PQcmdTuples(result.get());
+    const std::string_view affected = libpq_.PQcmdTuples(result.get());
     std::from_chars(affected.data(), affected.data() + affected.size(), rows.affected_rows);
     return rows;
   }
@@ -124,22 +131,22 @@ class PostgresConnection final : public SqlSession {
   // such as "COMMIT", or "ROLLBACK" when COMMIT ended a transaction that had already failed.
   core::Result<std::string> ExecuteScript(std::string_view sql) {
     const std::string statement(sql);
-    ResultPtr result(PQexec(connection_, statement.c_str()));
-    const ExecStatusType status = PQresultStatus(result.get());
+    ResultPtr result(libpq_.PQexec(connection_, statement.c_str()), ResultDeleter{&libpq_});
+    const ExecStatusType status = libpq_.PQresultStatus(result.get());
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
       return Failure(result.get(), sql);
     }
-    return std::string(PQcmdStatus(result.get()));
+    return std::string(libpq_.PQcmdStatus(result.get()));
   }
 
   bool Usable() const {
-    return PQstatus(connection_) == CONNECTION_OK &&
-           PQtransactionStatus(connection_) == PQTRANS_IDLE;
+    return libpq_.PQstatus(connection_) == CONNECTION_OK &&
+           libpq_.PQtransactionStatus(connection_) == PQTRANS_IDLE;
   }
 
   // Rolls back an open or failed transaction, if any; used on paths that are already failing.
   void RollbackQuietly() {
-    const PGTransactionStatusType state = PQtransactionStatus(connection_);
+    const PGTransactionStatusType state = libpq_.PQtransactionStatus(connection_);
     if (state != PQTRANS_INTRANS && state != PQTRANS_INERROR) return;
     if (auto rolled_back = ExecuteScript("ROLLBACK"); !rolled_back) {
       spdlog::error("store: rollback failed on PostgreSQL {}: {}", RedactUrl(url_),
@@ -148,20 +155,23 @@ class PostgresConnection final : public SqlSession {
   }
 
  private:
-  PostgresConnection(PGconn* connection, std::string url)
-      : connection_(connection), url_(std::move(url)) {}
+  PostgresConnection(const Libpq& libpq, PGconn* connection, std::string url)
+      : libpq_(libpq), connection_(connection), url_(std::move(url)) {}
 
   std::unexpected<core::Error> Failure(const PGresult* result, std::string_view sql) const {
-    const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-    std::string message = TrimTrailingNewlines(result != nullptr ? PQresultErrorMessage(result)
-                                                                 : PQerrorMessage(connection_));
-    if (message.empty()) message = TrimTrailingNewlines(PQerrorMessage(connection_));
+    const char* state =
+        result != nullptr ? libpq_.PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    std::string message =
+        TrimTrailingNewlines(result != nullptr ? libpq_.PQresultErrorMessage(result)
+                                               : libpq_.PQerrorMessage(connection_));
+    if (message.empty()) message = TrimTrailingNewlines(libpq_.PQerrorMessage(connection_));
     ErrorCode code = state != nullptr ? CodeForSqlState(state) : ErrorCode::kUnavailable;
-    if (PQstatus(connection_) != CONNECTION_OK) code = ErrorCode::kUnavailable;
+    if (libpq_.PQstatus(connection_) != CONNECTION_OK) code = ErrorCode::kUnavailable;
     return MakeError(code, "PostgreSQL {}: {} (SQLSTATE {}, running: {})", RedactUrl(url_), message,
                      state != nullptr ? state : "none", Abbreviate(sql));
   }
 
+  const Libpq& libpq_;
   PGconn* connection_;
   std::string url_;
 };
