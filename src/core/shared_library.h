@@ -15,10 +15,13 @@
 //   #define BACKOUT_ZLIB_FUNCTIONS(X) X(zlibVersion) X(crc32)
 //   struct Zlib { BACKOUT_ZLIB_FUNCTIONS(BACKOUT_LIBRARY_FUNCTION) };
 //   ...
-//   BACKOUT_TRY(core::SharedLibrary library, core::SharedLibrary::Open(...));
+//   auto opened = core::SharedLibrary::Open("libz.so.1", "zlib1g", "compression");
+//   if (!opened) return std::unexpected(opened.error());
+//   core::SharedLibrary& library = *opened;
 //   Zlib functions;
 //   BACKOUT_ZLIB_FUNCTIONS(BACKOUT_RESOLVE_FUNCTION)
-//   BACKOUT_CHECK(library.CheckResolved());
+//   auto resolved = library.CheckResolved();
+//   if (!resolved) return std::unexpected(resolved.error());
 //
 // A loaded library stays loaded for the life of the process.
 namespace backout::core {
