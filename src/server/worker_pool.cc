@@ -51,7 +51,8 @@ void OnDemandThreadPool::enqueue(std::function<void()> task) {
     tasks_.push_back(std::move(task));
     // A task already queued is taken by an idle thread that has not woken yet, so only a queue
     // longer than the idle threads needs a new one.
-    if (!shutting_down_ && tasks_.size() > idle_ && running_.size() < options_.max_threads) {
+    if (!shutting_down_ && tasks_.size() > idle_ &&
+        running_.size() - leaving_ < options_.max_threads) {
       try {
         StartThread();
       } catch (const std::system_error& error) {
@@ -98,6 +99,7 @@ size_t OnDemandThreadPool::threads_started() const {
 
 void OnDemandThreadPool::Work(ThreadList::iterator self) {
   std::unique_lock lock(mutex_);
+  bool leaving = false;
   while (true) {
     ++idle_;
     task_ready_.wait_for(lock, options_.idle_timeout,
@@ -115,8 +117,14 @@ void OnDemandThreadPool::Work(ThreadList::iterator self) {
       continue;
     }
     if (shutting_down_) break;
-    // The wait timed out with nothing queued.
-    if (running_.size() > options_.min_threads) break;
+    // The wait timed out with nothing queued. A thread stays in running_ until its last step
+    // below, with the lock released in between, so threads already leaving are not counted:
+    // otherwise two threads that time out together could both leave a pool at its minimum.
+    if (running_.size() - leaving_ > options_.min_threads) {
+      leaving = true;
+      ++leaving_;
+      break;
+    }
   }
 
   // An exited thread keeps the top of its stack resident until it is joined (8 to 20 KiB with
@@ -128,6 +136,7 @@ void OnDemandThreadPool::Work(ThreadList::iterator self) {
   lock.unlock();
   Join(earlier);
   lock.lock();
+  if (leaving) --leaving_;
   exited_.splice(exited_.end(), running_, self);
   thread_exited_.notify_all();
 }

@@ -67,6 +67,7 @@ class OnDemandThreadPool final : public httplib::TaskQueue {
   ThreadList running_;  // threads that have not finished Work()
   ThreadList exited_;   // threads that finished Work() and wait to be joined
   size_t idle_ = 0;     // threads waiting for a task
+  size_t leaving_ = 0;  // threads in running_ that timed out and are about to exit
   size_t started_ = 0;
   bool shutting_down_ = false;
   bool shut_down_ = false;
