@@ -218,54 +218,55 @@ void to_json(nlohmann::json& json, const SignalRecord& signal) {
 }
 
 core::Result<store::SerializedBody> SerializeSignal(const SignalRecord& signal) {
-  // The members in the byte order of their names, which is the order of to_json's object.
+  // The members in the byte order of their names, which is the order of to_json's object. Their
+  // names need no escapes, so PlainKey copies them without a scan.
   store::BodyWriter writer(fmt::format("body of {}/{}", kSignalKind, signal.id));
   writer.BeginObject();
-  writer.Key("annotations");
+  writer.PlainKey("annotations");
   writer.StringMap(signal.annotations);
-  writer.Key("correlated");
+  writer.PlainKey("correlated");
   writer.Bool(signal.correlated);
-  writer.Key("correlation_reason");
+  writer.PlainKey("correlation_reason");
   writer.String(signal.correlation_reason);
-  writer.Key("deliveries");
+  writer.PlainKey("deliveries");
   writer.Integer(signal.deliveries);
-  writer.Key("detail");
+  writer.PlainKey("detail");
   writer.String(signal.detail);
-  writer.Key("ends_at");
+  writer.PlainKey("ends_at");
   if (signal.ends_at) {
     writer.String(core::FormatTime(*signal.ends_at));
   } else {
     writer.Null();
   }
-  writer.Key("group_key");
+  writer.PlainKey("group_key");
   writer.String(signal.group_key);
-  writer.Key("id");
+  writer.PlainKey("id");
   writer.String(signal.id);
-  writer.Key("incident_id");
+  writer.PlainKey("incident_id");
   writer.String(signal.incident_id);
-  writer.Key("labels");
+  writer.PlainKey("labels");
   writer.StringMap(signal.labels);
-  writer.Key("name");
+  writer.PlainKey("name");
   writer.String(signal.name);
-  writer.Key("received_at");
+  writer.PlainKey("received_at");
   writer.String(core::FormatTime(signal.received_at));
-  writer.Key("receiver");
+  writer.PlainKey("receiver");
   writer.String(signal.receiver);
-  writer.Key("score");
+  writer.PlainKey("score");
   writer.Number(signal.score);
-  writer.Key("service");
+  writer.PlainKey("service");
   writer.String(signal.service);
-  writer.Key("severity");
+  writer.PlainKey("severity");
   writer.String(signal.severity);
-  writer.Key("source");
+  writer.PlainKey("source");
   writer.String(signal.source);
-  writer.Key("starts_at");
+  writer.PlainKey("starts_at");
   writer.String(core::FormatTime(signal.starts_at));
-  writer.Key("status");
+  writer.PlainKey("status");
   writer.String(signal.status);
-  writer.Key("suspected_change_id");
+  writer.PlainKey("suspected_change_id");
   writer.String(signal.suspected_change_id);
-  writer.Key("truncated_alerts");
+  writer.PlainKey("truncated_alerts");
   writer.Integer(signal.truncated_alerts);
   writer.EndObject();
   return std::move(writer).Finish();
