@@ -72,6 +72,32 @@ SignalRecord FromAlert(const signals::Alert& alert, const signals::WebhookPayloa
                       .truncated_alerts = payload.truncated_alerts};
 }
 
+constexpr char kReceivedAction[] = "signal.received";
+constexpr char kReceivedSubject[] = "signals";
+
+// The change of a delivery's "signal.received" ledger entry, which lists its new signals.
+nlohmann::json ReceivedChange(const signals::WebhookPayload& delivery, nlohmann::json signals) {
+  return {{"source", "alertmanager"},
+          {"group_key", delivery.group_key},
+          {"receiver", delivery.receiver},
+          {"truncated_alerts", delivery.truncated_alerts},
+          {"signals", std::move(signals)}};
+}
+
+// Encodes the delivery's "signal.received" entry as if every alert were new, into
+// prepared.entry, so that the batch's writer only adds the sequence and time in that case.
+void PrepareReceivedEntry(PreparedDelivery& prepared) {
+  if (prepared.received.empty()) return;
+  // The lines are moved into the change to encode it and then moved back, so none is copied.
+  nlohmann::json change = ReceivedChange(*prepared.payload, std::move(prepared.received));
+  auto entry =
+      ledger::PrepareEntry(SystemCaller().name(), kReceivedAction, kReceivedSubject, change);
+  prepared.received = std::move(change["signals"].get_ref<nlohmann::json::array_t&>());
+  // On an error the batch encodes the entry again inside the transaction, which fails the same
+  // way and reports it there.
+  if (entry) prepared.entry = std::move(*entry);
+}
+
 // Adds a timeline event about `signal` to its incident, when it has one.
 core::Result<void> NoteOnIncident(store::Transaction& tx, const SignalRecord& signal,
                                   core::Time now, std::string kind, std::string detail) {
@@ -91,12 +117,13 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                       .invalid = static_cast<int>(delivery.invalid_alerts.size()),
                       .truncated_alerts = delivery.truncated_alerts};
   // One ledger entry lists every new signal of the delivery, as one commit records them.
-  nlohmann::json received = nlohmann::json::array();
+  std::vector<size_t> recorded;
+  recorded.reserve(delivery.alerts.size());
   // A new signal is recorded, and correlated when it fires.
   auto record_new = [&](size_t index, bool firing) {
     ++intake.recorded;
     if (firing) fired.push_back(prepared.records[index].id);
-    received.push_back(std::move(prepared.received[index]));
+    recorded.push_back(index);
   };
   for (size_t index = 0; index < delivery.alerts.size(); ++index) {
     const signals::Alert& alert = delivery.alerts[index];
@@ -147,15 +174,16 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                {{"ends_at", core::FormatTime(*signal.ends_at)}, {"incident", signal.incident_id}}));
   }
 
-  if (!received.empty()) {
+  if (recorded.size() == delivery.alerts.size() && prepared.entry) {
+    // Every alert is new, so the entry prepared before the transaction lists exactly them.
+    BACKOUT_CHECK(tx.AppendPreparedLedger(*prepared.entry));
+  } else if (!recorded.empty()) {
+    nlohmann::json received = nlohmann::json::array();
+    for (size_t index : recorded) received.push_back(std::move(prepared.received[index]));
     store::LedgerRecord record{.actor = system.name(),
-                               .action = "signal.received",
-                               .subject = "signals",
-                               .change = {{"source", "alertmanager"},
-                                          {"group_key", delivery.group_key},
-                                          {"receiver", delivery.receiver},
-                                          {"truncated_alerts", delivery.truncated_alerts},
-                                          {"signals", std::move(received)}}};
+                               .action = kReceivedAction,
+                               .subject = kReceivedSubject,
+                               .change = ReceivedChange(delivery, std::move(received))};
     // Moved in, so that the store does not copy the list.
     BACKOUT_TRY(ledger::Entry entry, tx.AppendLedger(std::move(record)));
     // Handed back so that the request's thread frees the list after the commit.
@@ -402,6 +430,7 @@ PreparedDelivery ControlPlane::PrepareAlertmanager(const signals::WebhookPayload
     listed.emplace("starts_at", core::FormatTime(record.starts_at));
     prepared.records.push_back(std::move(record));
   }
+  PrepareReceivedEntry(prepared);
   return prepared;
 }
 
