@@ -72,6 +72,32 @@ SignalRecord FromAlert(const signals::Alert& alert, const signals::WebhookPayloa
                       .truncated_alerts = payload.truncated_alerts};
 }
 
+constexpr char kReceivedAction[] = "signal.received";
+constexpr char kReceivedSubject[] = "signals";
+
+// The change of a delivery's "signal.received" ledger entry, which lists its new signals.
+nlohmann::json ReceivedChange(const signals::WebhookPayload& delivery, nlohmann::json signals) {
+  return {{"source", "alertmanager"},
+          {"group_key", delivery.group_key},
+          {"receiver", delivery.receiver},
+          {"truncated_alerts", delivery.truncated_alerts},
+          {"signals", std::move(signals)}};
+}
+
+// Encodes the delivery's "signal.received" entry as if every alert were new, into
+// prepared.entry, so that the batch's writer only adds the sequence and time in that case.
+void PrepareReceivedEntry(PreparedDelivery& prepared) {
+  if (prepared.received.empty()) return;
+  // The lines are moved into the change to encode it and then moved back, so none is copied.
+  nlohmann::json change = ReceivedChange(*prepared.payload, std::move(prepared.received));
+  auto entry =
+      ledger::PrepareEntry(SystemCaller().name(), kReceivedAction, kReceivedSubject, change);
+  prepared.received = std::move(change["signals"].get_ref<nlohmann::json::array_t&>());
+  // On an error the batch encodes the entry again inside the transaction, which fails the same
+  // way and reports it there.
+  if (entry) prepared.entry = std::move(*entry);
+}
+
 // Adds a timeline event about `signal` to its incident, when it has one.
 core::Result<void> NoteOnIncident(store::Transaction& tx, const SignalRecord& signal,
                                   core::Time now, std::string kind, std::string detail) {
@@ -91,12 +117,13 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                       .invalid = static_cast<int>(delivery.invalid_alerts.size()),
                       .truncated_alerts = delivery.truncated_alerts};
   // One ledger entry lists every new signal of the delivery, as one commit records them.
-  nlohmann::json received = nlohmann::json::array();
+  std::vector<size_t> recorded;
+  recorded.reserve(delivery.alerts.size());
   // A new signal is recorded, and correlated when it fires.
   auto record_new = [&](size_t index, bool firing) {
     ++intake.recorded;
     if (firing) fired.push_back(prepared.records[index].id);
-    received.push_back(std::move(prepared.received[index]));
+    recorded.push_back(index);
   };
   for (size_t index = 0; index < delivery.alerts.size(); ++index) {
     const signals::Alert& alert = delivery.alerts[index];
@@ -147,15 +174,16 @@ core::Result<SignalIntake> RecordDelivery(store::Transaction& tx, PreparedDelive
                {{"ends_at", core::FormatTime(*signal.ends_at)}, {"incident", signal.incident_id}}));
   }
 
-  if (!received.empty()) {
+  if (recorded.size() == delivery.alerts.size() && prepared.entry) {
+    // Every alert is new, so the entry prepared before the transaction lists exactly them.
+    BACKOUT_CHECK(tx.AppendPreparedLedger(*prepared.entry));
+  } else if (!recorded.empty()) {
+    nlohmann::json received = nlohmann::json::array();
+    for (size_t index : recorded) received.push_back(std::move(prepared.received[index]));
     store::LedgerRecord record{.actor = system.name(),
-                               .action = "signal.received",
-                               .subject = "signals",
-                               .change = {{"source", "alertmanager"},
-                                          {"group_key", delivery.group_key},
-                                          {"receiver", delivery.receiver},
-                                          {"truncated_alerts", delivery.truncated_alerts},
-                                          {"signals", std::move(received)}}};
+                               .action = kReceivedAction,
+                               .subject = kReceivedSubject,
+                               .change = ReceivedChange(delivery, std::move(received))};
     // Moved in, so that the store does not copy the list.
     BACKOUT_TRY(ledger::Entry entry, tx.AppendLedger(std::move(record)));
     // Handed back so that the request's thread frees the list after the commit.
@@ -218,54 +246,55 @@ void to_json(nlohmann::json& json, const SignalRecord& signal) {
 }
 
 core::Result<store::SerializedBody> SerializeSignal(const SignalRecord& signal) {
-  // The members in the byte order of their names, which is the order of to_json's object.
+  // The members in the byte order of their names, which is the order of to_json's object. Their
+  // names need no escapes, so PlainKey copies them without a scan.
   store::BodyWriter writer(fmt::format("body of {}/{}", kSignalKind, signal.id));
   writer.BeginObject();
-  writer.Key("annotations");
+  writer.PlainKey("annotations");
   writer.StringMap(signal.annotations);
-  writer.Key("correlated");
+  writer.PlainKey("correlated");
   writer.Bool(signal.correlated);
-  writer.Key("correlation_reason");
+  writer.PlainKey("correlation_reason");
   writer.String(signal.correlation_reason);
-  writer.Key("deliveries");
+  writer.PlainKey("deliveries");
   writer.Integer(signal.deliveries);
-  writer.Key("detail");
+  writer.PlainKey("detail");
   writer.String(signal.detail);
-  writer.Key("ends_at");
+  writer.PlainKey("ends_at");
   if (signal.ends_at) {
     writer.String(core::FormatTime(*signal.ends_at));
   } else {
     writer.Null();
   }
-  writer.Key("group_key");
+  writer.PlainKey("group_key");
   writer.String(signal.group_key);
-  writer.Key("id");
+  writer.PlainKey("id");
   writer.String(signal.id);
-  writer.Key("incident_id");
+  writer.PlainKey("incident_id");
   writer.String(signal.incident_id);
-  writer.Key("labels");
+  writer.PlainKey("labels");
   writer.StringMap(signal.labels);
-  writer.Key("name");
+  writer.PlainKey("name");
   writer.String(signal.name);
-  writer.Key("received_at");
+  writer.PlainKey("received_at");
   writer.String(core::FormatTime(signal.received_at));
-  writer.Key("receiver");
+  writer.PlainKey("receiver");
   writer.String(signal.receiver);
-  writer.Key("score");
+  writer.PlainKey("score");
   writer.Number(signal.score);
-  writer.Key("service");
+  writer.PlainKey("service");
   writer.String(signal.service);
-  writer.Key("severity");
+  writer.PlainKey("severity");
   writer.String(signal.severity);
-  writer.Key("source");
+  writer.PlainKey("source");
   writer.String(signal.source);
-  writer.Key("starts_at");
+  writer.PlainKey("starts_at");
   writer.String(core::FormatTime(signal.starts_at));
-  writer.Key("status");
+  writer.PlainKey("status");
   writer.String(signal.status);
-  writer.Key("suspected_change_id");
+  writer.PlainKey("suspected_change_id");
   writer.String(signal.suspected_change_id);
-  writer.Key("truncated_alerts");
+  writer.PlainKey("truncated_alerts");
   writer.Integer(signal.truncated_alerts);
   writer.EndObject();
   return std::move(writer).Finish();
@@ -401,6 +430,7 @@ PreparedDelivery ControlPlane::PrepareAlertmanager(const signals::WebhookPayload
     listed.emplace("starts_at", core::FormatTime(record.starts_at));
     prepared.records.push_back(std::move(record));
   }
+  PrepareReceivedEntry(prepared);
   return prepared;
 }
 

@@ -65,8 +65,8 @@ core::Result<store::SerializedBody> SerializeSignal(const SignalRecord& signal);
 
 // One Alertmanager delivery turned into signal records and their stored JSON text before the
 // intake's write transaction, so that concurrent deliveries do this work in parallel while one
-// of them commits. Made by ControlPlane::PrepareAlertmanager. The batch moves the ledger lines
-// out and hands them back.
+// of them commits. Made by ControlPlane::PrepareAlertmanager. When some alerts are not new, the
+// batch moves their ledger lines out and hands them back.
 struct PreparedDelivery {
   const signals::WebhookPayload* payload = nullptr;
   std::vector<SignalRecord> records;  // one per alert, in the payload's order
@@ -74,6 +74,10 @@ struct PreparedDelivery {
   // firing alert and fails with the error as Transaction::Put would.
   std::vector<core::Result<store::SerializedBody>> bodies;
   std::vector<nlohmann::json> received;  // each record as the delivery's ledger entry lists it
+  // The delivery's "signal.received" entry listing every record, which the batch appends when
+  // every alert is new. Empty when it cannot be encoded, and then the batch encodes the entry
+  // itself and reports the error as before.
+  std::optional<ledger::PreparedEntry> entry;
 };
 
 // What one webhook delivery did.

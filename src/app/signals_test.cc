@@ -19,6 +19,7 @@
 #include "app/control_plane.h"
 #include "app/job_runner.h"
 #include "app/records.h"
+#include "ledger/verify.h"
 #include "providers/registry.h"
 #include "support/temp_dir.h"
 
@@ -183,6 +184,71 @@ TEST_F(SignalTest, SameAlertTwiceIsRecordedOnce) {
   EXPECT_EQ(second->recorded, 0);
   EXPECT_EQ(second->duplicates, 1);
   EXPECT_TRUE(second->job_id.empty());
+}
+
+// The changes of every "signal.received" ledger entry, oldest first.
+std::vector<json> ReceivedChanges(store::Store& store) {
+  std::vector<json> changes;
+  auto count = store.EntryCount();
+  EXPECT_TRUE(count.has_value()) << count.error().message;
+  auto entries = store.ReadEntries(0, count.value_or(0));
+  EXPECT_TRUE(entries.has_value()) << entries.error().message;
+  for (const ledger::StoredEntry& stored : entries.value_or(std::vector<ledger::StoredEntry>{})) {
+    auto entry = ledger::DecodeEntry(stored.encoded);
+    EXPECT_TRUE(entry.has_value()) << entry.error().message;
+    if (entry && entry->action == "signal.received") changes.push_back(entry->change);
+  }
+  return changes;
+}
+
+TEST_F(SignalTest, LedgerListsOnlyNewSignals) {
+  const auto first = Payload("00000000000000c1", clock_.Now());
+  signals::WebhookPayload both = Payload("00000000000000c1", clock_.Now());
+  both.alerts.push_back(Payload("00000000000000c2", clock_.Now()).alerts.at(0));
+  const std::string first_id = "am:" + first.alerts.at(0).Identity();
+  const std::string second_id = "am:" + both.alerts.at(1).Identity();
+
+  auto all_new = plane_->IngestAlertmanager(first);
+  auto one_new = plane_->IngestAlertmanager(both);
+
+  ASSERT_TRUE(all_new.has_value()) << all_new.error().message;
+  ASSERT_TRUE(one_new.has_value()) << one_new.error().message;
+  EXPECT_EQ(one_new->recorded, 1);
+  EXPECT_EQ(one_new->duplicates, 1);
+  const std::vector<json> changes = ReceivedChanges(*store_);
+  ASSERT_EQ(changes.size(), 2u);
+  // The first delivery's entry was prepared before its transaction, the second's written in it.
+  ASSERT_EQ(changes[0]["signals"].size(), 1u);
+  EXPECT_EQ(changes[0]["signals"][0]["signal"], first_id);
+  ASSERT_EQ(changes[1]["signals"].size(), 1u);
+  EXPECT_EQ(changes[1]["signals"][0]["signal"], second_id);
+  EXPECT_EQ(changes[1]["signals"][0]["status"], "firing");
+  EXPECT_EQ(changes[0]["source"], changes[1]["source"]);
+  EXPECT_EQ(changes[0]["group_key"], changes[1]["group_key"]);
+  auto report = ledger::VerifyLog(*store_, ledger::VerifyOptions{});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+}
+
+TEST_F(SignalTest, PreparedEntryMatchesWrittenEntry) {
+  // Two deliveries that differ only in their fingerprint, one committed with its prepared entry
+  // and one without, so that the batch encodes the second entry itself.
+  const auto with_entry = Payload("00000000000000d1", clock_.Now());
+  const auto without_entry = Payload("00000000000000d2", clock_.Now());
+  PreparedDelivery prepared = plane_->PrepareAlertmanager(with_entry);
+  PreparedDelivery unprepared = plane_->PrepareAlertmanager(without_entry);
+  ASSERT_TRUE(prepared.entry.has_value());
+  unprepared.entry.reset();
+
+  auto first = plane_->IngestAlertmanagerBatch({&prepared});
+  auto second = plane_->IngestAlertmanagerBatch({&unprepared});
+
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  const std::vector<json> changes = ReceivedChanges(*store_);
+  ASSERT_EQ(changes.size(), 2u);
+  json expected = changes[0];
+  expected["signals"][0]["signal"] = unprepared.records[0].id;
+  EXPECT_EQ(changes[1], expected);
 }
 
 TEST_F(SignalTest, BatchStoresPreparedBodies) {

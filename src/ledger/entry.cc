@@ -32,59 +32,121 @@ core::Result<std::string> StringField(const nlohmann::json& object, std::string_
   return value.get<std::string>();
 }
 
+// The first byte of a leaf's hashed bytes, as in LeafHash (RFC 6962).
+constexpr char kLeafPrefix = 0x00;
+
+// An encoded entry without its sequence and time, which come between and after these parts.
+struct EncodedParts {
+  std::string head;    // from '{' through "sequence":
+  std::string middle;  // from ,"subject": through "time":
+};
+
+// Encodes the members that precede and follow the sequence. The change is canonicalized once, and
+// its text is both hashed and placed in the entry, so a large change is not copied or encoded
+// twice. Members are written in RFC 8785 order, which for these ASCII names is byte order.
+// `entry_name` starts each error, such as "ledger entry 7".
+core::Result<EncodedParts> EncodeParts(std::string_view actor, std::string_view action,
+                                       std::string_view subject, const nlohmann::json& change,
+                                       std::string_view entry_name) {
+  if (action.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "{} has an empty action; name the verb, such as 'incident.opened'",
+                     entry_name);
+  }
+  const std::string context = fmt::format("{} ({})", entry_name, action);
+  if (!change.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument, "{}: change must be a JSON object, got {}",
+                     context, change.type_name());
+  }
+  auto change_text = CanonicalJson(change);
+  if (!change_text) {
+    return std::unexpected(change_text.error().WithContext("change").WithContext(context));
+  }
+  // Writes `separator`, the quoted name, ':' and the value's canonical text to `out`.
+  auto append_member = [&](std::string& out, std::string_view separator, std::string_view name,
+                           const nlohmann::json& value) -> core::Result<void> {
+    auto text = CanonicalJson(value);
+    if (!text) return std::unexpected(text.error().WithContext(name).WithContext(context));
+    out += separator;
+    out += '"';
+    out += name;
+    out += "\":";
+    out += *text;
+    return {};
+  };
+  EncodedParts parts;
+  if (auto added = append_member(parts.head, "{", "action", action); !added) {
+    return std::unexpected(added.error());
+  }
+  if (auto added = append_member(parts.head, ",", "actor", actor); !added) {
+    return std::unexpected(added.error());
+  }
+  parts.head += ",\"change\":";
+  parts.head += *change_text;
+  parts.head += ",\"change_digest\":\"";
+  parts.head += ToHex(Sha256(*change_text));
+  parts.head += "\",\"sequence\":";
+  if (auto added = append_member(parts.middle, ",", "subject", subject); !added) {
+    return std::unexpected(added.error());
+  }
+  parts.middle += ",\"time\":";
+  return parts;
+}
+
+// Encodes the rest of an entry after EncodeParts' head: the sequence, `middle` and the time.
+core::Result<std::string> EncodeTail(uint64_t sequence, core::Time time, std::string_view middle,
+                                     std::string_view action) {
+  auto sequence_text = CanonicalJson(sequence);
+  if (!sequence_text) {
+    return std::unexpected(sequence_text.error()
+                               .WithContext("sequence")
+                               .WithContext(fmt::format("ledger entry {} ({})", sequence, action)));
+  }
+  std::string tail = std::move(*sequence_text);
+  tail += middle;
+  // FormatTime writes only digits, hyphens, colons, a point, T and Z, which canonical JSON copies
+  // unescaped.
+  tail += '"';
+  tail += core::FormatTime(time);
+  tail += "\"}";
+  return tail;
+}
+
 }  // namespace
 
 core::Result<std::string> EncodeEntry(const Entry& entry) {
-  if (entry.action.empty()) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "ledger entry {} has an empty action; name the verb, such as "
-                     "'incident.opened'",
-                     entry.sequence);
-  }
-  if (!entry.change.is_object()) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "ledger entry {} ({}): change must be a JSON object, got {}", entry.sequence,
-                     entry.action, entry.change.type_name());
-  }
-  // The change is canonicalized once and its text is both hashed and placed in the entry, so a
-  // large change is not copied or encoded twice. Members are written in RFC 8785 order, which
-  // for these ASCII names is byte order.
-  auto change = CanonicalJson(entry.change);
-  if (!change) {
-    return std::unexpected(change.error().WithContext("change").WithContext(
-        fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
-  }
-  std::string encoded = "{";
-  auto append_member = [&](std::string_view name,
-                           const nlohmann::json& value) -> core::Result<void> {
-    auto text = CanonicalJson(value);
-    if (!text) {
-      return std::unexpected(text.error().WithContext(name).WithContext(
-          fmt::format("ledger entry {} ({})", entry.sequence, entry.action)));
-    }
-    if (encoded.size() > 1) encoded += ',';
-    encoded += '"';
-    encoded += name;
-    encoded += "\":";
-    encoded += *text;
-    return {};
-  };
-  if (auto added = append_member("action", entry.action); !added)
-    return std::unexpected(added.error());
-  if (auto added = append_member("actor", entry.actor); !added)
-    return std::unexpected(added.error());
-  encoded += ",\"change\":";
-  encoded += *change;
-  encoded += ",\"change_digest\":\"";
-  encoded += ToHex(Sha256(*change));
-  encoded += '"';
-  if (auto added = append_member("sequence", entry.sequence); !added)
-    return std::unexpected(added.error());
-  if (auto added = append_member("subject", entry.subject); !added)
-    return std::unexpected(added.error());
-  if (auto added = append_member("time", core::FormatTime(entry.time)); !added)
-    return std::unexpected(added.error());
-  encoded += '}';
+  auto parts = EncodeParts(entry.actor, entry.action, entry.subject, entry.change,
+                           fmt::format("ledger entry {}", entry.sequence));
+  if (!parts) return std::unexpected(parts.error());
+  std::string encoded = std::move(parts->head);
+  auto tail = EncodeTail(entry.sequence, entry.time, parts->middle, entry.action);
+  if (!tail) return std::unexpected(tail.error());
+  encoded += *tail;
+  return encoded;
+}
+
+core::Result<PreparedEntry> PrepareEntry(std::string_view actor, std::string_view action,
+                                         std::string_view subject, const nlohmann::json& change) {
+  auto parts = EncodeParts(actor, action, subject, change, "ledger entry");
+  if (!parts) return std::unexpected(parts.error());
+  PreparedEntry prepared;
+  prepared.action_ = std::string(action);
+  prepared.head_ = std::move(parts->head);
+  prepared.middle_ = std::move(parts->middle);
+  prepared.leaf_hash_.Update(std::string_view(&kLeafPrefix, 1));
+  prepared.leaf_hash_.Update(prepared.head_);
+  return prepared;
+}
+
+core::Result<EncodedEntry> PreparedEntry::Encode(uint64_t sequence, core::Time time) const {
+  auto tail = EncodeTail(sequence, time, middle_, action_);
+  if (!tail) return std::unexpected(tail.error());
+  Sha256Hasher leaf_hash = leaf_hash_;
+  leaf_hash.Update(*tail);
+  EncodedEntry encoded{.bytes = {}, .leaf_hash = leaf_hash.Digest()};
+  encoded.bytes.reserve(head_.size() + tail->size());
+  encoded.bytes += head_;
+  encoded.bytes += *tail;
   return encoded;
 }
 

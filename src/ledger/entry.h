@@ -28,6 +28,42 @@ struct Entry {
 
 core::Result<std::string> EncodeEntry(const Entry& entry);
 
+// An entry's encoded bytes and their leaf hash.
+struct EncodedEntry {
+  std::string bytes;
+  Hash leaf_hash;
+};
+
+// An entry encoded up to the two members that its appender assigns, sequence and time, with the
+// leaf hash's SHA-256 state over those bytes. A writer that prepares an entry before its write
+// transaction leaves the transaction only the last bytes to encode and hash. Made by
+// PrepareEntry.
+class PreparedEntry {
+ public:
+  const std::string& action() const { return action_; }
+
+  // Returns the entry at `sequence` and `time`: the bytes EncodeEntry writes for the same entry,
+  // and their leaf hash (RFC 6962, as LeafHash). Fails (kInvalidArgument) when `sequence` is
+  // above 2^53 - 1, which canonical JSON cannot keep exact.
+  core::Result<EncodedEntry> Encode(uint64_t sequence, core::Time time) const;
+
+ private:
+  friend core::Result<PreparedEntry> PrepareEntry(std::string_view actor, std::string_view action,
+                                                  std::string_view subject,
+                                                  const nlohmann::json& change);
+  PreparedEntry() = default;
+
+  std::string action_;
+  std::string head_;        // from '{' through "sequence":
+  std::string middle_;      // from ,"subject": through "time":
+  Sha256Hasher leaf_hash_;  // over 0x00 and head_
+};
+
+// Encodes every member of an entry but its sequence and time. Fails as EncodeEntry does for the
+// same action and change.
+core::Result<PreparedEntry> PrepareEntry(std::string_view actor, std::string_view action,
+                                         std::string_view subject, const nlohmann::json& change);
+
 // Decodes and checks that change_digest matches the change. Errors name the field at fault.
 core::Result<Entry> DecodeEntry(std::string_view encoded);
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "ledger/merkle.h"
+
 namespace backout::ledger {
 namespace {
 
@@ -102,6 +104,97 @@ TEST(EntryTest, EncodeNamesInvalidEnvelopeField) {
   bad_sequence.sequence = uint64_t{1} << 53;
   encoded = EncodeEntry(bad_sequence);
   ASSERT_FALSE(encoded.has_value());
+  EXPECT_NE(encoded.error().message.find("sequence"), std::string::npos) << encoded.error().message;
+}
+
+// Prepares `entry` without its sequence and time, then encodes it at those.
+EncodedEntry EncodePrepared(const Entry& entry) {
+  auto prepared = PrepareEntry(entry.actor, entry.action, entry.subject, entry.change);
+  EXPECT_TRUE(prepared.has_value()) << prepared.error().message;
+  if (!prepared) return {};
+  auto encoded = prepared->Encode(entry.sequence, entry.time);
+  EXPECT_TRUE(encoded.has_value()) << encoded.error().message;
+  return encoded.value_or(EncodedEntry{});
+}
+
+TEST(EntryTest, PreparedEncodesEncodeEntryBytes) {
+  std::vector<Entry> entries = {SampleEntry()};
+  Entry escaped = SampleEntry();
+  escaped.actor = "al\"ice\\\n\x01";
+  escaped.subject = "incident/\u00e9\ue000\U0001f600";
+  escaped.change = {{"signals", {{{"signal", "am:1"}, {"status", "firing"}}}},
+                    {"\ue000", "private use"},
+                    {"\U0001f600", -7}};
+  escaped.sequence = (uint64_t{1} << 53) - 1;
+  entries.push_back(escaped);
+  Entry empty_change = SampleEntry();
+  empty_change.change = nlohmann::json::object();
+  empty_change.sequence = 0;
+  entries.push_back(empty_change);
+
+  for (const Entry& entry : entries) {
+    const std::string expected = Encode(entry);
+    const EncodedEntry encoded = EncodePrepared(entry);
+    EXPECT_EQ(encoded.bytes, expected);
+    EXPECT_EQ(encoded.leaf_hash, LeafHash(expected));
+    auto decoded = DecodeEntry(encoded.bytes);
+    ASSERT_TRUE(decoded.has_value()) << decoded.error().message;
+    EXPECT_EQ(decoded->sequence, entry.sequence);
+    EXPECT_EQ(decoded->change, entry.change);
+  }
+}
+
+TEST(EntryTest, PreparedEncodesManySequences) {
+  const Entry sample = SampleEntry();
+  auto prepared = PrepareEntry(sample.actor, sample.action, sample.subject, sample.change);
+  ASSERT_TRUE(prepared.has_value()) << prepared.error().message;
+
+  for (uint64_t sequence : {uint64_t{0}, uint64_t{9}, uint64_t{10}, uint64_t{123456789}}) {
+    Entry entry = sample;
+    entry.sequence = sequence;
+    entry.time += std::chrono::microseconds(sequence);
+    auto encoded = prepared->Encode(entry.sequence, entry.time);
+    ASSERT_TRUE(encoded.has_value()) << encoded.error().message;
+    EXPECT_EQ(encoded->bytes, Encode(entry));
+    EXPECT_EQ(encoded->leaf_hash, LeafHash(encoded->bytes));
+  }
+}
+
+TEST(EntryTest, PrepareRejectsWhatEncodeRejects) {
+  auto no_action = PrepareEntry("alice", "", "incident/INC-7", nlohmann::json::object());
+  ASSERT_FALSE(no_action.has_value());
+  EXPECT_NE(no_action.error().message.find("empty action"), std::string::npos)
+      << no_action.error().message;
+
+  auto array_change =
+      PrepareEntry("alice", "incident.opened", "incident/INC-7", nlohmann::json::array({1, 2}));
+  ASSERT_FALSE(array_change.has_value());
+  EXPECT_NE(array_change.error().message.find("must be a JSON object"), std::string::npos)
+      << array_change.error().message;
+
+  auto float_change = PrepareEntry("alice", "incident.opened", "incident/INC-7", {{"ratio", 0.5}});
+  ASSERT_FALSE(float_change.has_value());
+  EXPECT_NE(float_change.error().message.find("'/ratio'"), std::string::npos)
+      << float_change.error().message;
+
+  auto bad_subject =
+      PrepareEntry("alice", "incident.opened", "incident/\xff", nlohmann::json::object());
+  ASSERT_FALSE(bad_subject.has_value());
+  EXPECT_NE(bad_subject.error().message.find("subject"), std::string::npos)
+      << bad_subject.error().message;
+  EXPECT_NE(bad_subject.error().message.find("UTF-8"), std::string::npos)
+      << bad_subject.error().message;
+}
+
+TEST(EntryTest, PreparedRejectsUnsafeSequence) {
+  auto prepared =
+      PrepareEntry("alice", "incident.opened", "incident/INC-7", nlohmann::json::object());
+  ASSERT_TRUE(prepared.has_value()) << prepared.error().message;
+
+  auto encoded = prepared->Encode(uint64_t{1} << 53, At("2026-12-04T17:05:41.000123Z"));
+
+  ASSERT_FALSE(encoded.has_value());
+  EXPECT_EQ(encoded.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_NE(encoded.error().message.find("sequence"), std::string::npos) << encoded.error().message;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <utility>
 
 namespace backout::ledger {
 namespace {
@@ -51,6 +52,53 @@ Hash Sha256(std::initializer_list<std::string_view> parts) {
 }
 
 Hash Sha256(std::string_view bytes) { return Sha256({bytes}); }
+
+// OpenSSL fails these calls only on allocation failure or a library fault, which nothing here
+// can recover from, as in Sha256 above.
+Sha256Hasher::Sha256Hasher() : context_(EVP_MD_CTX_new()) {
+  if (context_ == nullptr || EVP_DigestInit_ex(context_, Sha256Md(), nullptr) != 1) std::abort();
+}
+
+Sha256Hasher::Sha256Hasher(const Sha256Hasher& other) : context_(EVP_MD_CTX_new()) {
+  if (context_ == nullptr || other.context_ == nullptr ||
+      EVP_MD_CTX_copy_ex(context_, other.context_) != 1) {
+    std::abort();
+  }
+}
+
+Sha256Hasher& Sha256Hasher::operator=(const Sha256Hasher& other) {
+  if (this != &other) *this = Sha256Hasher(other);
+  return *this;
+}
+
+Sha256Hasher::Sha256Hasher(Sha256Hasher&& other) noexcept : context_(other.context_) {
+  other.context_ = nullptr;
+}
+
+Sha256Hasher& Sha256Hasher::operator=(Sha256Hasher&& other) noexcept {
+  std::swap(context_, other.context_);
+  return *this;
+}
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(context_); }
+
+void Sha256Hasher::Update(std::string_view bytes) {
+  if (context_ == nullptr || EVP_DigestUpdate(context_, bytes.data(), bytes.size()) != 1) {
+    std::abort();
+  }
+}
+
+Hash Sha256Hasher::Digest() const {
+  // Finishing a digest ends its context, so it finishes a copy in this thread's context.
+  EVP_MD_CTX* copy = ThreadContext();
+  Hash hash;
+  unsigned int length = 0;
+  if (context_ == nullptr || EVP_MD_CTX_copy_ex(copy, context_) != 1 ||
+      EVP_DigestFinal_ex(copy, hash.data(), &length) != 1 || length != hash.size()) {
+    std::abort();
+  }
+  return hash;
+}
 
 std::string ToHex(const Hash& hash) {
   static constexpr char kDigits[] = "0123456789abcdef";

@@ -123,6 +123,7 @@ void BodyWriter::Open(bool object) {
   level.empty = true;
   level.awaiting_value = false;
   level.last_name.clear();  // keeps the buffer for the next object at this depth
+  level.plain_name = {};
   ++depth_;
 }
 
@@ -155,31 +156,49 @@ void BodyWriter::BeginArray() {
 
 void BodyWriter::EndArray() { Close(false); }
 
-void BodyWriter::Key(std::string_view name) {
-  if (error_) return;
+bool BodyWriter::BeginKey(std::string_view name) {
+  if (error_) return false;
   if (depth_ == 0 || !levels_[depth_ - 1].object || levels_[depth_ - 1].awaiting_value) {
     Fail(core::ErrorCode::kInternal,
          fmt::format("cannot write {}: Key(\"{}\") is only valid in an object, before a value",
                      what_, name));
-    return;
+    return false;
   }
   Level& level = levels_[depth_ - 1];
   if (!level.empty) {
     // dump() writes an object's members in std::map order, so any other order changes the bytes.
-    if (!(std::string_view(level.last_name) < name)) {
+    const std::string_view last_name =
+        level.plain_name.data() != nullptr ? level.plain_name : std::string_view(level.last_name);
+    if (!(last_name < name)) {
       Fail(core::ErrorCode::kInternal,
            fmt::format("cannot write {}: member \"{}\" follows \"{}\", but members must be "
                        "written in ascending order of their names, each once",
-                       what_, name, level.last_name));
-      return;
+                       what_, name, last_name));
+      return false;
     }
     text_ += ',';
   }
   level.empty = false;
   level.awaiting_value = true;
+  return true;
+}
+
+void BodyWriter::Key(std::string_view name) {
+  if (!BeginKey(name)) return;
+  Level& level = levels_[depth_ - 1];
   level.last_name.assign(name);
+  level.plain_name = {};
   WriteString(name);
   text_ += ':';
+}
+
+void BodyWriter::PlainKey(PlainName name) {
+  if (!BeginKey(name.view())) return;
+  // A constant expression's characters have static storage, so the view outlives the writer.
+  levels_[depth_ - 1].plain_name = name.view();
+  text_ += '"';
+  text_ += name.view();
+  text_ += "\":";
 }
 
 void BodyWriter::WriteString(std::string_view text) {

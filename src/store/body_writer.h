@@ -35,8 +35,30 @@ class BodyWriter {
   void EndObject();
   void BeginArray();
   void EndArray();
+  // A member name of printable ASCII without '"' or '\\', which dump() writes unescaped. It can
+  // only be made from a constant expression, such as a string literal, so the compiler rejects
+  // any other name.
+  class PlainName {
+   public:
+    // Implicit, so that PlainKey("id") reads like Key("id").
+    consteval PlainName(const char* name) : name_(name) {
+      for (const char byte : name_) {
+        // A throw in a consteval function stops the compilation at the offending name.
+        if (byte < 0x20 || byte > 0x7e || byte == '"' || byte == '\\') {
+          throw "this member name needs escaping: write it with Key";
+        }
+      }
+    }
+    std::string_view view() const { return name_; }
+
+   private:
+    std::string_view name_;
+  };
+
   // Starts the next member of the innermost object. Its value comes from the next call.
   void Key(std::string_view name);
+  // Key for a name fixed when the program is compiled, copied without scanning it for escapes.
+  void PlainKey(PlainName name);
 
   void String(std::string_view value);
   void Integer(int64_t value);
@@ -56,8 +78,12 @@ class BodyWriter {
     bool object = false;
     bool empty = true;            // no member or item written yet
     bool awaiting_value = false;  // an object's Key was written, its value not yet
-    std::string last_name;        // the object's previous member name
+    std::string last_name;        // the object's previous member name, when written by Key
+    std::string_view plain_name;  // the object's previous member name, when written by PlainKey
   };
+
+  // Checks that a member called `name` may come next, and writes the separator before it.
+  bool BeginKey(std::string_view name);
 
   // Writes the separator a value needs at this position, or records why no value fits here.
   bool BeginValue();

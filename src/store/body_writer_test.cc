@@ -299,6 +299,74 @@ TEST(BodyWriterTest, OrderIsPerObject) {
   EXPECT_EQ(written->text(), R"({"a":{"z":null},"b":[{"y":true},{"x":false}]})");
 }
 
+TEST(BodyWriterTest, PlainKeyWritesKeyBytes) {
+  auto write = [](bool plain) {
+    BodyWriter writer("body");
+    writer.BeginObject();
+    if (plain) {
+      writer.PlainKey("a b");
+    } else {
+      writer.Key("a b");
+    }
+    writer.BeginObject();
+    if (plain) {
+      writer.PlainKey("~");
+    } else {
+      writer.Key("~");
+    }
+    writer.Integer(1);
+    writer.EndObject();
+    writer.Key("b\tc");
+    writer.Null();
+    if (plain) {
+      writer.PlainKey("id");
+    } else {
+      writer.Key("id");
+    }
+    writer.String("am:1");
+    writer.EndObject();
+    return std::move(writer).Finish();
+  };
+
+  auto by_plain = write(true);
+  auto by_key = write(false);
+
+  ASSERT_TRUE(by_plain.has_value()) << by_plain.error().message;
+  ASSERT_TRUE(by_key.has_value()) << by_key.error().message;
+  EXPECT_EQ(by_plain->text(), by_key->text());
+  EXPECT_EQ(by_plain->text(),
+            nlohmann::json({{"a b", {{"~", 1}}}, {"b\tc", nullptr}, {"id", "am:1"}}).dump());
+}
+
+TEST(BodyWriterTest, PlainKeyOrderIsChecked) {
+  struct Case {
+    std::string name;
+    void (*write)(BodyWriter&);
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"plain after plain",
+       [](BodyWriter& w) { w.BeginObject(), w.PlainKey("b"), w.Null(), w.PlainKey("a"); },
+       "\"a\" follows \"b\""},
+      {"plain after key",
+       [](BodyWriter& w) { w.BeginObject(), w.Key("b"), w.Null(), w.PlainKey("a"); },
+       "\"a\" follows \"b\""},
+      {"key after plain",
+       [](BodyWriter& w) { w.BeginObject(), w.PlainKey("b"), w.Null(), w.Key("b"); },
+       "\"b\" follows \"b\""},
+      {"plain at top level", [](BodyWriter& w) { w.PlainKey("a"); }, "only valid in an object"},
+  };
+  for (const Case& test : cases) {
+    SCOPED_TRACE(test.name);
+    BodyWriter writer("body of test");
+    test.write(writer);
+    auto written = std::move(writer).Finish();
+    ASSERT_FALSE(written.has_value());
+    EXPECT_EQ(written.error().code, core::ErrorCode::kInternal);
+    EXPECT_THAT(written.error().message, HasSubstr(test.message));
+  }
+}
+
 TEST(BodyWriterTest, RejectsMisnestedCalls) {
   struct Case {
     std::string name;

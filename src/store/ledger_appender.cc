@@ -22,16 +22,29 @@ LedgerAppender::LedgerAppender(SqlSession& session, const core::Clock& clock,
     : session_(session), clock_(clock), signer_(std::move(signer)) {}
 
 core::Result<ledger::Entry> LedgerAppender::Append(LedgerRecord record) {
-  if (auto ready = RequireSigner(); !ready) return std::unexpected(ready.error());
-  if (auto loaded = Load(); !loaded) return std::unexpected(loaded.error());
+  if (auto ready = BeginAppend(); !ready) return std::unexpected(ready.error());
+  return AppendEntry(std::move(record));
+}
+
+core::Result<uint64_t> LedgerAppender::AppendPrepared(const ledger::PreparedEntry& prepared) {
+  if (auto ready = BeginAppend(); !ready) return std::unexpected(ready.error());
+  const uint64_t sequence = state_->tree.size();
+  auto encoded = prepared.Encode(sequence, clock_.Now());
+  if (!encoded) return std::unexpected(encoded.error());
+  if (auto inserted = InsertEntry(sequence, *encoded); !inserted) {
+    return std::unexpected(inserted.error());
+  }
+  return sequence;
+}
+
+core::Result<void> LedgerAppender::BeginAppend() {
+  if (auto ready = RequireSigner(); !ready) return ready;
+  if (auto loaded = Load(); !loaded) return loaded;
 
   if (state_->key_id.empty()) {
-    if (auto introduced = IntroduceSignerKey(); !introduced) {
-      return std::unexpected(introduced.error());
-    }
+    if (auto introduced = IntroduceSignerKey(); !introduced) return introduced;
   }
-  if (auto current = CheckSignerIsCurrent(); !current) return std::unexpected(current.error());
-  return AppendEntry(std::move(record));
+  return CheckSignerIsCurrent();
 }
 
 core::Result<ledger::Entry> LedgerAppender::Rotate(std::shared_ptr<const ledger::Signer> next) {
@@ -314,15 +327,22 @@ core::Result<ledger::Entry> LedgerAppender::AppendEntry(LedgerRecord record) {
   auto encoded = ledger::EncodeEntry(entry);
   if (!encoded) return std::unexpected(encoded.error());
   const ledger::Hash leaf_hash = ledger::LeafHash(*encoded);
+  auto inserted = InsertEntry(
+      entry.sequence, ledger::EncodedEntry{.bytes = std::move(*encoded), .leaf_hash = leaf_hash});
+  if (!inserted) return std::unexpected(inserted.error());
+  return entry;
+}
 
+core::Result<void> LedgerAppender::InsertEntry(uint64_t sequence,
+                                               const ledger::EncodedEntry& encoded) {
   auto inserted = session_.Execute(
       "INSERT INTO ledger_entries (sequence, encoded, leaf_hash) VALUES ($1, $2, $3)",
-      {static_cast<int64_t>(entry.sequence), *encoded, ledger::ToHex(leaf_hash)});
+      {static_cast<int64_t>(sequence), encoded.bytes, ledger::ToHex(encoded.leaf_hash)});
   if (!inserted) return std::unexpected(inserted.error());
 
-  state_->tree.Append(leaf_hash);
+  state_->tree.Append(encoded.leaf_hash);
   appended_ = true;
-  return entry;
+  return {};
 }
 
 core::Result<void> LedgerAppender::InsertKey(const ledger::PublicKey& key, uint64_t sequence) {

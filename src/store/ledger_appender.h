@@ -53,6 +53,8 @@ class LedgerAppender {
   // for the signer's key. Fails when there is no signer, or when the signer's key is not the key
   // the log has in force.
   core::Result<ledger::Entry> Append(LedgerRecord record);
+  // Append for an entry encoded before the transaction. Returns its sequence.
+  core::Result<uint64_t> AppendPrepared(const ledger::PreparedEntry& prepared);
 
   // Appends a "ledger.key_rotated" entry introducing `next`, signed by the current key. Finish()
   // then signs the checkpoint with `next`.
@@ -70,6 +72,8 @@ class LedgerAppender {
   core::Result<bool> SignPending();
 
  private:
+  // Runs Append's checks and loads the state, introducing the signer's key on an empty log.
+  core::Result<void> BeginAppend();
   core::Result<void> RequireSigner() const;
   core::Result<void> Load();
   // Appends to `state` the leaf hashes of the entries from state.tree.size() up to `entries`.
@@ -78,6 +82,7 @@ class LedgerAppender {
   core::Result<void> IntroduceSignerKey();
   core::Result<void> CheckSignerIsCurrent() const;
   core::Result<ledger::Entry> AppendEntry(LedgerRecord record);
+  core::Result<void> InsertEntry(uint64_t sequence, const ledger::EncodedEntry& encoded);
   core::Result<void> InsertKey(const ledger::PublicKey& key, uint64_t sequence);
   core::Result<void> InsertCheckpoint();
 

@@ -107,6 +107,61 @@ TEST_P(MigrationTest, ConcurrentFirstOpensMigrateOnce) {
   }
 }
 
+// Counts the indexes named `name` in the database at `url`.
+std::string IndexCount(const std::string& url, bool postgres, const std::string& name) {
+  return QueryRaw(url, postgres ? fmt::format("SELECT count(*) FROM pg_indexes WHERE indexname = "
+                                              "'{}'",
+                                              name)
+                                : fmt::format("SELECT count(*) FROM sqlite_master WHERE type = "
+                                              "'index' AND name = '{}'",
+                                              name));
+}
+
+TEST_P(MigrationTest, FreshDatabaseHasNoServiceIndex) {
+  ASSERT_NE(OpenStore(), nullptr);
+
+  EXPECT_EQ(IndexCount(url_, IsPostgres(), "objects_by_service"), "0");
+  EXPECT_EQ(IndexCount(url_, IsPostgres(), "objects_by_id_order"), "1");
+  EXPECT_EQ(IndexCount(url_, IsPostgres(), "objects_by_service_id_order"), "1");
+}
+
+TEST_P(MigrationTest, VersionTwoDropsServiceIndex) {
+  // A database at version 2: the latest schema with the index and without the row of version 3.
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Write([](Transaction& tx) -> core::Result<void> {
+      Object object;
+      object.kind = "incident";
+      object.id = "INC-1";
+      object.service = "checkout";
+      return tx.Put(object);
+    }));
+  }
+  ExecuteRaw(url_, "CREATE INDEX objects_by_service ON objects (kind, service, id)");
+  ExecuteRaw(url_, "DELETE FROM schema_version WHERE version = 3");
+  ASSERT_EQ(IndexCount(url_, IsPostgres(), "objects_by_service"), "1");
+
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  EXPECT_EQ(store->SchemaVersion(), LatestSchemaVersion());
+  EXPECT_EQ(QueryRaw(url_, "SELECT count(*) FROM schema_version WHERE version = 3"), "1");
+  EXPECT_EQ(IndexCount(url_, IsPostgres(), "objects_by_service"), "0");
+  std::vector<Object> listed;
+  ASSERT_TRUE(store->Read([&](Transaction& tx) -> core::Result<void> {
+    ListQuery query;
+    query.kind = "incident";
+    query.service = "checkout";
+    auto objects = tx.List(query);
+    if (!objects) return std::unexpected(objects.error());
+    listed = std::move(*objects);
+    return {};
+  }));
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, "INC-1");
+}
+
 BACKOUT_INSTANTIATE_FOR_BOTH_BACKENDS(MigrationTest);
 
 }  // namespace

@@ -264,6 +264,13 @@ core::Result<ledger::Entry> SqlTransaction::AppendLedger(LedgerRecord record) {
   return ledger_.Append(std::move(record));
 }
 
+core::Result<uint64_t> SqlTransaction::AppendPreparedLedger(const ledger::PreparedEntry& prepared) {
+  if (auto writable = RequireWrite("AppendPreparedLedger"); !writable) {
+    return std::unexpected(writable.error());
+  }
+  return ledger_.AppendPrepared(prepared);
+}
+
 core::Result<ledger::Entry> SqlTransaction::RotateLedgerKey(
     std::shared_ptr<const ledger::Signer> next) {
   if (auto writable = RequireWrite("RotateLedgerKey"); !writable) {

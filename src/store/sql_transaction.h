@@ -29,6 +29,7 @@ class SqlTransaction final : public Transaction {
   core::Result<void> Delete(std::string_view kind, std::string_view id) override;
   core::Result<int64_t> NextNumber(std::string_view counter) override;
   core::Result<ledger::Entry> AppendLedger(LedgerRecord record) override;
+  core::Result<uint64_t> AppendPreparedLedger(const ledger::PreparedEntry& prepared) override;
 
   core::Result<int64_t> EnqueueJob(std::string_view kind, std::string_view subject,
                                    const nlohmann::json& payload, core::Time run_after) override;

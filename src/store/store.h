@@ -116,6 +116,10 @@ class Transaction {
   // The returned entry owns the record's members, so a caller that moves the record in avoids a
   // copy of its change.
   virtual core::Result<ledger::Entry> AppendLedger(LedgerRecord record) = 0;
+  // AppendLedger for an entry encoded before the transaction by ledger::PrepareEntry, so that the
+  // transaction only encodes and hashes its sequence and time. The stored bytes are those that
+  // AppendLedger stores for the same record. Returns the entry's sequence.
+  virtual core::Result<uint64_t> AppendPreparedLedger(const ledger::PreparedEntry& prepared) = 0;
 
   virtual core::Result<int64_t> EnqueueJob(std::string_view kind, std::string_view subject,
                                            const nlohmann::json& payload, core::Time run_after) = 0;

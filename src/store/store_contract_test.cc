@@ -769,6 +769,69 @@ TEST_P(StoreContractTest, LedgerVerifiesAfterWrites) {
   EXPECT_EQ(report->key_ids, (std::vector<std::string>{signer_->public_key().key_id()}));
 }
 
+TEST_P(StoreContractTest, AppendPreparedStoresAppendBytes) {
+  // Strings that need escapes and a nested change, so that every encoding path is compared.
+  const LedgerRecord record{.actor = "sre \"1\"\n",
+                            .action = "signal.received",
+                            .subject = "signals/Zoë ☃",
+                            .change = {{"source", "alertmanager"},
+                                       {"truncated_alerts", 3},
+                                       {"signals", {{{"signal", "am:1"}, {"status", "firing"}}}}}};
+  const std::string append_url = url_;
+  const std::string prepared_url = NewDatabaseUrl();
+  auto by_append = OpenStore();
+  url_ = prepared_url;
+  auto by_prepared = OpenStore();
+  ASSERT_NE(by_append, nullptr);
+  ASSERT_NE(by_prepared, nullptr);
+
+  auto appended = by_append->Write([&](Transaction& transaction) -> core::Result<void> {
+    auto entry = transaction.AppendLedger(record);
+    if (!entry) return std::unexpected(entry.error());
+    return {};
+  });
+  ASSERT_TRUE(appended.has_value()) << appended.error().message;
+  auto prepared = ledger::PrepareEntry(record.actor, record.action, record.subject, record.change);
+  ASSERT_TRUE(prepared.has_value()) << prepared.error().message;
+  uint64_t sequence = 0;
+  auto appended_prepared = by_prepared->Write([&](Transaction& transaction) -> core::Result<void> {
+    auto appended_sequence = transaction.AppendPreparedLedger(*prepared);
+    if (!appended_sequence) return std::unexpected(appended_sequence.error());
+    sequence = *appended_sequence;
+    return {};
+  });
+  ASSERT_TRUE(appended_prepared.has_value()) << appended_prepared.error().message;
+
+  // Sequence 0 of both logs introduces the signer's key.
+  EXPECT_EQ(sequence, 1u);
+  const std::string select = "SELECT encoded FROM ledger_entries WHERE sequence = 1";
+  const std::string select_hash = "SELECT leaf_hash FROM ledger_entries WHERE sequence = 1";
+  EXPECT_FALSE(QueryRaw(append_url, select).empty());
+  EXPECT_EQ(QueryRaw(prepared_url, select), QueryRaw(append_url, select));
+  EXPECT_EQ(QueryRaw(prepared_url, select_hash), QueryRaw(append_url, select_hash));
+  auto report = Verify(*by_prepared);
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_EQ(report->entries, 2u);
+}
+
+TEST_P(StoreContractTest, AppendPreparedInReadFails) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  auto prepared =
+      ledger::PrepareEntry("sre-1", "incident.opened", "incident/INC-1", nlohmann::json::object());
+  ASSERT_TRUE(prepared.has_value()) << prepared.error().message;
+
+  auto read = store->Read([&](Transaction& transaction) -> core::Result<void> {
+    auto sequence = transaction.AppendPreparedLedger(*prepared);
+    if (!sequence) return std::unexpected(sequence.error());
+    return {};
+  });
+
+  ASSERT_FALSE(read.has_value());
+  EXPECT_EQ(read.error().code, core::ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(read.error().message, HasSubstr("AppendPreparedLedger"));
+}
+
 TEST_P(StoreContractTest, AppendContinuesAfterReopen) {
   {
     auto store = OpenStore();
