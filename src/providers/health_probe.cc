@@ -60,19 +60,6 @@ core::ErrorCode ToCoreCode(http::ErrorKind kind) {
 core::Result<std::unique_ptr<HealthProbe>> HealthProbe::Create(std::string_view service,
                                                                HealthProbeSettings settings,
                                                                core::Clock& clock) {
-  http::ClientOptions options;
-  options.name = fmt::format("provider {}", service);
-  options.total_timeout = settings.timeout;
-  options.connect_timeout = std::min(settings.timeout, std::chrono::milliseconds(10'000));
-  options.retry.max_attempts = 1;
-  options.now = [&clock] { return clock.Now(); };
-  auto client = http::Client::Create(std::move(options));
-  if (!client) {
-    return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "service {}: cannot build the HTTP client for health checks: {}",
-                           service, client.error().message);
-  }
-
   std::vector<std::string> inherited;
   for (std::string_view name : kInheritedVariables) {
     const char* value = std::getenv(std::string(name).c_str());
@@ -82,17 +69,35 @@ core::Result<std::unique_ptr<HealthProbe>> HealthProbe::Create(std::string_view 
       inherited.push_back(fmt::format("PATH={}", kDefaultPath));
     }
   }
-  return std::unique_ptr<HealthProbe>(new HealthProbe(std::string(service), std::move(settings),
-                                                      std::move(*client), std::move(inherited)));
+  return std::unique_ptr<HealthProbe>(
+      new HealthProbe(std::string(service), std::move(settings), std::move(inherited), clock));
 }
 
 HealthProbe::HealthProbe(std::string service, HealthProbeSettings settings,
-                         std::unique_ptr<http::Client> client,
-                         std::vector<std::string> inherited_env)
+                         std::vector<std::string> inherited_env, core::Clock& clock)
     : service_(std::move(service)),
       settings_(std::move(settings)),
-      client_(std::move(client)),
-      inherited_env_(std::move(inherited_env)) {}
+      inherited_env_(std::move(inherited_env)),
+      clock_(clock) {}
+
+core::Result<http::Client*> HealthProbe::HttpClient() const {
+  std::lock_guard lock(client_mutex_);
+  if (client_ != nullptr) return client_.get();
+  http::ClientOptions options;
+  options.name = fmt::format("provider {}", service_);
+  options.total_timeout = settings_.timeout;
+  options.connect_timeout = std::min(settings_.timeout, std::chrono::milliseconds(10'000));
+  options.retry.max_attempts = 1;
+  options.now = [&clock = clock_] { return clock.Now(); };
+  auto client = http::Client::Create(std::move(options));
+  if (!client) {
+    return core::MakeError(core::ErrorCode::kUnavailable,
+                           "service {}: cannot build the HTTP client for health checks: {}",
+                           service_, client.error().message);
+  }
+  client_ = std::move(*client);
+  return client_.get();
+}
 
 core::Result<HealthProbe::CommandRun> HealthProbe::RunCommand(
     const std::vector<std::string>& argv, const std::vector<std::string>& env,
@@ -148,7 +153,9 @@ core::Result<Readiness> HealthProbe::Check(const std::vector<std::string>& env) 
   if (!settings_.url.empty()) {
     http::Request request;
     request.url = settings_.url;
-    auto response = client_->Send(request);
+    auto client = HttpClient();
+    if (!client) return std::unexpected(client.error());
+    auto response = (*client)->Send(request);
     if (!response) {
       return Readiness{false, fmt::format("health URL {} did not respond: {}", settings_.url,
                                           response.error().message)};
@@ -166,7 +173,9 @@ core::Result<Readiness> HealthProbe::Check(const std::vector<std::string>& env) 
 core::Result<std::string> HealthProbe::Fetch(const std::string& url) const {
   http::Request request;
   request.url = url;
-  auto response = client_->Send(request);
+  auto client = HttpClient();
+  if (!client) return std::unexpected(client.error());
+  auto response = (*client)->Send(request);
   if (!response) {
     return core::MakeError(ToCoreCode(response.error().kind), "service {}: GET {} failed: {}",
                            service_, url, response.error().message);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,8 +27,8 @@ struct HealthProbeSettings {
 // environment and the variables the caller passes.
 class HealthProbe {
  public:
-  // Fails with kInvalidArgument when the HTTP client cannot be built. `clock` must outlive the
-  // probe.
+  // `clock` must outlive the probe. The HTTP client is built on the first request, because
+  // building it loads libcurl, which a binding with only a health command never needs.
   static core::Result<std::unique_ptr<HealthProbe>> Create(std::string_view service,
                                                            HealthProbeSettings settings,
                                                            core::Clock& clock);
@@ -37,11 +38,13 @@ class HealthProbe {
 
   // Runs the command, then requests the URL; ready only when every configured check passes.
   // `env` adds NAME=VALUE variables for the command. Fails with kFailedPrecondition when no
-  // check is configured; a check that runs and fails is a Readiness with ready = false.
+  // check is configured, and with kUnavailable when a URL is configured but the HTTP client
+  // cannot be built. A check that runs and fails is a Readiness with ready = false.
   core::Result<Readiness> Check(const std::vector<std::string>& env) const;
 
   // Sends GET `url` and returns the body of a 2xx response. Fails with kUnavailable or kTimeout
-  // when no response arrived, and kFailedPrecondition for any other status.
+  // when no response arrived or the HTTP client cannot be built, and kFailedPrecondition for any
+  // other status.
   core::Result<std::string> Fetch(const std::string& url) const;
 
   // Runs `argv` with the probe's time limit. Returns the exit code's description and the first
@@ -58,12 +61,18 @@ class HealthProbe {
 
  private:
   HealthProbe(std::string service, HealthProbeSettings settings,
-              std::unique_ptr<http::Client> client, std::vector<std::string> inherited_env);
+              std::vector<std::string> inherited_env, core::Clock& clock);
+
+  // Returns the HTTP client, building it on the first call. Fails with kUnavailable, naming the
+  // service, when it cannot be built (libcurl cannot be loaded); a later call tries again.
+  core::Result<http::Client*> HttpClient() const;
 
   std::string service_;
   HealthProbeSettings settings_;
-  std::unique_ptr<http::Client> client_;
   std::vector<std::string> inherited_env_;
+  core::Clock& clock_;
+  mutable std::mutex client_mutex_;
+  mutable std::unique_ptr<http::Client> client_;  // built by HttpClient()
 };
 
 }  // namespace backout::providers

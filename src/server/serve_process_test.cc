@@ -192,6 +192,42 @@ void AllocateFromLiveThreads(int threads) {
 }
 
 // The death tests run in a new process, where no earlier test has created arenas.
+// libcurl is opened on the first HTTP request. A `releases` service with only a health command
+// makes none, so the server starts even when the libcurl it would load is broken.
+TEST(ServeProcessTest, StartsWithoutLibcurlWhenNoUrlIsUsed) {
+  testing::TempDir temp;
+  const auto& dir = temp.path();
+  std::filesystem::create_directories(dir / "broken-libraries");
+  std::ofstream(dir / "broken-libraries" / "libcurl.so.4") << "";  // not a shared object
+  std::filesystem::create_directories(dir / "site" / "releases" / "1");
+  std::ofstream(dir / "site" / "releases" / "1" / ".backout-release-complete") << "";
+  std::filesystem::create_directory_symlink("releases/1", dir / "site" / "current");
+  std::ofstream(dir / "backout.yaml") << fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+services:
+  - name: storefront
+    provider:
+      kind: releases
+      root: {0}/site
+      marker: .backout-release-complete
+      health: [/bin/true]
+)",
+                                                     dir.string());
+
+  // The child inherits the environment at fork.
+  ::setenv("LD_LIBRARY_PATH", (dir / "broken-libraries").c_str(), 1);
+  ServeProcess server(dir / "backout.yaml", dir / "server.log");
+  ::unsetenv("LD_LIBRARY_PATH");
+  const int port = WaitForPort(dir / "server.log");
+  ASSERT_NE(port, 0) << ReadFile(dir / "server.log");
+  httplib::Client client("127.0.0.1", port);
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  EXPECT_EQ(server.SignalAndWait(SIGTERM, std::chrono::seconds(20)), 0)
+      << ReadFile(dir / "server.log");
+}
+
 TEST(ServeMallocArenasTest, CapsArenasOfManyThreads) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
