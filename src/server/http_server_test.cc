@@ -411,7 +411,7 @@ TEST_F(HttpServerTest, WorkerThreadsStartOnDemand) {
   for (int fd : stalled) ::close(fd);
   ASSERT_TRUE(result) << "no answer within 5 s while 20 clients stalled";
   EXPECT_EQ(result->status, 200);
-  // Each stalled client occupies a thread, and the answered request needed one more.
+  // Each stalled client occupies a thread, and the request that got its response needed one more.
   EXPECT_GE(busy, before + 1 + 21);
 }
 

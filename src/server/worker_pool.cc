@@ -129,8 +129,8 @@ void OnDemandThreadPool::Work(ThreadList::iterator self) {
 
   // An exited thread keeps the top of its stack resident until it is joined (8 to 20 KiB with
   // glibc 2.36). So this thread joins the threads that exited before it, and only the last one
-  // waits for the next enqueue() or shutdown(). Those threads never lock mutex_ again, so the
-  // join cannot deadlock.
+  // waits for the next enqueue() or shutdown(). A thread is in exited_ only after its last use
+  // of mutex_ below, so the join cannot deadlock.
   ThreadList earlier;
   earlier.swap(exited_);
   lock.unlock();

@@ -60,10 +60,10 @@ class LedgerAppender {
   // then signs the checkpoint with `next`.
   core::Result<ledger::Entry> Rotate(std::shared_ptr<const ledger::Signer> next);
 
-  // When this transaction appended entries: inserts a checkpoint of the new size and root, signed
-  // by the key now in force, when `sign` is true or the transaction rotated the key, and saves the
-  // tree state in the cases the class comment lists. Returns whether it signed. Call once, just
-  // before commit.
+  // Does nothing unless this transaction appended entries. Then inserts a checkpoint of the new
+  // size and root, signed by the key now in force, when `sign` is true or the transaction rotated
+  // the key. Saves the tree state in the cases the class comment lists. Returns whether it signed.
+  // Call once, just before commit.
   core::Result<bool> Finish(bool sign);
 
   // Signs a checkpoint of the whole log when the latest stored checkpoint is smaller, with the
