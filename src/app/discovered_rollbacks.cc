@@ -167,8 +167,8 @@ core::Result<DiscoveredRollback> ControlPlane::LinkDiscoveredRollback(
   BACKOUT_CHECK(Write(
       caller, "discovered_rollback.link", subject,
       [&](store::Transaction& tx) -> core::Result<void> {
-        BACKOUT_CHECK(
-            core::CheckOperation(caller.user, core::Operation::kOpenIncident, current->policy));
+        BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kResolveDiscoveredRollback,
+                                           current->policy));
         BACKOUT_TRY(auto stored, LoadDiscovered(tx, id));
         BACKOUT_CHECK(CheckOpen(stored.value));
         BACKOUT_TRY(auto incident, LoadIncident(tx, incident_id));
@@ -210,8 +210,8 @@ core::Result<DiscoveredRollback> ControlPlane::DocumentDiscoveredRollback(const 
   BACKOUT_CHECK(Write(
       caller, "discovered_rollback.document", subject,
       [&](store::Transaction& tx) -> core::Result<void> {
-        BACKOUT_CHECK(
-            core::CheckOperation(caller.user, core::Operation::kOpenIncident, current->policy));
+        BACKOUT_CHECK(core::CheckOperation(caller.user, core::Operation::kResolveDiscoveredRollback,
+                                           current->policy));
         if (IsBlank(reason)) {
           return core::MakeError(core::ErrorCode::kInvalidArgument,
                                  "documenting a discovered rollback needs a reason; pass "

@@ -343,7 +343,7 @@ core::Result<ReconcileReport> ControlPlane::Reconcile(const Caller& caller,
   const auto current = settings();
   BACKOUT_CHECK(Read(caller, "service.reconcile", fmt::format("service/{}", service),
                      [&](store::Transaction&) -> core::Result<void> {
-                       return core::CheckOperation(caller.user, core::Operation::kOpenIncident,
+                       return core::CheckOperation(caller.user, core::Operation::kReconcileService,
                                                    current->policy);
                      }));
   BACKOUT_TRY(ReconcileReport report, ReconcileAsSystem(service));

@@ -291,6 +291,27 @@ TEST_F(ReconciliationTest, ViewerMayNotReconcile) {
   EXPECT_TRUE(Discovered().empty());
 }
 
+TEST_F(ReconciliationTest, AdminRefusalNamesReconcile) {
+  auto report = plane_->Reconcile(admin_, "checkout");
+  ASSERT_FALSE(report.has_value());
+  EXPECT_EQ(report.error().code, core::ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(report.error().message.starts_with(
+      "reconcile_service needs the role engineering-lead or devops-engineer; user "))
+      << report.error().message;
+}
+
+TEST_F(ReconciliationTest, ViewerRefusalNamesResolve) {
+  RecordCiChanges();
+  ASSERT_TRUE(plane_->Reconcile(lead_, "checkout"));
+  const std::string id = Discovered().at(0).id;
+
+  auto documented = plane_->DocumentDiscoveredRollback(viewer_, id, "reverted by hand");
+  ASSERT_FALSE(documented.has_value());
+  EXPECT_EQ(documented.error().message,
+            "resolve_discovered_rollback needs the role engineering-lead or devops-engineer; "
+            "user viewer-1 has viewer");
+}
+
 TEST_F(ReconciliationTest, LinkRecordsOnIncidentTimeline) {
   RecordCiChanges();
   ASSERT_TRUE(plane_->Reconcile(lead_, "checkout"));

@@ -93,16 +93,23 @@ constexpr std::pair<RetroactiveApproval, std::string_view> kApprovalNames[] = {
 };
 
 constexpr std::pair<Operation, std::string_view> kOperationNames[] = {
-    {Operation::kOpenIncident, "open_incident"},       {Operation::kRecordChange, "record_change"},
-    {Operation::kVerifyChange, "verify_change"},       {Operation::kRead, "read"},
-    {Operation::kReadLedger, "read_ledger"},           {Operation::kManageUsers, "manage_users"},
+    {Operation::kOpenIncident, "open_incident"},
+    {Operation::kRecordChange, "record_change"},
+    {Operation::kVerifyChange, "verify_change"},
+    {Operation::kRead, "read"},
+    {Operation::kReadLedger, "read_ledger"},
+    {Operation::kManageUsers, "manage_users"},
     {Operation::kUnfreezeService, "unfreeze_service"},
+    {Operation::kReconcileService, "reconcile_service"},
+    {Operation::kResolveDiscoveredRollback, "resolve_discovered_rollback"},
 };
 
 std::vector<Role> RolesForOperation(Operation operation, const Policy& policy) {
   using enum Role;
   switch (operation) {
     case Operation::kOpenIncident:
+    case Operation::kReconcileService:
+    case Operation::kResolveDiscoveredRollback:
       return {kEngineeringLead, kDevopsEngineer};
     case Operation::kRecordChange:
     case Operation::kVerifyChange:

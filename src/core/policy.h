@@ -106,6 +106,11 @@ enum class Operation {
   kReadLedger,       // admin, engineering-lead, auditor
   kManageUsers,      // admin
   kUnfreezeService,  // Policy::decider_roles
+
+  // Both need engineering-lead or devops-engineer. Resolving a discovered rollback links it to an
+  // incident or documents why it happened.
+  kReconcileService,
+  kResolveDiscoveredRollback,
 };
 std::string_view OperationName(Operation operation);
 
