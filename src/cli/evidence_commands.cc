@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/client_command.h"
+#include "evidence/archive.h"
 #include "evidence/bundle.h"
 #include "evidence/population.h"
 #include "ledger/hash.h"
@@ -221,6 +222,12 @@ int RunVerify(const std::string& file, const std::string& public_key_file,
     fmt::print(stderr, "error: {}\n", bytes.error().message);
     return kExitUsage;
   }
+  // Without libarchive the bundle cannot be opened at all. That is a check that could not be
+  // made (3), not a bundle that failed verification (1).
+  if (auto loaded = evidence::LoadLibarchive(); !loaded) {
+    fmt::print(stderr, "error: the bundle could not be checked: {}\n", loaded.error().message);
+    return kExitCouldNotCheck;
+  }
   auto format = evidence::BundleFormatOf(*bytes);
   if (format && *format == evidence::kPeriodBundleFormat) {
     return RunVerifyPeriod(*bytes, options, output);
@@ -272,7 +279,8 @@ void AddVerify(CLI::App& evidence, int& exit_status) {
       "verify",
       "Check an incident or period bundle offline: manifest signature, file digests, checkpoint "
       "signatures, inclusion proofs and, for a period, the consistency proof; then list which "
-      "evidence items each incident holds");
+      "evidence items each incident holds. Exit status: 0 verified, 1 verification failed, 2 "
+      "usage error, 3 the check could not be made (libarchive cannot be loaded)");
   command->add_option("FILE", flags->file, "The bundle, a .tar.gz file")
       ->required()
       ->check(CLI::ExistingFile);

@@ -1,6 +1,7 @@
 // The CLI's input checks and exit statuses as a user sees them. Covers files and flags that are
 // not UTF-8 text, the check commands' statuses (0 clean, 1 findings, 2 usage, 3 could not check),
 // filters naming unknown services or owners, and the table output of reviews and access reviews.
+// `evidence verify` separates a bundle that failed (1) from one it could not open (3).
 // It also covers empty filters and values, empty periods, and attachments and key files over
 // their limits.
 #include <gtest/gtest.h>
@@ -349,6 +350,27 @@ TEST(CliChecksErrorTest, KeyFileOverLimitExitsTwo) {
   const CliResult device = RunCli({"evidence", "verify", "/dev/zero"}, {}, folder.path());
   ASSERT_CLI_EXIT(device, 2);
   EXPECT_TRUE(Contains(device.err, "/dev/zero is not a regular file")) << device.err;
+}
+
+// Without libarchive a bundle cannot be opened, which is a check that could not be made (3), not
+// a bundle that failed verification (1). The dynamic loader searches LD_LIBRARY_PATH first, so
+// an empty file there under libarchive's Debian 12 soname simulates a broken installation.
+TEST(CliChecksErrorTest, EvidenceVerifyWithoutLibarchiveExitsThree) {
+  testing::TempDir folder;
+  const std::filesystem::path libraries = folder.path() / "broken-libraries";
+  std::filesystem::create_directories(libraries);
+  std::ofstream(libraries / "libarchive.so.13") << "";
+  const std::string bundle = SparseFile(folder.path() / "bundle.tar.gz", 100);
+
+  const CliResult missing = RunCli({"evidence", "verify", bundle},
+                                   {{"LD_LIBRARY_PATH", libraries.string()}}, folder.path());
+  ASSERT_CLI_EXIT(missing, 3);
+  EXPECT_TRUE(Contains(missing.err, "the bundle could not be checked: cannot load libarchive"))
+      << missing.err;
+
+  const CliResult corrupt = RunCli({"evidence", "verify", bundle}, {}, folder.path());
+  ASSERT_CLI_EXIT(corrupt, 1);
+  EXPECT_TRUE(Contains(corrupt.err, "evidence verification FAILED")) << corrupt.err;
 }
 
 TEST(CliChecksErrorTest, ActionAddEmptyValueIsNamed) {
