@@ -830,6 +830,16 @@ TEST_F(ApiServerDefaultLimitTest, WrongWebhookTokensBlockOnlyThemselves) {
   EXPECT_EQ(listed->status, 200) << listed->body;
 }
 
+// The receiver checks the sender's token before the media type, so a wrong token gets 401
+// whatever the body is, and only a sender with the right token learns that it must send JSON.
+TEST_F(ApiServerDefaultLimitTest, WebhookTokenCheckedBeforeMediaType) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureWebhookToken());
+  ExpectError(Client("wrong-token").Post("/api/v1/signals/alertmanager", "alerts", "text/plain"),
+              401, "bearer token is not the receiver's");
+  ExpectError(Client("right-token").Post("/api/v1/signals/alertmanager", "alerts", "text/plain"),
+              415, "the request body must be JSON");
+}
+
 // The scheme name of the Authorization header is case-insensitive.
 TEST_F(ApiServerDefaultLimitTest, WebhookBearerSchemeIgnoresCase) {
   ASSERT_NO_FATAL_FAILURE(ConfigureWebhookToken());

@@ -46,6 +46,17 @@ std::optional<std::string> BearerToken(const httplib::Request& request) {
   return header.substr(kScheme.size());
 }
 
+// Returns the request's headers with lower-case names, the form HttpRequest::headers uses.
+std::map<std::string, std::string> LowerCaseHeaders(const httplib::Request& request) {
+  std::map<std::string, std::string> headers;
+  for (const auto& [name, value] : request.headers) {
+    std::string lower = name;
+    std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    headers.emplace(std::move(lower), value);
+  }
+  return headers;
+}
+
 // Whether a Content-Type header starts with application/json, ignoring case because media type
 // names are case-insensitive (RFC 9110 section 8.3.1).
 bool IsJsonMediaType(std::string_view content_type) {
@@ -335,6 +346,13 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
   const Route& route = *match.route;
   route_label = route.path;
   if (auto refused = CheckAccess(route, request, caller)) return *refused;
+  HttpRequest sender;
+  if (route.authenticate_sender) {
+    sender.remote_address = request.remote_addr;
+    sender.headers = LowerCaseHeaders(request);
+    sender.raw_body = request.body;
+    if (auto refused = AuthenticateSender(route, sender)) return *refused;
+  }
 
   // httplib moves the fields of a form-encoded body into the query parameters, so a body is
   // accepted only as JSON; this also keeps form posts from other origins out.
@@ -366,13 +384,12 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
   nlohmann::json body;
   std::string raw_body;
   std::map<std::string, std::string> headers;
-  if (route.raw_body) {
+  if (route.raw_body && route.authenticate_sender) {
+    raw_body = std::move(sender.raw_body);
+    headers = std::move(sender.headers);
+  } else if (route.raw_body) {
     raw_body = request.body;
-    for (const auto& [name, value] : request.headers) {
-      std::string lower = name;
-      std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
-      headers.emplace(std::move(lower), value);
-    }
+    headers = LowerCaseHeaders(request);
   } else if (route.request_body) {
     if (request.body.empty()) {
       body = nlohmann::json::object();
@@ -405,18 +422,23 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                    .raw_body = std::move(raw_body),
                    .headers = std::move(headers)};
   core::Result<HttpResponse> answer = route.handler(call);
-  if (!answer) {
-    // A webhook sender is limited only when its credentials fail, so a request with valid
-    // credentials always reaches the handler, and a blocked sender gets 429 instead of 401.
-    // NOTE: a blocked sender still gets 200 for a right guess, so a client that ignores 429 can
-    // keep guessing. Only the length of the webhook credential stops that.
-    if (route.authenticates_sender && answer.error().code == core::ErrorCode::kUnauthenticated) {
-      if (auto limited = RateLimited(webhook_rate_limiter_, request.remote_addr)) return *limited;
-      webhook_rate_limiter_.RecordFailure(request.remote_addr);
-    }
-    return ErrorResponse(answer.error());
-  }
+  if (!answer) return ErrorResponse(answer.error());
   return *std::move(answer);
+}
+
+std::optional<HttpResponse> HttpServer::AuthenticateSender(const Route& route,
+                                                           const HttpRequest& sender) {
+  core::Result<void> authenticated = route.authenticate_sender(sender);
+  if (authenticated) return std::nullopt;
+  // A webhook sender is limited only when its credentials fail, so a request with valid
+  // credentials always goes on, and a blocked sender gets 429 instead of 401.
+  // NOTE: a blocked sender still gets through with a right guess, so a client that ignores 429
+  // can keep guessing. Only the length of the webhook credential stops that.
+  if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
+    if (auto limited = RateLimited(webhook_rate_limiter_, sender.remote_address)) return limited;
+    webhook_rate_limiter_.RecordFailure(sender.remote_address);
+  }
+  return ErrorResponse(authenticated.error());
 }
 
 std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,

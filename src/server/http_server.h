@@ -76,6 +76,9 @@ class HttpServer {
                       std::optional<app::Caller>& caller);
   std::optional<HttpResponse> CheckAccess(const Route& route, const httplib::Request& request,
                                           std::optional<app::Caller>& caller);
+  // Runs the route's SenderAuthenticator on `sender` and returns the refusal (401, or 429 while
+  // the address is blocked), or std::nullopt when the credentials are valid.
+  std::optional<HttpResponse> AuthenticateSender(const Route& route, const HttpRequest& sender);
   HttpResponse Unauthenticated(const std::string& address, std::string_view message);
   // Returns a 429 response while `address` is blocked in `limiter`, or std::nullopt.
   std::optional<HttpResponse> RateLimited(RateLimiter& limiter, const std::string& address);
@@ -87,7 +90,7 @@ class HttpServer {
   Authenticator authenticator_;
   Metrics& metrics_;
   RateLimiter rate_limiter_;
-  // Counts only the rejections of routes with Route::authenticates_sender, so a sender with a
+  // Counts only the rejections of routes with Route::authenticate_sender, so a sender with a
   // wrong webhook credential cannot block users' API calls from the same address.
   RateLimiter webhook_rate_limiter_;
   std::unique_ptr<httplib::Server> server_;

@@ -83,15 +83,19 @@ Router TestRouter() {
                    .operation_id = "thingHook",
                    .summary = "webhook with its own key",
                    .access = Access::kPublic,
-                   .handler = [](const HttpRequest& request) -> core::Result<HttpResponse> {
+                   .query = {{"limit", IntegerSchema("page size")}},
+                   .handler = [](const HttpRequest&) -> core::Result<HttpResponse> {
+                     return HttpResponse{.body = json::object()};
+                   },
+                   .raw_body = true,
+                   .max_body_bytes = 512,
+                   .authenticate_sender = [](const HttpRequest& request) -> core::Result<void> {
                      auto key = request.headers.find("x-key");
                      if (key == request.headers.end() || key->second != "right") {
                        return core::MakeError(core::ErrorCode::kUnauthenticated, "wrong key");
                      }
-                     return HttpResponse{.body = json::object()};
-                   },
-                   .raw_body = true,
-                   .authenticates_sender = true});
+                     return {};
+                   }});
   router.Add(Route{.method = "GET",
                    .path = "/api/v1/proofs",
                    .operation_id = "getProof",
@@ -248,6 +252,30 @@ TEST_F(HttpServerTest, RejectedWebhookDoesNotBlockUsers) {
   }
 
   ExpectError(Client().Get("/api/v1/things/T-2"), 404, "not_found");
+}
+
+// A webhook sender without valid credentials learns nothing about what else the request got
+// wrong: media type, query parameters or size.
+TEST_F(HttpServerTest, WebhookAuthenticatesBeforeOtherChecks) {
+  Start({});
+  httplib::Client client("127.0.0.1", port_);
+  const httplib::Headers wrong = {{"X-Key", "wrong"}};
+  const httplib::Headers right = {{"X-Key", "right"}};
+  const std::string form = "a=b";
+  const std::string large(600, 'x');  // over the route's limit of 512 bytes
+
+  ExpectError(client.Post("/hooks/thing", wrong, form, "application/x-www-form-urlencoded"), 401,
+              "unauthenticated");
+  ExpectError(client.Post("/hooks/thing?limit=x", wrong, "{}", "application/json"), 401,
+              "unauthenticated");
+  ExpectError(client.Post("/hooks/thing", wrong, large, "application/json"), 401,
+              "unauthenticated");
+
+  ExpectError(client.Post("/hooks/thing", right, form, "application/x-www-form-urlencoded"), 415,
+              kUnsupportedMediaType);
+  ExpectError(client.Post("/hooks/thing?limit=x", right, "{}", "application/json"), 400,
+              "invalid_argument");
+  ExpectError(client.Post("/hooks/thing", right, large, "application/json"), 413, kPayloadTooLarge);
 }
 
 TEST_F(HttpServerTest, MediaTypeIgnoresCase) {

@@ -48,6 +48,10 @@ struct HttpResponse {
 
 using Handler = std::function<core::Result<HttpResponse>(const HttpRequest&)>;
 
+// Checks a webhook sender's own credentials. It receives the request's remote address, its
+// headers with lower-case names and its raw body. The other members are empty.
+using SenderAuthenticator = std::function<core::Result<void>(const HttpRequest&)>;
+
 struct QueryParameter {
   std::string name;
   Schema schema;  // string or integer
@@ -73,11 +77,12 @@ struct Route {
   bool raw_body = false;
   // A body limit for this route instead of the server's.
   std::optional<size_t> max_body_bytes;
-  // The handler checks the sender's own credentials (a webhook on a kPublic route). A
-  // kUnauthenticated error from it counts against the client address in the server's webhook
-  // rate limiter, and turns into 429 while that address is blocked. Valid credentials always
-  // reach the handler.
-  bool authenticates_sender = false;
+  // For a webhook on a kPublic route: checks the sender's own credentials before anything else
+  // about the request (media type, query, size, body), so that a sender without them learns
+  // nothing about the route. A kUnauthenticated error counts against the client address in the
+  // server's webhook rate limiter, and turns into 429 while that address is blocked. Valid
+  // credentials always go on to the other checks and the handler.
+  SenderAuthenticator authenticate_sender;
 };
 
 // Matches request paths against the route table.

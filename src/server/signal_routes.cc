@@ -84,10 +84,10 @@ json IntakeJson(const app::SignalIntake& intake) {
           {"correlation_job", intake.job_id}};
 }
 
-core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics& metrics,
-                                               IntakeBatcher& batcher, LogThrottle& rejected_log,
-                                               const HttpRequest& request) {
-  // Step 1: the sender's credentials, checked over the exact bytes received.
+// Checks the sender's credentials over the exact bytes received. The server runs this before any
+// other check of the request, and the handler only after it passed.
+core::Result<void> AuthenticateAlertmanager(app::ControlPlane& plane, Metrics& metrics,
+                                            LogThrottle& rejected_log, const HttpRequest& request) {
   auto authenticated =
       plane.AuthenticateSignalSender(HeaderOf(request, "authorization"),
                                      HeaderOf(request, "x-backout-signature"), request.raw_body);
@@ -105,10 +105,21 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
     }
     return std::unexpected(authenticated.error());
   }
+  return {};
+}
 
-  // Step 2: decode every alert on its own.
+// Records one delivery whose sender AuthenticateAlertmanager accepted.
+core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics& metrics,
+                                               IntakeBatcher& batcher, const HttpRequest& request) {
+  // Step 1: decode every alert on its own.
   const auto settings = plane.settings();
   const auto& receiver = settings->config.signals.alertmanager;
+  if (!receiver) {
+    // A reload removed the receiver after the sender was authenticated.
+    return core::MakeError(core::ErrorCode::kNotFound,
+                           "the Alertmanager receiver is not configured; add signals.alertmanager "
+                           "to the config and reload");
+  }
   auto payload = signals::ParseAlertmanagerWebhook(request.raw_body, receiver->service_label);
   if (!payload) {
     metrics.Increment(kSignalWebhooksRejectedTotal, {{"reason", "invalid"}});
@@ -117,7 +128,7 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
     return std::unexpected(payload.error());
   }
 
-  // Step 3: build the records on this thread, then commit in a batch and reply.
+  // Step 2: build the records on this thread, then commit in a batch and reply.
   app::PreparedDelivery prepared = plane.PrepareAlertmanager(*payload);
   auto intake = batcher.Submit(plane, prepared);
   if (!intake) return std::unexpected(intake.error());
@@ -162,15 +173,19 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
            Required("invalid", IntegerSchema("Alerts that could not be decoded.")),
            Required("truncated_alerts", IntegerSchema("Alerts Alertmanager dropped.")),
            Required("correlation_job", StringSchema("The correlation job, or empty."))}),
-      .handler = [&plane, &metrics, batcher = std::make_shared<IntakeBatcher>(),
-                  rejected_log = std::make_shared<LogThrottle>(
-                      plane.clock(), LogThrottle::Options{.interval = kRejectedLogInterval})](
+      .handler = [&plane, &metrics, batcher = std::make_shared<IntakeBatcher>()](
                      const HttpRequest& request) -> core::Result<HttpResponse> {
-        return ReceiveAlertmanager(plane, metrics, *batcher, *rejected_log, request);
+        return ReceiveAlertmanager(plane, metrics, *batcher, request);
       },
       .raw_body = true,
       .max_body_bytes = limit,
-      .authenticates_sender = true});
+      .authenticate_sender =
+          [&plane, &metrics,
+           rejected_log = std::make_shared<LogThrottle>(
+               plane.clock(), LogThrottle::Options{.interval = kRejectedLogInterval})](
+              const HttpRequest& request) -> core::Result<void> {
+        return AuthenticateAlertmanager(plane, metrics, *rejected_log, request);
+      }});
 
   router.Add(Route{
       .method = "GET",
