@@ -170,17 +170,26 @@ core::Result<app::ActionItemCompletion> ReadCompletion(const json& body) {
                                    .reason = String(body, "reason")};
 }
 
+Schema PageLimitSchema() {
+  return IntegerSchema(fmt::format("Items per page, {} to {}; {} when absent.", kMinPageLimit,
+                                   kMaxPageLimit, kDefaultPageLimit),
+                       kMinPageLimit, kMaxPageLimit);
+}
+
 core::Result<void> ReadPageLimit(const HttpRequest& request, app::ListOptions& options) {
-  options.limit = 100;
+  options.limit = kDefaultPageLimit;
   auto it = request.query.find("limit");
   if (it == request.query.end()) return {};
   const std::string& value = it->second;
   int limit = 0;
   const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), limit);
-  if (error != std::errc() || end != value.data() + value.size() || limit < 1 || limit > 1000) {
+  const bool leading_zero = value.size() > 1 && value.front() == '0';
+  if (error != std::errc() || end != value.data() + value.size() || leading_zero ||
+      limit < kMinPageLimit || limit > kMaxPageLimit) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,
-                           "query parameter `limit` must be a number from 1 to 1000, got \"{}\"",
-                           value);
+                           "query parameter `limit` must be a whole number from {} to {} without "
+                           "leading zeros, got \"{}\"",
+                           kMinPageLimit, kMaxPageLimit, value);
   }
   options.limit = limit;
   return {};

@@ -40,8 +40,17 @@ enum class IdForm {
 core::Result<void> ReadPageCursor(const HttpRequest& request, IdForm form, std::string_view prefix,
                                   app::ListOptions& options);
 
-// Reads the query parameter `limit` into `options.limit`: 100 when absent. Fails with
-// kInvalidArgument, naming `limit` and its value, when the value is not a number from 1 to 1000.
+// The page size a list returns when the query has no `limit`, and the range `limit` accepts.
+inline constexpr int kDefaultPageLimit = 100;
+inline constexpr int kMinPageLimit = 1;
+inline constexpr int kMaxPageLimit = 1000;
+
+// The schema of the query parameter `limit`, with the range above.
+Schema PageLimitSchema();
+
+// Reads the query parameter `limit` into `options.limit`: kDefaultPageLimit when absent. Fails
+// with kInvalidArgument, naming `limit` and its value, when the value is not a whole number from
+// kMinPageLimit to kMaxPageLimit written without leading zeros.
 core::Result<void> ReadPageLimit(const HttpRequest& request, app::ListOptions& options);
 
 // Readers of validated request bodies. Each fails with kInvalidArgument naming the field when a

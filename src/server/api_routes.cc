@@ -77,7 +77,7 @@ std::optional<std::string> QueryString(const HttpRequest& request, const char* n
 }
 
 std::vector<QueryParameter> PageParameters() {
-  return {{"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
+  return {{"limit", PageLimitSchema()},
           {"after", StringSchema("Return the items that follow this id in list order (from "
                                  "next_after).")}};
 }

@@ -253,6 +253,13 @@ TEST_F(ApiServerTest, BadInputChangesNothing) {
   ExpectError(lead.Get("/api/v1/signals?limit=5000"), 400, "5000");
   ExpectError(lead.Get("/api/v1/signals?limit=0"), 400, "from 1 to 1000");
   ExpectError(lead.Get("/api/v1/discovered-rollbacks?limit=1001"), 400, "from 1 to 1000");
+  // A negative limit names the real range, and a leading zero is not a second spelling of 1.
+  for (const std::string limit : {"-1", "01", "007", "1e2"}) {
+    SCOPED_TRACE(limit);
+    ExpectError(lead.Get("/api/v1/incidents?limit=" + limit), 400,
+                "query parameter `limit` must be a whole number from 1 to 1000 without leading "
+                "zeros");
+  }
   ExpectError(lead.Get("/api/v1/incidents?state=done"), 400, "must be one of");
   ExpectError(lead.Get("/api/v1/nothing-here"), 404, "no route");
   ExpectError(lead.Delete("/api/v1/incidents"), 405, "does not accept DELETE");

@@ -40,7 +40,7 @@ core::Result<HttpResponse> Answer(core::Result<T> result, ToJson to_json) {
 }
 
 std::vector<QueryParameter> PageParameters() {
-  return {{"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
+  return {{"limit", PageLimitSchema()},
           {"after", StringSchema("Return the items that follow this id in list order (from "
                                  "next_after).")}};
 }

@@ -61,6 +61,33 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
   return match;
 }
 
+namespace {
+
+// Checks the value of a query parameter declared as an integer: decimal digits only, with no sign
+// and no leading zero, as JSON writes integers, so each value has one spelling. The range starts
+// at 0 unless the schema sets a minimum.
+core::Result<void> CheckIntegerParameter(const std::string& name, const std::string& value,
+                                         const Schema& schema) {
+  const int64_t minimum = schema.minimum.value_or(0);
+  const std::string range = schema.maximum ? fmt::format("from {} to {}", minimum, *schema.maximum)
+                                           : fmt::format("of {} or more", minimum);
+  const bool digits_only = std::ranges::all_of(value, [](char c) { return c >= '0' && c <= '9'; });
+  const bool leading_zero = value.size() > 1 && value.front() == '0';
+  int64_t number = 0;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
+  const bool parsed = error == std::errc() && end == value.data() + value.size();
+  if (!digits_only || leading_zero || !parsed || number < minimum ||
+      (schema.maximum && number > *schema.maximum)) {
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "query parameter `{}` must be a whole number {} without leading zeros, "
+                           "got \"{}\"",
+                           name, range, value);
+  }
+  return {};
+}
+
+}  // namespace
+
 core::Result<void> ValidateQuery(const Route& route,
                                  const std::map<std::string, std::string>& query) {
   for (const auto& [name, value] : query) {
@@ -83,12 +110,8 @@ core::Result<void> ValidateQuery(const Route& route,
                              name);
     }
     if (declared->schema.type == JsonType::kInteger) {
-      int64_t number = 0;
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
-      if (error != std::errc() || end != value.data() + value.size() || number < 0) {
-        return core::MakeError(core::ErrorCode::kInvalidArgument,
-                               "query parameter `{}` must be a non-negative integer, got \"{}\"",
-                               name, value);
+      if (auto checked = CheckIntegerParameter(name, value, declared->schema); !checked) {
+        return checked;
       }
     }
     if (!declared->schema.enum_values.empty() &&

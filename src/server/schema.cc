@@ -102,6 +102,38 @@ core::Result<void> CheckFormat(const std::string& text, const Schema& schema,
   return {};
 }
 
+bool BelowMinimum(const json& value, int64_t minimum) {
+  if (value.is_number_unsigned()) {
+    return minimum > 0 && value.get<uint64_t>() < static_cast<uint64_t>(minimum);
+  }
+  return value.get<int64_t>() < minimum;
+}
+
+bool AboveMaximum(const json& value, int64_t maximum) {
+  if (value.is_number_unsigned()) {
+    return maximum < 0 || value.get<uint64_t>() > static_cast<uint64_t>(maximum);
+  }
+  return value.get<int64_t>() > maximum;
+}
+
+// Checks an integer against the schema's minimum and maximum.
+core::Result<void> CheckRange(const json& value, const Schema& schema, const std::string& path) {
+  const bool below = schema.minimum && BelowMinimum(value, *schema.minimum);
+  const bool above = schema.maximum && AboveMaximum(value, *schema.maximum);
+  if (!below && !above) return {};
+  std::string range;
+  if (schema.minimum && schema.maximum) {
+    range = fmt::format("from {} to {}", *schema.minimum, *schema.maximum);
+  } else if (schema.minimum) {
+    range = fmt::format("of at least {}", *schema.minimum);
+  } else {
+    range = fmt::format("of at most {}", *schema.maximum);
+  }
+  return core::MakeError(core::ErrorCode::kInvalidArgument,
+                         "field `{}` must be an integer {}, got {}", path.empty() ? "(body)" : path,
+                         range, value.dump());
+}
+
 core::Result<void> ValidateAt(const json& value, const Schema& schema, const std::string& path);
 
 core::Result<void> ValidateObject(const json& value, const Schema& schema,
@@ -147,6 +179,8 @@ core::Result<void> ValidateAt(const json& value, const Schema& schema, const std
   switch (schema.type) {
     case JsonType::kString:
       return CheckFormat(value.get<std::string>(), schema, path);
+    case JsonType::kInteger:
+      return CheckRange(value, schema, path);
     case JsonType::kObject:
       return ValidateObject(value, schema, path);
     case JsonType::kArray:
@@ -198,6 +232,13 @@ Schema IntegerSchema(std::string description) {
   return Schema{.type = JsonType::kInteger, .description = std::move(description)};
 }
 
+Schema IntegerSchema(std::string description, int64_t minimum, int64_t maximum) {
+  return Schema{.type = JsonType::kInteger,
+                .description = std::move(description),
+                .minimum = minimum,
+                .maximum = maximum};
+}
+
 Schema BooleanSchema(std::string description) {
   return Schema{.type = JsonType::kBoolean, .description = std::move(description)};
 }
@@ -235,6 +276,8 @@ nlohmann::json ToJsonSchema(const Schema& schema) {
   if (!schema.description.empty()) out["description"] = schema.description;
   if (!schema.format.empty()) out["format"] = schema.format;
   if (!schema.enum_values.empty()) out["enum"] = schema.enum_values;
+  if (schema.minimum) out["minimum"] = *schema.minimum;
+  if (schema.maximum) out["maximum"] = *schema.maximum;
   if (schema.type == JsonType::kArray && schema.items) out["items"] = ToJsonSchema(*schema.items);
   if (schema.type == JsonType::kObject) {
     if (schema.open) return out;

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +28,8 @@ struct Schema {
   std::vector<Field> fields;             // objects
   std::shared_ptr<const Schema> items;   // arrays
   bool open = false;                     // objects whose members are free-form (responses only)
+  std::optional<int64_t> minimum;        // integers, inclusive
+  std::optional<int64_t> maximum;        // integers, inclusive
 };
 
 struct Field {
@@ -37,6 +41,8 @@ struct Field {
 Schema StringSchema(std::string description, std::string format = "");
 Schema EnumSchema(std::string description, std::vector<std::string> values);
 Schema IntegerSchema(std::string description);
+// An integer from `minimum` to `maximum`, both included.
+Schema IntegerSchema(std::string description, int64_t minimum, int64_t maximum);
 Schema BooleanSchema(std::string description);
 Schema ArraySchema(std::string description, Schema items);
 Schema ObjectSchema(std::string description, std::vector<Field> fields);

@@ -66,6 +66,27 @@ TEST(SchemaTest, RejectsNonObjectBody) {
   EXPECT_EQ(MessageFor(json::array()), "field `(body)` must be an object, got an array");
 }
 
+TEST(SchemaTest, IntegerRangeIsCheckedAndDocumented) {
+  const Schema schema = ObjectSchema("", {Optional("count", IntegerSchema("", 1, 1000))});
+  EXPECT_TRUE(Validate(json{{"count", 1}}, schema).has_value());
+  EXPECT_TRUE(Validate(json{{"count", 1000}}, schema).has_value());
+
+  const std::pair<json, std::string> rejected[] = {
+      {json{{"count", 0}}, "field `count` must be an integer from 1 to 1000, got 0"},
+      {json{{"count", -5}}, "field `count` must be an integer from 1 to 1000, got -5"},
+      {json{{"count", 1001}}, "field `count` must be an integer from 1 to 1000, got 1001"},
+  };
+  for (const auto& [body, message] : rejected) {
+    auto result = Validate(body, schema);
+    ASSERT_FALSE(result.has_value()) << body.dump();
+    EXPECT_EQ(result.error().message, message);
+  }
+
+  const json documented = ToJsonSchema(IntegerSchema("", 1, 1000));
+  EXPECT_EQ(documented["minimum"], 1);
+  EXPECT_EQ(documented["maximum"], 1000);
+}
+
 TEST(SchemaTest, JsonSchemaListsRequiredAndClosesObjects) {
   json schema = ToJsonSchema(ChangeLike());
   EXPECT_EQ(schema["required"], json::array({"service"}));

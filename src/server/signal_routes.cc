@@ -193,7 +193,7 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
       .operation_id = "listSignals",
       .summary = "Signals received or raised, with their correlation.",
       .query = {{"service", StringSchema("Only this service's signals.")},
-                {"limit", IntegerSchema("Items per page, 1 to 1000; 100 when absent.")},
+                {"limit", PageLimitSchema()},
                 {"after", StringSchema("Return the items that follow this id in list order.")}},
       .response = OpenObjectSchema("A page of signals."),
       .handler = [&plane](const HttpRequest& request) -> core::Result<HttpResponse> {
