@@ -116,5 +116,19 @@ TEST(CheckConfigTest, InvalidSettingsNameLineAndKey) {
   }
 }
 
+TEST(CheckConfigTest, RelativeSecretHeaderFileResolvesAgainstConfigFolder) {
+  auto config = Parse(
+      "      - name: flow\n"
+      "        kind: http\n"
+      "        steps:\n"
+      "          - url: https://shop.example.com/\n"
+      "            secret_headers: {X-Api-Key: 'file:keys/smoke', X-Other: 'file:/abs/key'}\n");
+  ASSERT_TRUE(config) << config.error().message;
+
+  const json& headers = config->services[0].checks[0].settings["steps"][0]["secret_headers"];
+  EXPECT_EQ(headers["X-Api-Key"], "file:/etc/backout/keys/smoke");
+  EXPECT_EQ(headers["X-Other"], "file:/abs/key");
+}
+
 }  // namespace
 }  // namespace backout::app

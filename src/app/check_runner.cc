@@ -23,8 +23,7 @@ std::string EncodeBase64(std::string_view bytes) {
   return out;
 }
 
-// NOTE: references inside an http check's `steps` are stored as written, so a relative `file:`
-// path there resolves against the server's working folder, not the config file's folder.
+// The loader stores every reference with an absolute `file:` path, so no base folder is needed.
 core::Result<std::string> ResolveSecret(std::string_view reference) {
   BACKOUT_TRY(SecretRef ref, SecretRef::Parse(reference));
   return ref.Resolve();

@@ -728,6 +728,25 @@ std::optional<KindBlock> ReadKindBlock(ParseContext& context, const YamlValue& v
   return KindBlock{schema, *fields};
 }
 
+// Rewrites the `file:` references in an http check's `secret_headers` with absolute paths, as
+// ReadSecret writes every other reference, so that they resolve against the config file's folder
+// and not against the server's working folder. CheckSecretReferences has validated them.
+void MakeSecretHeadersAbsolute(ParseContext& context, json& settings) {
+  auto steps = settings.find("steps");
+  if (steps == settings.end() || !steps->is_array()) return;
+  for (json& step : *steps) {
+    if (!step.is_object()) continue;
+    auto headers = step.find("secret_headers");
+    if (headers == step.end() || !headers->is_object()) continue;
+    for (auto& entry : headers->items()) {
+      json& reference = entry.value();
+      if (!reference.is_string()) continue;
+      auto parsed = SecretRef::Parse(reference.get<std::string>(), context.base_dir);
+      if (parsed) reference = parsed->ToString();
+    }
+  }
+}
+
 constexpr std::string_view kProviderCommonKeys[] = {"kind"};
 constexpr std::string_view kCheckCommonKeys[] = {"name", "kind"};
 
@@ -780,6 +799,7 @@ std::optional<CheckConfig> ParseCheck(ParseContext& context, const YamlValue& va
       return std::nullopt;
     }
   }
+  if (block->schema->name == "http") MakeSecretHeadersAbsolute(context, *settings);
   return CheckConfig{*name, std::string(block->schema->name), std::move(*settings)};
 }
 
