@@ -25,6 +25,7 @@ int ParseAndRun(int argc, char** argv, std::function<int()>& run_serve) {
   backout::cli::AddCommands(app, exit_status);
 #ifdef BACKOUT_WITH_SERVER
   backout::server::AddServeCommand(app, run_serve);
+  backout::server::AddConfigCommand(app, exit_status);
 #else
   (void)run_serve;
 #endif

@@ -1,4 +1,5 @@
-// Loading the `http`, `prometheus` and `manual` check kinds from the config file.
+// Loading the `http`, `prometheus` and `manual` check kinds from the config file, and the
+// warnings for services that no validation can find recovered.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -128,6 +129,64 @@ TEST(CheckConfigTest, RelativeSecretHeaderFileResolvesAgainstConfigFolder) {
   const json& headers = config->services[0].checks[0].settings["steps"][0]["secret_headers"];
   EXPECT_EQ(headers["X-Api-Key"], "file:/etc/backout/keys/smoke");
   EXPECT_EQ(headers["X-Other"], "file:/abs/key");
+}
+
+TEST(RecoveryWarningTest, ServiceWithoutChecksIsNamed) {
+  auto config = Config::Parse(
+      "services:\n"
+      "  - name: checkout\n"
+      "    provider: {kind: command, run: [/opt/rollback], status: [/opt/version]}\n",
+      "backout.yaml", "/etc/backout");
+  ASSERT_TRUE(config) << config.error().message;
+
+  ASSERT_EQ(config->warnings.size(), 1u);
+  EXPECT_EQ(config->warnings[0],
+            "backout.yaml:2: services[0]: service checkout has no `checks`, so no validation can "
+            "find it recovered, because the provider's readiness alone never does; add a check "
+            "of kind command, http, prometheus or manual under `checks`");
+}
+
+TEST(RecoveryWarningTest, GitWithoutHealthNamesKeys) {
+  auto config = Config::Parse(
+      "services:\n"
+      "  - name: search\n"
+      "    provider:\n"
+      "      kind: git\n"
+      "      repository: /srv/git/deploy.git\n"
+      "      path: apps/search/values.yaml\n"
+      "      version_key: image.tag\n"
+      "      work_dir: /var/lib/backout/git/search\n"
+      "    checks:\n"
+      "      - {name: smoke, kind: command, run: [/opt/checks/smoke]}\n",
+      "backout.yaml", "/etc/backout");
+  ASSERT_TRUE(config) << config.error().message;
+
+  ASSERT_EQ(config->warnings.size(), 1u);
+  EXPECT_EQ(config->warnings[0],
+            "backout.yaml:4: services[0].provider: service search: the git provider has none of "
+            "`health`, `health_url`, `controller_url`, so it cannot evaluate readiness and no "
+            "validation can find the service recovered; add one of them");
+}
+
+TEST(RecoveryWarningTest, ReadinessAndChecksGiveNoWarning) {
+  const char* const providers[] = {
+      "{kind: command, run: [/opt/rollback], readiness: [/opt/ready]}",
+      "{kind: releases, root: /srv/shop, health_url: 'http://127.0.0.1:8080/healthz'}",
+      "{kind: git, repository: /srv/git/deploy.git, path: a.yaml, version_key: tag, "
+      "work_dir: /var/lib/backout/git, controller_url: 'http://127.0.0.1:9000/app'}",
+  };
+  for (const char* provider : providers) {
+    auto config = Config::Parse(std::string("services:\n"
+                                            "  - name: shop\n"
+                                            "    provider: ") +
+                                    provider +
+                                    "\n"
+                                    "    checks:\n"
+                                    "      - {name: smoke, kind: command, run: [/opt/smoke]}\n",
+                                "backout.yaml", "/etc/backout");
+    ASSERT_TRUE(config) << provider << ": " << config.error().message;
+    EXPECT_TRUE(config->warnings.empty()) << provider << ": " << config->warnings[0];
+  }
 }
 
 }  // namespace

@@ -199,6 +199,29 @@ std::optional<std::vector<CheckConfig>> ParseChecks(ParseContext& context, const
   return checks;
 }
 
+// Warns about a service that no validation can find `recovered`: one whose provider cannot
+// evaluate readiness without a key the binding lacks, or one without checks, because the
+// provider's readiness alone never validates a service.
+void WarnIfNeverRecovered(ParseContext& context, const YamlValue& service_value,
+                          const YamlValue& provider_value, const ServiceConfig& service) {
+  const auto missing = config_internal::MissingReadinessKeys(service.provider);
+  if (!missing.empty()) {
+    context.reader.Warn(
+        provider_value,
+        fmt::format("service {}: the {} provider has none of `{}`, so it cannot evaluate "
+                    "readiness and no validation can find the service recovered; add one of them",
+                    service.name, service.provider.kind, fmt::join(missing, "`, `")));
+  }
+  if (service.checks.empty()) {
+    context.reader.Warn(
+        service_value,
+        fmt::format("service {} has no `checks`, so no validation can find it recovered, because "
+                    "the provider's readiness alone never does; add a check of kind command, "
+                    "http, prometheus or manual under `checks`",
+                    service.name));
+  }
+}
+
 // Reads one service. Its depends_on items are checked later, once every service is known, so
 // their source lines go to `dependencies`.
 std::optional<ServiceConfig> ParseService(ParseContext& context, const YamlValue& value,
@@ -268,6 +291,7 @@ std::optional<ServiceConfig> ParseService(ParseContext& context, const YamlValue
     if (!parsed) return std::nullopt;
     service.detection = std::move(*parsed);
   }
+  WarnIfNeverRecovered(context, value, *provider, service);
   return service;
 }
 
@@ -529,6 +553,7 @@ core::Result<Config> Config::Parse(std::string_view text, std::string_view displ
 
   config.source_name = std::string(display_name);
   config.source_text = std::string(text);
+  config.warnings = reader.warnings();
   return config;
 }
 

@@ -296,6 +296,10 @@ struct Config {
   std::string source_name;
   // The file's bytes exactly as read, for recording its digest with the policy.
   std::string source_text;
+  // Problems that do not stop the load, each `FILE:LINE: FIELD: message`, such as a service
+  // that no validation can find recovered. The server logs them at start and on every reload,
+  // and `backout config check` prints them.
+  std::vector<std::string> warnings;
 
   // Reads and validates the file at `path`. Fails on the first problem found, with a message
   // `FILE:LINE: FIELD: what is wrong`, such as

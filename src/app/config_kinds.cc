@@ -301,16 +301,23 @@ struct KindSchema {
   std::string_view name;
   std::span<const FieldSpec> fields;
   CrossCheckFunction cross_check = nullptr;
+  // Provider keys of which the binding needs at least one, because the provider's
+  // CheckReadiness fails without them. Empty when readiness needs no key.
+  std::span<const std::string_view> readiness_keys{};
 };
+
+constexpr std::string_view kCommandReadinessKeys[] = {"readiness", "status"};
+constexpr std::string_view kReleasesReadinessKeys[] = {"health", "health_url"};
+constexpr std::string_view kGitReadinessKeys[] = {"health", "health_url", "controller_url"};
 
 // A new provider or check kind adds a row here and its keys above.
 const KindSchema kProviderKinds[] = {
     {"codedeploy", kCodeDeployProviderFields},
-    {"command", kCommandProviderFields},
-    {"git", kGitProviderFields, &CheckGitSettings},
+    {"command", kCommandProviderFields, nullptr, kCommandReadinessKeys},
+    {"git", kGitProviderFields, &CheckGitSettings, kGitReadinessKeys},
     {"kubernetes", kKubernetesProviderFields, &CheckKubernetesSettings},
     {"launchdarkly", kLaunchDarklyProviderFields, &CheckLaunchDarklySettings},
-    {"releases", kReleasesProviderFields},
+    {"releases", kReleasesProviderFields, nullptr, kReleasesReadinessKeys},
     {"unleash", kUnleashProviderFields},
 };
 const KindSchema kCheckKinds[] = {
@@ -770,6 +777,18 @@ std::optional<ProviderConfig> ParseProvider(ParseContext& context, const YamlVal
     }
   }
   return ProviderConfig{std::string(block->schema->name), std::move(*settings)};
+}
+
+std::vector<std::string_view> MissingReadinessKeys(const ProviderConfig& provider) {
+  for (const KindSchema& schema : kProviderKinds) {
+    if (schema.name != provider.kind) continue;
+    const bool has_readiness_key = std::ranges::any_of(
+        schema.readiness_keys,
+        [&](std::string_view key) { return provider.settings.contains(std::string(key)); });
+    if (has_readiness_key) return {};
+    return {schema.readiness_keys.begin(), schema.readiness_keys.end()};
+  }
+  return {};
 }
 
 std::optional<CheckConfig> ParseCheck(ParseContext& context, const YamlValue& value) {

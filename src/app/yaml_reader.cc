@@ -60,6 +60,13 @@ void YamlReader::Fail(int line, std::string_view path, std::string_view message)
   error_ = core::Error{core::ErrorCode::kInvalidArgument, std::move(text)};
 }
 
+void YamlReader::Warn(const YamlValue& value, std::string_view message) {
+  std::string text = fmt::format("{}:{}: ", file_name_, value.line);
+  if (!value.path.empty()) text += fmt::format("{}: ", value.path);
+  text += message;
+  warnings_.push_back(std::move(text));
+}
+
 YamlValue YamlReader::Root(const YAML::Node& node) { return YamlValue{node, "", LineOf(node, 1)}; }
 
 bool YamlReader::ExpectType(const YamlValue& value, YAML::NodeType::value type,

@@ -64,6 +64,11 @@ class YamlReader {
     Fail(value.line, value.path, message);
   }
 
+  // Records a problem that does not stop the load, formatted as errors are.
+  void Warn(const YamlValue& value, std::string_view message);
+  // The warnings recorded so far, in the order recorded.
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
   // Wraps a document's root node, whose path is empty.
   static YamlValue Root(const YAML::Node& node);
 
@@ -101,6 +106,7 @@ class YamlReader {
 
   std::string file_name_;
   std::optional<core::Error> error_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace backout::app

@@ -369,6 +369,26 @@ TEST_F(ApiServerTest, ReloadRejectsUnresolvedSecret) {
   }
 }
 
+// The fixture's service has neither checks nor a readiness command, so no validation can find it
+// recovered, and every reload logs both warnings with the service's name.
+TEST_F(ApiServerTest, ReloadLogsConfigWarnings) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  spdlog::set_default_logger(previous);
+  const std::string logs = captured.str();
+
+  ASSERT_TRUE(reloaded);
+  EXPECT_EQ(reloaded->status, 200) << reloaded->body;
+  EXPECT_NE(logs.find("event=config_warning"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("service checkout has no `checks`"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("service checkout: the command provider has none of `readiness`, `status`"),
+            std::string::npos)
+      << logs;
+}
+
 // ledger.checkpoint_interval is read at start only, so a reload that changes it warns instead of
 // changing the interval silently.
 TEST_F(ApiServerTest, ReloadWarnsCheckpointIntervalKept) {

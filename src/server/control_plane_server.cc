@@ -66,6 +66,14 @@ std::string FormatConfigDuration(core::Duration duration) {
   return fmt::format("{}us", duration.count());
 }
 
+// Logs each problem the loader found that does not stop the load. The messages name fields and
+// services, never a secret's value.
+void LogConfigWarnings(const app::Config& config) {
+  for (const std::string& warning : config.warnings) {
+    spdlog::warn("component=config event=config_warning warning=\"{}\"", warning);
+  }
+}
+
 }  // namespace
 
 core::Result<app::ProviderMap> CreateProviders(const app::Config& config, core::Clock& clock) {
@@ -124,6 +132,7 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
   // Step 1: configuration, ledger key and store.
   auto config = app::Config::Load(options.config_path);
   if (!config) return std::unexpected(config.error());
+  LogConfigWarnings(*config);
   std::error_code error;
   std::filesystem::create_directories(config->data_dir, error);
   if (error) {
@@ -336,6 +345,7 @@ bool ControlPlaneServer::Stop() {
 core::Result<std::string> ControlPlaneServer::Reload(std::string_view loaded_by) {
   auto config = app::Config::Load(options_.config_path);
   if (!config) return std::unexpected(config.error());
+  LogConfigWarnings(*config);
   const auto current = plane_->settings();
   if (config->database != current->config.database ||
       config->listen.ToString() != current->config.listen.ToString()) {

@@ -83,5 +83,17 @@ TEST(ExampleConfigTest, EveryExampleLoadsAndBuildsItsProviders) {
   }
 }
 
+// A warning means a service in the example can never be validated `recovered`, so a reader who
+// copies the example would get a service whose incidents cannot close on a validation.
+TEST(ExampleConfigTest, EveryExampleLoadsWithoutWarnings) {
+  for (const fs::path& file : ExampleConfigs()) {
+    SCOPED_TRACE(file.string());
+    SetReferencedVariables(ReadFile(file));
+    auto config = app::Config::Load(file);
+    ASSERT_TRUE(config) << config.error().message;
+    for (const std::string& warning : config->warnings) ADD_FAILURE() << warning;
+  }
+}
+
 }  // namespace
 }  // namespace backout::server

@@ -8,7 +8,11 @@
 
 #include <cstdlib>
 #include <memory>
+#include <string>
 
+#include <fmt/format.h>
+
+#include "app/config.h"
 #include "server/control_plane_server.h"
 #include "store/system_clock.h"
 
@@ -83,6 +87,34 @@ int LimitMallocArenas() {
     return 0;
   }
   return kMallocArenas;
+}
+
+void AddConfigCommand(CLI::App& app, int& exit_status) {
+  CLI::App* config = app.add_subcommand("config", "Check a server configuration file offline");
+  config->require_subcommand(1);
+  auto path = std::make_shared<std::string>();
+  CLI::App* check = config->add_subcommand(
+      "check",
+      "Load a configuration file as `serve` does, without starting the server, and print its "
+      "errors and warnings. Secrets are checked as references, not read. Exit status: 0 valid "
+      "(warnings included), 1 invalid, 2 usage error");
+  check->add_option("FILE", *path, "YAML configuration file")->required()->check(CLI::ExistingFile);
+  check->callback([path, &exit_status] {
+    auto loaded = app::Config::Load(*path);
+    if (!loaded) {
+      fmt::print(stderr, "error: {}\n", loaded.error().message);
+      exit_status = kExitFailed;
+      return;
+    }
+    for (const std::string& warning : loaded->warnings) {
+      fmt::print(stderr, "warning: {}\n", warning);
+    }
+    const size_t services = loaded->services.size();
+    const size_t warnings = loaded->warnings.size();
+    fmt::print("{} is valid: {} service{}, {} warning{}\n", *path, services,
+               services == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
+    exit_status = kExitOk;
+  });
 }
 
 void AddServeCommand(CLI::App& app, std::function<int()>& run_serve) {

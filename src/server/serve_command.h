@@ -13,6 +13,11 @@ namespace backout::server {
 // heap allocated for the server's lifetime (valgrind massif of an idle `backout serve`).
 void AddServeCommand(CLI::App& app, std::function<int()>& run_serve);
 
+// Adds `backout config check FILE`, which loads a configuration as `serve` and a reload do and
+// prints the problems without starting anything. It sets `exit_status` to 0 for a valid file, also
+// one with warnings, which go to stderr, and to 1 for a file the loader rejects.
+void AddConfigCommand(CLI::App& app, int& exit_status);
+
 // Caps glibc's malloc arenas at kMallocArenas and returns the cap, or returns 0 and changes
 // nothing when MALLOC_ARENA_MAX is set in the environment. glibc's default allows 8 arenas per
 // core, and each request thread could keep freed memory in its own. Call it before the process

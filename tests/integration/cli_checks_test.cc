@@ -373,6 +373,34 @@ TEST(CliChecksErrorTest, EvidenceVerifyWithoutLibarchiveExitsThree) {
   EXPECT_TRUE(Contains(corrupt.err, "evidence verification FAILED")) << corrupt.err;
 }
 
+// `config check` prints the warning for a service that can never be validated `recovered`, and
+// rejects an invalid file with the loader's message.
+TEST(CliChecksErrorTest, ConfigCheckPrintsWarningsAndErrors) {
+  testing::TempDir folder;
+  const std::filesystem::path config = folder.path() / "backout.yaml";
+  WriteFile(config,
+            "services:\n"
+            "  - name: checkout\n"
+            "    provider: {kind: command, run: [/opt/rollback], status: [/opt/version]}\n");
+  const CliResult warned = RunCli({"config", "check", config.string()}, {}, folder.path());
+  ASSERT_CLI_EXIT(warned, 0);
+  EXPECT_TRUE(Contains(warned.err, "warning: " + config.string() +
+                                       ":2: services[0]: service checkout has no `checks`"))
+      << warned.err;
+  EXPECT_TRUE(Contains(warned.out, config.string() + " is valid: 1 service, 1 warning"))
+      << warned.out;
+
+  WriteFile(config,
+            "services:\n"
+            "  - name: checkout\n"
+            "    provider: {kind: command, run: [/opt/rollback], timeout: 5x}\n");
+  const CliResult invalid = RunCli({"config", "check", config.string()}, {}, folder.path());
+  ASSERT_CLI_EXIT(invalid, 1);
+  EXPECT_TRUE(
+      Contains(invalid.err, "error: " + config.string() + ":3: services[0].provider.timeout: "))
+      << invalid.err;
+}
+
 TEST(CliChecksErrorTest, ActionAddEmptyValueIsNamed) {
   testing::TempDir folder;
   const std::map<std::string, std::string> environment = {
