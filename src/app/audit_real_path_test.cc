@@ -328,6 +328,71 @@ TEST_F(AuditRealPathTest, GitProviderRuleNeverTargetsSuspect) {
   EXPECT_EQ(named->assessment->plan.value("target_version", ""), "v4");
 }
 
+// Not an audit rule: two commits pushed in the same second. The provider rule's target, the first
+// of them, was deployed before the suspect, the second, in git's first-parent order, so the check
+// of a target chosen by rule accepts it as it accepts the same version named by a person.
+TEST_F(AuditRealPathTest, SameSecondCommitsKeepGitOrder) {
+  const fs::path remote = temp_.path() / "remote.git";
+  const fs::path clone = temp_.path() / "clone";
+  Git(temp_.path(), {"init", "-q", "--bare", "-b", "main", remote.string()});
+  Git(temp_.path(), {"clone", "-q", remote.string(), clone.string()});
+  Git(clone, {"symbolic-ref", "HEAD", "refs/heads/main"});
+  auto deploy = [&](const char* version) {
+    providers::git::testing::WriteFile(clone / "apps/checkout/values.yaml",
+                                       providers::git::testing::ValuesYaml(version));
+    Git(clone, {"add", "-A"});
+    Git(clone, {"commit", "-q", "-m", fmt::format("Deploy checkout {}", version)});
+    Git(clone, {"push", "-q", "origin", "main"});
+  };
+  {
+    const GitDate three_hours_ago(clock_.Now() - std::chrono::hours(3));
+    deploy("v1");
+  }
+  {
+    const GitDate two_hours_ago(clock_.Now() - std::chrono::hours(2));
+    deploy("v2");
+    deploy("v3");
+  }
+  ASSERT_NO_FATAL_FAILURE(
+      Start("checkout", fmt::format(R"(  - name: checkout
+    provider:
+      kind: git
+      repository: {0}
+      branch: main
+      path: apps/checkout/values.yaml
+      version_key: image.tag
+      work_dir: {1}
+)",
+                                    remote.string(), (temp_.path() / "work").string())));
+
+  auto report = plane_->Reconcile(lead_, "checkout");
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->discovered_changes.size(), 3u);
+  auto v2 = plane_->GetChange(lead_, report->discovered_changes[1]);
+  auto v3 = plane_->GetChange(lead_, report->discovered_changes[2]);
+  ASSERT_TRUE(v2.has_value()) << v2.error().message;
+  ASSERT_TRUE(v3.has_value()) << v3.error().message;
+  ASSERT_EQ(v2->version, "v2");
+  ASSERT_EQ(v3->version, "v3");
+  ASSERT_EQ(v2->time, v3->time);
+
+  auto incident = plane_->OpenIncident(
+      lead_,
+      NewIncident{.service = "checkout", .title = "errors after v3", .suspected_change = v3->id});
+  ASSERT_TRUE(incident.has_value()) << incident.error().message;
+  auto chosen = plane_->Assess(lead_, incident->id, {});
+  ASSERT_TRUE(chosen.has_value()) << chosen.error().message;
+  EXPECT_EQ(chosen->assessment->plan.value("target_version", ""), "v2");
+  auto named = plane_->Assess(lead_, incident->id, AssessRequest{.target_version = "v2"});
+  ASSERT_TRUE(named.has_value()) << named.error().message;
+  EXPECT_EQ(named->assessment->plan.value("target_version", ""), "v2");
+
+  // A person who names the suspect's own version is still rejected.
+  auto suspect = plane_->Assess(lead_, incident->id, AssessRequest{.target_version = "v3"});
+  ASSERT_FALSE(suspect.has_value());
+  EXPECT_EQ(suspect.error().code, core::ErrorCode::kInvalidArgument);
+}
+
 TEST_F(AuditRealPathTest, HandSwitchedCurrentIsFoundUntilDocumented) {
   namespace rel = providers::releases;
   const fs::path root = temp_.path() / "site";

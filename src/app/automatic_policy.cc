@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "app/control_plane.h"
+#include "app/job_write.h"
 #include "app/jobs.h"
 #include "app/records.h"
 #include "app/signal_internal.h"
@@ -233,11 +234,10 @@ core::Result<void> RecordSkip(ControlPlane& plane, const store::JobLease& lease,
   const core::Time now = plane.clock().Now();
   const Caller system = SystemCaller();
   const std::string text = fmt::format("{}", fmt::join(reasons, "; "));
-  return plane.store().Write([&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_CHECK(tx.CheckFence(lease.job.id, lease.fencing_token));
+  const auto record = [&](store::Transaction& tx) -> core::Result<void> {
     BACKOUT_TRY(auto acted, tx.Get(kAutomaticActionKind, signal.suspected_change_id));
     if (acted) return {};
-    BACKOUT_TRY(auto stored, LoadIncident(tx, signal.incident_id));
+    BACKOUT_TRY(auto stored, LoadIncidentForUpdate(tx, signal.incident_id));
     core::Incident& incident = stored.value;
     if (assessment) {
       auto next = core::Transition(incident.state, core::Action::kAssess,
@@ -275,7 +275,9 @@ core::Result<void> RecordSkip(ControlPlane& plane, const store::JobLease& lease,
     return Ledger(
         tx, system, fmt::format("signal.{}", kind), IncidentSubject(incident.id),
         {{"change", signal.suspected_change_id}, {"signal", signal.id}, {"reasons", reasons}});
-  });
+  };
+  return WriteForJob(plane.store(), lease,
+                     fmt::format("recording {} for signal {}", kind, signal.id), record);
 }
 
 // Stores the assessment, the standing approval and the rollback request in one transaction.
@@ -290,11 +292,11 @@ core::Result<std::string> RollBack(ControlPlane& plane, const store::JobLease& l
   const std::vector<core::Role> roles = PolicyRoles(settings->policy);
   std::string job_id;
 
-  BACKOUT_CHECK(plane.store().Write([&](store::Transaction& tx) -> core::Result<void> {
-    BACKOUT_CHECK(tx.CheckFence(lease.job.id, lease.fencing_token));
+  const auto request = [&](store::Transaction& tx) -> core::Result<void> {
+    job_id.clear();
     BACKOUT_TRY(auto acted, tx.Get(kAutomaticActionKind, signal.suspected_change_id));
     if (acted) return {};
-    BACKOUT_TRY(auto stored, LoadIncident(tx, signal.incident_id));
+    BACKOUT_TRY(auto stored, LoadIncidentForUpdate(tx, signal.incident_id));
     core::Incident& incident = stored.value;
     const std::string subject = IncidentSubject(incident.id);
 
@@ -401,7 +403,10 @@ core::Result<std::string> RollBack(ControlPlane& plane, const store::JobLease& l
                    {"signal", signal.id},
                    {"job_id", job_id},
                    {"approver_of_record", version.ToJson()}});
-  }));
+  };
+  BACKOUT_CHECK(WriteForJob(
+      plane.store(), lease,
+      fmt::format("requesting the automatic rollback for signal {}", signal.id), request));
   return job_id;
 }
 

@@ -50,8 +50,10 @@ struct AssessmentInputs {
 
 // Finds the recorded change that makes `version` unusable as a rollback target. That is the
 // suspected change when `version` is its version. Otherwise it is the first change in the
-// suspect's environment, deployed at or after the suspect, that brought `version` in, unless
-// `version` was deployed before the suspect. Returns nullptr when `version` may be a target.
+// suspect's environment, deployed after the suspect, that brought `version` in, unless `version`
+// was deployed before the suspect. Both use core::DeployedBefore, the order core::ChooseTarget
+// uses, so a target chosen by rule passes this check. Returns nullptr when `version` may be a
+// target.
 const core::Change* ChangeBlockingTarget(std::span<const core::Change> changes,
                                          const core::Change& suspected, std::string_view version) {
   if (version.empty()) return nullptr;
@@ -62,8 +64,8 @@ const core::Change* ChangeBlockingTarget(std::span<const core::Change> changes,
   for (const core::Change& change : changes) {
     if (change.environment != suspected.environment || change.version != version) continue;
     if (change.id == suspected.id) continue;
-    if (change.time < suspected.time) return nullptr;
-    if (introduced == nullptr || change.time < introduced->time) introduced = &change;
+    if (core::DeployedBefore(change, suspected)) return nullptr;
+    if (introduced == nullptr || core::DeployedBefore(change, *introduced)) introduced = &change;
   }
   return introduced;
 }

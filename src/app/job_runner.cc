@@ -58,18 +58,23 @@ core::Result<bool> JobRunner::RunOnce(std::stop_token stop) {
     std::lock_guard lock(lease_mutex_);
     current_lease_ = std::make_pair(lease.job.id, lease.fencing_token);
   }
-  if (lease.job.kind == kRollbackJob) {
-    RunRollback(lease, stop);
-  } else if (lease.job.kind == kReconcileJob) {
-    RunReconcile(lease);
-  } else if (lease.job.kind == kNotificationJob) {
-    RunNotification(lease);
-  } else if (lease.job.kind == kActionItemDueJob) {
-    RunActionItemDue(lease);
-  } else if (lease.job.kind == kSignalCorrelationJob) {
-    plane_.RunSignalCorrelation(lease);
-  } else {
-    RunValidation(lease, stop);
+  {
+    // Every kind of job may outlast its lease: a provider call, a check, a webhook, or the
+    // correlation of a large delivery of alerts.
+    LeaseKeeper keeper(plane_.store(), lease.job.id, lease.fencing_token, options_.lease);
+    if (lease.job.kind == kRollbackJob) {
+      RunRollback(lease, stop);
+    } else if (lease.job.kind == kReconcileJob) {
+      RunReconcile(lease);
+    } else if (lease.job.kind == kNotificationJob) {
+      RunNotification(lease);
+    } else if (lease.job.kind == kActionItemDueJob) {
+      RunActionItemDue(lease);
+    } else if (lease.job.kind == kSignalCorrelationJob) {
+      plane_.RunSignalCorrelation(lease);
+    } else {
+      RunValidation(lease, stop);
+    }
   }
   {
     std::lock_guard lock(lease_mutex_);

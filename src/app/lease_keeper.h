@@ -11,8 +11,8 @@
 
 namespace backout::app {
 
-// Extends a job's lease in the background while a long step (a provider call) blocks, and
-// records when the lease was lost to another worker.
+// Extends a job's lease in the background while the job runs, and records when the lease was
+// lost to another worker. JobRunner::RunOnce keeps one for every job it leases.
 class LeaseKeeper {
  public:
   LeaseKeeper(store::Store& store, int64_t job_id, int64_t fencing_token, core::Duration lease);

@@ -42,6 +42,11 @@ core::Result<Stored<core::Incident>> LoadIncident(store::Transaction& tx, std::s
   return Load<core::Incident>(tx, kIncidentKind, id, "incident");
 }
 
+core::Result<Stored<core::Incident>> LoadIncidentForUpdate(store::Transaction& tx,
+                                                           std::string_view id) {
+  return DecodeStored<core::Incident>(tx.GetForUpdate(kIncidentKind, id), id, "incident");
+}
+
 core::Result<void> Ledger(store::Transaction& tx, const Caller& caller, std::string_view action,
                           std::string_view subject, nlohmann::json change) {
   auto entry = tx.AppendLedger(store::LedgerRecord{.actor = caller.name(),

@@ -31,11 +31,10 @@ struct Stored {
   T value;
 };
 
-// Loads kind/id and decodes its body as T. kNotFound names `what` and the id.
+// Decodes the body of `object`, the `what` with id `id`, as T. kNotFound names `what` and the id.
 template <typename T>
-core::Result<Stored<T>> Load(store::Transaction& tx, std::string_view kind, std::string_view id,
-                             std::string_view what) {
-  auto object = tx.Get(kind, id);
+core::Result<Stored<T>> DecodeStored(core::Result<std::optional<store::Object>> object,
+                                     std::string_view id, std::string_view what) {
   if (!object) return std::unexpected(object.error());
   if (!object->has_value()) {
     return core::MakeError(core::ErrorCode::kNotFound, "{} {} not found", what, id);
@@ -46,6 +45,13 @@ core::Result<Stored<T>> Load(store::Transaction& tx, std::string_view kind, std:
                            id, value.error().message);
   }
   return Stored<T>{std::move(**object), *std::move(value)};
+}
+
+// Loads kind/id and decodes its body as T. kNotFound names `what` and the id.
+template <typename T>
+core::Result<Stored<T>> Load(store::Transaction& tx, std::string_view kind, std::string_view id,
+                             std::string_view what) {
+  return DecodeStored<T>(tx.Get(kind, id), id, what);
 }
 
 // Writes `stored.value` back as the object's body.
@@ -70,6 +76,10 @@ core::Result<Stored<T>> Insert(store::Transaction& tx, std::string_view kind, st
 }
 
 core::Result<Stored<core::Incident>> LoadIncident(store::Transaction& tx, std::string_view id);
+// LoadIncident for an incident the transaction saves, with Transaction::GetForUpdate, so that
+// concurrent writers of the incident wait for each other instead of conflicting at the save.
+core::Result<Stored<core::Incident>> LoadIncidentForUpdate(store::Transaction& tx,
+                                                           std::string_view id);
 
 // Appends a ledger entry for `caller`.
 core::Result<void> Ledger(store::Transaction& tx, const Caller& caller, std::string_view action,

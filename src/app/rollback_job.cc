@@ -7,7 +7,6 @@
 
 #include "app/job_runner.h"
 #include "app/jobs.h"
-#include "app/lease_keeper.h"
 #include "app/records.h"
 #include "app/release_manifest.h"
 #include "app/rollback_target_check.h"
@@ -242,10 +241,8 @@ class RollbackJob {
                                                     {"executor", payload_.value("executor", "")},
                                                     {"target_version", plan.target_version}}));
 
-    core::Result<providers::ExecutionResult> result = [&] {
-      LeaseKeeper keeper(store_, job_id_, token_, options_.lease);
-      return provider->Execute(plan, payload_.value("idempotency_key", ""), Context());
-    }();
+    core::Result<providers::ExecutionResult> result =
+        provider->Execute(plan, payload_.value("idempotency_key", ""), Context());
     return RecordExecution(plan, std::move(result), "rollback.executed");
   }
 
@@ -264,10 +261,7 @@ class RollbackJob {
     spdlog::warn("component=jobs job={} incident={} event=resuming started_recorded={}", job_id_,
                  incident_id_, request.started.has_value());
 
-    core::Result<providers::ExecutionResult> result = [&] {
-      LeaseKeeper keeper(store_, job_id_, token_, options_.lease);
-      return provider->Resume(request, Context());
-    }();
+    core::Result<providers::ExecutionResult> result = provider->Resume(request, Context());
     return RecordExecution(plan, std::move(result), "rollback.resumed");
   }
 

@@ -3,6 +3,7 @@
 // Helpers shared by the detection use cases (signals.cc, signal_correlation.cc,
 // detection_rules.cc). Each works inside the caller's transaction.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,11 @@
 #include "store/store.h"
 
 namespace backout::app::signal_internal {
+
+// Signals a signal_correlation job records per write transaction. Each transaction writes every
+// incident it touches once, so an alert storm costs one incident write per batch, not one per
+// signal, and a transaction that fails or conflicts redoes at most this many signals.
+inline constexpr size_t kCorrelationBatchSize = 200;
 
 // Every recorded change of `service`, in id order.
 core::Result<std::vector<core::Change>> LoadServiceChanges(store::Transaction& tx,

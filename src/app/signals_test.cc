@@ -2,25 +2,33 @@
 // correlation and the automatic policy, with a manual clock.
 #include "app/signals.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <bit>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "app/control_plane.h"
 #include "app/job_runner.h"
 #include "app/records.h"
+#include "app/signal_internal.h"
 #include "ledger/verify.h"
 #include "providers/registry.h"
+#include "support/postgres_server.h"
 #include "support/temp_dir.h"
 
 namespace backout::app {
@@ -86,8 +94,9 @@ services:
     ASSERT_TRUE(settings.has_value()) << settings.error().message;
     auto signer = ledger::Signer::Generate();
     ASSERT_TRUE(signer.has_value());
-    auto store = store::OpenStore(fmt::format("sqlite:{}/backout.db", dir.string()),
-                                  store::StoreOptions{.clock = &clock_, .signer = *signer});
+    const std::string url = StoreUrl();
+    ASSERT_FALSE(url.empty());
+    auto store = store::OpenStore(url, store::StoreOptions{.clock = &clock_, .signer = *signer});
     ASSERT_TRUE(store.has_value()) << store.error().message;
     store_ = *std::move(store);
     plane_ = std::make_unique<ControlPlane>(*store_, clock_, *settings);
@@ -109,6 +118,10 @@ services:
         *plane_, JobRunnerOptions{.owner = "test",
                                   .readiness_attempts = 1,
                                   .readiness_interval = std::chrono::milliseconds(1)});
+  }
+
+  virtual std::string StoreUrl() {
+    return fmt::format("sqlite:{}/backout.db", temp_.path().string());
   }
 
   // Records v1 (verified good) 45 minutes ago, outside the 30m watch window, and v2 now on
@@ -397,6 +410,220 @@ TEST_F(SignalTest, HmacSignatureAuthenticatesBody) {
   EXPECT_EQ(tampered.error().code, core::ErrorCode::kUnauthenticated);
   EXPECT_FALSE(plane_->AuthenticateSignalSender("", "", body).has_value());
 }
+
+// Polls `condition` until it holds; false when it did not within 30 s. The bound only keeps a
+// broken job from hanging the test.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+int CountEvents(const core::Incident& incident, std::string_view kind) {
+  return static_cast<int>(std::ranges::count_if(
+      incident.timeline, [&](const core::TimelineEvent& event) { return event.kind == kind; }));
+}
+
+// The detection use cases once per backend: SQLite, and PostgreSQL, where concurrent workers
+// really race for the same incident.
+class SignalBackendTest : public SignalTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string StoreUrl() override {
+    if (GetParam() != "Postgres") return SignalTest::StoreUrl();
+    auto server = testing::PostgresServer::Shared();
+    EXPECT_TRUE(server.has_value()) << server.error();
+    if (!server) return "";
+    auto database = (*server)->CreateDatabase();
+    EXPECT_TRUE(database.has_value()) << database.error();
+    return database.value_or("");
+  }
+
+  // A delivery of `count` firing alerts of checkout with distinct fingerprints.
+  signals::WebhookPayload StormPayload(int count, const std::string& severity) {
+    json alerts = json::array();
+    for (int i = 0; i < count; ++i) {
+      alerts.push_back(
+          {{"status", "firing"},
+           {"labels", {{"alertname", "Errors"}, {"service", "checkout"}, {"severity", severity}}},
+           {"startsAt", core::FormatTime(clock_.Now())},
+           {"endsAt", "0001-01-01T00:00:00Z"},
+           {"fingerprint", fmt::format("{:016x}", 0x5000 + i)}});
+    }
+    json body = {{"version", "4"}, {"groupKey", "{}:{}"}, {"status", "firing"}, {"alerts", alerts}};
+    auto payload = signals::ParseAlertmanagerWebhook(body.dump(), "service");
+    EXPECT_TRUE(payload.has_value());
+    return payload.value_or(signals::WebhookPayload{});
+  }
+
+  std::vector<store::Job> CorrelationJobs() {
+    std::vector<store::Job> jobs;
+    auto read = store_->Read([&](store::Transaction& tx) -> core::Result<void> {
+      auto listed = tx.ListJobs("signals");
+      if (!listed) return std::unexpected(listed.error());
+      jobs = *std::move(listed);
+      return {};
+    });
+    EXPECT_TRUE(read.has_value()) << read.error().message;
+    return jobs;
+  }
+
+  store::Job JobById(int64_t id) {
+    store::Job job;
+    auto read = store_->Read([&](store::Transaction& tx) -> core::Result<void> {
+      auto found = tx.GetJob(id);
+      if (!found) return std::unexpected(found.error());
+      if (*found) job = **found;
+      return {};
+    });
+    EXPECT_TRUE(read.has_value()) << read.error().message;
+    return job;
+  }
+
+  int64_t StoredVersion(std::string_view kind, std::string_view id) {
+    int64_t version = 0;
+    auto read = store_->Read([&](store::Transaction& tx) -> core::Result<void> {
+      auto object = tx.Get(kind, id);
+      if (!object) return std::unexpected(object.error());
+      if (*object) version = (*object)->version;
+      return {};
+    });
+    EXPECT_TRUE(read.has_value()) << read.error().message;
+    return version;
+  }
+};
+
+TEST_P(SignalBackendTest, ConcurrentJobsJoinOneIncident) {
+  const std::string bad = RecordChanges();
+  clock_.Advance(1min);
+  constexpr int kDeliveries = 24;
+  for (int i = 0; i < kDeliveries; ++i) {
+    auto intake = plane_->IngestAlertmanager(
+        Payload(fmt::format("{:016x}", 0xc00 + i), clock_.Now(), "firing", "warning"));
+    ASSERT_TRUE(intake.has_value()) << intake.error().message;
+  }
+
+  // Four workers, as four `backout serve` worker threads would run them.
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < errors.size(); ++w) {
+    workers.emplace_back([&, w] {
+      JobRunner runner(*plane_, JobRunnerOptions{.owner = fmt::format("worker-{}", w)});
+      while (true) {
+        auto ran = runner.RunOnce({});
+        if (!ran) errors[w] = ran.error().message;
+        if (!ran || !*ran) return;
+      }
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  for (const std::string& error : errors) EXPECT_EQ(error, "");
+
+  // Every job succeeded at its first lease: a lost race for the incident was retried at once,
+  // not queued again behind a backoff.
+  const std::vector<store::Job> jobs = CorrelationJobs();
+  ASSERT_EQ(jobs.size(), static_cast<size_t>(kDeliveries));
+  for (const store::Job& job : jobs) {
+    EXPECT_EQ(job.state, store::JobState::kSucceeded) << "job " << job.id << ": " << job.last_error;
+    EXPECT_EQ(job.attempts, 1) << "job " << job.id;
+  }
+  const auto incidents = Incidents();
+  ASSERT_EQ(incidents.size(), 1u);
+  EXPECT_EQ(incidents[0].suspected_change_id.value_or(""), bad);
+  EXPECT_EQ(CountEvents(incidents[0], "signal_correlated"), kDeliveries);
+  EXPECT_EQ(CountEvents(incidents[0], "automatic_rollback_not_allowed"), kDeliveries);
+}
+
+TEST_P(SignalBackendTest, StormWritesIncidentOncePerBatch) {
+  const int count = static_cast<int>(signal_internal::kCorrelationBatchSize) + 50;
+  auto intake = plane_->IngestAlertmanager(StormPayload(count, "warning"));
+  ASSERT_TRUE(intake.has_value()) << intake.error().message;
+  ASSERT_EQ(intake->recorded, count);
+  ASSERT_NO_FATAL_FAILURE(RunJobs());
+
+  const std::vector<store::Job> jobs = CorrelationJobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].state, store::JobState::kSucceeded) << jobs[0].last_error;
+  const auto incidents = Incidents();
+  ASSERT_EQ(incidents.size(), 1u);
+  EXPECT_FALSE(incidents[0].suspected_change_id.has_value());
+  EXPECT_EQ(CountEvents(incidents[0], "opened"), 1);
+  EXPECT_EQ(CountEvents(incidents[0], "signal_joined"), count - 1);
+  EXPECT_EQ(CountEvents(incidents[0], "signal_correlated"), count);
+  // Inserted by the first batch's transaction and saved once by the second.
+  EXPECT_EQ(StoredVersion(kIncidentKind, incidents[0].id), 2);
+
+  auto page = plane_->ListSignals(admin_, std::nullopt, {.limit = count});
+  ASSERT_TRUE(page.has_value()) << page.error().message;
+  ASSERT_EQ(page->items.size(), static_cast<size_t>(count));
+  for (const SignalRecord& signal : page->items) {
+    EXPECT_TRUE(signal.correlated) << signal.id;
+    EXPECT_EQ(signal.incident_id, incidents[0].id) << signal.id;
+  }
+}
+
+TEST_P(SignalBackendTest, SlowCorrelationKeepsLease) {
+  // The status command blocks on a FIFO until the test writes to it, so the correlation job
+  // stops in its automatic policy, which reads the live version to plan the rollback.
+  const auto& dir = temp_.path();
+  const std::string gate = (dir / "gate").string();
+  std::ofstream(dir / "status.sh") << fmt::format(
+      "#!/bin/sh\n[ -e {0}/released ] || cat {0}/gate > /dev/null\ncat {0}/live\n", dir.string());
+  ASSERT_EQ(::mkfifo(gate.c_str(), 0600), 0) << std::strerror(errno);
+  RecordChanges();
+  clock_.Advance(1min);
+  auto intake = plane_->IngestAlertmanager(Payload("00000000000000f1", clock_.Now()));
+  ASSERT_TRUE(intake.has_value()) << intake.error().message;
+  const int64_t job_id = std::stoll(intake->job_id);
+
+  constexpr auto kLease = std::chrono::milliseconds(300);
+  JobRunner runner(*plane_, JobRunnerOptions{.owner = "slow-worker", .lease = kLease});
+  core::Result<bool> ran = false;
+  std::atomic<bool> finished = false;
+  std::thread worker([&] {
+    ran = runner.RunOnce({});
+    finished = true;
+  });
+
+  // Opening the FIFO for writing succeeds once the status command has it open for reading.
+  int writer = -1;
+  const bool blocked = Eventually([&] {
+    writer = ::open(gate.c_str(), O_WRONLY | O_NONBLOCK);
+    return writer >= 0;
+  });
+  EXPECT_TRUE(blocked) << "the status command never read " << gate;
+  if (blocked) {
+    // The store's clock moves past the lease; only a renewal moves the lease's end with it.
+    const core::Time leased_until = JobById(job_id).lease_expires;
+    clock_.Advance(1h);
+    const bool renewed =
+        Eventually([&] { return JobById(job_id).lease_expires == clock_.Now() + kLease; });
+    EXPECT_TRUE(renewed) << "the lease still ends at " << core::FormatTime(leased_until);
+  }
+
+  // Lets every status command through, including one that opened the FIFO just now.
+  std::ofstream(dir / "released") << "";
+  if (writer >= 0) ::close(writer);
+  while (!finished) {
+    const int late = ::open(gate.c_str(), O_WRONLY | O_NONBLOCK);
+    if (late >= 0) ::close(late);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  worker.join();
+
+  ASSERT_TRUE(ran.has_value()) << ran.error().message;
+  EXPECT_TRUE(*ran);
+  EXPECT_EQ(JobById(job_id).state, store::JobState::kSucceeded) << JobById(job_id).last_error;
+  const auto incidents = Incidents();
+  ASSERT_EQ(incidents.size(), 1u);
+  EXPECT_EQ(incidents[0].rollbacks.size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SignalBackendTest, ::testing::Values("Sqlite", "Postgres"),
+                         [](const auto& info) { return info.param; });
 
 // Pieces that each take a different branch of nlohmann's string escaping, as labels,
 // annotations and URLs may contain them.

@@ -8,7 +8,6 @@
 #include "app/check_runner.h"
 #include "app/job_runner.h"
 #include "app/jobs.h"
-#include "app/lease_keeper.h"
 #include "app/records.h"
 #include "app/try.h"
 #include "core/policy.h"
@@ -172,7 +171,6 @@ void JobRunner::RunValidation(const store::JobLease& lease, std::stop_token stop
   CheckRun module_run;
   bool any_check = false;
   {
-    LeaseKeeper keeper(plane_.store(), job_id, lease.fencing_token, options_.lease);
     auto provider = settings->providers.find(service_name);
     observations.push_back(ReadinessObservation(
         provider == settings->providers.end() ? nullptr : provider->second.get(), clock));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <deque>
 #include <set>
 
@@ -42,11 +43,22 @@ std::string Join(std::span<const std::string> items) {
   return joined.empty() ? std::string("none") : joined;
 }
 
-// Changes sorted by time; equal times keep their input order.
-std::vector<Change> SortedByTime(std::span<const Change> changes) {
+// Changes in deployment order, as DeployedBefore defines it.
+std::vector<Change> SortedByDeployment(std::span<const Change> changes) {
   std::vector<Change> sorted(changes.begin(), changes.end());
-  std::ranges::stable_sort(sorted, {}, &Change::time);
+  std::ranges::sort(sorted, DeployedBefore);
   return sorted;
+}
+
+// The number at the end of a record id such as "CHG-12", or nullopt when it has none.
+std::optional<int64_t> RecordNumber(std::string_view id) {
+  const size_t dash = id.rfind('-');
+  if (dash == std::string_view::npos || dash + 1 == id.size()) return std::nullopt;
+  int64_t number = 0;
+  const char* end = id.data() + id.size();
+  const auto [parsed_end, error] = std::from_chars(id.data() + dash + 1, end, number);
+  if (error != std::errc{} || parsed_end != end) return std::nullopt;
+  return number;
 }
 
 // The index of the suspected change, or of the latest change when none is named.
@@ -442,9 +454,18 @@ Result<void> CheckActionItemCompletion(ActionItemStatus status, std::string_view
 
 // ---- Target and data implications -----------------------------------------------------------
 
+bool DeployedBefore(const Change& a, const Change& b) {
+  if (a.time != b.time) return a.time < b.time;
+  const std::optional<int64_t> a_number = RecordNumber(a.id);
+  const std::optional<int64_t> b_number = RecordNumber(b.id);
+  if (a_number.has_value() != b_number.has_value()) return a_number.has_value();
+  if (a_number && *a_number != *b_number) return *a_number < *b_number;
+  return a.id < b.id;
+}
+
 Result<TargetChoice> ChooseTarget(std::span<const Change> changes,
                                   std::optional<std::string_view> suspected_change_id) {
-  const std::vector<Change> sorted = SortedByTime(changes);
+  const std::vector<Change> sorted = SortedByDeployment(changes);
   const std::optional<size_t> suspect = SuspectIndex(sorted, suspected_change_id);
   if (suspected_change_id && !suspect) {
     return MakeError(ErrorCode::kNotFound,
@@ -487,7 +508,7 @@ Result<TargetChoice> ChooseTarget(std::span<const Change> changes,
 std::vector<DataImplication> FindDataImplications(
     std::span<const Change> changes, const TargetChoice& target,
     std::optional<std::string_view> suspected_change_id) {
-  const std::vector<Change> sorted = SortedByTime(changes);
+  const std::vector<Change> sorted = SortedByDeployment(changes);
   const std::optional<size_t> suspect = SuspectIndex(sorted, suspected_change_id);
   if (!suspect) return {};
   const std::string& environment = sorted[*suspect].environment;

@@ -141,6 +141,15 @@ inline constexpr std::string_view kRuleLastValidatedGood =
     "last validated-good change before the suspected one";
 inline constexpr std::string_view kRuleProvider = "provider rule";
 
+// Orders two changes of one service by when they were deployed. Changes with the same time are
+// in the order Backout recorded them, by the number in their ids ("CHG-9" before "CHG-10"), and
+// an id without a number sorts after the numbered ones. Reconciliation records a tool's history
+// oldest first in the tool's own order, so two git commits of the same second keep their
+// first-parent order.
+// NOTE: a change recorded by CI in the same second as one discovered in the tool's history is
+// ordered by when each was recorded, which need not be the order of the deployments.
+bool DeployedBefore(const Change& a, const Change& b);
+
 struct TargetChoice {
   std::optional<std::string> change_id;  // the chosen change; empty under the provider rule
   std::string version;                   // empty under the provider rule
@@ -149,10 +158,10 @@ struct TargetChoice {
 };
 
 // Chooses the rollback target among `changes` of one service, in any order. The target is the
-// latest change validated good before the suspected change, in the same environment, with a
-// different version. Without a suspected change the latest change counts as suspected, and the
-// rule text states it. When no such change exists, the provider's own rule applies. Fails with
-// kNotFound when `suspected_change_id` is not among `changes`.
+// latest change validated good before the suspected change by DeployedBefore, in the same
+// environment, with a different version. Without a suspected change the latest change counts as
+// suspected, and the rule text states it. When no such change exists, the provider's own rule
+// applies. Fails with kNotFound when `suspected_change_id` is not among `changes`.
 Result<TargetChoice> ChooseTarget(std::span<const Change> changes,
                                   std::optional<std::string_view> suspected_change_id);
 

@@ -576,6 +576,38 @@ TEST(TargetTest, WithoutSuspectLatestCounts) {
   EXPECT_TRUE(Contains(target->rule, "latest change CHG-5")) << target->rule;
 }
 
+TEST(TargetTest, SameTimeKeepsRecordingOrder) {
+  using enum ChangeValidation;
+  // Listed in id order, where "CHG-10" sorts before "CHG-9" as text.
+  const std::vector<Change> changes = {
+      MakeChange("CHG-10", "v10", "2026-03-01T09:00:00Z", kUnknown),
+      MakeChange("CHG-8", "v8", "2026-03-01T08:00:00Z", kGood),
+      MakeChange("CHG-9", "v9", "2026-03-01T09:00:00Z", kGood),
+  };
+  EXPECT_TRUE(DeployedBefore(changes[2], changes[0]));
+  EXPECT_FALSE(DeployedBefore(changes[0], changes[2]));
+  EXPECT_TRUE(DeployedBefore(changes[1], changes[2]));
+
+  const auto target = ChooseTarget(changes, "CHG-10");
+  ASSERT_TRUE(target.has_value()) << target.error().message;
+  EXPECT_EQ(target->change_id, "CHG-9");
+
+  const auto latest = ChooseTarget(changes, std::nullopt);
+  ASSERT_TRUE(latest.has_value()) << latest.error().message;
+  EXPECT_EQ(latest->change_id, "CHG-9");
+  EXPECT_TRUE(Contains(latest->rule, "latest change CHG-10")) << latest->rule;
+}
+
+TEST(TargetTest, IdWithoutNumberSortsLast) {
+  const Change numbered =
+      MakeChange("CHG-2", "v2", "2026-03-01T09:00:00Z", ChangeValidation::kGood);
+  const Change named =
+      MakeChange("imported", "v3", "2026-03-01T09:00:00Z", ChangeValidation::kGood);
+  EXPECT_TRUE(DeployedBefore(numbered, named));
+  EXPECT_FALSE(DeployedBefore(named, numbered));
+  EXPECT_FALSE(DeployedBefore(named, named));
+}
+
 TEST(TargetTest, NoChangesUsesProviderRule) {
   const auto target = ChooseTarget(std::span<const Change>{}, std::nullopt);
   ASSERT_TRUE(target.has_value());

@@ -104,9 +104,21 @@ core::Result<void> SqlTransaction::RequireWrite(std::string_view operation) cons
 
 core::Result<std::optional<Object>> SqlTransaction::Get(std::string_view kind,
                                                         std::string_view id) {
-  auto result = session_.Execute(
-      fmt::format("SELECT {} FROM objects WHERE kind = $1 AND id = $2", kObjectColumns),
-      {kind, id});
+  return SelectObject(kind, id, false);
+}
+
+core::Result<std::optional<Object>> SqlTransaction::GetForUpdate(std::string_view kind,
+                                                                 std::string_view id) {
+  const bool lock_row = session_.dialect() == Dialect::kPostgresql && mode_ == Mode::kWrite;
+  return SelectObject(kind, id, lock_row);
+}
+
+core::Result<std::optional<Object>> SqlTransaction::SelectObject(std::string_view kind,
+                                                                 std::string_view id,
+                                                                 bool lock_row) {
+  auto result = session_.Execute(fmt::format("SELECT {} FROM objects WHERE kind = $1 AND id = $2{}",
+                                             kObjectColumns, lock_row ? " FOR UPDATE" : ""),
+                                 {kind, id});
   if (!result) return std::unexpected(result.error());
   if (result->rows.empty()) return std::nullopt;
   auto object = ObjectFromRow(result->rows[0]);

@@ -23,6 +23,8 @@ class SqlTransaction final : public Transaction {
                  std::shared_ptr<const ledger::Signer> signer);
 
   core::Result<std::optional<Object>> Get(std::string_view kind, std::string_view id) override;
+  core::Result<std::optional<Object>> GetForUpdate(std::string_view kind,
+                                                   std::string_view id) override;
   core::Result<std::vector<Object>> List(const ListQuery& query) override;
   core::Result<void> Put(Object& object) override;
   core::Result<void> PutSerialized(Object& object, const SerializedBody& body) override;
@@ -77,6 +79,9 @@ class SqlTransaction final : public Transaction {
   // Inserts or replaces `object` with `body` as its stored text, once CheckPut passed.
   core::Result<void> WriteObject(Object& object, std::string_view body);
   core::Result<std::optional<int64_t>> StoredVersion(std::string_view kind, std::string_view id);
+  // Reads one object, with SELECT … FOR UPDATE when `lock_row`.
+  core::Result<std::optional<Object>> SelectObject(std::string_view kind, std::string_view id,
+                                                   bool lock_row);
 
   SqlSession& session_;
   Mode mode_;

@@ -100,6 +100,13 @@ class Transaction {
   virtual ~Transaction() = default;
 
   virtual core::Result<std::optional<Object>> Get(std::string_view kind, std::string_view id) = 0;
+  // Get for an object that the transaction is about to replace. In a write transaction on
+  // PostgreSQL it also locks the row until the transaction ends. A concurrent writer that reads
+  // the object the same way then waits for this transaction and reads its result, so its Put
+  // does not fail with kConflict. SQLite runs one write transaction at a time, so there, and in a
+  // read transaction, it is Get.
+  virtual core::Result<std::optional<Object>> GetForUpdate(std::string_view kind,
+                                                           std::string_view id) = 0;
   virtual core::Result<std::vector<Object>> List(const ListQuery& query) = 0;
 
   // Inserts the object when object.version is 0, otherwise replaces it if its stored version is

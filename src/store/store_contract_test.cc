@@ -73,6 +73,45 @@ void AppendMany(Store& store, int count) {
 
 // Objects.
 
+TEST_P(StoreContractTest, GetForUpdateReadsLikeGet) {
+  std::unique_ptr<Store> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Object object{.kind = "incident", .id = "INC-1", .body = {{"title", "first"}}};
+  ASSERT_TRUE(PutObject(*store, object).has_value());
+
+  // In a write transaction, where PostgreSQL locks the row, and in a read transaction, where it
+  // must not try to.
+  std::optional<Object> written_read;
+  std::optional<Object> missing;
+  auto written = store->Write([&](Transaction& transaction) -> core::Result<void> {
+    auto found = transaction.GetForUpdate("incident", "INC-1");
+    if (!found) return std::unexpected(found.error());
+    written_read = *found;
+    auto absent = transaction.GetForUpdate("incident", "INC-2");
+    if (!absent) return std::unexpected(absent.error());
+    missing = *absent;
+    written_read->body["title"] = "second";
+    return transaction.Put(*written_read);
+  });
+  ASSERT_TRUE(written.has_value()) << written.error().message;
+  ASSERT_TRUE(written_read.has_value());
+  EXPECT_EQ(written_read->version, 2);
+  EXPECT_FALSE(missing.has_value());
+
+  std::optional<Object> read;
+  auto read_only = store->Read([&](Transaction& transaction) -> core::Result<void> {
+    auto found = transaction.GetForUpdate("incident", "INC-1");
+    if (!found) return std::unexpected(found.error());
+    read = *found;
+    return {};
+  });
+  ASSERT_TRUE(read_only.has_value()) << read_only.error().message;
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->body["title"], "second");
+  EXPECT_EQ(read->version, 2);
+  EXPECT_EQ(read->body, GetObject(*store, "incident", "INC-1")->body);
+}
+
 TEST_P(StoreContractTest, PutCreatesVersionOne) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
