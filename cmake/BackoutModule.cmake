@@ -26,7 +26,8 @@ set(BACKOUT_EXTERNAL_signals spdlog::spdlog)
 set(BACKOUT_EXTERNAL_checks spdlog::spdlog)
 set(BACKOUT_EXTERNAL_evidence LibArchive::LibArchive spdlog::spdlog PkgConfig::RSVG)
 set(BACKOUT_EXTERNAL_app yaml-cpp spdlog::spdlog OpenSSL::Crypto Threads::Threads)
-set(BACKOUT_EXTERNAL_server PkgConfig::HTTPLIB spdlog::spdlog Threads::Threads CLI11::CLI11)
+set(BACKOUT_EXTERNAL_server PkgConfig::HTTPLIB OpenSSL::SSL spdlog::spdlog Threads::Threads
+    CLI11::CLI11)
 set(BACKOUT_EXTERNAL_cli CLI11::CLI11 spdlog::spdlog yaml-cpp)
 
 # One precompiled header serves every module library and one every module test. A header per

@@ -28,9 +28,9 @@ constexpr std::string_view kKnownRoles[] = {"admin",   "engineering-lead", "devo
 
 // The keys each block accepts. A new block adds its key here, a struct in config.h and a parse
 // step below. A new provider or check kind goes to config_kinds.cc.
-constexpr std::string_view kTopLevelKeys[] = {"listen",        "database", "data_dir", "tls",
-                                              "metrics",       "policy",   "users",    "services",
-                                              "notifications", "signals",  "review",   "ledger"};
+constexpr std::string_view kTopLevelKeys[] = {
+    "listen", "database", "data_dir",      "tls",     "metrics", "http",  "policy",
+    "users",  "services", "notifications", "signals", "review",  "ledger"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
 constexpr std::string_view kMetricsKeys[] = {"token"};
 constexpr std::string_view kPolicyKeys[] = {"separation_of_duties", "decider_roles",
@@ -456,6 +456,11 @@ void ParseTopLevel(ParseContext& context, const YamlValue& root, Config& config)
     auto metrics = ParseMetrics(context, *value);
     if (!metrics) return;
     config.metrics = std::move(*metrics);
+  }
+  if (const YamlValue* value = fields->Find("http")) {
+    auto http = config_internal::ParseHttp(context, *value);
+    if (!http) return;
+    config.http = *http;
   }
   if (const YamlValue* value = fields->Find("policy")) {
     auto policy = ParsePolicy(context, *value);

@@ -37,6 +37,20 @@ struct MetricsConfig {
   std::optional<SecretRef> token;
 };
 
+// The `http` block: limits that keep slow or idle clients from holding the server's request
+// threads. Read at start only.
+struct HttpConfig {
+  // Maximum time a client may take to send one request (line, headers and body), counted from
+  // its first byte. After it the server responds 408 and closes the connection.
+  core::Duration request_timeout = std::chrono::seconds(10);
+  // Maximum time an open connection may wait for its first or next request.
+  core::Duration idle_timeout = std::chrono::seconds(5);
+  // Maximum connections one client address may have open at once. 0 turns the limit off.
+  int64_t max_connections_per_client = 32;
+
+  bool operator==(const HttpConfig&) const = default;
+};
+
 // Requirements for closing an incident, from `policy.closure`. All are on by default.
 struct ClosureRequirements {
   bool root_cause = true;
@@ -284,6 +298,7 @@ struct Config {
   std::filesystem::path data_dir;  // absolute
   std::optional<TlsConfig> tls;
   MetricsConfig metrics;
+  HttpConfig http;
   PolicyConfig policy;
   std::vector<UserConfig> users;
   std::vector<ServiceConfig> services;

@@ -324,6 +324,55 @@ std::optional<NotificationsConfig> ParseNotifications(ParseContext& context,
   return notifications;
 }
 
+namespace {
+
+// Reads a duration of the `http` block, which must lie from 100ms to 1h.
+std::optional<core::Duration> ReadHttpTimeout(YamlReader& reader, const YamlValue& value,
+                                              std::string_view key) {
+  auto duration = reader.Duration(value);
+  if (!duration) return std::nullopt;
+  if (*duration < std::chrono::milliseconds(100) || *duration > std::chrono::hours(1)) {
+    reader.Fail(value, fmt::format("invalid {} '{}': use a duration from 100ms to 1h", key,
+                                   value.node.Scalar()));
+    return std::nullopt;
+  }
+  return duration;
+}
+
+}  // namespace
+
+std::optional<HttpConfig> ParseHttp(ParseContext& context, const YamlValue& value) {
+  static constexpr std::string_view kHttpKeys[] = {"request_timeout", "idle_timeout",
+                                                   "max_connections_per_client"};
+  YamlReader& reader = context.reader;
+  auto fields = reader.Mapping(value, kHttpKeys);
+  if (!fields) return std::nullopt;
+
+  HttpConfig http;
+  if (const YamlValue* timeout = fields->Find("request_timeout")) {
+    auto duration = ReadHttpTimeout(reader, *timeout, "request_timeout");
+    if (!duration) return std::nullopt;
+    http.request_timeout = *duration;
+  }
+  if (const YamlValue* timeout = fields->Find("idle_timeout")) {
+    auto duration = ReadHttpTimeout(reader, *timeout, "idle_timeout");
+    if (!duration) return std::nullopt;
+    http.idle_timeout = *duration;
+  }
+  if (const YamlValue* limit = fields->Find("max_connections_per_client")) {
+    auto number = reader.Integer(*limit);
+    if (!number) return std::nullopt;
+    if (*number < 0) {
+      reader.Fail(*limit, fmt::format("invalid max_connections_per_client {}: use a whole number "
+                                      "of 1 or more, or 0 for no limit",
+                                      *number));
+      return std::nullopt;
+    }
+    http.max_connections_per_client = *number;
+  }
+  return http;
+}
+
 std::optional<core::Duration> ReadReconcileInterval(ParseContext& context, const YamlValue& value) {
   auto interval = context.reader.Duration(value);
   if (!interval) return std::nullopt;

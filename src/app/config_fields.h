@@ -46,6 +46,10 @@ core::Result<ListenAddress> ParseListenAddress(std::string_view text);
 core::Result<std::string> ParseDatabase(std::string_view url,
                                         const std::filesystem::path& base_dir);
 
+// Reads the `http` block: request_timeout and idle_timeout, each from 100ms to 1h, and
+// max_connections_per_client, 0 (no limit) or more.
+std::optional<HttpConfig> ParseHttp(ParseContext& context, const YamlValue& value);
+
 // ---- Reconciliation and notifications -------------------------------------------------------
 
 // Reads the `notifications` block: webhooks with unique names, each URL http(s), each secret a

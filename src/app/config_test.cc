@@ -232,6 +232,46 @@ TEST(ConfigTest, LedgerCheckpointIntervalDefaultsToOneSecond) {
   EXPECT_EQ(config->ledger.checkpoint_interval, core::Duration::zero());
 }
 
+TEST(ConfigTest, HttpLimitsHaveDefaults) {
+  auto config = ParseConfig("services: []\n");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->http.request_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(config->http.idle_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(config->http.max_connections_per_client, 32);
+
+  config = ParseConfig(
+      "services: []\nhttp: {request_timeout: 250ms, idle_timeout: 1m, "
+      "max_connections_per_client: 0}\n");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->http.request_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(config->http.idle_timeout, std::chrono::minutes(1));
+  EXPECT_EQ(config->http.max_connections_per_client, 0);
+}
+
+TEST(ConfigTest, HttpLimitsRejectBadValues) {
+  auto config = ParseConfig("services: []\nhttp: {request_timeout: 50ms}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message,
+              ::testing::HasSubstr("http.request_timeout: invalid request_timeout '50ms': use a "
+                                   "duration from 100ms to 1h"));
+
+  config = ParseConfig("services: []\nhttp: {idle_timeout: 2h}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message,
+              ::testing::HasSubstr("http.idle_timeout: invalid idle_timeout '2h'"));
+
+  config = ParseConfig("services: []\nhttp: {max_connections_per_client: -1}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message,
+              ::testing::HasSubstr("http.max_connections_per_client: invalid "
+                                   "max_connections_per_client -1: use a whole number of 1 or "
+                                   "more, or 0 for no limit"));
+
+  config = ParseConfig("services: []\nhttp: {read_timeout: 5s}\n");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message, ::testing::HasSubstr("http.read_timeout: unknown key"));
+}
+
 TEST(ConfigTest, LedgerCheckpointIntervalRejectsBadValues) {
   auto config = ParseConfig("services: []\nledger: {checkpoint_interval: 2h}\n");
   ASSERT_FALSE(config.has_value());
@@ -390,7 +430,7 @@ TEST_P(BadConfigTest, RejectedWithExactMessage) {
 const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKey", "listen: 127.0.0.1:8470\nlistne: 127.0.0.1:8471\n",
      "backout.yaml:2: listne: unknown key, expected one of: listen, database, data_dir, tls, "
-     "metrics, policy, users, services, notifications, signals, review, ledger"},
+     "metrics, http, policy, users, services, notifications, signals, review, ledger"},
     {"UnknownServiceKey", R"(services:
   - name: checkout
     envirnoment: production

@@ -48,6 +48,15 @@ core::Result<std::optional<TlsFiles>> TlsFilesOf(const app::Config& config) {
   return TlsFiles{.certificate_file = *certificate, .private_key_file = *key};
 }
 
+ConnectionLimits ConnectionLimitsOf(const app::HttpConfig& http) {
+  ConnectionLimits limits;
+  limits.request_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(http.request_timeout);
+  limits.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(http.idle_timeout);
+  limits.max_connections_per_client = static_cast<size_t>(http.max_connections_per_client);
+  return limits;
+}
+
 // Formats a duration in the largest unit of the config syntax (h, m, s, ms) that divides it, or
 // as microseconds, so a log line shows the value as a config file would write it.
 std::string FormatConfigDuration(core::Duration duration) {
@@ -167,7 +176,8 @@ core::Result<std::unique_ptr<ControlPlaneServer>> ControlPlaneServer::Start(
                                  .port = config->listen.port,
                                  .tls = *tls,
                                  .metrics_token = std::move(metrics_token),
-                                 .rate_limit = options.rate_limit};
+                                 .rate_limit = options.rate_limit,
+                                 .connections = ConnectionLimitsOf(config->http)};
   auto settings = app::Settings::Create(*std::move(config), *std::move(providers));
   if (!settings) return std::unexpected(settings.error());
   server->plane_ = std::make_unique<app::ControlPlane>(*server->store_, clock, *settings);
@@ -348,9 +358,10 @@ core::Result<std::string> ControlPlaneServer::Reload(std::string_view loaded_by)
   LogConfigWarnings(*config);
   const auto current = plane_->settings();
   if (config->database != current->config.database ||
-      config->listen.ToString() != current->config.listen.ToString()) {
+      config->listen.ToString() != current->config.listen.ToString() ||
+      config->http != current->config.http) {
     spdlog::warn(
-        "component=server event=reload_partial reason=\"listen and database changes "
+        "component=server event=reload_partial reason=\"listen, database and http changes "
         "take effect at the next start\"");
   }
   auto providers = CreateProviders(*config, clock_);

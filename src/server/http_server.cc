@@ -5,13 +5,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <map>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "server/connections.h"
 #include "server/errors.h"
 #include "server/worker_pool.h"
 
@@ -139,11 +143,19 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
                                                              Metrics& metrics) {
   std::unique_ptr<HttpServer> server(
       new HttpServer(std::move(options), router, std::move(authenticator), clock, metrics));
+  try {
+    server->guard_ =
+        std::make_unique<ConnectionGuard>(server->options_.connections, clock, metrics);
+  } catch (const std::system_error& error) {
+    return core::MakeError(core::ErrorCode::kUnavailable,
+                           "could not set up the HTTP server's connection limits: {}",
+                           error.what());
+  }
 
   if (server->options_.tls) {
     const TlsFiles& tls = *server->options_.tls;
-    auto ssl = std::make_unique<httplib::SSLServer>(tls.certificate_file.c_str(),
-                                                    tls.private_key_file.c_str());
+    auto ssl = std::make_unique<GuardedTlsServer>(tls.certificate_file, tls.private_key_file,
+                                                  *server->guard_);
     if (!ssl->is_valid()) {
       return core::MakeError(core::ErrorCode::kInvalidArgument,
                              "could not load the TLS certificate {} and key {}; check that both "
@@ -152,7 +164,7 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
     }
     server->server_ = std::move(ssl);
   } else {
-    server->server_ = std::make_unique<httplib::Server>();
+    server->server_ = std::make_unique<GuardedServer>(*server->guard_);
   }
 
   httplib::Server& http = *server->server_;
@@ -163,17 +175,17 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
     largest_body = std::max(largest_body, route.max_body_bytes.value_or(0));
   }
   http.set_payload_max_length(largest_body);
-  // Each connection occupies a worker thread while httplib reads it, so a few clients that send
-  // headers and then stall would otherwise occupy cpp-httplib's default pool (8 threads on a
-  // small machine) and starve every other request. Up to 64 threads and a 10 s read timeout
-  // raise that bar; they do not remove it. The threads start as connections arrive, because 64
-  // idle threads kept about 0.5 MiB of stack resident (/proc/PID/smaps of an idle server).
+  // Each open connection occupies a worker thread, also while it waits for a request. Up to 64
+  // threads, the request deadline and the idle timeout (ConnectionLimits) bound how long slow or
+  // idle clients hold them. The threads start as connections arrive, because 64 idle threads
+  // kept about 0.5 MiB of stack resident (/proc/PID/smaps of an idle server).
   http.new_task_queue = [] {
     return new OnDemandThreadPool(
         {.min_threads = 2, .max_threads = 64, .idle_timeout = std::chrono::seconds(30)});
   };
-  http.set_read_timeout(std::chrono::seconds(10));
-  http.set_write_timeout(std::chrono::seconds(30));
+  // GuardedServer reads with its own deadlines. httplib applies the write timeout to each
+  // accepted socket (SO_SNDTIMEO), which bounds a blocking send.
+  http.set_write_timeout(server->options_.connections.write_timeout);
 
   // cpp-httplib 0.11 reads the body of a POST, PUT, PATCH or DELETE without Content-Length or
   // Transfer-Encoding until the connection closes, so `curl -X POST URL` waited for the read
@@ -229,6 +241,8 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
   // give those responses the same error body as every other error.
   http.set_error_handler(httplib::Server::HandlerWithResponse(
       [self](const httplib::Request& request, httplib::Response& response) {
+        // The connection loop sends the 408 for a request cut off at its deadline.
+        if (RequestTimedOut()) return httplib::Server::HandlerResponse::Unhandled;
         if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message(ReasonFor(response.status));
         if (response.status == 413) {
@@ -282,13 +296,22 @@ core::Result<int> HttpServer::Bind() {
                            "no other process uses the port",
                            options_.host, options_.port);
   }
+  const bool widened = tls() ? static_cast<GuardedTlsServer&>(*server_).WidenBacklog()
+                             : static_cast<GuardedServer&>(*server_).WidenBacklog();
+  if (!widened) {
+    spdlog::warn("component=http event=listen_backlog_failed backlog=5 error=\"{}\"",
+                 std::strerror(errno));
+  }
   spdlog::info("component=http event=listening address={}:{} tls={}", options_.host, port, tls());
   return port;
 }
 
 void HttpServer::Serve() { server_->listen_after_bind(); }
 
-void HttpServer::Stop() { server_->stop(); }
+void HttpServer::Stop() {
+  server_->stop();
+  guard_->Stop();
+}
 
 void HttpServer::Dispatch(const httplib::Request& request, httplib::Response& response) {
   std::string route_label = "(unrouted)";

@@ -10,6 +10,7 @@
 #include "app/caller.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "server/connection_limits.h"
 #include "server/metrics.h"
 #include "server/rate_limiter.h"
 #include "server/router.h"
@@ -21,6 +22,8 @@ struct Response;
 }  // namespace httplib
 
 namespace backout::server {
+
+class ConnectionGuard;
 
 struct TlsFiles {
   std::string certificate_file;  // PEM certificate chain
@@ -34,6 +37,7 @@ struct HttpServerOptions {
   std::optional<TlsFiles> tls;
   std::string metrics_token;  // empty: /metrics is public
   RateLimiter::Options rate_limit;
+  ConnectionLimits connections;
 };
 
 // Resolves a bearer token to its user. Returns kUnauthenticated for unknown, revoked or expired
@@ -62,7 +66,8 @@ class HttpServer {
   // is called finish before Serve() returns.
   void Serve();
 
-  // Stops accepting connections. Safe to call from any thread, also before Serve().
+  // Stops accepting connections and closes those that wait for a request. Safe to call from any
+  // thread, also before Serve().
   void Stop();
 
   bool tls() const { return options_.tls.has_value(); }
@@ -93,6 +98,8 @@ class HttpServer {
   // Counts only the rejections of routes with Route::authenticate_sender, so a sender with a
   // wrong webhook credential cannot block users' API calls from the same address.
   RateLimiter webhook_rate_limiter_;
+  // Declared before server_, so it outlives the connections the server runs.
+  std::unique_ptr<ConnectionGuard> guard_;
   std::unique_ptr<httplib::Server> server_;
 };
 

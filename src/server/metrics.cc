@@ -91,6 +91,12 @@ void DeclareServerMetrics(Metrics& metrics) {
   metrics.Declare(kPayloadTooLargeTotal, Metrics::Kind::kCounter,
                   "Requests rejected with 413 because the body exceeded the route's limit, by "
                   "route pattern.");
+  metrics.Declare(kRequestTimeoutsTotal, Metrics::Kind::kCounter,
+                  "Connections closed, with 408 where the request had started, because a request "
+                  "or a TLS handshake was not received within http.request_timeout.");
+  metrics.Declare(kConnectionsRejectedTotal, Metrics::Kind::kCounter,
+                  "Connections closed before their request was read because their client address "
+                  "already had http.max_connections_per_client connections open.");
 }
 
 }  // namespace backout::server

@@ -43,6 +43,8 @@ inline constexpr char kRateLimitedTotal[] = "backout_http_rate_limited_total";
 inline constexpr char kRefusedTotal[] = "backout_http_refused_total";
 inline constexpr char kJobsFinishedTotal[] = "backout_jobs_finished_total";
 inline constexpr char kPayloadTooLargeTotal[] = "backout_http_payload_too_large_total";
+inline constexpr char kRequestTimeoutsTotal[] = "backout_http_request_timeouts_total";
+inline constexpr char kConnectionsRejectedTotal[] = "backout_http_connections_rejected_total";
 
 void DeclareServerMetrics(Metrics& metrics);
 

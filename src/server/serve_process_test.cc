@@ -1,9 +1,13 @@
 // `backout serve` as a separate process: SIGTERM lets a running rollback step finish, then the
-// process exits with status 0.
+// process exits with status 0, and the config's `http` limits reach the server.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -157,6 +161,52 @@ services:
   EXPECT_NE(log.find("event=rollback_finished outcome=rolled_back"), std::string::npos) << log;
   EXPECT_NE(log.find("event=stopped clean=true"), std::string::npos) << log;
   EXPECT_EQ(ReadFile(dir / "live"), "v1\n");
+}
+
+// The `http` block of the config reaches the server: a request that stalls after its request
+// line gets 408 at the configured 300 ms deadline.
+TEST(ServeProcessTest, AppliesHttpRequestTimeout) {
+  testing::TempDir temp;
+  const auto& dir = temp.path();
+  std::ofstream(dir / "backout.yaml") << fmt::format(R"(listen: 127.0.0.1:0
+data_dir: {0}/data
+http:
+  request_timeout: 300ms
+services: []
+)",
+                                                     dir.string());
+  ServeProcess server(dir / "backout.yaml", dir / "server.log");
+  const int port = WaitForPort(dir / "server.log");
+  ASSERT_NE(port, 0) << ReadFile(dir / "server.log");
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string head = "GET /healthz HTTP/1.1\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+
+  // The message names the deadline that ended the request, 300ms here and 10s by default.
+  std::string response;
+  char buffer[4096];
+  pollfd entry{.fd = fd, .events = POLLIN, .revents = 0};
+  while (::poll(&entry, 1, 30000) > 0) {
+    const ssize_t count = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (count <= 0) break;
+    response.append(buffer, static_cast<size_t>(count));
+  }
+  ::close(fd);
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 408 ")) << response;
+  EXPECT_NE(response.find("within 300ms (http.request_timeout)"), std::string::npos) << response;
+  EXPECT_EQ(server.SignalAndWait(SIGTERM, std::chrono::seconds(20)), 0)
+      << ReadFile(dir / "server.log");
+  EXPECT_NE(
+      ReadFile(dir / "server.log").find("event=request_timeout remote=127.0.0.1 timeout=300ms"),
+      std::string::npos)
+      << ReadFile(dir / "server.log");
 }
 
 // Counts the malloc arenas of this process: malloc_info lists each as one <heap nr="N">.
