@@ -698,6 +698,39 @@ TEST_F(EvidenceUseCaseTest, PopulationListsChangesAndRollbacks) {
   EXPECT_NE(csv.find("rollback," + id + "/rollback/"), std::string::npos) << csv;
 }
 
+// Two break-glass rollbacks, each approved afterwards by a different lead: each population row
+// names the lead who approved that rollback, not the latest approval.
+TEST_F(EvidenceUseCaseTest, PopulationNamesEachBreakGlassApprover) {
+  const std::string id = OpenWithChanges();
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  Tick();
+  const RollbackRequest emergency{.emergency = true, .reason = "lead unreachable"};
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, emergency).has_value());
+  RunJobs();
+  Tick();
+  ASSERT_TRUE(plane_->Decide(lead_, id, {.reason = "right call", .retroactive = true}));
+  Tick();
+  FailChecks(temp_.path());
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  WriteFile(temp_.path() / "live", "v2\n", false);
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, emergency).has_value());
+  RunJobs();
+  Tick();
+  ASSERT_TRUE(plane_->Decide(lead2_, id, {.reason = "right call again", .retroactive = true}));
+
+  auto rows = plane_->Population(auditor_, std::nullopt, std::nullopt);
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  std::vector<std::string> deciders;
+  for (const nlohmann::json& row : *rows) {
+    if (row["type"] == "rollback") deciders.push_back(row["decider"].get<std::string>());
+  }
+  ASSERT_EQ(deciders.size(), 2u) << rows->dump(2);
+  EXPECT_EQ(deciders[0], "lead-1");
+  EXPECT_EQ(deciders[1], "lead-2");
+}
+
 TEST_F(EvidenceUseCaseTest, PopulationKeepsToThePeriod) {
   const std::string id = RolledBack();
   const core::Time after = Now();
