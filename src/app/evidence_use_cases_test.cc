@@ -40,6 +40,18 @@ std::string Trim(std::string text) {
   return text;
 }
 
+// decision.json of an incident bundle, parsed.
+nlohmann::json DecisionJson(const std::string& bundle) {
+  auto files = evidence::ReadTarGz(bundle);
+  EXPECT_TRUE(files.has_value()) << files.error().message;
+  if (!files) return nullptr;
+  for (const evidence::ArchiveFile& file : *files) {
+    if (file.path == "decision.json") return nlohmann::json::parse(file.content);
+  }
+  ADD_FAILURE() << "the bundle has no decision.json";
+  return nullptr;
+}
+
 // A control plane over SQLite with one service, checkout, whose runbook and checks are shell
 // scripts, on a manual clock so tests can move time.
 class EvidenceUseCaseTest : public ::testing::Test {
@@ -275,6 +287,165 @@ TEST_F(EvidenceUseCaseTest, ExportWithoutValidationShowsItemThreeMissing) {
   EXPECT_TRUE(report->items[3].present) << report->items[3].detail;
 }
 
+// A failing smoke check makes the next validation find the service not recovered.
+void FailChecks(const std::filesystem::path& dir) {
+  WriteFile(dir / "check.sh", "#!/bin/sh\nexit 1\n", true);
+}
+
+TEST_F(EvidenceUseCaseTest, LaterNoGoKeepsRollbackAuthorized) {
+  const std::string id = RolledBack();
+  FailChecks(temp_.path());
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  auto no_go = plane_->Decide(
+      lead_, id, DecisionRequest{.kind = core::DecisionKind::kNoGo, .reason = "fix forward"});
+  ASSERT_TRUE(no_go.has_value()) << no_go.error().message;
+  ASSERT_EQ(no_go->state, core::IncidentState::kDocumenting);
+
+  auto bundle = plane_->ExportEvidence(auditor_, id);
+  ASSERT_TRUE(bundle.has_value()) << bundle.error().message;
+  auto report = evidence::VerifyBundle(*bundle, {.trusted_key = signer_->public_key()});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->items.size(), 4u);
+  const evidence::EvidenceItem& authorization = report->items[0];
+  EXPECT_TRUE(authorization.present) << authorization.detail;
+  EXPECT_NE(authorization.detail.find("go by lead-1"), std::string::npos) << authorization.detail;
+  EXPECT_NE(authorization.detail.find("later decisions: no_go by lead-1"), std::string::npos)
+      << authorization.detail;
+  EXPECT_TRUE(report->items[1].present) << report->items[1].detail;
+  EXPECT_FALSE(report->items[2].present) << "the service was not recovered";
+
+  const nlohmann::json decision = DecisionJson(*bundle);
+  EXPECT_FALSE(decision["go"].get<bool>());
+  EXPECT_TRUE(decision["approved_digest_matches_assessment"].get<bool>()) << decision.dump(2);
+  ASSERT_EQ(decision["rollback_authorizations"].size(), 1u) << decision.dump(2);
+  const nlohmann::json& rollback = decision["rollback_authorizations"][0];
+  EXPECT_TRUE(rollback["authorized"].get<bool>()) << rollback.dump(2);
+  EXPECT_TRUE(rollback["approved_digest_matches_plan"].get<bool>()) << rollback.dump(2);
+  EXPECT_EQ(rollback["authorized_by"]["kind"], "go");
+  ASSERT_EQ(decision["later_decisions"].size(), 1u) << decision.dump(2);
+  EXPECT_EQ(decision["later_decisions"][0]["kind"], "no_go");
+
+  // The no-go ended the rollback attempts after the validation, so the audit has no
+  // not_recovered finding, and no finding advises a validation that documenting rejects.
+  auto findings = plane_->AuditCheck(auditor_, AuditRequest{.at = Now() + hours(24 * 8)});
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  for (const evidence::AuditFinding& finding : *findings) {
+    EXPECT_NE(finding.rule, "not_recovered") << finding.message;
+    EXPECT_EQ(finding.message.find("incident validate"), std::string::npos) << finding.message;
+    if (finding.rule == "undocumented") {
+      EXPECT_NE(finding.message.find("run `backout incident document " + id + "`"),
+                std::string::npos)
+          << finding.message;
+    }
+  }
+}
+
+// Between the failed validation and the next decision the incident is assessing, which rejects a
+// validation, so the not_recovered finding advises what assessing accepts.
+TEST_F(EvidenceUseCaseTest, NotRecoveredAdviceFollowsState) {
+  const std::string id = RolledBack();
+  auto findings = plane_->AuditCheck(auditor_, AuditRequest{});
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  ASSERT_EQ(findings->size(), 1u) << Join(Rules());
+  EXPECT_EQ((*findings)[0].rule, "not_recovered");
+  EXPECT_NE((*findings)[0].message.find("run `backout incident validate " + id + "`"),
+            std::string::npos)
+      << (*findings)[0].message;
+
+  FailChecks(temp_.path());
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  findings = plane_->AuditCheck(auditor_, AuditRequest{});
+  ASSERT_TRUE(findings.has_value()) << findings.error().message;
+  ASSERT_EQ(findings->size(), 1u) << Join(Rules());
+  const std::string& message = (*findings)[0].message;
+  EXPECT_EQ((*findings)[0].rule, "not_recovered");
+  EXPECT_NE(message.find("found not_recovered"), std::string::npos) << message;
+  EXPECT_NE(message.find("is assessing, which does not accept validate yet"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("`backout incident decide " + id + " --no-go --reason TEXT`"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("; run `backout incident validate"), std::string::npos) << message;
+  EXPECT_NE(message.find("once it is validating, run `backout incident validate " + id + "`"),
+            std::string::npos)
+      << message;
+}
+
+// A decision made before any rollback is the only one to judge: a no-go after a go leaves
+// nothing executed and nothing authorized.
+TEST_F(EvidenceUseCaseTest, NoGoBeforeRollbackLeavesNothingAuthorized) {
+  const std::string id = OpenWithChanges();
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  Tick();
+  ASSERT_TRUE(plane_->Decide(lead_, id, DecisionRequest{.reason = "v2 is broken"}).has_value());
+  Tick();
+  ASSERT_TRUE(
+      plane_
+          ->Decide(lead_, id,
+                   DecisionRequest{.kind = core::DecisionKind::kNoGo, .reason = "the fix is ready"})
+          .has_value());
+  auto bundle = plane_->ExportEvidence(auditor_, id);
+  ASSERT_TRUE(bundle.has_value()) << bundle.error().message;
+  auto report = evidence::VerifyBundle(*bundle, {});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  EXPECT_FALSE(report->items[0].present);
+  EXPECT_NE(report->items[0].detail.find("no rollback was executed, and the latest decision is "
+                                         "the no_go by lead-1"),
+            std::string::npos)
+      << report->items[0].detail;
+  const nlohmann::json decision = DecisionJson(*bundle);
+  EXPECT_TRUE(decision["rollback_authorizations"].empty()) << decision.dump(2);
+  EXPECT_TRUE(decision["later_decisions"].empty()) << decision.dump(2);
+  const auto rules = Rules(Now() + hours(24 * 10));
+  EXPECT_TRUE(rules.empty()) << Join(rules);
+}
+
+// Two rollbacks, each after its own go on its own assessment: each is judged by its own go, and
+// the first one's failed validation is settled by the second one's recovery.
+TEST_F(EvidenceUseCaseTest, EachRollbackJudgedByItsOwnGo) {
+  const std::string id = RolledBack();
+  FailChecks(temp_.path());
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  WriteFile(temp_.path() / "check.sh", "#!/bin/sh\nexit 0\n", true);
+  WriteFile(temp_.path() / "live", "v2\n", false);  // the tool rolled forward again meanwhile
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  Tick();
+  ASSERT_TRUE(plane_->Decide(lead2_, id, DecisionRequest{.reason = "try again"}).has_value());
+  Tick();
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, {}).has_value());
+  RunJobs();
+  Tick();
+  ASSERT_NO_FATAL_FAILURE(FollowUp(id));
+
+  auto bundle = plane_->ExportEvidence(auditor_, id);
+  ASSERT_TRUE(bundle.has_value()) << bundle.error().message;
+  auto report = evidence::VerifyBundle(*bundle, {});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  for (const evidence::EvidenceItem& item : report->items) {
+    EXPECT_TRUE(item.present) << item.number << " " << item.name << ": " << item.detail;
+  }
+  const nlohmann::json decision = DecisionJson(*bundle);
+  ASSERT_EQ(decision["rollback_authorizations"].size(), 2u) << decision.dump(2);
+  const nlohmann::json& first = decision["rollback_authorizations"][0];
+  const nlohmann::json& second = decision["rollback_authorizations"][1];
+  EXPECT_TRUE(first["authorized"].get<bool>()) << first.dump(2);
+  EXPECT_TRUE(second["authorized"].get<bool>()) << second.dump(2);
+  EXPECT_EQ(first["authorized_by"]["decider"], "lead-1");
+  EXPECT_EQ(second["authorized_by"]["decider"], "lead-2");
+  EXPECT_NE(first["authorized_by"]["approved_digest"], second["authorized_by"]["approved_digest"]);
+  EXPECT_TRUE(decision["approved_digest_matches_assessment"].get<bool>());
+  EXPECT_TRUE(decision["later_decisions"].empty()) << decision.dump(2);
+
+  const auto rules = Rules(Now() + hours(24 * 10));
+  EXPECT_TRUE(rules.empty()) << Join(rules);
+}
+
 TEST_F(EvidenceUseCaseTest, ExecutorMayNotExport) {
   const std::string id = RolledBack();
   auto bundle = plane_->ExportEvidence(sre_, id);
@@ -412,6 +583,29 @@ TEST_F(EvidenceUseCaseTest, AuditFindsDecisionAfterStart) {
   EXPECT_TRUE(Has(rules, "decision_after_start")) << Join(rules);
 }
 
+// The decision in force when a rollback started is the one that counts: a no-go between the go and
+// the start withdraws the approval, and a no-go after the start changes nothing.
+TEST_F(EvidenceUseCaseTest, AuditJudgesDecisionInForceAtStart) {
+  const std::string id = RolledBack();
+  auto no_go_at = [&](std::chrono::milliseconds after_go) {
+    EditIncident(id, [&](nlohmann::json& body) {
+      nlohmann::json no_go = body["decisions"][0];
+      const core::Time go_time = core::ParseTime(no_go["time"].get<std::string>()).value();
+      no_go["kind"] = "no_go";
+      no_go["time"] = core::FormatTime(go_time + after_go);
+      body["decisions"] = nlohmann::json::array({body["decisions"][0], no_go});
+    });
+  };
+
+  no_go_at(std::chrono::milliseconds(500));
+  auto rules = Rules();
+  EXPECT_TRUE(Has(rules, "decision_after_start")) << Join(rules);
+
+  no_go_at(std::chrono::hours(1));
+  rules = Rules(Now() + hours(2));
+  EXPECT_FALSE(Has(rules, "decision_after_start")) << Join(rules);
+}
+
 TEST_F(EvidenceUseCaseTest, AuditFindsOverdueActionItemUntilDone) {
   const std::string id = RolledBack();
   ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
@@ -502,6 +696,39 @@ TEST_F(EvidenceUseCaseTest, PopulationListsChangesAndRollbacks) {
   const std::string csv = evidence::PopulationCsv(*rows);
   EXPECT_TRUE(csv.starts_with("type,id,incident,service,")) << csv;
   EXPECT_NE(csv.find("rollback," + id + "/rollback/"), std::string::npos) << csv;
+}
+
+// Two break-glass rollbacks, each approved afterwards by a different lead: each population row
+// names the lead who approved that rollback, not the latest approval.
+TEST_F(EvidenceUseCaseTest, PopulationNamesEachBreakGlassApprover) {
+  const std::string id = OpenWithChanges();
+  ASSERT_TRUE(plane_->Assess(lead_, id, {}).has_value());
+  Tick();
+  const RollbackRequest emergency{.emergency = true, .reason = "lead unreachable"};
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, emergency).has_value());
+  RunJobs();
+  Tick();
+  ASSERT_TRUE(plane_->Decide(lead_, id, {.reason = "right call", .retroactive = true}));
+  Tick();
+  FailChecks(temp_.path());
+  ASSERT_TRUE(plane_->RequestValidation(lead_, id).has_value());
+  RunJobs();
+  Tick();
+  WriteFile(temp_.path() / "live", "v2\n", false);
+  ASSERT_TRUE(plane_->RequestRollback(sre_, id, emergency).has_value());
+  RunJobs();
+  Tick();
+  ASSERT_TRUE(plane_->Decide(lead2_, id, {.reason = "right call again", .retroactive = true}));
+
+  auto rows = plane_->Population(auditor_, std::nullopt, std::nullopt);
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  std::vector<std::string> deciders;
+  for (const nlohmann::json& row : *rows) {
+    if (row["type"] == "rollback") deciders.push_back(row["decider"].get<std::string>());
+  }
+  ASSERT_EQ(deciders.size(), 2u) << rows->dump(2);
+  EXPECT_EQ(deciders[0], "lead-1");
+  EXPECT_EQ(deciders[1], "lead-2");
 }
 
 TEST_F(EvidenceUseCaseTest, PopulationKeepsToThePeriod) {

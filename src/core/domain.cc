@@ -261,6 +261,14 @@ const Decision* Incident::LatestDecision() const {
   return nullptr;
 }
 
+const Decision* Incident::DecisionInForceAt(Time time) const {
+  const Decision* in_force = nullptr;
+  for (const Decision& decision : decisions) {
+    if (!decision.retroactive && decision.time <= time) in_force = &decision;
+  }
+  return in_force;
+}
+
 const Rollback* Incident::LatestRollback() const {
   return rollbacks.empty() ? nullptr : &rollbacks.back();
 }

@@ -394,6 +394,10 @@ struct Incident {
 
   // Returns the latest go or no-go that is not a retroactive approval, or nullptr.
   const Decision* LatestDecision() const;
+  // Returns the decision in force at `time`: the latest go or no-go that is not a retroactive
+  // approval and was made at or before `time`, or nullptr. A rollback is judged by the decision
+  // in force at its request, not by decisions made after it.
+  const Decision* DecisionInForceAt(Time time) const;
   const Rollback* LatestRollback() const;
   const Validation* LatestValidation() const;
 

@@ -425,6 +425,32 @@ TEST(IncidentTest, LatestHelpers) {
   EXPECT_EQ(incident.LatestDecision()->kind, DecisionKind::kGo);
 }
 
+TEST(IncidentTest, DecisionInForceIgnoresLaterOnes) {
+  const Time t0 = At("2026-12-04T10:00:00Z");
+  Incident incident;
+  Decision go = SampleDecision();
+  go.kind = DecisionKind::kGo;
+  go.retroactive = false;
+  go.time = t0;
+  Decision retroactive = go;
+  retroactive.decider = "lead-2";
+  retroactive.retroactive = true;
+  retroactive.time = t0 + std::chrono::minutes(5);
+  Decision no_go = go;
+  no_go.kind = DecisionKind::kNoGo;
+  no_go.time = t0 + std::chrono::minutes(10);
+  incident.decisions = {go, retroactive, no_go};
+
+  EXPECT_EQ(incident.DecisionInForceAt(t0 - std::chrono::seconds(1)), nullptr);
+  ASSERT_NE(incident.DecisionInForceAt(t0), nullptr);
+  EXPECT_EQ(incident.DecisionInForceAt(t0)->kind, DecisionKind::kGo);
+  ASSERT_NE(incident.DecisionInForceAt(t0 + std::chrono::minutes(7)), nullptr);
+  EXPECT_EQ(incident.DecisionInForceAt(t0 + std::chrono::minutes(7))->kind, DecisionKind::kGo);
+  EXPECT_FALSE(incident.DecisionInForceAt(t0 + std::chrono::minutes(7))->retroactive);
+  ASSERT_NE(incident.DecisionInForceAt(t0 + std::chrono::minutes(10)), nullptr);
+  EXPECT_EQ(incident.DecisionInForceAt(t0 + std::chrono::minutes(10))->kind, DecisionKind::kNoGo);
+}
+
 TEST(UserTest, RoleAndServiceLookups) {
   const User user = SampleUser();
   EXPECT_TRUE(user.HasRole(Role::kViewer));

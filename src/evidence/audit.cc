@@ -7,6 +7,8 @@
 
 #include "core/domain.h"
 #include "core/id_order.h"
+#include "core/state_machine.h"
+#include "evidence/audit_advice.h"
 #include "ledger/entry.h"
 #include "ledger/verify.h"
 
@@ -57,6 +59,31 @@ bool Acted(const core::Rollback& rollback) {
   return rollback.outcome == core::RollbackOutcome::kRolledBack ||
          rollback.outcome == core::RollbackOutcome::kSkippedNoop ||
          rollback.outcome == core::RollbackOutcome::kPartial;
+}
+
+// Whether the incident moved on from a rollback that acted without recovering the service. It did
+// when a later rollback's validation found the service recovered, or when a no-go decision made
+// after the rollback's request ended the rollback attempts because the team fixes forward.
+bool Superseded(const core::Incident& incident, const core::Rollback& rollback) {
+  const bool later_no_go = std::ranges::any_of(incident.decisions, [&](const core::Decision& d) {
+    return !d.retroactive && d.kind == core::DecisionKind::kNoGo && d.time > rollback.requested_at;
+  });
+  if (later_no_go) return true;
+  return std::ranges::any_of(incident.validations, [&](const core::Validation& v) {
+    if (v.finding != core::ValidationFinding::kRecovered) return false;
+    auto validated =
+        std::ranges::find(incident.rollbacks, v.rollback_job_id, &core::Rollback::job_id);
+    return validated != incident.rollbacks.end() && validated->requested_at > rollback.requested_at;
+  });
+}
+
+// The last finished validation of rollback `job`, or nullptr.
+const core::Validation* LastValidationOf(const core::Incident& incident, const std::string& job) {
+  const core::Validation* last = nullptr;
+  for (const core::Validation& validation : incident.validations) {
+    if (validation.rollback_job_id == job && validation.finding) last = &validation;
+  }
+  return last;
 }
 
 // The incident as it stood at `at`: later decisions, rollbacks, validations, review and action
@@ -282,48 +309,82 @@ class Auditor {
         std::ranges::any_of(incident.validations, [&](const core::Validation& v) {
           return v.rollback_job_id == job && v.finding == core::ValidationFinding::kRecovered;
         });
-    if (!recovered) {
-      Add("not_recovered", incident.id, job, "",
-          fmt::format("rollback {} ended {}{} but has no `recovered` validation finding; run "
-                      "`backout incident validate {}`",
-                      job, core::RollbackOutcomeName(*rollback.outcome),
-                      rollback.confirmation ? fmt::format(" and {} confirmed that it happened",
-                                                          rollback.confirmation->confirmed_by)
-                                            : std::string(),
-                      incident.id));
+    if (!recovered && !Superseded(incident, rollback)) {
+      Add("not_recovered", incident.id, job, "", NotRecoveredMessage(incident, rollback));
     }
     if (rollback.finished_at && options_.at > *rollback.finished_at + options_.document_within &&
         incident.root_cause.empty()) {
       Add("undocumented", incident.id, job, "",
-          fmt::format("rollback {} ended at {}, more than {} days ago, and incident {} still has "
-                      "no root cause; run `backout incident document {}`",
-                      job, core::FormatTime(*rollback.finished_at),
-                      options_.document_within.count(), incident.id, incident.id));
+          fmt::format(
+              "rollback {} ended at {}, more than {} days ago, and incident {} still has "
+              "no root cause; {}",
+              job, core::FormatTime(*rollback.finished_at), options_.document_within.count(),
+              incident.id,
+              internal::AdviceFor(incident, core::Action::kDocument,
+                                  fmt::format("`backout incident document {}`", incident.id))));
     }
     if (rollback.finished_at && options_.at > *rollback.finished_at + options_.document_within &&
         (incident.review_markdown.empty() ||
          !ReviewCompletedAt(ReviewOf(incident.id), options_.at))) {
       Add("missing_review", incident.id, job, "",
           fmt::format("rollback {} ended more than {} days ago and incident {} has no completed "
-                      "review; write it with `backout review write {}` and complete it with "
-                      "`backout review status {} completed`",
-                      job, options_.document_within.count(), incident.id, incident.id,
-                      incident.id));
+                      "review; {}",
+                      job, options_.document_within.count(), incident.id, ReviewAdvice(incident)));
     }
   }
 
+  // The message of a `not_recovered` finding. Its advice depends on the incident's current state
+  // (the stored one, also under --at), because only that state's actions can be taken now.
+  static std::string NotRecoveredMessage(const core::Incident& incident,
+                                         const core::Rollback& rollback) {
+    const std::string confirmed =
+        rollback.confirmation
+            ? fmt::format(" and {} confirmed that it happened", rollback.confirmation->confirmed_by)
+            : std::string();
+    const core::Validation* validation = LastValidationOf(incident, rollback.job_id);
+    const std::string found = validation != nullptr
+                                  ? fmt::format("its validation {} found {}", validation->job_id,
+                                                core::ValidationFindingName(*validation->finding))
+                                  : std::string("has no `recovered` validation finding");
+    return fmt::format(
+        "rollback {} ended {}{} but {}; {}", rollback.job_id,
+        core::RollbackOutcomeName(*rollback.outcome), confirmed, found,
+        internal::AdviceFor(incident, core::Action::kValidate,
+                            fmt::format("`backout incident validate {}`", incident.id)));
+  }
+
+  // Writing the review needs the documenting state, but its status changes in any state, so a
+  // written review only needs completing.
+  static std::string ReviewAdvice(const core::Incident& incident) {
+    const std::string complete =
+        fmt::format("complete it with `backout review status {} completed`", incident.id);
+    if (!incident.review_markdown.empty()) return complete;
+    return fmt::format("{}, then {}",
+                       internal::AdviceFor(incident, core::Action::kWriteReview,
+                                           fmt::format("`backout review write {}`", incident.id)),
+                       complete);
+  }
+
+  // Judges a rollback by the decision in force when it started, so a decision made after it, such
+  // as a no-go once its validation found the service not recovered, changes nothing.
   void CheckDecisionBeforeStart(const core::Incident& incident, const core::Rollback& rollback) {
     const core::Time start = rollback.started_at.value_or(rollback.requested_at);
-    const bool approved_before = std::ranges::any_of(incident.decisions, [&](const auto& d) {
-      return !d.retroactive && d.kind == core::DecisionKind::kGo && d.time <= start &&
-             (rollback.approver.empty() || d.decider == rollback.approver);
-    });
-    if (!approved_before) {
-      Add("decision_after_start", incident.id, rollback.job_id, rollback.approver,
-          fmt::format("rollback {} started at {} without a go decision made before it; a "
-                      "non-emergency rollback needs its approval first",
-                      rollback.job_id, core::FormatTime(start)));
-    }
+    const core::Decision* in_force = incident.DecisionInForceAt(start);
+    const bool approved_before =
+        in_force != nullptr && in_force->kind == core::DecisionKind::kGo &&
+        (rollback.approver.empty() || in_force->decider == rollback.approver);
+    if (approved_before) return;
+    const std::string latest =
+        in_force == nullptr ? std::string()
+                            : fmt::format(" (the decision in force was {} by {} at {})",
+                                          core::DecisionKindName(in_force->kind), in_force->decider,
+                                          core::FormatTime(in_force->time));
+    Add("decision_after_start", incident.id, rollback.job_id, rollback.approver,
+        fmt::format("rollback {} started at {} without a go decision{} made before it{}; a "
+                    "non-emergency rollback needs its approval first",
+                    rollback.job_id, core::FormatTime(start),
+                    rollback.approver.empty() ? "" : " by its approver " + rollback.approver,
+                    latest));
   }
 
   void CheckBreakGlass(const core::Incident& incident) {

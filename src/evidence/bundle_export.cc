@@ -295,6 +295,20 @@ json DecisionFile(const IncidentRecord& record, const LedgerSelection& selection
   const std::string assessment_digest =
       assessment.is_object() ? assessment.value("digest", "") : std::string();
   const bool go = latest.is_object() && latest.value("kind", "") == "go";
+
+  // Each rollback is judged by the decision in force at its request, so a no-go recorded after a
+  // rollback is listed as a later decision and does not withdraw that rollback's authorization.
+  const json rollbacks = body.value("rollbacks", json::array());
+  json authorizations = json::array();
+  for (const internal::RollbackAuthorization& authorization :
+       internal::AuthorizeRollbacks(decisions, rollbacks)) {
+    authorizations.push_back(
+        {{"job_id", authorization.job_id},
+         {"authorized", authorization.authorized},
+         {"authorized_by", authorization.decision},
+         {"approved_digest_matches_plan", authorization.approved_digest_matches_plan},
+         {"detail", authorization.detail}});
+  }
   return json{{"incident", record.id},
               {"external_ticket", StringOf(body, "external_ticket")},
               {"go", go},
@@ -303,8 +317,10 @@ json DecisionFile(const IncidentRecord& record, const LedgerSelection& selection
               {"retroactive_approvals", retroactive},
               {"assessment", assessment},
               {"approved_digest_matches_assessment",
-               go && !assessment_digest.empty() &&
+               latest.is_object() && !assessment_digest.empty() &&
                    latest.value("approved_digest", "") == assessment_digest},
+              {"rollback_authorizations", authorizations},
+              {"later_decisions", internal::DecisionsAfterLastRollback(decisions, rollbacks)},
               {"policy_in_force", selection.policy_in_force ? *selection.policy_in_force : json()}};
 }
 

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -103,6 +104,29 @@ core::Result<BundleReport> VerifyIncidentFiles(const BundleFiles& files,
 // config/policy-history.json of a period bundle: one item per "policy.loaded" entry among
 // `entries`, in their order, with the policy, the roster and the provider bindings it recorded.
 nlohmann::json PolicyHistory(const std::vector<ledger::Entry>& entries);
+
+// The authorization of one rollback. A non-emergency rollback is judged by the decision in force at
+// its request (the latest go or no-go made at or before it, retroactive approvals aside), which
+// must be a go whose approved digest equals the digest the rollback ran. Decisions made after the
+// request do not change the judgement. A break-glass rollback is judged by the first retroactive
+// approval at or after its request by a lead other than its executor.
+struct RollbackAuthorization {
+  std::string job_id;
+  bool authorized = false;
+  nlohmann::json decision;  // the go in force or the retroactive approval; null when there is none
+  bool approved_digest_matches_plan = false;  // for a non-emergency rollback
+  std::string detail;                         // what authorized the rollback, or what is missing
+};
+
+// Judges each item of `rollbacks` (the incident's rollbacks, or the records of
+// rollback/tool-record.json) against `decisions`, every decision of the incident in order.
+std::vector<RollbackAuthorization> AuthorizeRollbacks(const nlohmann::json& decisions,
+                                                      const nlohmann::json& rollbacks);
+
+// The go and no-go decisions made after the last rollback's request, in order; empty when there is
+// no rollback.
+nlohmann::json DecisionsAfterLastRollback(const nlohmann::json& decisions,
+                                          const nlohmann::json& rollbacks);
 
 // Renders report.html from the other files. Fails only when cmark-gfm, which renders the review,
 // cannot be loaded.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <set>
 
@@ -107,7 +108,9 @@ class BundleTest : public ::testing::Test {
     return incident;
   }
 
-  void Plant(bool validated) {
+  // Stores the incident of MakeIncident(validated), changed by `edit` when given, with its
+  // rollback job and ledger entries.
+  void Plant(bool validated, const std::function<void(core::Incident&)>& edit = {}) {
     auto written = store_->Write([&](store::Transaction& tx) -> core::Result<void> {
       auto job =
           tx.EnqueueJob("rollback", "incident/INC-1",
@@ -122,7 +125,9 @@ class BundleTest : public ::testing::Test {
                         clock_.Now());
       if (!job) return std::unexpected(job.error());
       job_id_ = *job;
-      json body = json(MakeIncident(validated));
+      core::Incident incident = MakeIncident(validated);
+      if (edit) edit(incident);
+      json body = json(incident);
       if (validated) {
         // Fields a Prometheus check records besides the core observation.
         json& observation = body["validations"][0]["observations"][1];
@@ -171,6 +176,23 @@ class BundleTest : public ::testing::Test {
     return bundle.value_or("");
   }
 
+  // The authorization item of the verified bundle of the planted incident after `edit`.
+  EvidenceItem AuthorizationAfter(const std::function<void(core::Incident&)>& edit) {
+    Plant(true, edit);
+    auto report = VerifyBundle(Export(), {});
+    EXPECT_TRUE(report.has_value()) << report.error().message;
+    if (!report || report->items.empty()) return {};
+    return report->items[0];
+  }
+
+  static core::Decision Decided(core::DecisionKind kind, const char* time) {
+    return core::Decision{.kind = kind,
+                          .decider = "lead-1",
+                          .time = At(time),
+                          .reason = "decided in the test",
+                          .approved_digest = std::string(64, 'a')};
+  }
+
   testing::TempDir temp_;
   core::ManualClock clock_{At("2026-12-04T10:00:00Z")};
   std::shared_ptr<ledger::Signer> signer_;
@@ -190,6 +212,59 @@ TEST_F(BundleTest, RoundTripVerifies) {
   for (const EvidenceItem& item : report->items) {
     EXPECT_TRUE(item.present) << item.number << " " << item.name << ": " << item.detail;
   }
+}
+
+// The go at 10:06 authorizes the rollback requested at 10:07; a no-go before that go was
+// overridden by it.
+TEST_F(BundleTest, GoAfterNoGoAuthorizesRollback) {
+  const EvidenceItem item = AuthorizationAfter([](core::Incident& incident) {
+    incident.decisions.insert(incident.decisions.begin(),
+                              Decided(core::DecisionKind::kNoGo, "2026-12-04T10:05:30Z"));
+  });
+  EXPECT_TRUE(item.present) << item.detail;
+  EXPECT_NE(item.detail.find("go by lead-1 at 2026-12-04T10:06:00"), std::string::npos)
+      << item.detail;
+}
+
+TEST_F(BundleTest, LaterNoGoIsShownNotJudged) {
+  const EvidenceItem item = AuthorizationAfter([](core::Incident& incident) {
+    incident.decisions.push_back(Decided(core::DecisionKind::kNoGo, "2026-12-04T10:20:00Z"));
+  });
+  EXPECT_TRUE(item.present) << item.detail;
+  EXPECT_NE(item.detail.find("later decisions: no_go by lead-1 at 2026-12-04T10:20:00"),
+            std::string::npos)
+      << item.detail;
+}
+
+TEST_F(BundleTest, NoGoInForceLeavesRollbackUnauthorized) {
+  const EvidenceItem item = AuthorizationAfter([](core::Incident& incident) {
+    incident.decisions.push_back(Decided(core::DecisionKind::kNoGo, "2026-12-04T10:06:30Z"));
+  });
+  EXPECT_FALSE(item.present) << item.detail;
+  EXPECT_NE(item.detail.find("the decision in force at its request was no_go by lead-1"),
+            std::string::npos)
+      << item.detail;
+}
+
+// The go's approved digest is compared with the digest the rollback ran, not with a later
+// assessment's.
+TEST_F(BundleTest, GoOfOtherDigestLeavesRollbackUnauthorized) {
+  const EvidenceItem item = AuthorizationAfter([](core::Incident& incident) {
+    incident.decisions[0].approved_digest = std::string(64, 'b');
+  });
+  EXPECT_FALSE(item.present) << item.detail;
+  EXPECT_NE(item.detail.find("approved digest " + std::string(64, 'b') +
+                             ", but the rollback ran digest " + std::string(64, 'a')),
+            std::string::npos)
+      << item.detail;
+}
+
+TEST_F(BundleTest, ReassessmentAfterRollbackKeepsItAuthorized) {
+  const EvidenceItem item = AuthorizationAfter([](core::Incident& incident) {
+    incident.assessment->digest = std::string(64, 'd');
+    incident.assessment->assessed_at = At("2026-12-04T10:30:00Z");
+  });
+  EXPECT_TRUE(item.present) << item.detail;
 }
 
 TEST_F(BundleTest, BundleHoldsEveryPart) {

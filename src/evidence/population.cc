@@ -42,9 +42,15 @@ json RollbackRow(const core::Incident& incident, const core::Rollback& rollback,
                  const std::string& from_version) {
   std::string decider = rollback.approver;
   if (rollback.emergency) {
+    // The approval of this rollback is the first retroactive one at or after its request by a lead
+    // other than its executor, as the closure check counts it. A later approval belongs to a later
+    // break-glass rollback.
     for (const core::Decision& decision : incident.decisions) {
-      if (decision.retroactive && decision.time >= rollback.requested_at)
+      if (decision.retroactive && decision.kind == core::DecisionKind::kGo &&
+          decision.time >= rollback.requested_at && decision.decider != rollback.executor) {
         decider = decision.decider;
+        break;
+      }
     }
   }
   std::string validation = "none";

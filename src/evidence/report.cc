@@ -61,15 +61,37 @@ std::string DecisionSection(const json& decision) {
                 Field(item, "retroactive")});
   }
   out += "</table>\n";
+  const json authorizations = decision.value("rollback_authorizations", json::array());
+  if (!authorizations.empty()) {
+    out +=
+        "<p>Each rollback is authorized by the decision in force when it was requested; a "
+        "later decision does not change that.</p>\n<table>\n";
+    out += Row({"rollback", "authorized", "by", "detail"}, "th");
+    for (const json& item : authorizations) {
+      const json by = item.value("authorized_by", json());
+      out += Row({Field(item, "job_id"),
+                  item.value("authorized", false) ? "<span class=\"present\">yes</span>"
+                                                  : "<span class=\"missing\">no</span>",
+                  by.is_object() ? Field(by, "kind") + " by " + Field(by, "decider") : "",
+                  Field(item, "detail")});
+    }
+    out += "</table>\n";
+  }
   const json assessment = decision.value("assessment", json());
+  const json latest = decision.value("decision", json());
   if (assessment.is_object()) {
-    out += fmt::format(
-        "<p>Assessment by {} at {}: target {} ({}); digest <code>{}</code>; the approved digest "
-        "{} it.</p>\n",
-        Field(assessment, "assessed_by"), Field(assessment, "assessed_at"),
-        Field(assessment, "target_version"), Field(assessment, "target_rule"),
-        Field(assessment, "digest"),
-        decision.value("approved_digest_matches_assessment", false) ? "matches" : "does not match");
+    out += fmt::format("<p>Latest assessment by {} at {}: target {} ({}); digest <code>{}</code>.",
+                       Field(assessment, "assessed_by"), Field(assessment, "assessed_at"),
+                       Field(assessment, "target_version"), Field(assessment, "target_rule"),
+                       Field(assessment, "digest"));
+    if (latest.is_object()) {
+      out += fmt::format(" The latest decision ({} by {}) was made on {}.", Field(latest, "kind"),
+                         Field(latest, "decider"),
+                         decision.value("approved_digest_matches_assessment", false)
+                             ? std::string("this digest")
+                             : "digest <code>" + Field(latest, "approved_digest") + "</code>");
+    }
+    out += "</p>\n";
   }
   const json policy = decision.value("policy_in_force", json());
   if (policy.is_object()) {
