@@ -11,7 +11,7 @@ packages=(
   libsqlite3-dev sqlite3 libpq-dev postgresql
   libgit2-dev libarchive-dev libkainjow-mustache-dev
   libcmark-gfm-dev libcmark-gfm-extensions-dev librsvg2-dev
-  clang-format curl openssl awscli wrk python3
+  clang-format lld curl openssl awscli wrk python3
   prometheus prometheus-alertmanager
   openssh-server
 )
