@@ -434,7 +434,10 @@ std::optional<HttpResponse> HttpServer::AuthenticateSender(const Route& route,
   // credentials always goes on, and a blocked sender gets 429 instead of 401.
   // NOTE: a blocked sender still gets through with a right guess, so a client that ignores 429
   // can keep guessing. Only the length of the webhook credential stops that.
-  if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
+  // Credentials that could not be checked (kUnavailable: the secret cannot be read) count as
+  // failed too, so a guesser is limited the same way while the secret is missing.
+  if (authenticated.error().code == core::ErrorCode::kUnauthenticated ||
+      authenticated.error().code == core::ErrorCode::kUnavailable) {
     if (auto limited = RateLimited(webhook_rate_limiter_, sender.remote_address)) return limited;
     webhook_rate_limiter_.RecordFailure(sender.remote_address);
   }
