@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <string>
 
@@ -336,6 +338,39 @@ TEST(ConfigTest, LoadRejectsFolder) {
   ASSERT_FALSE(config.has_value());
   EXPECT_EQ(config.error().message, "cannot read config file " + dir.path().string() +
                                         ": it is a folder, give the YAML file's path");
+}
+
+TEST(ConfigTest, LoadRejectsDevice) {
+  auto config = Config::Load("/dev/zero");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(config.error().message,
+            "config file /dev/zero is not a regular file; give the path of the YAML file");
+}
+
+// A FIFO without a writer is rejected at once instead of blocking the open.
+TEST(ConfigTest, LoadRejectsFifo) {
+  backout::testing::TempDir dir;
+  const std::filesystem::path path = dir.path() / "backout.yaml";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto config = Config::Load(path);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message, ::testing::HasSubstr("is not a regular file"));
+}
+
+TEST(ConfigTest, LoadRejectsFileOverLimit) {
+  backout::testing::TempDir dir;
+  const std::filesystem::path path = dir.path() / "backout.yaml";
+  {
+    std::ofstream out(path);
+    const std::string comment = "# " + std::string(1022, 'x') + "\n";
+    for (int i = 0; i < 4 * 1024 + 1; ++i) out << comment;
+  }
+  auto config = Config::Load(path);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_THAT(config.error().message,
+              ::testing::HasSubstr("is larger than 4194304 bytes, the maximum for a config file"));
 }
 
 TEST(ConfigTest, KubernetesProviderLoads) {
