@@ -418,6 +418,25 @@ TEST(CliChecksErrorTest, ConfigNotRegularFileExitsTwo) {
   }
 }
 
+// Every list command rejects a --limit that is negative or past 2^64-1, before any request.
+TEST(CliChecksErrorTest, ListLimitOutOfRangeExitsTwo) {
+  testing::TempDir folder;
+  const std::vector<std::vector<std::string>> commands = {
+      {"incident", "list"}, {"service", "list"}, {"notification", "list"}};
+  for (const auto& command : commands) {
+    for (const std::string value : {"-1", "99999999999999999999999"}) {
+      std::vector<std::string> args = command;
+      args.insert(args.end(), {"--limit", value});
+      // Port 9 on loopback (discard) keeps a command that passed the check away from any server.
+      const CliResult listed =
+          RunCli(args, {{"BACKOUT_TOKEN", "unused"}, {"BACKOUT_URL", "http://127.0.0.1:9"}},
+                 folder.path());
+      ASSERT_CLI_EXIT(listed, 2);
+      EXPECT_TRUE(Contains(listed.err, "--limit: " + value + " is")) << listed.err;
+    }
+  }
+}
+
 TEST(CliChecksErrorTest, ActionAddEmptyValueIsNamed) {
   testing::TempDir folder;
   const std::map<std::string, std::string> environment = {
