@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "app/config_fields.h"
@@ -508,6 +509,14 @@ core::Result<YAML::Node> LoadDocument(std::string_view text, std::string_view di
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion& error) {
+    // yaml-cpp's message for this is "bad file", which hides the cause. depth() is the limit
+    // the parser reached, 500 levels in yaml-cpp 0.7.
+    return core::MakeError(ErrorCode::kInvalidArgument,
+                           "{}:{}: invalid YAML: nested too deeply, past the parser's maximum of "
+                           "{} levels; a config file needs fewer than 10",
+                           display_name, error.mark.is_null() ? 1 : error.mark.line + 1,
+                           error.depth());
   } catch (const YAML::Exception& error) {
     return core::MakeError(ErrorCode::kInvalidArgument, "{}:{}: invalid YAML: {}", display_name,
                            error.mark.is_null() ? 1 : error.mark.line + 1, error.msg);

@@ -340,6 +340,16 @@ TEST(ConfigTest, LoadRejectsFolder) {
                                         ": it is a folder, give the YAML file's path");
 }
 
+TEST(ConfigTest, DeepNestingNamesLimit) {
+  std::string text = "users: ";
+  text += std::string(600, '[') + std::string(600, ']') + "\n";
+  auto config = Config::Parse(text, "backout.yaml", "/etc/backout");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message,
+              ::testing::StartsWith("backout.yaml:1: invalid YAML: nested too deeply, past the "
+                                    "parser's maximum of 500 levels"));
+}
+
 TEST(ConfigTest, LoadRejectsDevice) {
   auto config = Config::Load("/dev/zero");
   ASSERT_FALSE(config.has_value());
@@ -611,6 +621,12 @@ users:
     provider: {kind: command, run: /opt/rollback}
 )",
      "backout.yaml:3: services[0].provider.run: expected a list, got a string"},
+    {"NumberWhereListExpected", "users: 5\n",
+     "backout.yaml:1: users: expected a list, got a number"},
+    {"BooleanWhereListExpected", "users: true\n",
+     "backout.yaml:1: users: expected a list, got a boolean"},
+    {"QuotedNumberWhereListExpected", "users: '5'\n",
+     "backout.yaml:1: users: expected a list, got a string"},
     {"ListWhereMappingExpected", "policy: [separation_of_duties]\n",
      "backout.yaml:1: policy: expected a mapping, got a list"},
     {"EmptyValue", "listen:\ndata_dir: /srv\n",
