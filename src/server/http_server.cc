@@ -479,11 +479,11 @@ std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
 void HttpServer::CountTooLarge(const httplib::Request& request, const std::string& route,
                                size_t limit) {
   metrics_.Increment(kPayloadTooLargeTotal, {{"route", route}});
-  spdlog::warn(
-      "component=http event=payload_too_large method={} route={} remote={} content_length={} "
-      "limit={}",
-      request.method, route, request.remote_addr, request.get_header_value("Content-Length"),
-      limit);
+  // A chunked body has no Content-Length, so the line says how the body came instead.
+  const std::string length = request.get_header_value("Content-Length");
+  spdlog::warn("component=http event=payload_too_large method={} route={} remote={} {} limit={}",
+               request.method, route, request.remote_addr,
+               length.empty() ? "transfer_encoding=chunked" : "content_length=" + length, limit);
 }
 
 std::optional<HttpResponse> HttpServer::RateLimited(RateLimiter& limiter,
