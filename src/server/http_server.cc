@@ -8,6 +8,8 @@
 #include <chrono>
 #include <exception>
 #include <map>
+#include <optional>
+#include <set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -94,6 +96,23 @@ bool IsUtf8(const std::string& text) {
   } catch (const nlohmann::json::type_error&) {
     return false;
   }
+}
+
+// Returns the name, as sent, of a `name=value` pair that appears twice in the query string of
+// `target`, or std::nullopt when none does.
+std::optional<std::string> RepeatedQueryPair(std::string_view target) {
+  const size_t question = target.find('?');
+  if (question == std::string_view::npos) return std::nullopt;
+  std::set<std::string_view> seen;
+  std::string_view rest = target.substr(question + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    if (!seen.insert(pair).second) return std::string(pair.substr(0, pair.find('=')));
+  }
+  return std::nullopt;
 }
 
 std::string_view CodeForStatus(int status) {
@@ -364,6 +383,12 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                                      content_type));
   }
 
+  // httplib drops a repeat of the same `name=value` text before request.params is filled, so an
+  // exact repeat is found in the raw query string, and a repeat with another value below.
+  if (auto repeated = RepeatedQueryPair(request.target)) {
+    return ErrorResponse(400, "invalid_argument",
+                         fmt::format("query parameter `{}` is given more than once", *repeated));
+  }
   std::map<std::string, std::string> query;
   for (const auto& [name, value] : request.params) {
     if (!query.emplace(name, value).second) {

@@ -298,6 +298,19 @@ TEST_F(HttpServerTest, MissingRequiredQueryParameterIs400) {
   EXPECT_EQ(present->status, 200) << present->body;
 }
 
+// A repeated parameter is rejected whether or not the values differ.
+TEST_F(HttpServerTest, RepeatedQueryParameterIs400) {
+  Start({});
+  for (const std::string target :
+       {"/api/v1/proofs?entry=3&entry=3", "/api/v1/proofs?entry=3&entry=4"}) {
+    auto result = Client().Get(target);
+    ExpectError(result, 400, "invalid_argument");
+    EXPECT_EQ(json::parse(result->body)["error"]["message"],
+              "query parameter `entry` is given more than once")
+        << target;
+  }
+}
+
 // A number past what the parameter can hold is named as too large, with the maximum.
 TEST_F(HttpServerTest, OversizedIntegerParameterNamesMaximum) {
   Start({});
