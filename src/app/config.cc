@@ -7,7 +7,12 @@
 #include <sstream>
 #include <system_error>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "app/config_fields.h"
@@ -19,6 +24,11 @@ namespace backout::app {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The largest config file Load reads, 4 MiB. A config with thousands of services fits well
+// under it. yaml-cpp needed about 4 bytes of memory per byte of a 100 MB YAML file, so the
+// parse of a file at the limit should stay under 20 MB (an estimate from that one file).
+constexpr size_t kMaxConfigFileBytes = size_t{4} << 20;
 using config_internal::CheckName;
 using config_internal::ParseContext;
 using core::ErrorCode;
@@ -504,6 +514,14 @@ core::Result<YAML::Node> LoadDocument(std::string_view text, std::string_view di
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion& error) {
+    // yaml-cpp's message for this is "bad file", which hides the cause. depth() is the limit
+    // the parser reached, 500 levels in yaml-cpp 0.7.
+    return core::MakeError(ErrorCode::kInvalidArgument,
+                           "{}:{}: invalid YAML: nested too deeply, past the parser's maximum of "
+                           "{} levels; a config file needs fewer than 10",
+                           display_name, error.mark.is_null() ? 1 : error.mark.line + 1,
+                           error.depth());
   } catch (const YAML::Exception& error) {
     return core::MakeError(ErrorCode::kInvalidArgument, "{}:{}: invalid YAML: {}", display_name,
                            error.mark.is_null() ? 1 : error.mark.line + 1, error.msg);
@@ -563,25 +581,54 @@ core::Result<Config> Config::Parse(std::string_view text, std::string_view displ
 }
 
 core::Result<Config> Config::Load(const fs::path& path) {
-  std::error_code status_error;
-  if (fs::is_directory(path, status_error)) {
-    return core::MakeError(ErrorCode::kInvalidArgument,
-                           "cannot read config file {}: it is a folder, give the YAML file's path",
-                           path.string());
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
+  // O_NONBLOCK keeps the open of a FIFO from waiting for a writer. fstat then rejects anything
+  // that is not a regular file, such as /dev/zero, which would otherwise be read without end.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
     std::error_code error(errno, std::generic_category());
     return core::MakeError(ErrorCode::kNotFound, "cannot open config file {}: {}", path.string(),
                            error.message());
   }
-  std::ostringstream content;
-  content << file.rdbuf();
-  if (file.bad()) {
+  struct stat info {};
+  const bool stat_failed = ::fstat(fd, &info) != 0;
+  if (stat_failed || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    if (!stat_failed && S_ISDIR(info.st_mode)) {
+      return core::MakeError(
+          ErrorCode::kInvalidArgument,
+          "cannot read config file {}: it is a folder, give the YAML file's path", path.string());
+    }
+    return core::MakeError(ErrorCode::kInvalidArgument,
+                           "config file {} is not a regular file; give the path of the YAML file",
+                           path.string());
+  }
+
+  // Reads at most one byte past the limit, so a file that grows while it is read stays bounded.
+  std::string content;
+  char buffer[65536];
+  bool read_failed = false;
+  while (content.size() <= kMaxConfigFileBytes) {
+    const ssize_t count = ::read(fd, buffer, sizeof(buffer));
+    if (count == 0) break;
+    if (count < 0) {
+      if (errno == EINTR) continue;
+      read_failed = true;
+      break;
+    }
+    content.append(buffer, static_cast<size_t>(count));
+  }
+  ::close(fd);
+  if (read_failed) {
     return core::MakeError(ErrorCode::kInvalidArgument, "cannot read config file {}",
                            path.string());
   }
-  return Parse(content.str(), path.string(), path.parent_path());
+  if (content.size() > kMaxConfigFileBytes) {
+    return core::MakeError(ErrorCode::kInvalidArgument,
+                           "config file {} is larger than {} bytes, the maximum for a config file; "
+                           "check that the path names the config file",
+                           path.string(), kMaxConfigFileBytes);
+  }
+  return Parse(content, path.string(), path.parent_path());
 }
 
 const ServiceConfig* Config::FindService(std::string_view name) const {

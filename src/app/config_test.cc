@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <string>
 
@@ -378,6 +380,49 @@ TEST(ConfigTest, LoadRejectsFolder) {
                                         ": it is a folder, give the YAML file's path");
 }
 
+TEST(ConfigTest, DeepNestingNamesLimit) {
+  std::string text = "users: ";
+  text += std::string(600, '[') + std::string(600, ']') + "\n";
+  auto config = Config::Parse(text, "backout.yaml", "/etc/backout");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message,
+              ::testing::StartsWith("backout.yaml:1: invalid YAML: nested too deeply, past the "
+                                    "parser's maximum of 500 levels"));
+}
+
+TEST(ConfigTest, LoadRejectsDevice) {
+  auto config = Config::Load("/dev/zero");
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(config.error().message,
+            "config file /dev/zero is not a regular file; give the path of the YAML file");
+}
+
+// A FIFO without a writer is rejected at once instead of blocking the open.
+TEST(ConfigTest, LoadRejectsFifo) {
+  backout::testing::TempDir dir;
+  const std::filesystem::path path = dir.path() / "backout.yaml";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto config = Config::Load(path);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_THAT(config.error().message, ::testing::HasSubstr("is not a regular file"));
+}
+
+TEST(ConfigTest, LoadRejectsFileOverLimit) {
+  backout::testing::TempDir dir;
+  const std::filesystem::path path = dir.path() / "backout.yaml";
+  {
+    std::ofstream out(path);
+    const std::string comment = "# " + std::string(1022, 'x') + "\n";
+    for (int i = 0; i < 4 * 1024 + 1; ++i) out << comment;
+  }
+  auto config = Config::Load(path);
+  ASSERT_FALSE(config.has_value());
+  EXPECT_EQ(config.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_THAT(config.error().message,
+              ::testing::HasSubstr("is larger than 4194304 bytes, the maximum for a config file"));
+}
+
 TEST(ConfigTest, KubernetesProviderLoads) {
   auto config = Config::Parse(R"(services:
   - name: checkout
@@ -616,6 +661,12 @@ users:
     provider: {kind: command, run: /opt/rollback}
 )",
      "backout.yaml:3: services[0].provider.run: expected a list, got a string"},
+    {"NumberWhereListExpected", "users: 5\n",
+     "backout.yaml:1: users: expected a list, got a number"},
+    {"BooleanWhereListExpected", "users: true\n",
+     "backout.yaml:1: users: expected a list, got a boolean"},
+    {"QuotedNumberWhereListExpected", "users: '5'\n",
+     "backout.yaml:1: users: expected a list, got a string"},
     {"ListWhereMappingExpected", "policy: [separation_of_duties]\n",
      "backout.yaml:1: policy: expected a mapping, got a list"},
     {"EmptyValue", "listen:\ndata_dir: /srv\n",

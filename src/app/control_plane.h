@@ -239,7 +239,9 @@ class ControlPlane {
 
   // Checks a webhook request against `signals.alertmanager`: the bearer token from the
   // Authorization header, or the HMAC-SHA256 signature ("sha256=HEX") of `body`. kNotFound
-  // when the receiver is not configured, kUnauthenticated when neither matches.
+  // when the receiver is not configured, kUnauthenticated when neither matches, kUnavailable
+  // when the secret to check against cannot be read (the message names its key and path, so it
+  // belongs in the server log and not in a response).
   core::Result<void> AuthenticateSignalSender(std::string_view authorization,
                                               std::string_view signature,
                                               std::string_view body) const;

@@ -42,6 +42,16 @@ bool HasBearerScheme(std::string_view authorization) {
   return true;
 }
 
+// The receiver's secret `key` could not be read, so no credentials can be checked. kUnavailable:
+// the file or variable may come back, and the sender should retry. The message names the key
+// and the reference, with its path, for the server log only.
+core::Error UnreadableSecret(std::string_view key, const core::Error& cause) {
+  return core::Error{.code = core::ErrorCode::kUnavailable,
+                     .message = fmt::format("{}: {}; fix the secret and the receiver works again "
+                                            "without a reload",
+                                            key, cause.message)};
+}
+
 std::string HmacSha256Hex(std::string_view key, std::string_view body) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -381,16 +391,20 @@ core::Result<void> ControlPlane::AuthenticateSignalSender(std::string_view autho
                            "to the config and reload");
   }
   if (receiver->bearer_token && HasBearerScheme(authorization)) {
-    BACKOUT_TRY(std::string token, receiver->bearer_token->Resolve());
-    if (ConstantTimeEquals(authorization.substr(kBearerPrefix.size()), token)) return {};
+    auto token = receiver->bearer_token->Resolve();
+    if (!token)
+      return std::unexpected(UnreadableSecret("signals.alertmanager.bearer_token", token.error()));
+    if (ConstantTimeEquals(authorization.substr(kBearerPrefix.size()), *token)) return {};
     return core::MakeError(core::ErrorCode::kUnauthenticated,
                            "the bearer token is not the receiver's; check the http_config of "
                            "Alertmanager's webhook_config");
   }
   if (receiver->hmac_secret && signature.starts_with(kSignaturePrefix)) {
-    BACKOUT_TRY(std::string secret, receiver->hmac_secret->Resolve());
+    auto secret = receiver->hmac_secret->Resolve();
+    if (!secret)
+      return std::unexpected(UnreadableSecret("signals.alertmanager.hmac_secret", secret.error()));
     if (ConstantTimeEquals(signature.substr(kSignaturePrefix.size()),
-                           HmacSha256Hex(secret, body))) {
+                           HmacSha256Hex(*secret, body))) {
       return {};
     }
     return core::MakeError(core::ErrorCode::kUnauthenticated,

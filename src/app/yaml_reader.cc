@@ -1,6 +1,7 @@
 #include "app/yaml_reader.h"
 
 #include <charconv>
+#include <regex>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,20 @@ int LineOf(const YAML::Node& node, int fallback) {
   return node.Mark().line + 1;
 }
 
+// Names the YAML 1.2 core schema type of a scalar: a quoted scalar is a string, and a plain one
+// is a boolean or a number when it is spelled as one. yaml-cpp keeps every scalar as text.
+std::string_view ScalarTypeName(const YAML::Node& node) {
+  if (node.Tag() == "!") return "a string";
+  static const std::regex kBoolean("true|True|TRUE|false|False|FALSE");
+  static const std::regex kNumber(
+      "[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|"
+      "[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)");
+  const std::string& text = node.Scalar();
+  if (std::regex_match(text, kBoolean)) return "a boolean";
+  if (std::regex_match(text, kNumber)) return "a number";
+  return "a string";
+}
+
 std::string_view TypeName(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map:
@@ -22,7 +37,7 @@ std::string_view TypeName(const YAML::Node& node) {
     case YAML::NodeType::Sequence:
       return "a list";
     case YAML::NodeType::Scalar:
-      return "a string";
+      return ScalarTypeName(node);
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       break;

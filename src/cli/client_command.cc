@@ -257,8 +257,19 @@ CLI::Validator LimitValidator() {
       [](std::string& text) -> std::string {
         // strtoull, which CLI11 converts with, skips leading white space before the sign.
         const size_t first = text.find_first_not_of(" \t\n\v\f\r");
-        if (first == std::string::npos || text[first] != '-') return "";
-        return fmt::format("{} is negative; give 0 to show all or a positive count", text);
+        if (first == std::string::npos) return "";
+        if (text[first] == '-') {
+          return fmt::format("{} is negative; give 0 to show all or a positive count", text);
+        }
+        // strtoull saturates a value past 2^64-1 to the maximum, which would show everything.
+        uint64_t limit = 0;
+        const char* digits = text.data() + first + (text[first] == '+' ? 1 : 0);
+        const auto [end, error] = std::from_chars(digits, text.data() + text.size(), limit);
+        if (error == std::errc::result_out_of_range) {
+          return fmt::format("{} is too large; give 0 to show all or a count up to {}", text,
+                             std::numeric_limits<uint64_t>::max());
+        }
+        return "";
       },
       "COUNT", "count");
 }

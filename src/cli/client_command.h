@@ -108,8 +108,9 @@ void CheckPeriodOrder(const std::string& from, const std::string& to);
 // Filter options use the default because an empty filter would match everything.
 CLI::Validator NonEmptyValidator(std::string fix = "give a value or leave the option out");
 
-// Rejects a negative value of a `--limit` option. CLI11 2.1.2 converts an unsigned option with
-// strtoull, which wraps "-1" to the largest value, so the command would show everything.
+// Rejects a negative value of a `--limit` option, and one over 2^64-1. CLI11 2.1.2 converts an
+// unsigned option with strtoull, which wraps "-1" and saturates a larger value to the largest
+// value, so the command would show everything.
 CLI::Validator LimitValidator();
 
 // Accepts a whole number from 0 to 2^64-1 (a ledger sequence number or tree size). Rejects signs,

@@ -149,6 +149,18 @@ TEST(LimitValidatorTest, RejectsNegativeLimit) {
     }
   }
 
+  CLI::App too_large;
+  size_t large_limit = 0;
+  too_large.add_option("--limit", large_limit)->check(LimitValidator());
+  try {
+    Parse(too_large, {"--limit", "99999999999999999999999"});
+    FAIL() << "--limit 99999999999999999999999 was accepted";
+  } catch (const CLI::ValidationError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              "--limit: 99999999999999999999999 is too large; give 0 to show all or a count up "
+              "to 18446744073709551615");
+  }
+
   CLI::App accepting;
   size_t limit = 0;
   accepting.add_option("--limit", limit)->check(LimitValidator());

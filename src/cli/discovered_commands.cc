@@ -146,6 +146,7 @@ void AddNotificationList(CLI::App& notification, int& exit_status) {
   command->add_flag("--failed", flags->failed,
                     "Only deliveries dead-lettered after their last attempt");
   command->add_option("--limit", flags->limit, "Show at most this many; 0 shows all")
+      ->check(LimitValidator())
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     const std::string path =

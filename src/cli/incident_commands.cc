@@ -160,6 +160,7 @@ void AddIncidentList(CLI::App& incident, int& exit_status) {
                    "Show only incidents in this state, e.g. assessing or closed")
       ->check(NonEmptyValidator());
   command->add_option("--limit", flags->limit, "Show at most this many incidents; 0 shows all")
+      ->check(LimitValidator())
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     const std::string path =

@@ -25,6 +25,7 @@ void AddServiceList(CLI::App& service, int& exit_status) {
   auto* command = service.add_subcommand(
       "list", "List the services in the server config with their provider and deploy freeze");
   command->add_option("--limit", flags->limit, "Show at most this many services; 0 shows all")
+      ->check(LimitValidator())
       ->capture_default_str();
   SetClientCallback(*command, flags->client, exit_status, [flags](ClientContext& context) {
     return PrintList(context, context.api.GetAll("/api/v1/services", flags->limit),

@@ -389,6 +389,37 @@ TEST_F(ApiServerTest, ReloadLogsConfigWarnings) {
       << logs;
 }
 
+// A chunked body over the limit has no Content-Length, so the log line names the encoding instead
+// of an empty content_length.
+TEST_F(ApiServerTest, ChunkedBodyTooLargeLogsEncoding) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  const std::string piece(64 * 1024, ' ');
+  size_t sent = 0;
+  auto answer = Client(lead_token_)
+                    .Post(
+                        "/api/v1/incidents",
+                        [&](size_t, httplib::DataSink& sink) {
+                          if (sent > (size_t{2} << 20)) {
+                            sink.done();
+                            return true;
+                          }
+                          sent += piece.size();
+                          return sink.write(piece.data(), piece.size());
+                        },
+                        "application/json");
+  spdlog::set_default_logger(previous);
+  const std::string logs = captured.str();
+
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 413) << answer->body;
+  EXPECT_NE(logs.find("event=payload_too_large"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("transfer_encoding=chunked"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("content_length="), std::string::npos) << logs;
+}
+
 // ledger.checkpoint_interval is read at start only, so a reload that changes it warns instead of
 // changing the interval silently.
 TEST_F(ApiServerTest, ReloadWarnsCheckpointIntervalKept) {
@@ -865,6 +896,64 @@ TEST_F(ApiServerDefaultLimitTest, WebhookTokenCheckedBeforeMediaType) {
               401, "bearer token is not the receiver's");
   ExpectError(Client("right-token").Post("/api/v1/signals/alertmanager", "alerts", "text/plain"),
               415, "the request body must be JSON");
+}
+
+// A missing secret file gets 503 without its path, so Alertmanager retries. The log names the key
+// once per interval, and the attempts are still rate-limited.
+TEST_F(ApiServerDefaultLimitTest, UnreadableWebhookSecretAnswers503) {
+  const std::string missing = (temp_.path() / "secrets" / "missing-token").string();
+  std::ofstream(temp_.path() / "backout.yaml", std::ios::app)
+      << "signals:\n  alertmanager:\n    bearer_token: file:" << missing << "\n";
+  auto reloaded = Client(admin_token_).Post("/api/v1/config/reload", "{}", "application/json");
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  const std::string body = R"({"version":"4","alerts":[]})";
+  for (int i = 0; i < rate_limit_burst_; ++i) {
+    auto answer =
+        Client("any-token").Post("/api/v1/signals/alertmanager", body, "application/json");
+    ExpectError(answer, 503, "secret cannot be read");
+    if (answer) {
+      EXPECT_EQ(answer->body.find("missing-token"), std::string::npos) << answer->body;
+    }
+  }
+  ExpectError(Client("any-token").Post("/api/v1/signals/alertmanager", body, "application/json"),
+              429, "rate_limited");
+  spdlog::set_default_logger(previous);
+
+  const std::string logs = captured.str();
+  size_t lines = 0;
+  for (size_t at = 0; (at = logs.find("event=webhook_secret_unreadable", at)) != std::string::npos;
+       ++at) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << logs;
+  EXPECT_NE(logs.find("signals.alertmanager.bearer_token"), std::string::npos) << logs;
+  // The rate-limited attempt counts too, because the receiver reads the secret before the limiter.
+  EXPECT_EQ(server_->metrics().Value(kSignalWebhooksRejectedTotal, {{"reason", "unavailable"}}),
+            rate_limit_burst_ + 1);
+}
+
+// The quotes inside a rejected delivery's error are escaped, so the logfmt value stays one value.
+TEST_F(ApiServerDefaultLimitTest, InvalidWebhookLogEscapesQuotes) {
+  ASSERT_NO_FATAL_FAILURE(ConfigureWebhookToken());
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured)));
+  auto answer = Client("right-token")
+                    .Post("/api/v1/signals/alertmanager", R"({"alerts":[]})", "application/json");
+  spdlog::set_default_logger(previous);
+  const std::string logs = captured.str();
+
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 400) << answer->body;
+  EXPECT_NE(logs.find("reason=invalid"), std::string::npos) << logs;
+  EXPECT_NE(logs.find(R"(expected the string \"4\")"), std::string::npos) << logs;
 }
 
 // The scheme name of the Authorization header is case-insensitive.

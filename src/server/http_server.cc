@@ -10,6 +10,8 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <optional>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -98,6 +100,23 @@ bool IsUtf8(const std::string& text) {
   } catch (const nlohmann::json::type_error&) {
     return false;
   }
+}
+
+// Returns the name, as sent, of a `name=value` pair that appears twice in the query string of
+// `target`, or std::nullopt when none does.
+std::optional<std::string> RepeatedQueryPair(std::string_view target) {
+  const size_t question = target.find('?');
+  if (question == std::string_view::npos) return std::nullopt;
+  std::set<std::string_view> seen;
+  std::string_view rest = target.substr(question + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    if (!seen.insert(pair).second) return std::string(pair.substr(0, pair.find('=')));
+  }
+  return std::nullopt;
 }
 
 std::string_view CodeForStatus(int status) {
@@ -387,6 +406,12 @@ HttpResponse HttpServer::Answer(const httplib::Request& request, std::string& ro
                                      content_type));
   }
 
+  // httplib drops a repeat of the same `name=value` text before request.params is filled, so an
+  // exact repeat is found in the raw query string, and a repeat with another value below.
+  if (auto repeated = RepeatedQueryPair(request.target)) {
+    return ErrorResponse(400, "invalid_argument",
+                         fmt::format("query parameter `{}` is given more than once", *repeated));
+  }
   std::map<std::string, std::string> query;
   for (const auto& [name, value] : request.params) {
     if (!query.emplace(name, value).second) {
@@ -457,7 +482,10 @@ std::optional<HttpResponse> HttpServer::AuthenticateSender(const Route& route,
   // credentials always goes on, and a blocked sender gets 429 instead of 401.
   // NOTE: a blocked sender still gets through with a right guess, so a client that ignores 429
   // can keep guessing. Only the length of the webhook credential stops that.
-  if (authenticated.error().code == core::ErrorCode::kUnauthenticated) {
+  // Credentials that could not be checked (kUnavailable: the secret cannot be read) count as
+  // failed too, so a guesser is limited the same way while the secret is missing.
+  if (authenticated.error().code == core::ErrorCode::kUnauthenticated ||
+      authenticated.error().code == core::ErrorCode::kUnavailable) {
     if (auto limited = RateLimited(webhook_rate_limiter_, sender.remote_address)) return limited;
     webhook_rate_limiter_.RecordFailure(sender.remote_address);
   }
@@ -499,11 +527,11 @@ std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
 void HttpServer::CountTooLarge(const httplib::Request& request, const std::string& route,
                                size_t limit) {
   metrics_.Increment(kPayloadTooLargeTotal, {{"route", route}});
-  spdlog::warn(
-      "component=http event=payload_too_large method={} route={} remote={} content_length={} "
-      "limit={}",
-      request.method, route, request.remote_addr, request.get_header_value("Content-Length"),
-      limit);
+  // A chunked body has no Content-Length, so the line says how the body came instead.
+  const std::string length = request.get_header_value("Content-Length");
+  spdlog::warn("component=http event=payload_too_large method={} route={} remote={} {} limit={}",
+               request.method, route, request.remote_addr,
+               length.empty() ? "transfer_encoding=chunked" : "content_length=" + length, limit);
 }
 
 std::optional<HttpResponse> HttpServer::RateLimited(RateLimiter& limiter,

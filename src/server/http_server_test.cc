@@ -298,6 +298,29 @@ TEST_F(HttpServerTest, MissingRequiredQueryParameterIs400) {
   EXPECT_EQ(present->status, 200) << present->body;
 }
 
+// A repeated parameter is rejected whether or not the values differ.
+TEST_F(HttpServerTest, RepeatedQueryParameterIs400) {
+  Start({});
+  for (const std::string target :
+       {"/api/v1/proofs?entry=3&entry=3", "/api/v1/proofs?entry=3&entry=4"}) {
+    auto result = Client().Get(target);
+    ExpectError(result, 400, "invalid_argument");
+    EXPECT_EQ(json::parse(result->body)["error"]["message"],
+              "query parameter `entry` is given more than once")
+        << target;
+  }
+}
+
+// A number past what the parameter can hold is named as too large, with the maximum.
+TEST_F(HttpServerTest, OversizedIntegerParameterNamesMaximum) {
+  Start({});
+  auto result = Client().Get("/api/v1/proofs?entry=99999999999999999999");
+  ExpectError(result, 400, "invalid_argument");
+  EXPECT_EQ(json::parse(result->body)["error"]["message"],
+            "query parameter `entry` is too large: the maximum is 9223372036854775807, got "
+            "\"99999999999999999999\"");
+}
+
 TEST_F(HttpServerTest, HandlerErrorMapsToStatus) {
   Start({});
   auto result = Client().Get("/api/v1/things/T-9");

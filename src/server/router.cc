@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -76,6 +77,12 @@ core::Result<void> CheckIntegerParameter(const std::string& name, const std::str
   int64_t number = 0;
   const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
   const bool parsed = error == std::errc() && end == value.data() + value.size();
+  if (digits_only && !value.empty() && !leading_zero && error == std::errc::result_out_of_range) {
+    const int64_t maximum = schema.maximum.value_or(std::numeric_limits<int64_t>::max());
+    return core::MakeError(core::ErrorCode::kInvalidArgument,
+                           "query parameter `{}` is too large: the maximum is {}, got \"{}\"", name,
+                           maximum, value);
+  }
   if (!digits_only || leading_zero || !parsed || number < minimum ||
       (schema.maximum && number > *schema.maximum)) {
     return core::MakeError(core::ErrorCode::kInvalidArgument,

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <spdlog/spdlog.h>
 
@@ -21,6 +22,18 @@ namespace {
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
+
+// Rejects a path that is not a regular file, such as a device or a FIFO, as a usage error
+// before the config loader opens it. Config::Load checks again for a reload.
+CLI::Validator RegularFileValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        struct stat info {};
+        if (::stat(text.c_str(), &info) != 0 || S_ISREG(info.st_mode)) return "";
+        return fmt::format("{} is not a regular file; give the path of the YAML file", text);
+      },
+      "FILE", "regular file");
+}
 
 // Runs the server until SIGTERM or SIGINT. The signals are blocked in every thread and taken
 // here with sigwait, so no handler runs at an arbitrary point of another thread.
@@ -98,7 +111,10 @@ void AddConfigCommand(CLI::App& app, int& exit_status) {
       "Load a configuration file as `serve` does, without starting the server, and print its "
       "errors and warnings. Secrets are checked as references, not read. Exit status: 0 valid "
       "(warnings included), 1 invalid, 2 usage error");
-  check->add_option("FILE", *path, "YAML configuration file")->required()->check(CLI::ExistingFile);
+  check->add_option("FILE", *path, "YAML configuration file")
+      ->required()
+      ->check(CLI::ExistingFile)
+      ->check(RegularFileValidator());
   check->callback([path, &exit_status] {
     auto loaded = app::Config::Load(*path);
     if (!loaded) {
@@ -126,7 +142,8 @@ void AddServeCommand(CLI::App& app, std::function<int()>& run_serve) {
       "reloads the configuration)");
   serve->add_option("--config", options->config_path, "YAML configuration file to load")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->check(RegularFileValidator());
   serve
       ->add_option("--workers", options->workers,
                    "Number of job worker threads that run rollbacks and validations")

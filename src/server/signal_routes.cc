@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/logfmt.h"
 #include "server/api_json.h"
 #include "server/errors.h"
 #include "server/log_throttle.h"
@@ -87,7 +88,8 @@ json IntakeJson(const app::SignalIntake& intake) {
 // Checks the sender's credentials over the exact bytes received. The server runs this before any
 // other check of the request, and the handler only after it passed.
 core::Result<void> AuthenticateAlertmanager(app::ControlPlane& plane, Metrics& metrics,
-                                            LogThrottle& rejected_log, const HttpRequest& request) {
+                                            LogThrottle& rejected_log, LogThrottle& secret_log,
+                                            const HttpRequest& request) {
   auto authenticated =
       plane.AuthenticateSignalSender(HeaderOf(request, "authorization"),
                                      HeaderOf(request, "x-backout-signature"), request.raw_body);
@@ -102,6 +104,20 @@ core::Result<void> AuthenticateAlertmanager(app::ControlPlane& plane, Metrics& m
             "not_logged_since_last={}",
             request.remote_address, *held_back);
       }
+    }
+    if (authenticated.error().code == core::ErrorCode::kUnavailable) {
+      // The receiver's secret cannot be read. The log names the key and the reference, which
+      // holds a server path; the sender learns only that it should retry.
+      metrics.Increment(kSignalWebhooksRejectedTotal, {{"reason", "unavailable"}});
+      if (auto held_back = secret_log.Admit("secret")) {
+        spdlog::error(
+            "component=signals event=webhook_secret_unreadable not_logged_since_last={} "
+            "error=\"{}\"",
+            *held_back, core::LogfmtEscape(authenticated.error().message));
+      }
+      return core::MakeError(core::ErrorCode::kUnavailable,
+                             "the receiver cannot check credentials now because its secret "
+                             "cannot be read; retry later, and see the server log for the cause");
     }
     return std::unexpected(authenticated.error());
   }
@@ -124,7 +140,7 @@ core::Result<HttpResponse> ReceiveAlertmanager(app::ControlPlane& plane, Metrics
   if (!payload) {
     metrics.Increment(kSignalWebhooksRejectedTotal, {{"reason", "invalid"}});
     spdlog::warn("component=signals event=webhook_rejected reason=invalid remote={} error=\"{}\"",
-                 request.remote_address, payload.error().message);
+                 request.remote_address, core::LogfmtEscape(payload.error().message));
     return std::unexpected(payload.error());
   }
 
@@ -149,7 +165,8 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
                   "Alerts received by the Alertmanager webhook, by result: recorded, duplicate, "
                   "resolved, invalid, or truncated (dropped by Alertmanager's max_alerts).");
   metrics.Declare(kSignalWebhooksRejectedTotal, Metrics::Kind::kCounter,
-                  "Alertmanager webhooks rejected, by reason: unauthenticated or invalid.");
+                  "Alertmanager webhooks rejected, by reason: unauthenticated, invalid, or "
+                  "unavailable (the receiver's secret cannot be read).");
 
   const auto settings = plane.settings();
   const auto& receiver = settings->config.signals.alertmanager;
@@ -182,9 +199,11 @@ void AddSignalRoutes(Router& router, app::ControlPlane& plane, Metrics& metrics)
       .authenticate_sender =
           [&plane, &metrics,
            rejected_log = std::make_shared<LogThrottle>(
+               plane.clock(), LogThrottle::Options{.interval = kRejectedLogInterval}),
+           secret_log = std::make_shared<LogThrottle>(
                plane.clock(), LogThrottle::Options{.interval = kRejectedLogInterval})](
               const HttpRequest& request) -> core::Result<void> {
-        return AuthenticateAlertmanager(plane, metrics, *rejected_log, request);
+        return AuthenticateAlertmanager(plane, metrics, *rejected_log, *secret_log, request);
       }});
 
   router.Add(Route{

@@ -4,6 +4,8 @@
 // `evidence verify` separates a bundle that failed (1) from one it could not open (3).
 // It also covers empty filters and values, empty periods, and attachments and key files over
 // their limits.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -399,6 +401,40 @@ TEST(CliChecksErrorTest, ConfigCheckPrintsWarningsAndErrors) {
   EXPECT_TRUE(
       Contains(invalid.err, "error: " + config.string() + ":3: services[0].provider.timeout: "))
       << invalid.err;
+}
+
+// A config path that is not a regular file is a usage error, for `config check` and `serve`.
+TEST(CliChecksErrorTest, ConfigNotRegularFileExitsTwo) {
+  testing::TempDir folder;
+  const std::filesystem::path fifo = folder.path() / "backout.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {std::string("/dev/zero"), fifo.string()}) {
+    const CliResult checked = RunCli({"config", "check", path}, {}, folder.path());
+    ASSERT_CLI_EXIT(checked, 2);
+    EXPECT_TRUE(Contains(checked.err, path + " is not a regular file")) << checked.err;
+    const CliResult served = RunCli({"serve", "--config", path}, {}, folder.path());
+    ASSERT_CLI_EXIT(served, 2);
+    EXPECT_TRUE(Contains(served.err, path + " is not a regular file")) << served.err;
+  }
+}
+
+// Every list command rejects a --limit that is negative or past 2^64-1, before any request.
+TEST(CliChecksErrorTest, ListLimitOutOfRangeExitsTwo) {
+  testing::TempDir folder;
+  const std::vector<std::vector<std::string>> commands = {
+      {"incident", "list"}, {"service", "list"}, {"notification", "list"}};
+  for (const auto& command : commands) {
+    for (const std::string value : {"-1", "99999999999999999999999"}) {
+      std::vector<std::string> args = command;
+      args.insert(args.end(), {"--limit", value});
+      // Port 9 on loopback (discard) keeps a command that passed the check away from any server.
+      const CliResult listed =
+          RunCli(args, {{"BACKOUT_TOKEN", "unused"}, {"BACKOUT_URL", "http://127.0.0.1:9"}},
+                 folder.path());
+      ASSERT_CLI_EXIT(listed, 2);
+      EXPECT_TRUE(Contains(listed.err, "--limit: " + value + " is")) << listed.err;
+    }
+  }
 }
 
 TEST(CliChecksErrorTest, ActionAddEmptyValueIsNamed) {
