@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -302,6 +303,14 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions o
 }
 
 core::Result<int> HttpServer::Bind() {
+  // cpp-httplib 0.11's default options set SO_REUSEPORT, with which a second server binds the
+  // same port and the kernel splits connections between the two. SO_REUSEADDR alone still lets
+  // a restart bind while old connections linger in TIME_WAIT, but not while another socket
+  // listens on the port.
+  server_->set_socket_options([](socket_t socket) {
+    int yes = 1;
+    ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   int port = options_.port;
   if (port == 0) {
     port = server_->bind_to_any_port(options_.host);

@@ -167,6 +167,30 @@ class HttpServerTest : public ::testing::Test {
   int port_ = 0;
 };
 
+// A second server on a port in use fails to bind instead of sharing it (SO_REUSEPORT would let
+// the kernel split connections between the two).
+TEST_F(HttpServerTest, SecondServerOnUsedPortFailsToBind) {
+  Start({});
+  // A response shows the first server accepting, so TearDown's Stop() cannot come before it.
+  auto first = Client(false).Get("/healthz");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
+
+  HttpServerOptions options;
+  options.port = port_;
+  auto second = HttpServer::Create(
+      options, router_,
+      [](std::string_view) -> core::Result<app::Caller> {
+        return core::MakeError(core::ErrorCode::kUnauthenticated, "no tokens here");
+      },
+      clock_, metrics_);
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  auto bound = (*second)->Bind();
+  ASSERT_FALSE(bound.has_value()) << "a second server bound port " << port_;
+  EXPECT_NE(bound.error().message.find("no other process uses the port"), std::string::npos)
+      << bound.error().message;
+}
+
 TEST_F(HttpServerTest, PublicRouteNeedsNoToken) {
   Start({});
   auto result = Client(false).Get("/healthz");
