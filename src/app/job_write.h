@@ -10,8 +10,8 @@ namespace backout::app {
 // Transactions WriteForJob runs for one call at most: the first and the retries after conflicts.
 inline constexpr int kJobWriteAttempts = 10;
 
-// Runs `body` in one write transaction on behalf of the job that holds `lease`. The transaction
-// first checks the lease's fencing token, so a worker that lost its lease commits nothing; that
+// Runs `body` in one write transaction on behalf of the job that owns `lease`. The transaction
+// first checks the lease's fencing token, so a worker that lost its lease commits nothing. That
 // kConflict is returned at once, without calling `body`.
 //
 // Any other kConflict (an object changed since the transaction read it, a PostgreSQL

@@ -536,7 +536,7 @@ std::optional<HttpResponse> HttpServer::CheckAccess(const Route& route,
 void HttpServer::CountTooLarge(const httplib::Request& request, const std::string& route,
                                size_t limit) {
   metrics_.Increment(kPayloadTooLargeTotal, {{"route", route}});
-  // A chunked body has no Content-Length, so the line says how the body came instead.
+  // A chunked body has no Content-Length, so the line records its transfer encoding instead.
   const std::string length = request.get_header_value("Content-Length");
   spdlog::warn("component=http event=payload_too_large method={} route={} remote={} {} limit={}",
                request.method, route, request.remote_addr,
